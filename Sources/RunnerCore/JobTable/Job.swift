@@ -1,0 +1,53 @@
+import Foundation
+
+/// One validated entry of the job table, with `defaults:` already merged in.
+public struct Job: Sendable {
+    public enum Action: Sendable, Equatable {
+        case agent(AgentKind, AgentOptions)
+        /// An argv run without a shell.
+        case command([String])
+    }
+
+    public enum Overlap: String, Sendable, CaseIterable {
+        /// A new slot is recorded as skipped while the job still has a live run.
+        case skip
+        case allow
+    }
+
+    public struct Retries: Sendable, Equatable {
+        public var max: Int
+        public var backoff: Duration
+        public var maxBackoff: Duration
+
+        public static let standard = Retries(max: 3, backoff: .seconds(30), maxBackoff: .seconds(600))
+    }
+
+    public let name: String
+    public let action: Action
+    public let schedule: Schedule
+    public let timeout: Duration
+    public let overlap: Overlap
+    /// How late a slot may still be started.
+    public let catchup: Duration
+    public let retries: Retries
+    /// Another database for the agent's own data; nil means the ledger's database.
+    public let database: String?
+    public let pingURL: String?
+    /// Where the job is defined in its file.
+    public let line: Int
+
+    public var timeZone: TimeZone { schedule.timeZone }
+
+    public static let defaultTimeout: Duration = .seconds(600)
+    public static let defaultCatchup: Duration = .seconds(3600)
+}
+
+/// The whole job table, jobs in file order.
+public struct JobTable: Sendable {
+    public let path: String
+    public let jobs: [Job]
+
+    public func job(named name: String) -> Job? {
+        jobs.first { $0.name == name }
+    }
+}

@@ -1,0 +1,459 @@
+import Foundation
+import Yams
+
+/// Reads `jobs.yaml` into a validated ``JobTable``, or reports every problem with its line and column.
+public struct JobTableLoader: Sendable {
+    public var environment: [String: String]
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.environment = environment
+    }
+
+    /// The file named by `--config`, else `RUNNER_CONFIG`, else `./jobs.yaml`.
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let path = environment["RUNNER_CONFIG"], !path.isEmpty { return path }
+        return "jobs.yaml"
+    }
+
+    public func load(path: String) throws(JobTableError) -> JobTable {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw JobTableError(
+                path: path,
+                diagnostics: [
+                    ConfigDiagnostic(line: 1, column: 1, message: "cannot read the file: \(Self.reason(error))")
+                ])
+        }
+        return try load(text: text, path: path)
+    }
+
+    public func load(text: String, path: String) throws(JobTableError) -> JobTable {
+        var reader = JobTableReader(environment: EnvironmentExpander(environment: environment))
+        let jobs = reader.read(text)
+        guard reader.diagnostics.isEmpty else {
+            let sorted = reader.diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
+            throw JobTableError(path: path, diagnostics: sorted)
+        }
+        return JobTable(path: path, jobs: jobs)
+    }
+
+    private static func reason(_ error: Error) -> String {
+        let nsError = error as NSError
+        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError,
+            let message = String(validatingCString: strerror(Int32(underlying.code)))
+        {
+            return message
+        }
+        return nsError.localizedDescription
+    }
+}
+
+/// The walk over the YAML node tree; collects diagnostics instead of stopping at the first.
+struct JobTableReader {
+    let environment: EnvironmentExpander
+    var diagnostics: [ConfigDiagnostic] = []
+    /// Placeholder key → (original key, line of its first definition).
+    private var duplicates: [String: (key: String, firstLine: Int)] = [:]
+
+    init(environment: EnvironmentExpander) {
+        self.environment = environment
+    }
+
+    private struct Defaults {
+        var timeZone = TimeZone(identifier: "UTC")!
+        var timeout = Job.defaultTimeout
+        var overlap = Job.Overlap.skip
+        var catchup = Job.defaultCatchup
+        var retries = Job.Retries.standard
+    }
+
+    mutating func read(_ original: String) -> [Job] {
+        let (text, starDiagnostics) = YAMLPreflight.quoteStarValues(in: original)
+        diagnostics += starDiagnostics
+        guard let root = compose(text) else { return [] }
+        guard let mapping = root.mapping else {
+            error(at: root, "the file must be a mapping with the keys defaults and jobs")
+            return []
+        }
+        var defaults = Defaults()
+        var jobsNode: Node?
+        for (keyNode, value) in mapping {
+            guard let key = name(of: keyNode, expected: ["defaults", "jobs"], at: "the top level") else { continue }
+            if key == "defaults" { defaults = readDefaults(value) } else { jobsNode = value }
+        }
+        guard let jobsNode else {
+            error(at: root, "missing \"jobs:\": the file must list at least one job under jobs:")
+            return []
+        }
+        guard let jobsMapping = jobsNode.mapping, !jobsMapping.isEmpty else {
+            error(at: jobsNode, "jobs: must be a mapping of job names to jobs, with at least one job")
+            return []
+        }
+        var jobs: [Job] = []
+        for (keyNode, value) in jobsMapping {
+            let raw = keyNode.string ?? ""
+            if let duplicate = duplicates[raw] {
+                error(
+                    at: keyNode,
+                    "duplicate job name \"\(duplicate.key)\" (first defined at line \(duplicate.firstLine))")
+                continue
+            }
+            guard Self.isValidJobName(raw) else {
+                error(
+                    at: keyNode,
+                    "job name \"\(raw)\" must start with a letter or digit and use only letters, digits, "
+                        + "'-', '_' and '.' (at most 64 characters)")
+                continue
+            }
+            if let job = readJob(named: raw, keyNode: keyNode, value, defaults: defaults) { jobs.append(job) }
+        }
+        return jobs
+    }
+
+    static func isValidJobName(_ name: String) -> Bool {
+        guard let first = name.first, first.isASCII, first.isLetter || first.isNumber, name.count <= 64 else {
+            return false
+        }
+        return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+    }
+
+    // MARK: - Parsing
+
+    /// Parses the text, renaming repeated keys so that every repeat is reported, not only the first.
+    private mutating func compose(_ start: String) -> Node? {
+        var text = start
+        var placeholders = 0
+        for _ in 0..<100 {
+            do {
+                return try Yams.compose(yaml: text)
+            } catch let YamlError.duplicatedKeysInMapping(keys, context) {
+                var progressed = false
+                for key in keys {
+                    let (patched, renamed) = YAMLPreflight.renameDuplicates(
+                        of: key, firstLine: context.mark.line, column: context.mark.column, in: text,
+                        nextPlaceholder: &placeholders)
+                    text = patched
+                    for (placeholder, _) in renamed {
+                        duplicates[placeholder] = (key, context.mark.line)
+                        progressed = true
+                    }
+                }
+                if !progressed {
+                    diagnostics.append(
+                        ConfigDiagnostic(
+                            line: context.mark.line, column: context.mark.column,
+                            message: "duplicate key \(keys.map { "\"\($0)\"" }.joined(separator: ", "))"))
+                    return nil
+                }
+            } catch let yamlError as YamlError {
+                diagnostics.append(Self.diagnostic(for: yamlError))
+                return nil
+            } catch {
+                diagnostics.append(ConfigDiagnostic(line: 1, column: 1, message: "cannot parse YAML: \(error)"))
+                return nil
+            }
+        }
+        return nil
+    }
+
+    private static func diagnostic(for error: YamlError) -> ConfigDiagnostic {
+        switch error {
+        case .scanner(let context, let problem, let mark, _),
+            .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let where_ = context.map { " (\($0.text) at line \($0.mark.line))" } ?? ""
+            return ConfigDiagnostic(
+                line: mark.line, column: mark.column, message: "YAML syntax error: \(problem)\(where_)")
+        case .reader(let problem, _, _, _):
+            return ConfigDiagnostic(line: 1, column: 1, message: "cannot read YAML: \(problem)")
+        default:
+            return ConfigDiagnostic(line: 1, column: 1, message: "cannot parse YAML: \(error)")
+        }
+    }
+
+    // MARK: - Sections
+
+    private mutating func readDefaults(_ node: Node) -> Defaults {
+        var defaults = Defaults()
+        guard let mapping = mappingOrEmpty(node, what: "defaults:") else { return defaults }
+        let keys = ["timezone", "timeout", "overlap", "catchup", "retries"]
+        for (keyNode, value) in mapping {
+            guard let key = name(of: keyNode, expected: keys, at: "defaults") else { continue }
+            let context = "defaults, key \"\(key)\""
+            switch key {
+            case "timezone": if let zone = timeZone(value, context) { defaults.timeZone = zone }
+            case "timeout": if let timeout = timeout(value, context) { defaults.timeout = timeout }
+            case "overlap": if let overlap = overlap(value, context) { defaults.overlap = overlap }
+            case "catchup": if let catchup = catchup(value, context) { defaults.catchup = catchup }
+            default: defaults.retries = retries(value, over: defaults.retries, context: "defaults")
+            }
+        }
+        return defaults
+    }
+
+    private mutating func readJob(named name: String, keyNode: Node, _ node: Node, defaults: Defaults) -> Job? {
+        guard let mapping = node.mapping else {
+            error(at: node, "job \"\(name)\" must be a mapping with agent: or command:, and schedule:")
+            return nil
+        }
+        let keys = [
+            "agent", "command", "schedule", "timezone", "timeout", "overlap", "catchup", "retries", "with",
+            "database", "ping_url",
+        ]
+        var values: [String: Node] = [:]
+        var keyNodes: [String: Node] = [:]
+        for (childKey, value) in mapping {
+            guard let key = self.name(of: childKey, expected: keys, at: "job \"\(name)\"") else { continue }
+            values[key] = value
+            keyNodes[key] = childKey
+        }
+        let before = diagnostics.count
+        func context(_ key: String) -> String { "job \"\(name)\", key \"\(key)\"" }
+
+        var action: Job.Action?
+        switch (values["agent"], values["command"]) {
+        case (nil, nil):
+            error(at: keyNode, "job \"\(name)\" needs either agent: (one of \(Self.agentList)) or command: [argv...]")
+        case (.some, .some):
+            error(at: keyNodes["command"]!, "job \"\(name)\" has both agent: and command:; keep one")
+        case (let agentNode?, nil):
+            if let kind = agent(agentNode, context("agent")) {
+                action = .agent(kind, options(values["with"], for: kind, job: name))
+            }
+        case (nil, let commandNode?):
+            if let with = keyNodes["with"] {
+                error(at: with, "job \"\(name)\": with: holds agent options, and this is a command job")
+            }
+            if let argv = command(commandNode, context("command")) { action = .command(argv) }
+        }
+
+        let zone = values["timezone"].flatMap { timeZone($0, context("timezone")) } ?? defaults.timeZone
+        var schedule: Schedule?
+        if let scheduleNode = values["schedule"] {
+            schedule = self.schedule(scheduleNode, zone: zone, context("schedule"))
+        } else {
+            error(at: keyNode, "job \"\(name)\" needs schedule: (a cron expression such as \"*/30 * * * *\")")
+        }
+        let timeout = values["timeout"].flatMap { self.timeout($0, context("timeout")) } ?? defaults.timeout
+        let overlap = values["overlap"].flatMap { self.overlap($0, context("overlap")) } ?? defaults.overlap
+        let catchup = values["catchup"].flatMap { self.catchup($0, context("catchup")) } ?? defaults.catchup
+        let retries = values["retries"].map { self.retries($0, over: defaults.retries, context: "job \"\(name)\"") }
+        let database = values["database"].flatMap { string($0, context("database")) }
+        let pingURL = values["ping_url"].flatMap { self.pingURL($0, context("ping_url")) }
+
+        guard diagnostics.count == before, let action, let schedule else { return nil }
+        return Job(
+            name: name, action: action, schedule: schedule, timeout: timeout, overlap: overlap, catchup: catchup,
+            retries: retries ?? defaults.retries, database: database?.isEmpty == false ? database : nil,
+            pingURL: pingURL?.isEmpty == false ? pingURL : nil, line: keyNode.mark?.line ?? 1)
+    }
+
+    private static var agentList: String {
+        AgentKind.allCases.map(\.rawValue).joined(separator: ", ")
+    }
+
+    // MARK: - Values
+
+    private mutating func agent(_ node: Node, _ context: String) -> AgentKind? {
+        guard let text = string(node, context) else { return nil }
+        guard let kind = AgentKind(rawValue: text) else {
+            error(at: node, "unknown agent \"\(text)\" (expected one of \(Self.agentList))")
+            return nil
+        }
+        return kind
+    }
+
+    private mutating func options(_ node: Node?, for kind: AgentKind, job: String) -> AgentOptions {
+        guard let node, let mapping = mappingOrEmpty(node, what: "job \"\(job)\", with:") else { return AgentOptions() }
+        var options = AgentOptions()
+        let types = kind.optionTypes
+        for (keyNode, value) in mapping {
+            guard
+                let key = name(
+                    of: keyNode, expected: types.keys.sorted(), at: "job \"\(job)\", with: (agent \(kind.rawValue))")
+            else { continue }
+            let context = "job \"\(job)\", key \"with.\(key)\""
+            switch types[key]! {
+            case .duration:
+                if let duration = positiveDuration(value, context) { options.values[key] = .duration(duration) }
+            case .string:
+                if let text = string(value, context) { options.values[key] = .string(text) }
+            case .positiveInteger:
+                if let text = string(value, context) {
+                    if let number = Int(text), number >= 1 {
+                        options.values[key] = .integer(number)
+                    } else {
+                        error(at: value, "\(context): expected a whole number of at least 1, got \"\(text)\"")
+                    }
+                }
+            }
+        }
+        return options
+    }
+
+    private mutating func command(_ node: Node, _ context: String) -> [String]? {
+        guard let sequence = node.sequence else {
+            error(
+                at: node,
+                "\(context): expected a list of arguments such as [\"psql\", \"-c\", \"VACUUM ANALYZE\"] "
+                    + "(it runs without a shell)")
+            return nil
+        }
+        var argv: [String] = []
+        for item in sequence {
+            guard let text = string(item, context) else { return nil }
+            argv.append(text)
+        }
+        guard let program = argv.first, !program.isEmpty else {
+            error(at: node, "\(context): the list is empty; name the program to run first")
+            return nil
+        }
+        return argv
+    }
+
+    private mutating func schedule(_ node: Node, zone: TimeZone, _ context: String) -> Schedule? {
+        guard let text = string(node, context) else { return nil }
+        do {
+            return try Schedule(parsing: text, timeZone: zone)
+        } catch {
+            self.error(at: node, "\(context): \"\(text)\": \(error.message)")
+            return nil
+        }
+    }
+
+    private mutating func timeZone(_ node: Node, _ context: String) -> TimeZone? {
+        guard let text = string(node, context) else { return nil }
+        guard let zone = TimeZone(identifier: text) else {
+            error(at: node, "\(context): unknown time zone \"\(text)\" (expected an IANA name such as Europe/London)")
+            return nil
+        }
+        return zone
+    }
+
+    private mutating func timeout(_ node: Node, _ context: String) -> Duration? {
+        positiveDuration(node, context)
+    }
+
+    private mutating func catchup(_ node: Node, _ context: String) -> Duration? {
+        guard let duration = positiveDuration(node, context) else { return nil }
+        guard duration >= .seconds(60) else {
+            error(at: node, "\(context): must be at least 1m, got \(DurationParser.format(duration))")
+            return nil
+        }
+        return duration
+    }
+
+    private mutating func overlap(_ node: Node, _ context: String) -> Job.Overlap? {
+        guard let text = string(node, context) else { return nil }
+        guard let overlap = Job.Overlap(rawValue: text) else {
+            error(at: node, "\(context): expected skip or allow, got \"\(text)\"")
+            return nil
+        }
+        return overlap
+    }
+
+    private mutating func retries(_ node: Node, over base: Job.Retries, context: String) -> Job.Retries {
+        var retries = base
+        guard let mapping = mappingOrEmpty(node, what: "\(context), retries:") else { return retries }
+        for (keyNode, value) in mapping {
+            guard let key = name(of: keyNode, expected: ["max", "backoff", "max_backoff"], at: "\(context), retries:")
+            else { continue }
+            let keyContext = "\(context), key \"retries.\(key)\""
+            switch key {
+            case "max":
+                guard let text = string(value, keyContext) else { continue }
+                if let number = Int(text), (0...100).contains(number) {
+                    retries.max = number
+                } else {
+                    error(at: value, "\(keyContext): expected a whole number from 0 to 100, got \"\(text)\"")
+                }
+            case "backoff":
+                if let duration = positiveDuration(value, keyContext) { retries.backoff = duration }
+            default:
+                if let duration = positiveDuration(value, keyContext) { retries.maxBackoff = duration }
+            }
+        }
+        if retries.maxBackoff < retries.backoff {
+            error(
+                at: node,
+                "\(context), retries: max_backoff \(DurationParser.format(retries.maxBackoff)) is shorter than "
+                    + "backoff \(DurationParser.format(retries.backoff))")
+        }
+        return retries
+    }
+
+    private mutating func pingURL(_ node: Node, _ context: String) -> String? {
+        guard let text = string(node, context) else { return nil }
+        guard text.isEmpty || text.hasPrefix("https://") || text.hasPrefix("http://") else {
+            error(at: node, "\(context): expected an http:// or https:// URL")
+            return nil
+        }
+        return text
+    }
+
+    private mutating func positiveDuration(_ node: Node, _ context: String) -> Duration? {
+        guard let text = string(node, context) else { return nil }
+        guard let duration = try? DurationParser.parse(text) else {
+            error(
+                at: node, "\(context): \"\(text)\" is not a duration (expected forms such as 90s, 30m, 48h, 7d, 1h30m)")
+            return nil
+        }
+        guard duration > .zero else {
+            error(at: node, "\(context): must be greater than zero, got \"\(text)\"")
+            return nil
+        }
+        return duration
+    }
+
+    /// A scalar's text with `${VAR}` expanded.
+    private mutating func string(_ node: Node, _ context: String) -> String? {
+        guard let scalar = node.scalar else {
+            error(at: node, "\(context): expected a single value, found a \(node.mapping != nil ? "mapping" : "list")")
+            return nil
+        }
+        do {
+            return try environment.expand(scalar.string)
+        } catch {
+            switch error {
+            case .unset(let variable):
+                self.error(
+                    at: node,
+                    "\(context): environment variable \(variable) is not set "
+                        + "(set it, or write ${\(variable):-} to allow it to be empty)")
+            case .malformed(let problem):
+                self.error(at: node, "\(context): \(problem)")
+            }
+            return nil
+        }
+    }
+
+    /// A mapping, or nil after reporting; an empty value (`with:`) counts as an empty mapping.
+    private mutating func mappingOrEmpty(_ node: Node, what: String) -> Node.Mapping? {
+        if let mapping = node.mapping { return mapping }
+        if let scalar = node.scalar, node.null != nil || scalar.string.isEmpty { return Node.Mapping([]) }
+        error(at: node, "\(what) must be a mapping of keys to values")
+        return nil
+    }
+
+    /// A key's name if it is one of `expected`; otherwise reports it and returns nil.
+    private mutating func name(of keyNode: Node, expected: [String], at place: String) -> String? {
+        let key = keyNode.string ?? ""
+        if let duplicate = duplicates[key] {
+            error(at: keyNode, "duplicate key \"\(duplicate.key)\" in \(place) (first at line \(duplicate.firstLine))")
+            return nil
+        }
+        guard expected.contains(key) else {
+            error(
+                at: keyNode, "unknown key \"\(key)\" in \(place) (expected one of \(expected.joined(separator: ", ")))")
+            return nil
+        }
+        return key
+    }
+
+    private mutating func error(at node: Node, _ message: String) {
+        let mark = node.mark
+        diagnostics.append(ConfigDiagnostic(line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import RunnerCore
+
+@main
+struct Runner: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runner",
+        abstract: "Run scheduled jobs from jobs.yaml, each slot exactly once.",
+        discussion: """
+            Jobs are listed in jobs.yaml (or the file named by --config or RUNNER_CONFIG).
+            Exit codes: 0 success or nothing to do, 1 a run failed, 2 usage or configuration error.
+            """,
+        version: RunnerVersion.current,
+        subcommands: [Check.self, Next.self]
+    )
+
+    /// Usage errors exit 2, as configuration errors do, rather than ArgumentParser's 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as CommandError {
+            printError("error: \(error.message)")
+            Foundation.exit(error.code.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                printError(fullMessage(for: error))
+                Foundation.exit(ExitCode.usage.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+extension ExitCode {
+    /// A run failed or timed out.
+    static let runFailed = ExitCode(1)
+    /// Bad arguments or a bad job table.
+    static let usage = ExitCode(2)
+}
+
+/// A failure a command explains in one sentence, with its exit code; no usage text follows.
+struct CommandError: Error {
+    let message: String
+    let code: ExitCode
+
+    init(_ message: String, code: ExitCode = .usage) {
+        self.message = message
+        self.code = code
+    }
+}
+
+/// Writes a line to standard error.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// The `--config` option every command that reads the job table shares.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "The job table (default: $RUNNER_CONFIG, else ./jobs.yaml).")
+    var config: String?
+
+    var path: String { config ?? JobTableLoader.defaultPath() }
+
+    /// The validated job table; on errors prints them all and exits 2.
+    func load() throws -> JobTable {
+        do {
+            return try JobTableLoader().load(path: path)
+        } catch {
+            printError(error.description)
+            let count = error.diagnostics.count
+            printError("\(count) error\(count == 1 ? "" : "s") in \(error.path); nothing was run")
+            throw ExitCode.usage
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+
+/// `runner check` and `runner next`, run as processes and judged by output and exit code.
+@Suite("runner check and runner next")
+struct CheckAndNextCommandTests {
+    @Test("check prints ok and exits 0 for a valid table")
+    func checkValid() throws {
+        let directory = try TemporaryDirectory()
+        let file = try directory.write(
+            "jobs.yaml",
+            "jobs:\n  a:\n    command: [\"true\"]\n    schedule: \"@hourly\"\n  b:\n    agent: task-monitor\n    schedule: \"*/30 * * * *\"\n"
+        )
+        let result = try RunnerProcess.run(["check", "--config", file.path])
+        #expect(result.status == 0)
+        #expect(result.stdout == "ok: 2 jobs\n")
+    }
+
+    @Test("check finds ./jobs.yaml by default and RUNNER_CONFIG when set")
+    func checkDefaultPaths() throws {
+        let directory = try TemporaryDirectory()
+        _ = try directory.write("jobs.yaml", "jobs:\n  a: {command: [\"true\"], schedule: \"@daily\"}\n")
+        let local = try RunnerProcess.run(["check"], currentDirectory: directory.url)
+        #expect(local.stdout == "ok: 1 job\n")
+        let other = try directory.write(
+            "other.yaml",
+            "jobs:\n  a: {command: [x], schedule: \"@daily\"}\n  b: {command: [y], schedule: \"@daily\"}\n")
+        let fromEnvironment = try RunnerProcess.run(
+            ["check"], environment: ["RUNNER_CONFIG": other.path], currentDirectory: directory.url)
+        #expect(fromEnvironment.stdout == "ok: 2 jobs\n")
+    }
+
+    @Test("check prints every error as PATH:LINE:COL and exits 2")
+    func checkInvalid() throws {
+        let directory = try TemporaryDirectory()
+        let file = try directory.write(
+            "jobs.yaml",
+            "jobs:\n  a:\n    agent: nope\n    schedule: \"0 0 30 2 *\"\n  b:\n    command: [x]\n    schedule: */5 * * * *\n"
+        )
+        let result = try RunnerProcess.run(["check", "--config", file.path])
+        #expect(result.status == 2)
+        #expect(result.stdout.isEmpty)
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4)
+        #expect(lines[0].hasPrefix("\(file.path):3:12: unknown agent \"nope\""))
+        #expect(lines[1].hasPrefix("\(file.path):4:15: job \"a\", key \"schedule\": \"0 0 30 2 *\": never fires"))
+        #expect(lines[2].hasPrefix("\(file.path):7:15: schedule value */5 * * * * starts with \"*\""))
+        #expect(lines[3] == "3 errors in \(file.path); nothing was run")
+    }
+
+    @Test("check on a missing file names it and exits 2")
+    func checkMissingFile() throws {
+        let result = try RunnerProcess.run(["check", "--config", "/nonexistent/jobs.yaml"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("/nonexistent/jobs.yaml:1:1: cannot read the file"))
+    }
+
+    @Test("check reports an unset variable naming the job and key, and never prints other values")
+    func checkUnsetVariable() throws {
+        let directory = try TemporaryDirectory()
+        let file = try directory.write(
+            "jobs.yaml",
+            "jobs:\n  insights:\n    agent: insight-generator\n    schedule: \"@hourly\"\n    database: \"${RUNNER_TEST_UNSET_URL}\"\n"
+        )
+        let result = try RunnerProcess.run(["check", "--config", file.path])
+        #expect(result.status == 2)
+        #expect(
+            result.stderr.contains(
+                "5:15: job \"insights\", key \"database\": environment variable RUNNER_TEST_UNSET_URL is not set"))
+    }
+
+    @Test("next prints ISO-8601 instants with offsets, one per line")
+    func nextSchedule() throws {
+        let result = try RunnerProcess.run([
+            "next", "--schedule", "30 2 * * *", "--timezone", "Europe/Berlin", "--after", "2026-03-28T12:00:00Z",
+            "--count", "3",
+        ])
+        #expect(result.status == 0)
+        #expect(result.stdout == "2026-03-29T03:00:00+02:00\n2026-03-30T02:30:00+02:00\n2026-03-31T02:30:00+02:00\n")
+    }
+
+    @Test("next of a job uses the job's schedule and time zone")
+    func nextJob() throws {
+        let directory = try TemporaryDirectory()
+        let file = try directory.write(
+            "jobs.yaml",
+            "jobs:\n  reminders:\n    agent: timesheet-drafter\n    schedule: \"0 16 * * FRI\"\n    timezone: Europe/London\n"
+        )
+        let result = try RunnerProcess.run([
+            "next", "reminders", "--config", file.path, "--after", "2026-10-20T00:00:00+02:00", "--count", "2",
+        ])
+        #expect(result.status == 0)
+        #expect(result.stdout == "2026-10-23T16:00:00+01:00\n2026-10-30T16:00:00+00:00\n")
+        let missing = try RunnerProcess.run(["next", "nope", "--config", file.path])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("no job \"nope\""))
+    }
+
+    @Test("next finds the next leap day from 2026")
+    func nextLeapDay() throws {
+        let result = try RunnerProcess.run([
+            "next", "--schedule", "0 0 29 2 *", "--after", "2026-03-01T00:00:00Z", "--count", "2",
+        ])
+        #expect(result.stdout == "2028-02-29T00:00:00+00:00\n2032-02-29T00:00:00+00:00\n")
+    }
+
+    @Test(
+        "next rejects bad input with exit 2",
+        arguments: [
+            ["next", "--schedule", "0 0 30 2 *"],
+            ["next", "--schedule", "61 * * * *"],
+            ["next", "--schedule", "@daily", "--timezone", "Mars/Base"],
+            ["next", "--schedule", "@daily", "--after", "yesterday"],
+            ["next"],
+            ["next", "--schedule", "@daily", "--count", "0"],
+            ["frobnicate"],
+        ])
+    func nextRejects(arguments: [String]) throws {
+        let result = try RunnerProcess.run(arguments)
+        #expect(result.status == 2, "\(arguments): \(result.stderr)")
+        #expect(!result.stderr.isEmpty)
+    }
+
+    @Test("help describes the commands and exits 0")
+    func help() throws {
+        let result = try RunnerProcess.run(["--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("check"))
+        #expect(result.stdout.contains("next"))
+        let nextHelp = try RunnerProcess.run(["next", "--help"])
+        #expect(nextHelp.status == 0)
+        #expect(nextHelp.stdout.contains("--schedule"))
+    }
+}
