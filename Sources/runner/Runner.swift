@@ -9,10 +9,11 @@ struct Runner: AsyncParsableCommand {
         abstract: "Run scheduled jobs from jobs.yaml, each slot exactly once.",
         discussion: """
             Jobs are listed in jobs.yaml (or the file named by --config or RUNNER_CONFIG).
-            Exit codes: 0 success or nothing to do, 1 a run failed, 2 usage or configuration error.
+            Exit codes: 0 success or nothing to do, 1 a run failed, 2 usage or configuration error,
+            3 database unreachable. Without DATABASE_URL the runner starts its own PostgreSQL in .runner/.
             """,
         version: RunnerVersion.current,
-        subcommands: [Check.self, Next.self]
+        subcommands: [Check.self, Next.self, Migrate.self, Once.self, History.self, Status.self, Db.self]
     )
 
     /// Usage errors exit 2, as configuration errors do, rather than ArgumentParser's 64.

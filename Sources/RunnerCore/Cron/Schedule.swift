@@ -17,10 +17,17 @@ public struct Schedule: Sendable, Equatable {
     public let text: String
     public let rule: Rule
     public let timeZone: TimeZone
+    /// The zone's name as given; Foundation on Linux reports UTC's identifier as "GMT".
+    public let timeZoneName: String
 
-    public init(parsing text: String, timeZone: TimeZone = TimeZone(identifier: "UTC")!) throws(CronError) {
+    public init(parsing text: String, timeZone: TimeZone = TimeZone(identifier: "UTC")!, timeZoneName: String? = nil)
+        throws(CronError)
+    {
         self.text = text
         self.timeZone = timeZone
+        self.timeZoneName =
+            timeZoneName
+            ?? (timeZone.secondsFromGMT() == 0 && timeZone.identifier == "GMT" ? "UTC" : timeZone.identifier)
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if trimmed.lowercased().hasPrefix("@every") {
             let argument = trimmed.dropFirst("@every".count).trimmingCharacters(in: .whitespaces)

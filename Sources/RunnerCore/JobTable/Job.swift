@@ -37,6 +37,8 @@ public struct Job: Sendable {
     public let line: Int
 
     public var timeZone: TimeZone { schedule.timeZone }
+    /// The zone as the job table names it (Foundation may report UTC as "GMT").
+    public var timeZoneName: String { schedule.timeZoneName }
 
     public static let defaultTimeout: Duration = .seconds(600)
     public static let defaultCatchup: Duration = .seconds(3600)

@@ -56,7 +56,7 @@ private final class DataBox: @unchecked Sendable {
 }
 
 /// A temporary folder removed when the test ends.
-struct TemporaryDirectory: ~Copyable {
+final class TemporaryDirectory: Sendable {
     let url: URL
 
     init() throws {

@@ -1,0 +1,225 @@
+import Foundation
+
+/// The `runner` schema in Postgres: claims, heartbeats, outcomes, metrics and the review queries.
+public struct Ledger: Sendable {
+    public let connection: PostgresConnection
+
+    public init(connection: PostgresConnection) {
+        self.connection = connection
+    }
+
+    public enum ClaimResult: Sendable, Equatable {
+        /// This process owns the slot and must run it.
+        case claimed(runID: Int64)
+        /// The job still has a live run; the slot was recorded as skipped.
+        case skipped(runID: Int64, liveRunID: Int64)
+        /// Someone already claimed this slot.
+        case taken(runID: Int64, status: RunStatus)
+    }
+
+    public struct ClaimRequest: Sendable {
+        public var job: String
+        public var slot: Date
+        public var slotKey: String
+        public var trigger: RunTrigger
+        public var attempt: Int = 1
+        public var dryRun: Bool = false
+        public var claimedBy: String
+        public var lease: Duration
+        public var skipIfRunning: Bool
+
+        public init(
+            job: String, slot: Date, slotKey: String, trigger: RunTrigger, attempt: Int = 1, dryRun: Bool = false,
+            claimedBy: String, lease: Duration, skipIfRunning: Bool
+        ) {
+            self.job = job
+            self.slot = slot
+            self.slotKey = slotKey
+            self.trigger = trigger
+            self.attempt = attempt
+            self.dryRun = dryRun
+            self.claimedBy = claimedBy
+            self.lease = lease
+            self.skipIfRunning = skipIfRunning
+        }
+    }
+
+    /// The key of a scheduled slot: its instant in UTC, to the second.
+    public static func slotKey(for slot: Date) -> String {
+        InstantFormat.string(slot, in: TimeZone(identifier: "UTC")!).replacingOccurrences(of: "+00:00", with: "Z")
+    }
+
+    /// `host:pid`, recorded as `claimed_by`.
+    public static var processIdentity: String {
+        "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
+    }
+
+    public func claim(_ request: ClaimRequest) async throws -> ClaimResult {
+        let rows = try await connection.query(
+            """
+            SELECT result, run_id, run_status, live_run_id
+            FROM runner.claim($1, $2::timestamptz, $3, $4, $5::integer, $6::boolean, $7, $8::integer, $9::boolean)
+            """,
+            [
+                PostgresValue(request.job), .timestamp(request.slot), PostgresValue(request.slotKey),
+                PostgresValue(request.trigger.rawValue), .int(request.attempt), .bool(request.dryRun),
+                PostgresValue(request.claimedBy), .int(Int(max(1, request.lease.components.seconds))),
+                .bool(request.skipIfRunning),
+            ])
+        guard let row = rows.first, let runID = try row.int64("run_id") else {
+            throw PostgresError(.query, "runner.claim returned no row")
+        }
+        switch try row.string("result") {
+        case "claimed": return .claimed(runID: runID)
+        case "skipped": return .skipped(runID: runID, liveRunID: try row.int64("live_run_id") ?? 0)
+        default:
+            return .taken(runID: runID, status: RunStatus(rawValue: try row.string("run_status") ?? "") ?? .running)
+        }
+    }
+
+    /// Marks runs without a fresh heartbeat as abandoned; returns how many.
+    @discardableResult
+    public func markAbandoned(job: String? = nil) async throws -> Int {
+        try await connection.query("SELECT runner.mark_abandoned($1) AS marked", [PostgresValue(job)])
+            .first?.int("marked") ?? 0
+    }
+
+    /// Refreshes a running run's heartbeat; false if the run is no longer `running`.
+    public func heartbeat(runID: Int64) async throws -> Bool {
+        let rows = try await connection.query(
+            "UPDATE runner.runs SET heartbeat_at = now() WHERE id = $1::bigint AND status = 'running'", [.int64(runID)])
+        return rows.affectedRows == 1
+    }
+
+    /// Records how a run ended, with its metrics, in one transaction.
+    public func finish(
+        runID: Int64, job: String, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?,
+        metrics: [Metric]
+    ) async throws {
+        try await connection.transaction { connection in
+            try connection.query(
+                """
+                UPDATE runner.runs
+                SET status = $2, finished_at = now(), heartbeat_at = now(), duration_ms = $3::bigint,
+                    outcome = $4::jsonb, error = $5
+                WHERE id = $1::bigint
+                """,
+                [
+                    .int64(runID), PostgresValue(status.rawValue), .int64(durationMs), PostgresValue(outcome?.text),
+                    PostgresValue(error),
+                ])
+            try Self.insertMetrics(metrics, runID: runID, job: job, on: connection)
+        }
+    }
+
+    /// Writes counters in one statement, however many there are.
+    public func recordMetrics(_ metrics: [Metric], runID: Int64?, job: String) async throws {
+        try await connection.transaction { connection in
+            try Self.insertMetrics(metrics, runID: runID, job: job, on: connection)
+        }
+    }
+
+    private static func insertMetrics(
+        _ metrics: [Metric], runID: Int64?, job: String, on connection: isolated PostgresConnection
+    ) throws {
+        guard !metrics.isEmpty else { return }
+        try connection.query(
+            """
+            INSERT INTO runner.metrics (run_id, job, name, value, unit)
+            SELECT $1::bigint, $2, m.name, m.value, m.unit
+            FROM unnest($3::text[], $4::float8[], $5::text[]) AS m(name, value, unit)
+            """,
+            [
+                .int64(runID), PostgresValue(job), .array(metrics.map(\.name)),
+                .array(metrics.map { String($0.value) }),
+                .array(metrics.map(\.unit)),
+            ])
+    }
+
+    public func run(id: Int64) async throws -> RunRecord? {
+        try await connection.query("SELECT \(RunRecord.columns) FROM runner.runs WHERE id = $1::bigint", [.int64(id)])
+            .first.map(RunRecord.init(row:))
+    }
+
+    public struct HistoryFilter: Sendable {
+        public var job: String?
+        public var status: RunStatus?
+        public var since: Date?
+        public var limit: Int
+
+        public init(job: String? = nil, status: RunStatus? = nil, since: Date? = nil, limit: Int = 20) {
+            self.job = job
+            self.status = status
+            self.since = since
+            self.limit = limit
+        }
+    }
+
+    /// Runs, newest first.
+    public func history(_ filter: HistoryFilter) async throws -> [RunRecord] {
+        try await connection.query(
+            """
+            SELECT \(RunRecord.columns) FROM runner.runs
+            WHERE ($1::text IS NULL OR job = $1)
+              AND ($2::text IS NULL OR status = $2)
+              AND ($3::timestamptz IS NULL OR started_at >= $3::timestamptz)
+            ORDER BY started_at DESC, id DESC
+            LIMIT $4::integer
+            """,
+            [
+                PostgresValue(filter.job), PostgresValue(filter.status?.rawValue), .timestamp(filter.since),
+                .int(filter.limit),
+            ]
+        ).map(RunRecord.init(row:))
+    }
+
+    /// Records what the job table says about each job, so the SQL views can show it.
+    public func registerJobs(_ jobs: [(name: String, schedule: String, timeZone: String, nextSlot: Date?)]) async throws
+    {
+        guard !jobs.isEmpty else { return }
+        try await connection.query(
+            """
+            INSERT INTO runner.jobs (name, schedule, timezone, next_slot, updated_at)
+            SELECT j.name, j.schedule, j.timezone, j.next_slot, now()
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS j(name, schedule, timezone, next_slot)
+            ON CONFLICT (name) DO UPDATE
+            SET schedule = excluded.schedule, timezone = excluded.timezone, next_slot = excluded.next_slot,
+                updated_at = excluded.updated_at
+            """,
+            [
+                .array(jobs.map(\.name)), .array(jobs.map(\.schedule)), .array(jobs.map(\.timeZone)),
+                .array(jobs.map { $0.nextSlot.map(PostgresTimestamp.format) }),
+            ])
+    }
+
+    public struct JobSummary: Sendable {
+        public let job: String
+        public let lastRunID: Int64?
+        public let lastStatus: RunStatus?
+        public let lastStartedAt: Date?
+        public let lastSuccessAt: Date?
+        public let successRate7d: Double?
+        public let p50DurationMs: Double?
+        public let p95DurationMs: Double?
+    }
+
+    public func summaries(jobs: [String]) async throws -> [String: JobSummary] {
+        let rows = try await connection.query(
+            """
+            SELECT job, last_run_id, last_status, last_started_at, last_success_at, success_rate_7d,
+                   p50_duration_ms, p95_duration_ms
+            FROM runner.job_summary WHERE job = ANY($1::text[])
+            """, [.array(jobs)])
+        var result: [String: JobSummary] = [:]
+        for row in rows {
+            let job = try row.string("job", default: "")
+            result[job] = JobSummary(
+                job: job, lastRunID: try row.int64("last_run_id"),
+                lastStatus: try row.string("last_status").flatMap(RunStatus.init(rawValue:)),
+                lastStartedAt: try row.date("last_started_at"), lastSuccessAt: try row.date("last_success_at"),
+                successRate7d: try row.double("success_rate_7d"), p50DurationMs: try row.double("p50_duration_ms"),
+                p95DurationMs: try row.double("p95_duration_ms"))
+        }
+        return result
+    }
+}

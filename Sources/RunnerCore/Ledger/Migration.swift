@@ -1,0 +1,11 @@
+/// One numbered step of the `runner` schema. Applied in order, each exactly once.
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    public let sql: String
+
+    /// Every migration, oldest first. Append; never edit one that has shipped.
+    public static let all: [Migration] = [.v0001CreateLedger, .v0002ClaimFunction]
+
+    public static var latestVersion: Int { all.last?.version ?? 0 }
+}

@@ -1,0 +1,69 @@
+import Foundation
+
+public enum RunStatus: String, Sendable, CaseIterable, Codable {
+    case running, succeeded, failed
+    case timedOut = "timed_out"
+    case skipped, abandoned, interrupted
+
+    /// Statuses that count as a failure for exit codes and success rates.
+    public var isFailure: Bool { [.failed, .timedOut, .abandoned, .interrupted].contains(self) }
+}
+
+public enum RunTrigger: String, Sendable, CaseIterable, Codable {
+    case schedule, once, manual, retry, catchup
+}
+
+/// One row of `runner.runs`.
+public struct RunRecord: Sendable, Equatable {
+    public let id: Int64
+    public let job: String
+    public let slot: Date
+    public let slotKey: String
+    public let trigger: RunTrigger
+    public let attempt: Int
+    public let status: RunStatus
+    public let dryRun: Bool
+    public let claimedBy: String
+    public let startedAt: Date
+    public let heartbeatAt: Date
+    public let finishedAt: Date?
+    public let durationMs: Int64?
+    public let outcome: JSONValue?
+    public let error: String?
+
+    static let columns = """
+        id, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by, started_at, heartbeat_at,
+        finished_at, duration_ms, outcome::text AS outcome, error
+        """
+
+    init(row: PostgresRow) throws {
+        id = try row.int64("id") ?? 0
+        job = try row.string("job", default: "")
+        slot = try row.date("slot") ?? Date(timeIntervalSince1970: 0)
+        slotKey = try row.string("slot_key", default: "")
+        trigger = RunTrigger(rawValue: try row.string("trigger", default: "")) ?? .manual
+        attempt = try row.int("attempt") ?? 1
+        status = RunStatus(rawValue: try row.string("status", default: "")) ?? .failed
+        dryRun = try row.bool("dry_run") ?? false
+        claimedBy = try row.string("claimed_by", default: "")
+        startedAt = try row.date("started_at") ?? Date(timeIntervalSince1970: 0)
+        heartbeatAt = try row.date("heartbeat_at") ?? startedAt
+        finishedAt = try row.date("finished_at")
+        durationMs = try row.int64("duration_ms")
+        outcome = try row.string("outcome").flatMap(JSONValue.parse)
+        error = try row.string("error")
+    }
+}
+
+/// One counter of a run, for `runner.metrics`.
+public struct Metric: Sendable, Equatable {
+    public let name: String
+    public let value: Double
+    public let unit: String
+
+    public init(_ name: String, _ value: Double, unit: String = "") {
+        self.name = name
+        self.value = value
+        self.unit = unit
+    }
+}

@@ -1,0 +1,145 @@
+import CLibPQ
+import Foundation
+
+/// One libpq connection, owned by an actor that runs on its own thread: every blocking libpq
+/// call happens there, never on Swift's cooperative pool.
+public actor PostgresConnection {
+    private let executor: QueueExecutor
+    /// Owned by this actor alone; freed in the isolated deinit.
+    private var connection: OpaquePointer?
+    public nonisolated let target: String
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        executor.asUnownedSerialExecutor()
+    }
+
+    private init(target: String) {
+        self.target = target
+        executor = QueueExecutor(label: "runner.postgres")
+    }
+
+    /// Connects, and sets the session to UTC so that `now()` and timestamps never depend on
+    /// the server's TimeZone setting.
+    public static func connect(
+        _ connectionString: ConnectionString, applicationName: String = "runner"
+    ) async throws(PostgresError) -> PostgresConnection {
+        try connectionString.validate()
+        let connection = PostgresConnection(target: connectionString.redacted)
+        try await connection.open(connectionString.raw, applicationName: applicationName)
+        return connection
+    }
+
+    private func open(_ raw: String, applicationName: String) throws(PostgresError) {
+        // Defaults first, the user's string last: with expand_dbname its settings win.
+        let keywords = ["application_name", "connect_timeout", "dbname"]
+        let values = [applicationName, "10", raw]
+        let handle = withCStrings(keywords) { keywordPointers in
+            withCStrings(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let handle, PQstatus(handle) == CONNECTION_OK else {
+            let reason = handle.map { Self.cleanMessage(PQerrorMessage($0)) } ?? "out of memory"
+            if let handle { PQfinish(handle) }
+            throw PostgresError(.connection, "cannot connect to Postgres at \(target): \(reason)")
+        }
+        runner_pq_silence_notices(handle)
+        connection = handle
+        _ = try execute("SET TimeZone TO 'UTC'")
+    }
+
+    isolated deinit {
+        if let connection { PQfinish(connection) }
+    }
+
+    /// Closes the connection now; later calls fail.
+    public func close() {
+        if let connection { PQfinish(connection) }
+        connection = nil
+    }
+
+    /// Runs one statement with `$1…` parameters sent separately from the SQL text.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [PostgresValue] = []) throws(PostgresError) -> PostgresRows {
+        guard let connection else { throw PostgresError(.connection, "the connection to \(target) is closed") }
+        let texts = parameters.map(\.text)
+        let result: OpaquePointer? = withOptionalCStrings(texts) { pointers in
+            PQexecParams(connection, sql, Int32(texts.count), nil, pointers, nil, nil, 0)
+        }
+        guard let result else {
+            throw PostgresError(
+                .connection, "lost the connection to \(target): \(Self.cleanMessage(PQerrorMessage(connection)))")
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return PostgresRows(result)
+        default:
+            let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            let message = Self.cleanMessage(PQresultErrorMessage(result))
+            let kind: PostgresError.Kind = PQstatus(connection) == CONNECTION_OK ? .query : .connection
+            throw PostgresError(kind, message, sqlState: sqlState)
+        }
+    }
+
+    /// Runs statements without parameters (several may be separated by semicolons).
+    @discardableResult
+    public func execute(_ sql: String) throws(PostgresError) -> PostgresRows {
+        guard let connection else { throw PostgresError(.connection, "the connection to \(target) is closed") }
+        guard let result = PQexec(connection, sql) else {
+            throw PostgresError(
+                .connection, "lost the connection to \(target): \(Self.cleanMessage(PQerrorMessage(connection)))")
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return PostgresRows(result)
+        default:
+            let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            throw PostgresError(.query, Self.cleanMessage(PQresultErrorMessage(result)), sqlState: sqlState)
+        }
+    }
+
+    /// Runs `body` in a transaction: committed if it returns, rolled back if it throws.
+    public func transaction<T: Sendable>(
+        _ body: @Sendable (isolated PostgresConnection) throws -> T
+    ) throws -> T {
+        try execute("BEGIN")
+        do {
+            let value = try body(self)
+            try execute("COMMIT")
+            return value
+        } catch {
+            _ = try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// True if the connection still answers.
+    public func isAlive() -> Bool {
+        (try? execute("SELECT 1")) != nil
+    }
+
+    private static func cleanMessage(_ pointer: UnsafePointer<CChar>?) -> String {
+        guard let pointer else { return "unknown error" }
+        return String(cString: pointer).trimmingCharacters(in: .whitespacesAndNewlines)
+            .replacingOccurrences(of: "\n", with: " ")
+            .replacingOccurrences(of: "ERROR:  ", with: "")
+    }
+}
+
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    withOptionalCStrings(strings.map { Optional($0) }, body)
+}
+
+/// Passes an array of optional strings as a C array of `const char *` (NULL for nil), plus a
+/// terminating NULL.
+private func withOptionalCStrings<R>(
+    _ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R
+) -> R {
+    let duplicated: [UnsafeMutablePointer<CChar>?] = strings.map { $0.flatMap { strdup($0) } }
+    defer { duplicated.forEach { free($0) } }
+    var pointers: [UnsafePointer<CChar>?] = duplicated.map { $0.map { UnsafePointer($0) } }
+    pointers.append(nil)
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

@@ -1,0 +1,61 @@
+import Foundation
+
+/// A `command:` job: its argv, run without a shell, with the run's id and slot in the environment.
+struct CommandWork: RunWork {
+    let argv: [String]
+    let environment: [String: String]
+
+    func perform(_ run: RunInfo) async -> RunResult {
+        if run.dryRun {
+            // A command's effects cannot be switched off, so a dry run does not start it.
+            return RunResult(
+                status: .succeeded, outcome: ["dry_run": true, "would_run": .array(argv.map(JSONValue.string))])
+        }
+        var environment = self.environment
+        environment["RUNNER_RUN_ID"] = String(run.runID)
+        environment["RUNNER_SLOT"] = Ledger.slotKey(for: run.slot)
+        environment["RUNNER_JOB"] = run.job.name
+        let process = CommandProcess(argv: argv, environment: environment)
+        let result: CommandProcess.Result
+        do {
+            result = try await process.run()
+        } catch {
+            return RunResult(status: .failed, outcome: ["argv": .array(argv.map(JSONValue.string))], error: "\(error)")
+        }
+        var outcome: [String: JSONValue] = [
+            "stdout_tail": .string(result.stdoutTail), "stderr_tail": .string(result.stderrTail),
+        ]
+        var metrics = [
+            Metric("stdout_bytes", Double(result.stdoutBytes), unit: "bytes"),
+            Metric("stderr_bytes", Double(result.stderrBytes), unit: "bytes"),
+        ]
+        if let code = result.exitCode {
+            outcome["exit_code"] = .number(Double(code))
+            metrics.append(Metric("exit_code", Double(code)))
+        }
+        if let signal = result.signal { outcome["signal"] = .number(Double(signal)) }
+        let status: RunStatus
+        let error: String?
+        switch (result.exitCode, result.signal) {
+        case (0?, _):
+            (status, error) = (.succeeded, nil)
+        case (let code?, _):
+            let lastLine = result.stderrTail.split(separator: "\n").last.map { ": \($0)" } ?? ""
+            (status, error) = (.failed, "exit code \(code)\(lastLine)")
+        case (nil, let signal?):
+            (status, error) = (.failed, "killed by signal \(signal)")
+        default:
+            (status, error) = (.failed, "ended without an exit status")
+        }
+        return RunResult(status: status, outcome: .object(outcome), error: error, metrics: metrics)
+    }
+}
+
+/// An agent whose code is not in this build yet: the run fails, visibly.
+struct UnavailableAgentWork: RunWork {
+    let agent: AgentKind
+
+    func perform(_ run: RunInfo) async -> RunResult {
+        .failed("the \(agent.rawValue) agent is not implemented yet in runner \(RunnerVersion.current)")
+    }
+}

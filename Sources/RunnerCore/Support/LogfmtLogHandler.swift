@@ -1,0 +1,59 @@
+import Foundation
+import Logging
+
+/// One line per event on stderr, as logfmt (`ts=… level=info msg="run claimed" job=x run_id=5`)
+/// or JSON. Callers put job and run id in the metadata; nothing here ever sees a secret.
+public struct LogfmtLogHandler: LogHandler {
+    public enum Format: String, Sendable, CaseIterable {
+        case logfmt, json
+    }
+
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    let label: String
+    let format: Format
+
+    public init(label: String, format: Format) {
+        self.label = label
+        self.format = format
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields: [(String, String)] = [
+            ("ts", Self.timestamp()), ("level", event.level.rawValue), ("msg", event.message.description),
+        ]
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        for key in merged.keys.sorted() { fields.append((key, merged[key]!.description)) }
+        let line: String
+        switch format {
+        case .logfmt:
+            line = fields.map { "\($0.0)=\(Self.logfmtValue($0.1))" }.joined(separator: " ")
+        case .json:
+            let object = JSONValue.object(
+                Dictionary(fields.map { ($0.0, JSONValue.string($0.1)) }, uniquingKeysWith: { $1 }))
+            line = object.text
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    static func logfmtValue(_ value: String) -> String {
+        if !value.isEmpty && !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\n" }) {
+            return value
+        }
+        let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+        return "\"\(escaped)\""
+    }
+
+    static func timestamp() -> String {
+        let now = Date()
+        let millis = Int((now.timeIntervalSince1970 * 1000).truncatingRemainder(dividingBy: 1000))
+        return InstantFormat.string(now, in: TimeZone(identifier: "UTC")!).replacingOccurrences(of: "+00:00", with: "")
+            + String(format: ".%03dZ", millis)
+    }
+}

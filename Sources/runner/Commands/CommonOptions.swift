@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RunnerCore
+
+extension LogfmtLogHandler.Format: ExpressibleByArgument {}
+extension RunStatus: ExpressibleByArgument {}
+
+/// Options of every command that talks to the database.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .customLong("log-format"), help: "Log lines as logfmt or json, on stderr.")
+    var logFormat: LogfmtLogHandler.Format = .logfmt
+
+    var logger: Logger {
+        let format = logFormat
+        var logger = Logger(label: "runner") { LogfmtLogHandler(label: $0, format: format) }
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["RUNNER_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+            ?? .info
+        return logger
+    }
+
+    var database: Database { Database(logger: logger) }
+
+    /// Connects (DATABASE_URL or the embedded default), mapping failures to exit codes 2 and 3.
+    func connect(requireSchema: Bool = true) async throws -> PostgresConnection {
+        do {
+            return try await database.connect(requireSchema: requireSchema)
+        } catch let failure as Database.Failure {
+            switch failure {
+            case .schemaOutdated: throw CommandError(failure.description, code: .usage)
+            case .unreachable, .embedded: throw CommandError(failure.description, code: .databaseUnreachable)
+            }
+        } catch let error as PostgresError {
+            throw CommandError(error.message, code: error.kind == .connection ? .databaseUnreachable : .runFailed)
+        }
+    }
+}
+
+extension ExitCode {
+    /// The database could not be reached.
+    static let databaseUnreachable = ExitCode(3)
+}
+
+/// `2026-11-22T04:30:00Z`, for tables.
+func utc(_ date: Date?) -> String {
+    guard let date else { return "-" }
+    return Ledger.slotKey(for: date)
+}
+
+/// `850 ms`, `12.4 s`, `3m05s`.
+func humanDuration(milliseconds: Int64?) -> String {
+    guard let milliseconds else { return "-" }
+    if milliseconds < 1000 { return "\(milliseconds) ms" }
+    if milliseconds < 60_000 { return String(format: "%.1f s", Double(milliseconds) / 1000) }
+    return DurationParser.format(.seconds(milliseconds / 1000))
+}
+
+/// Left-aligned columns separated by two spaces.
+func alignedTable(header: [String], rows: [[String]]) -> String {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    return all.map { row in
+        row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}

@@ -1,0 +1,24 @@
+import ArgumentParser
+import RunnerCore
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create or update the runner schema (runs, effects, metrics, views).",
+        discussion: "Idempotent, and safe when several replicas run it at the same moment."
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        let connection = try await database.connect(requireSchema: false)
+        let report = try await Migrator(connection: connection).migrate()
+        if report.applied.isEmpty {
+            print("runner schema is up to date (version \(report.version))")
+        } else {
+            let list = report.applied.map(String.init).joined(separator: ", ")
+            print(
+                "applied migration\(report.applied.count == 1 ? "" : "s") \(list); runner schema is at version \(report.version)"
+            )
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import RunnerCore
+
+struct Once: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a job's current slot once, for platform cron (Render, Railway, Kubernetes, crontab).",
+        discussion: """
+            Claims the job's latest slot at or before now (no older than the job's catchup). A second
+            call in the same slot does nothing and exits 0. --force runs now as a manual run that uses
+            up no slot; --dry-run computes everything and sends nothing.
+
+            Exit codes: 0 succeeded or nothing to do, 1 the run failed or timed out,
+            2 usage or configuration error, 3 database unreachable.
+            """
+    )
+
+    @Argument(help: "The job to run.")
+    var job: String
+
+    @Flag(help: "Run now as a manual run with its own key, whatever the schedule says.")
+    var force = false
+
+    @Flag(name: .customLong("dry-run"), help: "Run with effects disabled; recorded as a dry run.")
+    var dryRun = false
+
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        let table = try config.load()
+        guard let job = table.job(named: job) else {
+            throw CommandError(
+                "no job \"\(self.job)\" in \(table.path) (jobs: \(table.jobs.map(\.name).joined(separator: ", ")))")
+        }
+        let connection = try await database.connect()
+        let executor = RunExecutor(
+            ledger: Ledger(connection: connection), logger: database.logger,
+            heartbeatInterval: Self.heartbeatInterval())
+        let outcome: OnceRunner.Outcome
+        do {
+            outcome = try await OnceRunner(executor: executor).run(job, force: force, dryRun: dryRun)
+        } catch let error as PostgresError {
+            throw CommandError(error.message, code: error.kind == .connection ? .databaseUnreachable : .runFailed)
+        }
+        switch outcome {
+        case .ran(let record):
+            var line =
+                "run \(record.id) of \(job.name) \(record.status.rawValue) in \(humanDuration(milliseconds: record.durationMs))"
+            if record.dryRun { line += " (dry run)" }
+            if let error = record.error { line += ": \(error)" }
+            print(line)
+            if record.status != .succeeded { throw ExitCode.runFailed }
+        case .alreadyClaimed(let runID, let status, let slot):
+            let verb = status == .running ? "is already running" : "already ran"
+            print("\(job.name) \(verb) in slot \(utc(slot)) (run \(runID), \(status.rawValue)); nothing to do")
+        case .skipped(let runID, let liveRunID, let slot):
+            print("\(job.name) slot \(utc(slot)) skipped: run \(liveRunID) is still running (recorded as run \(runID))")
+        case .noSlot(let next):
+            print(
+                "\(job.name) has no slot within its catchup window (\(DurationParser.format(job.catchup))); "
+                    + "next at \(next.map { InstantFormat.string($0, in: job.timeZone) } ?? "never")")
+        }
+    }
+
+    /// `RUNNER_HEARTBEAT_INTERVAL` (a duration), default 5s.
+    static func heartbeatInterval() -> Duration {
+        ProcessInfo.processInfo.environment["RUNNER_HEARTBEAT_INTERVAL"].flatMap { try? DurationParser.parse($0) }
+            ?? .seconds(5)
+    }
+}

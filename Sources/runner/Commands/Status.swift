@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import RunnerCore
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show each job's schedule, next fire, last run and 7-day success rate."
+    )
+
+    @Flag(help: "Print a JSON array instead of a table.")
+    var json = false
+
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        let table = try config.load()
+        let connection = try await database.connect()
+        let ledger = Ledger(connection: connection)
+        try await ledger.markAbandoned()
+        let now = Date()
+        let nextFires = table.jobs.map { $0.schedule.next(after: now) }
+        try await ledger.registerJobs(
+            zip(table.jobs, nextFires).map { ($0.name, $0.schedule.text, $0.timeZoneName, $1) })
+        let summaries = try await ledger.summaries(jobs: table.jobs.map(\.name))
+        if json {
+            let items = zip(table.jobs, nextFires).map { job, next -> JSONValue in
+                let summary = summaries[job.name]
+                return [
+                    "job": .string(job.name), "schedule": .string(job.schedule.text),
+                    "timezone": .string(job.timeZoneName),
+                    "next_fire": next.map { .string(InstantFormat.string($0, in: job.timeZone)) } ?? .null,
+                    "last_run_id": summary?.lastRunID.map { .number(Double($0)) } ?? .null,
+                    "last_status": summary?.lastStatus.map { .string($0.rawValue) } ?? .null,
+                    "last_started_at": summary?.lastStartedAt.map { .string(utc($0)) } ?? .null,
+                    "last_success_at": summary?.lastSuccessAt.map { .string(utc($0)) } ?? .null,
+                    "success_rate_7d": summary?.successRate7d.map(JSONValue.number) ?? .null,
+                ]
+            }
+            print(JSONValue.array(items).text)
+            return
+        }
+        let rows = zip(table.jobs, nextFires).map { job, next -> [String] in
+            let summary = summaries[job.name]
+            return [
+                job.name, job.schedule.text, job.timeZoneName,
+                next.map { InstantFormat.string($0, in: job.timeZone) } ?? "never",
+                summary?.lastStartedAt.map(utc) ?? "-", summary?.lastStatus?.rawValue ?? "-",
+                summary?.lastSuccessAt.map(utc) ?? "-",
+                summary?.successRate7d.map { String(format: "%.0f%%", $0 * 100) } ?? "-",
+            ]
+        }
+        print(
+            alignedTable(
+                header: ["JOB", "SCHEDULE", "ZONE", "NEXT", "LAST RUN", "STATUS", "LAST SUCCESS", "7D OK"], rows: rows))
+    }
+}

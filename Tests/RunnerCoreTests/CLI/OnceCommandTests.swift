@@ -1,0 +1,307 @@
+import Foundation
+import Testing
+
+@testable import RunnerCore
+
+/// `runner migrate`, `once`, `history` and `status`, run as processes against the test server.
+@Suite("runner once and the run history")
+struct OnceCommandTests {
+    /// A folder with a jobs.yaml, a migrated database, and the environment pointing at both.
+    final class Setup: Sendable {
+        let directory: TemporaryDirectory
+        let url: ConnectionString
+        let connection: PostgresConnection
+        let environment: [String: String]
+
+        init(_ label: String, jobs: String, migrate: Bool = true) async throws {
+            directory = try TemporaryDirectory()
+            let url = try await TestDatabase.fresh(label)
+            connection = try await PostgresConnection.connect(url)
+            if migrate { _ = try await Migrator(connection: connection).migrate() }
+            self.url = url
+            let config = try directory.write("jobs.yaml", jobs)
+            environment = [
+                "DATABASE_URL": url.raw, "RUNNER_CONFIG": config.path, "RUNNER_HOME": directory.url.path + "/home",
+            ]
+        }
+
+        func runner(_ arguments: String...) throws -> RunnerProcess.Result {
+            try RunnerProcess.run(arguments, environment: environment, currentDirectory: directory.url)
+        }
+
+        func count(_ sql: String) async throws -> Int {
+            try await connection.query(sql).first?.int("count") ?? -1
+        }
+    }
+
+    @Test("migrate applies the schema, then reports it up to date")
+    func migrate() async throws {
+        let setup = try await Setup(
+            "climigrate", jobs: "jobs:\n  a: {command: [\"true\"], schedule: \"@daily\"}\n", migrate: false)
+        let missing = try setup.runner("history")
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("run `runner migrate` first"))
+        let first = try setup.runner("migrate")
+        #expect(first.status == 0)
+        #expect(first.stdout == "applied migrations 1, 2; runner schema is at version 2\n")
+        let second = try setup.runner("migrate")
+        #expect(second.stdout == "runner schema is up to date (version 2)\n")
+    }
+
+    @Test("once runs the current slot; a second call in the same slot does nothing and exits 0")
+    func onceTwice() async throws {
+        let setup = try await Setup(
+            "oncetwice",
+            jobs: """
+                jobs:
+                  count:
+                    command: ["sh", "-c", "echo \\"$RUNNER_RUN_ID $RUNNER_SLOT $RUNNER_JOB\\" >> ran.txt; echo done"]
+                    schedule: "@every 1h"
+                """)
+        let first = try setup.runner("once", "count")
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.hasPrefix("run 1 of count succeeded"))
+        let second = try setup.runner("once", "count")
+        #expect(second.status == 0)
+        #expect(second.stdout.contains("count already ran in slot"))
+        #expect(second.stdout.contains("(run 1, succeeded); nothing to do"))
+        let lines = try String(contentsOf: setup.directory.url.appendingPathComponent("ran.txt"), encoding: .utf8)
+            .split(separator: "\n")
+        #expect(lines.count == 1)
+        let hour = Int64(Date().timeIntervalSince1970) / 3600 * 3600
+        #expect(lines.first == "1 \(Ledger.slotKey(for: Date(seconds: hour))) count")
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 1)
+        let metrics = try await setup.connection.query(
+            "SELECT name, value FROM runner.metrics WHERE run_id = 1 ORDER BY name")
+        let names = try metrics.map { try $0.string("name") ?? "" }
+        #expect(names == ["duration_ms", "exit_code", "schedule_delay_ms", "stderr_bytes", "stdout_bytes"])
+        #expect(try metrics.first { try $0.string("name") == "stdout_bytes" }?.double("value") == 5)
+    }
+
+    @Test("eight processes started at once for one slot: one run row, the command runs once")
+    func eightProcesses() async throws {
+        let setup = try await Setup(
+            "eight",
+            jobs: """
+                jobs:
+                  once-only:
+                    command: ["sh", "-c", "echo $$ >> side-effect.txt; sleep 0.2"]
+                    schedule: "@every 1h"
+                """)
+        let results = try await withThrowingTaskGroup(of: RunnerProcess.Result.self) { group in
+            for _ in 0..<8 {
+                group.addTask { try setup.runner("once", "once-only") }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.allSatisfy { $0.status == 0 }, "\(results.map(\.stderr))")
+        #expect(results.filter { $0.stdout.contains("succeeded in") }.count == 1)
+        #expect(results.filter { $0.stdout.contains("nothing to do") }.count == 7)
+        let effects = try String(
+            contentsOf: setup.directory.url.appendingPathComponent("side-effect.txt"), encoding: .utf8)
+        #expect(effects.split(separator: "\n").count == 1)
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 1)
+    }
+
+    @Test("a timeout stops the command and everything it started, and records timed_out")
+    func timeout() async throws {
+        let setup = try await Setup(
+            "timeout",
+            jobs: """
+                jobs:
+                  slow:
+                    command: ["sh", "-c", "sleep 30 & echo $! > child.pid; echo started; wait"]
+                    schedule: "@every 1h"
+                    timeout: 1s
+                """)
+        let started = Date()
+        let result = try setup.runner("once", "slow")
+        #expect(result.status == 1)
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(result.stdout.contains("timed_out"))
+        let row = try await setup.connection.query(
+            "SELECT status, error, outcome->>'stdout_tail' AS tail FROM runner.runs")
+        #expect(try row.first?.string("status") == "timed_out")
+        #expect(try row.first?.string("error")?.hasPrefix("timed out after 1s") == true)
+        #expect(try row.first?.string("tail") == "started\n")
+        let pidText = try String(contentsOf: setup.directory.url.appendingPathComponent("child.pid"), encoding: .utf8)
+        let pid = try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        try await Task.sleep(for: .milliseconds(200))
+        // Gone, or a zombie waiting for whoever adopted it to reap it: not running either way.
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let state = stat.split(separator: ")").last?.split(separator: " ").first ?? "gone"
+        #expect(state == "gone" || state == "Z", "the command's background child \(pid) is still running (\(state))")
+    }
+
+    @Test("a failed command exits 1 and keeps its exit code and the last 4 KiB of output")
+    func failure() async throws {
+        let setup = try await Setup(
+            "failure",
+            jobs: """
+                jobs:
+                  noisy:
+                    command: ["sh", "-c", "head -c 10240 /dev/zero | tr '\\\\0' x; echo; echo 'it broke' >&2; exit 7"]
+                    schedule: "@every 1h"
+                """)
+        let result = try setup.runner("once", "noisy")
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("failed"))
+        #expect(result.stdout.contains("exit code 7: it broke"))
+        let row = try await setup.connection.query(
+            "SELECT outcome->>'exit_code' AS code, length(outcome->>'stdout_tail') AS tail, error FROM runner.runs")
+        #expect(try row.first?.string("code") == "7")
+        #expect(try row.first?.int("tail") == 4096)
+        let bytes = try await setup.connection.query("SELECT value FROM runner.metrics WHERE name = 'stdout_bytes'")
+        #expect(try bytes.first?.double("value") == 10241)
+    }
+
+    @Test("--force makes manual runs with their own keys; the cron slot stays free")
+    func force() async throws {
+        let setup = try await Setup(
+            "force",
+            jobs: "jobs:\n  job:\n    command: [\"sh\", \"-c\", \"echo x >> ran.txt\"]\n    schedule: \"@every 1h\"\n")
+        #expect(try setup.runner("once", "job", "--force").status == 0)
+        #expect(try setup.runner("once", "job", "--force").status == 0)
+        let scheduled = try setup.runner("once", "job")
+        #expect(scheduled.stdout.contains("succeeded"))
+        let triggers = try await setup.connection.query("SELECT trigger, slot_key FROM runner.runs ORDER BY id")
+        #expect(try triggers.map { try $0.string("trigger") ?? "" } == ["manual", "manual", "once"])
+        #expect(try triggers.map { try $0.string("slot_key") ?? "" }.prefix(2).allSatisfy { $0.hasPrefix("manual:") })
+        let ran = try String(contentsOf: setup.directory.url.appendingPathComponent("ran.txt"), encoding: .utf8)
+        #expect(ran == "x\nx\nx\n")
+    }
+
+    @Test("--dry-run records a dry run and starts nothing")
+    func dryRun() async throws {
+        let setup = try await Setup(
+            "dryrun",
+            jobs: "jobs:\n  job:\n    command: [\"sh\", \"-c\", \"echo x >> ran.txt\"]\n    schedule: \"@every 1h\"\n")
+        let result = try setup.runner("once", "job", "--dry-run")
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("(dry run)"))
+        #expect(!FileManager.default.fileExists(atPath: setup.directory.url.appendingPathComponent("ran.txt").path))
+        let row = try await setup.connection.query("SELECT dry_run, slot_key FROM runner.runs")
+        #expect(try row.first?.bool("dry_run") == true)
+        #expect(try row.first?.string("slot_key")?.hasPrefix("dry-run:") == true)
+        #expect(try setup.runner("once", "job").stdout.contains("succeeded"))
+    }
+
+    @Test("a slot older than catchup is not claimed")
+    func catchupWindow() async throws {
+        let setup = try await Setup(
+            "catchup",
+            jobs: "jobs:\n  yearly:\n    command: [\"true\"]\n    schedule: \"0 0 1 1 *\"\n    catchup: 1h\n")
+        let result = try setup.runner("once", "yearly")
+        let january = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date())
+        guard !(january.month == 1 && january.day == 1 && january.hour == 0) else { return }
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("yearly has no slot within its catchup window (1h); next at "))
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 0)
+    }
+
+    @Test("an abandoned run is found by runner status and the job runs again")
+    func abandonedByStatus() async throws {
+        let setup = try await Setup(
+            "abandonedcli", jobs: "jobs:\n  job:\n    command: [\"true\"]\n    schedule: \"@every 1h\"\n")
+        try await setup.connection.execute(
+            """
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, started_at, heartbeat_at)
+            VALUES ('job', now() - interval '3 hours', 'old', 'once', 'running', 'gone-host:42', 30,
+                    now() - interval '3 hours', now() - interval '2 hours')
+            """)
+        let status = try setup.runner("status", "--json")
+        #expect(status.status == 0, "\(status.stderr)")
+        let abandoned = try await setup.connection.query("SELECT status, error FROM runner.runs WHERE slot_key = 'old'")
+        #expect(try abandoned.first?.string("status") == "abandoned")
+        #expect(try abandoned.first?.string("error")?.contains("gone-host:42") == true)
+        let parsed = try #require(JSONValue.parse(status.stdout))
+        guard case .array(let items) = parsed, let item = items.first else {
+            Issue.record("status --json printed \(status.stdout)")
+            return
+        }
+        #expect(item["job"] == "job")
+        #expect(item["last_status"] == "abandoned")
+        #expect(item["schedule"] == "@every 1h")
+        #expect(item["timezone"] == "UTC")
+        #expect(try setup.runner("once", "job").stdout.contains("succeeded"))
+    }
+
+    @Test("history prints a table or JSON, newest first, with filters")
+    func history() async throws {
+        let setup = try await Setup(
+            "history",
+            jobs: """
+                jobs:
+                  good: {command: ["true"], schedule: "@every 1h"}
+                  bad: {command: ["false"], schedule: "@every 1h"}
+                """)
+        _ = try setup.runner("once", "good")
+        _ = try setup.runner("once", "bad")
+        let table = try setup.runner("history")
+        let lines = table.stdout.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines[0].hasPrefix("RUN  JOB   SLOT"))
+        #expect(lines[1].contains("bad") && lines[1].contains("failed") && lines[1].contains("exit code 1"))
+        #expect(lines[2].contains("good") && lines[2].contains("succeeded"))
+        let json = try setup.runner("history", "--json", "--status", "failed")
+        guard case .array(let runs)? = JSONValue.parse(json.stdout) else {
+            Issue.record("history --json printed \(json.stdout)")
+            return
+        }
+        #expect(runs.count == 1)
+        let run = try #require(runs.first)
+        for key in ["job", "slot", "trigger", "status", "started_at", "finished_at", "duration_ms", "outcome", "error"]
+        {
+            #expect(run[key] != nil, "missing \(key)")
+        }
+        #expect(run["job"] == "bad")
+        #expect(try setup.runner("history", "--job", "good", "--json").stdout.contains("\"good\""))
+        #expect(try setup.runner("history", "--since", "soon").status == 2)
+    }
+
+    @Test("exit codes: 2 for configuration and usage errors")
+    func configurationErrors() async throws {
+        let setup = try await Setup("exitcodes", jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"@daily\"}\n")
+        #expect(try setup.runner("once", "nope").status == 2)
+        #expect(try setup.runner("once").status == 2)
+        #expect(try setup.runner("once", "job", "--config", "/nonexistent.yaml").status == 2)
+    }
+
+    @Test("exit code 3 when the database is unreachable, and the password never appears")
+    func unreachable() async throws {
+        let setup = try await Setup("unreachable", jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"@daily\"}\n")
+        let secret = "Sup3rS3cretPw-9f8e"
+        for url in [
+            "postgresql://runner:\(secret)@127.0.0.1:1/runner",
+            "postgres://runner:\(secret)@127.0.0.1:1/runner?sslmode=disable&connect_timeout=2",
+            "host=127.0.0.1 port=1 user=runner password=\(secret)",
+            "postgresql://runner:\(secret)@127.0.0.1:1/runner?no_such_option=1",
+        ] {
+            let result = try RunnerProcess.run(
+                ["once", "job"], environment: setup.environment.merging(["DATABASE_URL": url]) { $1 })
+            #expect(result.status == 3, "\(url): \(result.stderr)")
+            #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))
+        }
+    }
+
+    @Test("a wrong password is refused by the server and never printed")
+    func wrongPassword() async throws {
+        guard ProcessInfo.processInfo.environment["DATABASE_URL"] == nil else { return }
+        let setup = try await Setup("password", jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"@daily\"}\n")
+        let wrong = "Wr0ngPassw0rd-abc123"
+        let url = TestDatabase.cluster.tcpConnectionString(database: "postgres", user: "secretive", password: wrong)
+        let result = try RunnerProcess.run(
+            ["once", "job"], environment: setup.environment.merging(["DATABASE_URL": url.raw]) { $1 })
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("password authentication failed"))
+        #expect(!result.stderr.contains(wrong) && !result.stdout.contains(wrong))
+        // The right password gets in (and then finds no runner schema: exit 2).
+        let right = TestDatabase.cluster.tcpConnectionString(
+            database: "postgres", user: "secretive", password: TestDatabase.secretPassword)
+        let ok = try RunnerProcess.run(
+            ["history"], environment: setup.environment.merging(["DATABASE_URL": right.raw]) { $1 })
+        #expect(ok.status == 2)
+        #expect(ok.stderr.contains("runner migrate"))
+        #expect(!ok.stderr.contains(TestDatabase.secretPassword))
+    }
+}

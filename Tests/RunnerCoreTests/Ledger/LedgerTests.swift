@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+
+@testable import RunnerCore
+
+@Suite("Ledger against a real PostgreSQL")
+struct LedgerTests {
+    static func request(_ job: String, slot: Date, key: String? = nil, skip: Bool = true) -> Ledger.ClaimRequest {
+        Ledger.ClaimRequest(
+            job: job, slot: slot, slotKey: key ?? Ledger.slotKey(for: slot), trigger: .once, claimedBy: "test:1",
+            lease: .seconds(30), skipIfRunning: skip)
+    }
+
+    @Test("migrate creates the schema once; running it again changes nothing")
+    func migrateTwice() async throws {
+        let url = try await TestDatabase.fresh("migrate")
+        let connection = try await PostgresConnection.connect(url)
+        let migrator = Migrator(connection: connection)
+        #expect(try await migrator.currentVersion() == 0)
+        let first = try await migrator.migrate()
+        #expect(first.applied == Migration.all.map(\.version))
+        let second = try await migrator.migrate()
+        #expect(second.applied.isEmpty)
+        #expect(second.version == Migration.latestVersion)
+        let tables = try await connection.query(
+            """
+            SELECT count(*) AS n FROM information_schema.tables
+            WHERE table_schema = 'runner'
+              AND table_name IN ('runs', 'effects', 'metrics', 'schema_migrations', 'jobs', 'job_summary', 'daily_metrics')
+            """)
+        #expect(try tables.first?.int("n") == 7)
+    }
+
+    @Test("eight replicas migrating at the same moment apply each migration exactly once")
+    func migrateConcurrently() async throws {
+        let url = try await TestDatabase.fresh("migrateconcurrent")
+        let connections = try await withThrowingTaskGroup(of: PostgresConnection.self) { group in
+            for _ in 0..<8 { group.addTask { try await PostgresConnection.connect(url) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let reports = try await withThrowingTaskGroup(of: Migrator.Report.self) { group in
+            for connection in connections { group.addTask { try await Migrator(connection: connection).migrate() } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(reports.filter { !$0.applied.isEmpty }.count == 1)
+        #expect(reports.flatMap(\.applied).sorted() == Migration.all.map(\.version))
+        let rows = try await connections[0].query("SELECT count(*) AS n FROM runner.schema_migrations")
+        #expect(try rows.first?.int("n") == Migration.all.count)
+    }
+
+    @Test("a slot is claimed once; the second claim sees the first run")
+    func claimTwice() async throws {
+        let (_, connection) = try await TestDatabase.migrated("claimtwice")
+        let ledger = Ledger(connection: connection)
+        let slot = try #require(InstantFormat.parse("2026-11-22T04:30:00Z"))
+        let first = try await ledger.claim(Self.request("stuck-tasks", slot: slot))
+        guard case .claimed(let runID) = first else {
+            Issue.record("first claim was \(first)")
+            return
+        }
+        try await ledger.finish(
+            runID: runID, job: "stuck-tasks", status: .succeeded, durationMs: 5, outcome: ["found": 3], error: nil,
+            metrics: [Metric("found", 3)])
+        let second = try await ledger.claim(Self.request("stuck-tasks", slot: slot))
+        #expect(second == .taken(runID: runID, status: .succeeded))
+        let record = try #require(try await ledger.run(id: runID))
+        #expect(record.slot == slot)
+        #expect(record.slotKey == "2026-11-22T04:30:00Z")
+        #expect(record.outcome == ["found": 3])
+        #expect(record.status == .succeeded)
+    }
+
+    @Test("eight connections racing for one slot: exactly one wins")
+    func claimRace() async throws {
+        let (url, _) = try await TestDatabase.migrated("claimrace")
+        let slot = try #require(InstantFormat.parse("2026-11-22T05:00:00Z"))
+        let results = try await withThrowingTaskGroup(of: Ledger.ClaimResult.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    let ledger = Ledger(connection: try await PostgresConnection.connect(url))
+                    return try await ledger.claim(Self.request("race", slot: slot))
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let winners = results.filter { if case .claimed = $0 { true } else { false } }
+        #expect(winners.count == 1)
+        #expect(results.count == 8)
+    }
+
+    @Test("overlap skip: a new slot while a live run exists is recorded as skipped")
+    func overlapSkip() async throws {
+        let (_, connection) = try await TestDatabase.migrated("overlap")
+        let ledger = Ledger(connection: connection)
+        let first = try #require(InstantFormat.parse("2026-11-22T06:00:00Z"))
+        guard case .claimed(let liveID) = try await ledger.claim(Self.request("slow", slot: first)) else {
+            Issue.record("first slot not claimed")
+            return
+        }
+        let second = first.addingTimeInterval(60)
+        let skipped = try await ledger.claim(Self.request("slow", slot: second))
+        guard case .skipped(let skippedID, let live) = skipped else {
+            Issue.record("second slot was \(skipped)")
+            return
+        }
+        #expect(live == liveID)
+        let record = try #require(try await ledger.run(id: skippedID))
+        #expect(record.status == .skipped)
+        #expect(record.outcome == ["skipped_because": .string("run \(liveID) is still running")])
+        // With overlap allowed the third slot runs beside the live one.
+        let third = try await ledger.claim(Self.request("slow", slot: second.addingTimeInterval(60), skip: false))
+        if case .claimed = third {} else { Issue.record("overlap allow was \(third)") }
+    }
+
+    @Test("a run whose heartbeat is older than its lease is abandoned, and the job may run again")
+    func abandoned() async throws {
+        let (_, connection) = try await TestDatabase.migrated("abandoned")
+        let ledger = Ledger(connection: connection)
+        let slot = try #require(InstantFormat.parse("2026-11-22T07:00:00Z"))
+        guard case .claimed(let runID) = try await ledger.claim(Self.request("crashy", slot: slot)) else {
+            Issue.record("not claimed")
+            return
+        }
+        #expect(try await ledger.heartbeat(runID: runID))
+        #expect(try await ledger.markAbandoned(job: "crashy") == 0)
+        try await connection.query(
+            "UPDATE runner.runs SET heartbeat_at = now() - interval '5 minutes' WHERE id = $1::bigint", [.int64(runID)])
+        let next = try await ledger.claim(Self.request("crashy", slot: slot.addingTimeInterval(60)))
+        if case .claimed = next {} else { Issue.record("after abandonment the next slot was \(next)") }
+        let record = try #require(try await ledger.run(id: runID))
+        #expect(record.status == .abandoned)
+        #expect(record.error?.contains("no heartbeat from test:1") == true)
+        #expect(try await ledger.heartbeat(runID: runID) == false)
+    }
+
+    @Test("sessions are UTC even when the server's TimeZone is not")
+    func sessionTimeZone() async throws {
+        let (_, connection) = try await TestDatabase.migrated("timezone")
+        #expect(try await connection.query("SHOW TimeZone").first?.string("TimeZone") == "UTC")
+        let server = try await connection.query("SELECT reset_val FROM pg_settings WHERE name = 'TimeZone'")
+        if ProcessInfo.processInfo.environment["DATABASE_URL"] == nil {
+            #expect(try server.first?.string("reset_val") == "America/New_York")
+        }
+        let instant = Date(timeIntervalSince1970: 1_795_000_000.25)
+        let row = try await connection.query("SELECT $1::timestamptz AS t", [.timestamp(instant)])
+        #expect(try row.first?.date("t") == instant)
+    }
+
+    @Test("metrics and the review views")
+    func metricsAndViews() async throws {
+        let (_, connection) = try await TestDatabase.migrated("views")
+        let ledger = Ledger(connection: connection)
+        let base = try #require(InstantFormat.parse("2026-11-22T08:00:00Z"))
+        for (index, status) in [RunStatus.succeeded, .succeeded, .failed, .succeeded].enumerated() {
+            guard
+                case .claimed(let id) = try await ledger.claim(
+                    Self.request("viewed", slot: base.addingTimeInterval(Double(index) * 60)))
+            else { continue }
+            try await ledger.finish(
+                runID: id, job: "viewed", status: status, durationMs: Int64(100 * (index + 1)), outcome: nil,
+                error: status == .failed ? "boom" : nil,
+                metrics: [Metric("found", Double(index)), Metric("emails_sent", 1)])
+        }
+        try await ledger.registerJobs([("viewed", "* * * * *", "UTC", base.addingTimeInterval(3600))])
+        let summary = try #require(try await ledger.summaries(jobs: ["viewed"])["viewed"])
+        #expect(summary.lastStatus == .succeeded)
+        #expect(summary.successRate7d == 0.75)
+        #expect(summary.p50DurationMs == 250)
+        let daily = try await connection.query(
+            "SELECT name, total, samples FROM runner.daily_metrics WHERE job = 'viewed' ORDER BY name")
+        let totals = try daily.map {
+            [try $0.string("name") ?? "", String(try $0.double("total") ?? -1), String(try $0.int("samples") ?? -1)]
+        }
+        #expect(totals == [["emails_sent", "4.0", "4"], ["found", "6.0", "4"]])
+        let history = try await ledger.history(Ledger.HistoryFilter(job: "viewed", status: .failed))
+        #expect(history.map(\.error) == ["boom"])
+    }
+}

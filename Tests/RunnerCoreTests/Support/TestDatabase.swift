@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+
+@testable import RunnerCore
+
+/// The PostgreSQL server of the test run: `DATABASE_URL` when given, else one embedded cluster
+/// (the runner's own harness) under `.build/test-postgres`, started once per test run. Its
+/// server TimeZone is deliberately not UTC, to prove the runner never depends on it.
+///
+/// Each suite gets a fresh database. There is no silent skip: if no server can be had, every
+/// database test fails with the reason.
+enum TestDatabase {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../..").standardized
+
+    static let cluster = EmbeddedPostgres(
+        home: packageRoot.appendingPathComponent(".build/test-postgres"), fast: true, tcp: true,
+        serverTimeZone: "America/New_York")
+
+    /// The password of the `secretive` role, which logs in over TCP.
+    static let secretPassword = "s3cr3t-Pa55w0rd-XYZ"
+
+    private static let server = Task<ConnectionString, Error> {
+        if let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty {
+            return ConnectionString(url)
+        }
+        do {
+            try await cluster.start()
+        } catch {
+            throw TestDatabaseError(
+                "cannot start the test PostgreSQL (install the postgresql package, or set DATABASE_URL): \(error)")
+        }
+        let admin = try await PostgresConnection.connect(cluster.connectionString(database: "postgres"))
+        try await admin.execute(
+            """
+            DO $$ BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'secretive') THEN
+                    CREATE ROLE secretive LOGIN PASSWORD '\(secretPassword)';
+                END IF;
+            END $$;
+            """)
+        return cluster.connectionString(database: "postgres")
+    }
+
+    /// A new, empty database for one suite, and its connection string.
+    static func fresh(_ label: String) async throws -> ConnectionString {
+        let base = try await server.value
+        let name = "t_\(label.lowercased().filter { $0.isLetter || $0.isNumber })_\(UInt32.random(in: 0...UInt32.max))"
+        let admin = try await PostgresConnection.connect(base)
+        try await admin.execute("CREATE DATABASE \(name)")
+        await admin.close()
+        return base.replacingDatabase(with: name)
+    }
+
+    /// A fresh database with the runner schema migrated.
+    static func migrated(_ label: String) async throws -> (ConnectionString, PostgresConnection) {
+        let url = try await fresh(label)
+        let connection = try await PostgresConnection.connect(url)
+        _ = try await Migrator(connection: connection).migrate()
+        return (url, connection)
+    }
+}
+
+struct TestDatabaseError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
