@@ -24,11 +24,13 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        .target(name: "CSystemShims"),
         .target(
             name: "RunnerCore",
             dependencies: [
                 "CLibPQ",
                 "CCurl",
+                "CSystemShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -45,6 +47,11 @@ let package = Package(
             name: "cron-bench",
             dependencies: ["RunnerCore"],
             path: "Benchmarks/CronBench"
+        ),
+        .executableTarget(
+            name: "ledger-bench",
+            dependencies: ["RunnerCore"],
+            path: "Benchmarks/LedgerBench"
         ),
         .testTarget(
             name: "RunnerCoreTests",

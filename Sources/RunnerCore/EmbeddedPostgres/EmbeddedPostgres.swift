@@ -184,7 +184,7 @@ public struct EmbeddedPostgres: Sendable {
     private func withLock<T>(_ body: () async throws -> T) async throws -> T {
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         let path = home.appendingPathComponent("embedded.lock").path
-        let descriptor = open(path, O_CREAT | O_RDWR, 0o644)
+        let descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw Failure(description: "cannot open \(path): \(String(cString: strerror(errno)))")
         }

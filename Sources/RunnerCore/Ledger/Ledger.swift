@@ -54,34 +54,112 @@ public struct Ledger: Sendable {
         "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)"
     }
 
+    /// Claims `(job, slot_key)`. Exactly one caller gets `.claimed` (or `.skipped` when the job
+    /// has a live run and the request skips overlaps); every other caller gets `.taken`.
+    ///
+    /// The UNIQUE (job, slot_key) constraint is the guarantee. Plain statements rather than a
+    /// server-side function: a short-lived `runner once` would pay the function's compilation
+    /// in every new session.
     public func claim(_ request: ClaimRequest) async throws -> ClaimResult {
-        let rows = try await connection.query(
-            """
-            SELECT result, run_id, run_status, live_run_id
-            FROM runner.claim($1, $2::timestamptz, $3, $4, $5::integer, $6::boolean, $7, $8::integer, $9::boolean)
-            """,
-            [
-                PostgresValue(request.job), .timestamp(request.slot), PostgresValue(request.slotKey),
-                PostgresValue(request.trigger.rawValue), .int(request.attempt), .bool(request.dryRun),
-                PostgresValue(request.claimedBy), .int(Int(max(1, request.lease.components.seconds))),
-                .bool(request.skipIfRunning),
-            ])
-        guard let row = rows.first, let runID = try row.int64("run_id") else {
-            throw PostgresError(.query, "runner.claim returned no row")
+        // Fast path, no lock: the slot is already taken (the second call in a slot ends here).
+        if let existing = try await existingRun(job: request.job, slotKey: request.slotKey) {
+            return .taken(runID: existing.id, status: existing.status)
         }
-        switch try row.string("result") {
-        case "claimed": return .claimed(runID: runID)
-        case "skipped": return .skipped(runID: runID, liveRunID: try row.int64("live_run_id") ?? 0)
-        default:
-            return .taken(runID: runID, status: RunStatus(rawValue: try row.string("run_status") ?? "") ?? .running)
+        guard request.skipIfRunning else {
+            let inserted = try await connection.query(
+                """
+                INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by,
+                                         lease_seconds)
+                VALUES ($1, $2::timestamptz, $3, $4, $5::integer, 'running', $6::boolean, $7, $8::integer)
+                ON CONFLICT (job, slot_key) DO NOTHING
+                RETURNING id
+                """, Self.claimParameters(request))
+            if let runID = try inserted.first?.int64("id") { return .claimed(runID: runID) }
+            return try await takenRun(request)
         }
+        // The overlap check and the insert must not interleave with another claim of the job: a
+        // transaction-level lock (safe behind PgBouncer), then a fresh snapshot in the next statement.
+        let parameters = Self.claimParameters(request)
+        let claimed: ClaimResult? = try await connection.transaction { connection in
+            try connection.query(
+                "SELECT pg_advisory_xact_lock(hashtext('runner.claim'), hashtext($1))", [PostgresValue(request.job)])
+            let rows = try connection.query(
+                """
+                WITH abandoned AS (\(Self.markAbandonedSQL)),
+                live AS (
+                    SELECT id FROM runner.runs
+                    WHERE job = $1 AND status = 'running'
+                      AND heartbeat_at >= now() - make_interval(secs => lease_seconds)
+                    ORDER BY id LIMIT 1
+                )
+                INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by,
+                                         lease_seconds, finished_at, duration_ms, outcome)
+                SELECT $1, $2::timestamptz, $3, $4, $5::integer,
+                       CASE WHEN live.id IS NULL THEN 'running' ELSE 'skipped' END,
+                       $6::boolean, $7, $8::integer,
+                       CASE WHEN live.id IS NULL THEN NULL ELSE now() END,
+                       CASE WHEN live.id IS NULL THEN NULL ELSE 0 END,
+                       CASE WHEN live.id IS NULL THEN NULL
+                            ELSE jsonb_build_object('skipped_because', format('run %s is still running', live.id))
+                       END
+                FROM (SELECT 1) AS one LEFT JOIN live ON true
+                ON CONFLICT (job, slot_key) DO NOTHING
+                RETURNING id, status, (SELECT id FROM live) AS live_id
+                """, parameters)
+            guard let row = rows.first, let runID = try row.int64("id") else { return nil }
+            if try row.string("status") == RunStatus.skipped.rawValue {
+                return .skipped(runID: runID, liveRunID: try row.int64("live_id") ?? 0)
+            }
+            return .claimed(runID: runID)
+        }
+        if let claimed { return claimed }
+        return try await takenRun(request)
     }
+
+    private func existingRun(job: String, slotKey: String) async throws -> (id: Int64, status: RunStatus)? {
+        let rows = try await connection.query(
+            "SELECT id, status FROM runner.runs WHERE job = $1 AND slot_key = $2",
+            [PostgresValue(job), PostgresValue(slotKey)])
+        guard let row = rows.first, let id = try row.int64("id") else { return nil }
+        return (id, RunStatus(rawValue: try row.string("status") ?? "") ?? .running)
+    }
+
+    /// The run that won the slot, after our insert found it taken.
+    private func takenRun(_ request: ClaimRequest) async throws -> ClaimResult {
+        guard let existing = try await existingRun(job: request.job, slotKey: request.slotKey) else {
+            throw PostgresError(.query, "slot \(request.slotKey) of \(request.job) conflicted but cannot be read")
+        }
+        return .taken(runID: existing.id, status: existing.status)
+    }
+
+    private static func claimParameters(_ request: ClaimRequest) -> [PostgresValue] {
+        [
+            PostgresValue(request.job), .timestamp(request.slot), PostgresValue(request.slotKey),
+            PostgresValue(request.trigger.rawValue), .int(request.attempt), .bool(request.dryRun),
+            PostgresValue(request.claimedBy), .int(Int(max(1, request.lease.components.seconds))),
+        ]
+    }
+
+    /// Marks `running` runs of job `$1` (every job when `$1` is NULL) whose heartbeat is older
+    /// than their lease as abandoned, so the job may run again.
+    static let markAbandonedSQL = """
+        UPDATE runner.runs
+        SET status = 'abandoned',
+            finished_at = now(),
+            duration_ms = (extract(epoch FROM heartbeat_at - started_at) * 1000)::bigint,
+            error = format('abandoned: no heartbeat from %s since %s (lease %s s); the process is gone',
+                           claimed_by, to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                           lease_seconds)
+        WHERE status = 'running'
+          AND ($1::text IS NULL OR job = $1)
+          AND heartbeat_at < now() - make_interval(secs => lease_seconds)
+        RETURNING id
+        """
 
     /// Marks runs without a fresh heartbeat as abandoned; returns how many.
     @discardableResult
     public func markAbandoned(job: String? = nil) async throws -> Int {
-        try await connection.query("SELECT runner.mark_abandoned($1) AS marked", [PostgresValue(job)])
-            .first?.int("marked") ?? 0
+        try await connection.query(Self.markAbandonedSQL, [PostgresValue(job)]).count
     }
 
     /// Refreshes a running run's heartbeat; false if the run is no longer `running`.
@@ -91,49 +169,45 @@ public struct Ledger: Sendable {
         return rows.affectedRows == 1
     }
 
-    /// Records how a run ended, with its metrics, in one transaction.
+    /// Records how a run ended, with its metrics: one statement, so one round trip and atomic.
     public func finish(
         runID: Int64, job: String, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?,
         metrics: [Metric]
     ) async throws {
-        try await connection.transaction { connection in
-            try connection.query(
-                """
+        try await connection.query(
+            """
+            WITH finished AS (
                 UPDATE runner.runs
                 SET status = $2, finished_at = now(), heartbeat_at = now(), duration_ms = $3::bigint,
                     outcome = $4::jsonb, error = $5
                 WHERE id = $1::bigint
-                """,
-                [
-                    .int64(runID), PostgresValue(status.rawValue), .int64(durationMs), PostgresValue(outcome?.text),
-                    PostgresValue(error),
-                ])
-            try Self.insertMetrics(metrics, runID: runID, job: job, on: connection)
-        }
+                RETURNING id, job
+            )
+            INSERT INTO runner.metrics (run_id, job, name, value, unit)
+            SELECT f.id, f.job, m.name, m.value, m.unit
+            FROM finished f, unnest($6::text[], $7::float8[], $8::text[]) AS m(name, value, unit)
+            """,
+            [
+                .int64(runID), PostgresValue(status.rawValue), .int64(durationMs), PostgresValue(outcome?.text),
+                PostgresValue(error),
+            ] + Self.metricArrays(metrics))
     }
 
     /// Writes counters in one statement, however many there are.
     public func recordMetrics(_ metrics: [Metric], runID: Int64?, job: String) async throws {
-        try await connection.transaction { connection in
-            try Self.insertMetrics(metrics, runID: runID, job: job, on: connection)
-        }
-    }
-
-    private static func insertMetrics(
-        _ metrics: [Metric], runID: Int64?, job: String, on connection: isolated PostgresConnection
-    ) throws {
         guard !metrics.isEmpty else { return }
-        try connection.query(
+        try await connection.query(
             """
             INSERT INTO runner.metrics (run_id, job, name, value, unit)
             SELECT $1::bigint, $2, m.name, m.value, m.unit
             FROM unnest($3::text[], $4::float8[], $5::text[]) AS m(name, value, unit)
             """,
-            [
-                .int64(runID), PostgresValue(job), .array(metrics.map(\.name)),
-                .array(metrics.map { String($0.value) }),
-                .array(metrics.map(\.unit)),
-            ])
+            [.int64(runID), PostgresValue(job)] + Self.metricArrays(metrics))
+    }
+
+    /// Names, values and units as three parallel array parameters, for `unnest`.
+    private static func metricArrays(_ metrics: [Metric]) -> [PostgresValue] {
+        [.array(metrics.map(\.name)), .array(metrics.map { String($0.value) }), .array(metrics.map(\.unit))]
     }
 
     public func run(id: Int64) async throws -> RunRecord? {

@@ -1,3 +1,4 @@
+import CSystemShims
 import Foundation
 
 #if canImport(Glibc)
@@ -79,7 +80,7 @@ public struct CommandProcess: Sendable {
         guard let program = argv.first else { throw SpawnError(description: "the command is empty") }
         var stdoutPipe: [Int32] = [0, 0]
         var stderrPipe: [Int32] = [0, 0]
-        guard pipe(&stdoutPipe) == 0, pipe(&stderrPipe) == 0 else {
+        guard runner_pipe_cloexec(&stdoutPipe) == 0, runner_pipe_cloexec(&stderrPipe) == 0 else {
             throw SpawnError(description: "cannot create pipes: \(String(cString: strerror(errno)))")
         }
         var actions = posix_spawn_file_actions_t()
@@ -88,7 +89,9 @@ public struct CommandProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
-        for descriptor in stdoutPipe + stderrPipe { posix_spawn_file_actions_addclose(&actions, descriptor) }
+        // Nothing else of ours leaks into the command (or into a server it starts): a lock
+        // file or a parent's pipe held open by a daemon would never be released.
+        runner_spawn_add_closefrom(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

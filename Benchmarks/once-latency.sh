@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Median wall time of `runner once --force` for a no-op command job against a warm local
+# PostgreSQL, next to `psql -c 'select 1'` on the same server in the same run.
+# Uses the embedded PostgreSQL in a throwaway RUNNER_HOME; prints milliseconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${RUNS:-40}
+swift build -c release --product runner >/dev/null
+bin=$PWD/.build/release/runner
+work=$(mktemp -d /tmp/runner-once-bench.XXXXXX)
+export RUNNER_HOME=$work/home
+trap '"$bin" db stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+cat >"$work/jobs.yaml" <<'YAML'
+jobs:
+  noop:
+    command: ["true"]
+    schedule: "@hourly"
+YAML
+url=$(env -u DATABASE_URL "$bin" db url 2>/dev/null)
+export DATABASE_URL=$url
+"$bin" migrate >/dev/null
+psql_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/psql
+[ -x "$psql_bin" ] || psql_bin=psql
+
+median_ms() {
+    local -a times=()
+    for _ in $(seq "$runs"); do
+        local start end
+        start=$(date +%s%N)
+        "$@" >/dev/null 2>&1
+        end=$(date +%s%N)
+        times+=($(((end - start) / 1000)))
+    done
+    printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] / 1000 }'
+}
+
+# Warm both up once.
+"$bin" once noop --force --config "$work/jobs.yaml" >/dev/null 2>&1
+"$psql_bin" "$url" -c 'select 1' >/dev/null
+
+psql_ms=$(median_ms "$psql_bin" "$url" -c 'select 1')
+once_ms=$(median_ms "$bin" once noop --force --config "$work/jobs.yaml")
+noop_ms=$(median_ms "$bin" once noop --config "$work/jobs.yaml")
+echo "median of $runs runs each, same server, same run:"
+echo "  psql -c 'select 1'                 ${psql_ms} ms"
+echo "  runner once noop --force           ${once_ms} ms  (claim, start 'true', heartbeat, finish, metrics)"
+echo "  runner once noop (slot taken)      ${noop_ms} ms  (the second call in a slot)"
+awk -v r="$once_ms" -v p="$psql_ms" 'BEGIN { printf "  ratio runner/psql                  %.2fx (goal: at most 1.5x)\n", r / p }'

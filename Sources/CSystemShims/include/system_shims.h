@@ -1,0 +1,11 @@
+#ifndef RUNNER_SYSTEM_SHIMS_H
+#define RUNNER_SYSTEM_SHIMS_H
+#include <spawn.h>
+
+/// pipe2(fds, O_CLOEXEC): GNU extensions Swift's Glibc module does not import.
+int runner_pipe_cloexec(int fds[2]);
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+): close every descriptor >= from in the child.
+int runner_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int from);
+
+#endif
