@@ -57,15 +57,28 @@ public struct RunExecutor: Sendable {
         return record
     }
 
+    /// How the race between the work and its deadline ended.
+    private enum Race: Sendable {
+        case finished(RunResult)
+        case deadline
+        /// The caller cancelled the run (SIGTERM, SIGINT): the work is stopped and recorded
+        /// as interrupted.
+        case cancelled
+    }
+
     private func runWithTimeout(_ work: RunWork, _ info: RunInfo, timeout: Duration, logger: Logger) async -> RunResult
     {
         let ledger = self.ledger
         let interval = heartbeatInterval
-        return await withTaskGroup(of: RunResult?.self) { group in
-            group.addTask { await work.perform(info) }
+        return await withTaskGroup(of: Race.self) { group in
+            group.addTask { .finished(await work.perform(info)) }
             group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
+                do {
+                    try await Task.sleep(for: timeout)
+                    return .deadline
+                } catch {
+                    return .cancelled
+                }
             }
             let heartbeat = Task {
                 while !Task.isCancelled {
@@ -81,19 +94,20 @@ public struct RunExecutor: Sendable {
                 }
             }
             defer { heartbeat.cancel() }
-            let first = await group.next() ?? nil
+            let first = await group.next() ?? .cancelled
             group.cancelAll()
-            if let first { return first }
-            // The timeout won: the work has been cancelled; keep what it reports, as timed_out.
-            let reported: RunResult? = await group.next() ?? nil
-            var stopped = reported ?? RunResult(status: .failed)
-            if stopped.status == .succeeded || stopped.status == .failed || stopped.status == .running {
-                stopped.status = .timedOut
+            if case .finished(let result) = first { return result }
+            // The deadline or the caller stopped the work; keep what it reports, with the reason.
+            var stopped = RunResult(status: .failed)
+            for await race in group {
+                if case .finished(let result) = race { stopped = result }
             }
+            let timedOut: Bool
+            if case .deadline = first { timedOut = true } else { timedOut = false }
+            stopped.status = timedOut ? .timedOut : .interrupted
             let what = if case .command = info.job.action { "; the command's process group was stopped" } else { "" }
-            stopped.error =
-                "timed out after \(DurationParser.format(timeout))\(what)"
-                + (stopped.error.map { " (\($0))" } ?? "")
+            let reason = timedOut ? "timed out after \(DurationParser.format(timeout))" : "interrupted by shutdown"
+            stopped.error = reason + what + (stopped.error.map { " (\($0))" } ?? "")
             return stopped
         }
     }

@@ -39,7 +39,13 @@ struct Once: AsyncParsableCommand {
             heartbeatInterval: Self.heartbeatInterval())
         let outcome: OnceRunner.Outcome
         do {
-            outcome = try await OnceRunner(executor: executor).run(job, force: force, dryRun: dryRun)
+            let runner = OnceRunner(executor: executor)
+            let (force, dryRun) = (self.force, self.dryRun)
+            let task = Task { try await runner.run(job, force: force, dryRun: dryRun) }
+            // SIGTERM or SIGINT stops the run; it is recorded as interrupted, not lost.
+            let signals = ShutdownSignals { task.cancel() }
+            defer { signals.cancel() }
+            outcome = try await task.value
         } catch let error as PostgresError {
             throw CommandError(error.message, code: error.kind == .connection ? .databaseUnreachable : .runFailed)
         }

@@ -133,6 +133,33 @@ struct OnceCommandTests {
         #expect(state == "gone" || state == "Z", "the command's background child \(pid) is still running (\(state))")
     }
 
+    @Test("SIGTERM stops the run, records it as interrupted, and exits 1")
+    func sigterm() async throws {
+        let setup = try await Setup(
+            "sigterm", jobs: "jobs:\n  long:\n    command: [\"sleep\", \"30\"]\n    schedule: \"@every 1h\"\n")
+        let process = Process()
+        process.executableURL = RunnerProcess.executable
+        process.arguments = ["once", "long"]
+        process.environment = ProcessInfo.processInfo.environment.merging(setup.environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait until the run is claimed and its command started.
+        var running = 0
+        for _ in 0..<100 where running == 0 {
+            try await Task.sleep(for: .milliseconds(50))
+            running = try await setup.count("SELECT count(*) FROM runner.runs WHERE status = 'running'")
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(running == 1)
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        let row = try await setup.connection.query("SELECT status, error FROM runner.runs")
+        #expect(try row.first?.string("status") == "interrupted")
+        #expect(try row.first?.string("error")?.hasPrefix("interrupted by shutdown") == true)
+    }
+
     @Test("a failed command exits 1 and keeps its exit code and the last 4 KiB of output")
     func failure() async throws {
         let setup = try await Setup(
