@@ -61,11 +61,28 @@ public actor PostgresConnection {
     /// Runs one statement with `$1…` parameters sent separately from the SQL text.
     @discardableResult
     public func query(_ sql: String, _ parameters: [PostgresValue] = []) throws(PostgresError) -> PostgresRows {
-        guard let connection else { throw PostgresError(.connection, "the connection to \(target) is closed") }
+        let connection = try open()
         let texts = parameters.map(\.text)
         let result: OpaquePointer? = withOptionalCStrings(texts) { pointers in
             PQexecParams(connection, sql, Int32(texts.count), nil, pointers, nil, nil, 0)
         }
+        return try rows(of: result, on: connection)
+    }
+
+    /// Runs statements without parameters (several may be separated by semicolons).
+    @discardableResult
+    public func execute(_ sql: String) throws(PostgresError) -> PostgresRows {
+        let connection = try open()
+        return try rows(of: PQexec(connection, sql), on: connection)
+    }
+
+    private func open() throws(PostgresError) -> OpaquePointer {
+        guard let connection else { throw PostgresError(.connection, "the connection to \(target) is closed") }
+        return connection
+    }
+
+    /// The rows of a finished statement, or its error; clears the result either way.
+    private func rows(of result: OpaquePointer?, on connection: OpaquePointer) throws(PostgresError) -> PostgresRows {
         guard let result else {
             throw PostgresError(
                 .connection, "lost the connection to \(target): \(Self.cleanMessage(PQerrorMessage(connection)))")
@@ -79,24 +96,6 @@ public actor PostgresConnection {
             let message = Self.cleanMessage(PQresultErrorMessage(result))
             let kind: PostgresError.Kind = PQstatus(connection) == CONNECTION_OK ? .query : .connection
             throw PostgresError(kind, message, sqlState: sqlState)
-        }
-    }
-
-    /// Runs statements without parameters (several may be separated by semicolons).
-    @discardableResult
-    public func execute(_ sql: String) throws(PostgresError) -> PostgresRows {
-        guard let connection else { throw PostgresError(.connection, "the connection to \(target) is closed") }
-        guard let result = PQexec(connection, sql) else {
-            throw PostgresError(
-                .connection, "lost the connection to \(target): \(Self.cleanMessage(PQerrorMessage(connection)))")
-        }
-        defer { PQclear(result) }
-        switch PQresultStatus(result) {
-        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
-            return PostgresRows(result)
-        default:
-            let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-            throw PostgresError(.query, Self.cleanMessage(PQresultErrorMessage(result)), sqlState: sqlState)
         }
     }
 
