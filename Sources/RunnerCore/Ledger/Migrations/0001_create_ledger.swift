@@ -48,6 +48,9 @@ extension Migration {
                 target      text,
                 payload     jsonb NOT NULL DEFAULT '{}',
                 attempts    integer NOT NULL DEFAULT 0,
+                -- Set, and committed, just before an attempt: a lease that expires with no
+                -- outcome means the attempt's process died mid-send.
+                leased_until timestamptz,
                 last_error  text,
                 created_at  timestamptz NOT NULL DEFAULT now(),
                 done_at     timestamptz,

@@ -1,0 +1,158 @@
+import Foundation
+
+/// The idempotency ledger for everything with an outside effect (email, insight, webhook).
+///
+/// An effect is recorded (UNIQUE kind + key) before it is performed, leased in a committed
+/// statement just before each attempt, and marked after. So:
+/// - the same effect is never recorded twice, however many runs find it;
+/// - only one process at a time attempts it (the lease);
+/// - an attempt whose process died mid-send leaves an expired lease and no outcome; it is
+///   not repeated (at most once) but marked failed with that reason, for a person to check.
+public struct Effects: Sendable {
+    public enum Status: String, Sendable, Codable, CaseIterable {
+        case pending, sent, draft, failed
+    }
+
+    public struct Effect: Sendable, Equatable {
+        public let id: Int64
+        public let kind: String
+        public let key: String
+        public let runID: Int64?
+        public let status: Status
+        public let target: String?
+        public let payload: JSONValue
+        public let attempts: Int
+        public let lastError: String?
+        public let createdAt: Date
+        public let doneAt: Date?
+
+        static let columns = """
+            id, kind, key, run_id, status, target, payload::text AS payload, attempts, last_error, created_at, done_at
+            """
+
+        init(row: PostgresRow) throws {
+            id = try row.int64("id") ?? 0
+            kind = try row.string("kind", default: "")
+            key = try row.string("key", default: "")
+            runID = try row.int64("run_id")
+            status = Status(rawValue: try row.string("status", default: "")) ?? .pending
+            target = try row.string("target")
+            payload = try row.string("payload").flatMap(JSONValue.parse) ?? .null
+            attempts = try row.int("attempts") ?? 0
+            lastError = try row.string("last_error")
+            createdAt = try row.date("created_at") ?? Date(timeIntervalSince1970: 0)
+            doneAt = try row.date("done_at")
+        }
+    }
+
+    public let connection: PostgresConnection
+
+    public init(connection: PostgresConnection) {
+        self.connection = connection
+    }
+
+    /// Records an effect about to be performed. Returns it and whether this call created it;
+    /// an existing effect (of any status) is returned untouched.
+    public func record(kind: String, key: String, runID: Int64?, target: String?, payload: JSONValue) async throws
+        -> (effect: Effect, isNew: Bool)
+    {
+        let inserted = try await connection.query(
+            """
+            INSERT INTO runner.effects (kind, key, run_id, status, target, payload)
+            VALUES ($1, $2, $3::bigint, 'pending', $4, $5::jsonb)
+            ON CONFLICT (kind, key) DO NOTHING
+            RETURNING \(Effect.columns)
+            """,
+            [
+                PostgresValue(kind), PostgresValue(key), .int64(runID), PostgresValue(target),
+                PostgresValue(payload.text),
+            ])
+        if let row = inserted.first { return (try Effect(row: row), true) }
+        guard let existing = try await effect(kind: kind, key: key) else {
+            throw PostgresError(.query, "effect \(kind)/\(key) conflicted but cannot be read")
+        }
+        return (existing, false)
+    }
+
+    public func effect(kind: String, key: String) async throws -> Effect? {
+        try await connection.query(
+            "SELECT \(Effect.columns) FROM runner.effects WHERE kind = $1 AND key = $2",
+            [PostgresValue(kind), PostgresValue(key)]
+        ).first.map(Effect.init(row:))
+    }
+
+    /// Takes the right to attempt a pending effect for `lease`; false if another process holds
+    /// it or it is no longer pending. Committed before the attempt starts.
+    public func lease(_ id: Int64, runID: Int64?, for lease: Duration) async throws -> Bool {
+        try await connection.query(
+            """
+            UPDATE runner.effects
+            SET leased_until = now() + $3::interval, attempts = attempts + 1, run_id = coalesce($2::bigint, run_id),
+                last_error = NULL
+            WHERE id = $1::bigint AND status = 'pending' AND (leased_until IS NULL OR leased_until < now())
+            """, [.int64(id), .int64(runID), .interval(lease)]
+        ).affectedRows == 1
+    }
+
+    /// The effect was performed.
+    public func markSent(_ id: Int64) async throws {
+        try await finish(id, status: .sent, error: nil)
+    }
+
+    /// Nothing is configured to perform it: kept as a draft, visible in the outbox.
+    public func markDraft(_ id: Int64) async throws {
+        try await finish(id, status: .draft, error: nil)
+    }
+
+    /// A permanent failure: recorded, not retried.
+    public func markFailed(_ id: Int64, error: String) async throws {
+        try await finish(id, status: .failed, error: error)
+    }
+
+    /// A transient failure: stays pending, with the reason, for a later attempt.
+    public func markRetryable(_ id: Int64, error: String) async throws {
+        try await connection.query(
+            "UPDATE runner.effects SET leased_until = NULL, last_error = $2 WHERE id = $1::bigint AND status = 'pending'",
+            [.int64(id), PostgresValue(error)])
+    }
+
+    private func finish(_ id: Int64, status: Status, error: String?) async throws {
+        try await connection.query(
+            """
+            UPDATE runner.effects SET status = $2, last_error = coalesce($3, last_error), done_at = now(),
+                                      leased_until = NULL
+            WHERE id = $1::bigint
+            """, [.int64(id), PostgresValue(status.rawValue), PostgresValue(error)])
+    }
+
+    /// Pending effects of a kind that a new run should finish: never attempted, or attempted
+    /// and failed transiently. Effects whose attempt died mid-send are marked failed first.
+    public func pending(kind: String, limit: Int = 1000) async throws -> [Effect] {
+        try await connection.query(
+            """
+            UPDATE runner.effects
+            SET status = 'failed', done_at = now(), leased_until = NULL,
+                last_error = 'outcome unknown: the process attempting it stopped mid-attempt; '
+                             || 'not repeated, to avoid a duplicate'
+            WHERE kind = $1 AND status = 'pending' AND leased_until < now() AND last_error IS NULL
+            """, [PostgresValue(kind)])
+        return try await connection.query(
+            """
+            SELECT \(Effect.columns) FROM runner.effects
+            WHERE kind = $1 AND status = 'pending' AND (leased_until IS NULL OR leased_until < now())
+            ORDER BY id LIMIT $2::integer
+            """, [PostgresValue(kind), .int(limit)]
+        ).map(Effect.init(row:))
+    }
+
+    /// Effects for `runner outbox`, newest first.
+    public func list(status: Status? = nil, limit: Int = 50) async throws -> [Effect] {
+        try await connection.query(
+            """
+            SELECT \(Effect.columns) FROM runner.effects
+            WHERE ($1::text IS NULL OR status = $1)
+            ORDER BY id DESC LIMIT $2::integer
+            """, [PostgresValue(status?.rawValue), .int(limit)]
+        ).map(Effect.init(row:))
+    }
+}
