@@ -56,6 +56,13 @@ public struct Database: Sendable {
     /// Connects, retrying briefly with backoff, and checks that the schema is current. On the
     /// embedded default the schema is migrated automatically, since the runner owns that cluster.
     public func connect(requireSchema: Bool = true, attempts: Int = 4) async throws -> PostgresConnection {
+        try await connectReturningURL(requireSchema: requireSchema, attempts: attempts).connection
+    }
+
+    /// ``connect(requireSchema:attempts:)``, with the connection string it used.
+    public func connectReturningURL(requireSchema: Bool = true, attempts: Int = 4) async throws
+        -> (connection: PostgresConnection, url: ConnectionString)
+    {
         let target = try await connectionString()
         var delay: Duration = .milliseconds(250)
         var lastError: PostgresError?
@@ -63,7 +70,7 @@ public struct Database: Sendable {
             do {
                 let connection = try await PostgresConnection.connect(target)
                 if requireSchema { try await checkSchema(connection) }
-                return connection
+                return (connection, target)
             } catch let error as PostgresError where error.kind == .connection {
                 lastError = error
                 if attempt < attempts {

@@ -127,21 +127,23 @@ public struct Effects: Sendable {
 
     /// Pending effects of a kind that a new run should finish: never attempted, or attempted
     /// and failed transiently. Effects whose attempt died mid-send are marked failed first.
-    public func pending(kind: String, limit: Int = 1000) async throws -> [Effect] {
+    public func pending(kind: String, keyPrefix: String = "", limit: Int = 1000) async throws -> [Effect] {
         try await connection.query(
             """
             UPDATE runner.effects
             SET status = 'failed', done_at = now(), leased_until = NULL,
                 last_error = 'outcome unknown: the process attempting it stopped mid-attempt; '
                              || 'not repeated, to avoid a duplicate'
-            WHERE kind = $1 AND status = 'pending' AND leased_until < now() AND last_error IS NULL
-            """, [PostgresValue(kind)])
+            WHERE kind = $1 AND starts_with(key, $2) AND status = 'pending' AND leased_until < now()
+              AND last_error IS NULL
+            """, [PostgresValue(kind), PostgresValue(keyPrefix)])
         return try await connection.query(
             """
             SELECT \(Effect.columns) FROM runner.effects
-            WHERE kind = $1 AND status = 'pending' AND (leased_until IS NULL OR leased_until < now())
-            ORDER BY id LIMIT $2::integer
-            """, [PostgresValue(kind), .int(limit)]
+            WHERE kind = $1 AND starts_with(key, $2) AND status = 'pending'
+              AND (leased_until IS NULL OR leased_until < now())
+            ORDER BY id LIMIT $3::integer
+            """, [PostgresValue(kind), PostgresValue(keyPrefix), .int(limit)]
         ).map(Effect.init(row:))
     }
 

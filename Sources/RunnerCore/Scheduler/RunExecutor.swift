@@ -8,15 +8,18 @@ public struct RunExecutor: Sendable {
     public let logger: Logger
     public let heartbeatInterval: Duration
     public let environment: [String: String]
+    /// The ledger's database, which agents use too unless their job names its own.
+    public let databaseURL: ConnectionString?
 
     public init(
         ledger: Ledger, logger: Logger, heartbeatInterval: Duration = .seconds(5),
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment, databaseURL: ConnectionString? = nil
     ) {
         self.ledger = ledger
         self.logger = logger
         self.heartbeatInterval = heartbeatInterval
         self.environment = environment
+        self.databaseURL = databaseURL
     }
 
     /// How long a run may go without a heartbeat before it counts as abandoned.
@@ -25,7 +28,12 @@ public struct RunExecutor: Sendable {
     func work(for job: Job) -> RunWork {
         switch job.action {
         case .command(let argv): return CommandWork(argv: argv, environment: environment)
-        case .agent(let kind, _): return UnavailableAgentWork(agent: kind)
+        case .agent(let kind, let options):
+            guard let agent = AgentRegistry.agent(kind) else { return UnavailableAgentWork(agent: kind) }
+            return AgentWork(
+                agent: agent, options: options, ledger: ledger,
+                databaseURL: job.database.map(ConnectionString.init) ?? databaseURL,
+                environment: environment, logger: logger)
         }
     }
 

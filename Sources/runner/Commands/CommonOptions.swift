@@ -24,8 +24,14 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Connects (DATABASE_URL or the embedded default), mapping failures to exit codes 2 and 3.
     func connect(requireSchema: Bool = true) async throws -> PostgresConnection {
+        try await connectReturningURL(requireSchema: requireSchema).connection
+    }
+
+    func connectReturningURL(requireSchema: Bool = true) async throws -> (
+        connection: PostgresConnection, url: ConnectionString
+    ) {
         do {
-            return try await database.connect(requireSchema: requireSchema)
+            return try await database.connectReturningURL(requireSchema: requireSchema)
         } catch let failure as Database.Failure {
             switch failure {
             case .schemaOutdated: throw CommandError(failure.description, code: .usage)

@@ -33,10 +33,10 @@ struct Once: AsyncParsableCommand {
             throw CommandError(
                 "no job \"\(self.job)\" in \(table.path) (jobs: \(table.jobs.map(\.name).joined(separator: ", ")))")
         }
-        let connection = try await database.connect()
+        let (connection, url) = try await database.connectReturningURL()
         let executor = RunExecutor(
             ledger: Ledger(connection: connection), logger: database.logger,
-            heartbeatInterval: Self.heartbeatInterval())
+            heartbeatInterval: Self.heartbeatInterval(), databaseURL: url)
         let outcome: OnceRunner.Outcome
         do {
             let runner = OnceRunner(executor: executor)

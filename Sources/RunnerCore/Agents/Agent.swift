@@ -1,0 +1,55 @@
+import Foundation
+import Logging
+
+/// What an agent sees of the world: its database, the ledger's effects, a mailer, the clock,
+/// a logger, its options and whether this is a dry run. Nothing else, so each agent can be
+/// tested alone against a real database.
+public struct AgentContext: Sendable {
+    public let runID: Int64
+    public let job: String
+    /// The product's database (the job's `database:`, else the ledger's).
+    public let database: PostgresConnection
+    public let effects: Effects
+    /// Nil when no email provider is configured: emails are kept as drafts.
+    public let mailer: Mailer?
+    public let now: Date
+    public let logger: Logger
+    public let options: AgentOptions
+    public let dryRun: Bool
+    public let environment: [String: String]
+
+    public init(
+        runID: Int64, job: String, database: PostgresConnection, effects: Effects, mailer: Mailer?, now: Date,
+        logger: Logger, options: AgentOptions, dryRun: Bool, environment: [String: String] = [:]
+    ) {
+        self.runID = runID
+        self.job = job
+        self.database = database
+        self.effects = effects
+        self.mailer = mailer
+        self.now = now
+        self.logger = logger
+        self.options = options
+        self.dryRun = dryRun
+        self.environment = environment
+    }
+}
+
+/// What an agent reports: the run's outcome summary and its counters.
+public struct AgentReport: Sendable, Equatable {
+    public var outcome: [String: JSONValue]
+    public var metrics: [Metric]
+    /// Set when part of the work failed (an email that could not be sent): the run fails.
+    public var failure: String?
+
+    public init(outcome: [String: JSONValue] = [:], metrics: [Metric] = [], failure: String? = nil) {
+        self.outcome = outcome
+        self.metrics = metrics
+        self.failure = failure
+    }
+}
+
+/// One background agent of a product.
+public protocol Agent: Sendable {
+    func run(_ context: AgentContext) async throws -> AgentReport
+}

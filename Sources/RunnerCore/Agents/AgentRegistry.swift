@@ -1,0 +1,48 @@
+import Foundation
+import Logging
+
+/// The agents built so far, by the name the job table uses.
+enum AgentRegistry {
+    static func agent(_ kind: AgentKind) -> Agent? {
+        switch kind {
+        case .taskMonitor: return TaskMonitor()
+        case .approvalNudger, .timesheetDrafter, .insightGenerator: return nil
+        }
+    }
+}
+
+/// An `agent:` job: opens the product's database, builds the agent's context, runs it.
+struct AgentWork: RunWork {
+    let agent: Agent
+    let options: AgentOptions
+    let ledger: Ledger
+    let databaseURL: ConnectionString?
+    let environment: [String: String]
+    let logger: Logger
+
+    func perform(_ run: RunInfo) async -> RunResult {
+        do {
+            let mailer = try MailerConfiguration.mailer(environment: environment)
+            guard let databaseURL else { return .failed("no database to run the agent against") }
+            // A connection of its own: the agent's long queries never delay the ledger's heartbeats.
+            let database = try await PostgresConnection.connect(databaseURL)
+            var logger = self.logger
+            logger[metadataKey: "job"] = "\(run.job.name)"
+            logger[metadataKey: "run_id"] = "\(run.runID)"
+            let context = AgentContext(
+                runID: run.runID, job: run.job.name, database: database,
+                effects: Effects(connection: ledger.connection),
+                mailer: mailer, now: Date(), logger: logger, options: options, dryRun: run.dryRun,
+                environment: environment)
+            let report = try await agent.run(context)
+            await database.close()
+            return RunResult(
+                status: report.failure == nil ? .succeeded : .failed, outcome: .object(report.outcome),
+                error: report.failure, metrics: report.metrics)
+        } catch let problem as MailerConfiguration.Problem {
+            return .failed("email is misconfigured: \(problem.description)")
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+}

@@ -1,0 +1,209 @@
+import Foundation
+
+/// ZOARK's task monitor: ACTIVE tasks whose `lastUpdated` is older than `stuck_after` (48 h).
+/// Alerts once per stuck episode (task id + lastUpdated), optionally again every
+/// `realert_after`, in one digest email per run to `alert_to`; without a recipient, a draft.
+public struct TaskMonitor: Agent {
+    public static let alertKind = "task-monitor.alert"
+
+    struct StuckTask: Sendable, Equatable {
+        let id: String
+        let title: String
+        let project: String
+        let status: String
+        let lastUpdated: String
+        let daysStuck: Int
+    }
+
+    public init() {}
+
+    public func run(_ context: AgentContext) async throws -> AgentReport {
+        let stuckAfter = context.options.duration("stuck_after", default: .seconds(48 * 3600))
+        let realertAfter = context.options.duration("realert_after")
+        let recipients = (context.options.string("alert_to") ?? "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let delivery = EmailDelivery(context: recipients.isEmpty ? context.withoutMailer() : context)
+        let retried = try await delivery.finishPending()
+
+        let stuck = try await Self.findStuck(context, stuckAfter: stuckAfter)
+        var outcome: [String: JSONValue] = ["stuck": .number(Double(stuck.count))]
+        var metrics = [Metric("stuck", Double(stuck.count))]
+        let episodes = stuck.map { task in (task, Self.episodeKey(task, realertAfter: realertAfter, context: context)) }
+
+        if context.dryRun {
+            outcome["would_alert"] = .number(Double(stuck.count))
+            return AgentReport(outcome: outcome, metrics: metrics)
+        }
+        // The alerts and their digest are recorded together: a crash cannot leave an alert
+        // recorded (so never alerted again) without the email that carries it.
+        let job = context.job
+        let runID = context.runID
+        let target = recipients.joined(separator: ", ")
+        let recorded: (newly: [StuckTask], digest: (id: Int64, email: Email)?) = try await context.effects.connection
+            .transaction { connection in
+                let rows = try connection.query(
+                    """
+                    INSERT INTO runner.effects (kind, key, run_id, status, target, payload)
+                    SELECT $1, k, $2::bigint, 'pending', $3, '{}'::jsonb FROM unnest($4::text[]) AS k
+                    ON CONFLICT (kind, key) DO NOTHING
+                    RETURNING key
+                    """,
+                    [PostgresValue(Self.alertKind), .int64(runID), PostgresValue(target), .array(episodes.map(\.1))])
+                let newKeys = Set(try rows.compactMap { try $0.string("key") })
+                let newly = episodes.filter { newKeys.contains($0.1) }.map(\.0)
+                guard !newly.isEmpty else { return (newly, nil) }
+                let email = Self.digest(newly, to: recipients, stuckAfter: stuckAfter)
+                let digest = try connection.query(
+                    """
+                    INSERT INTO runner.effects (kind, key, run_id, status, target, payload)
+                    VALUES ($1, $2, $3::bigint, 'pending', $4, $5::jsonb)
+                    RETURNING id
+                    """,
+                    [
+                        PostgresValue(EmailDelivery.kind), PostgresValue("\(job):digest:run-\(runID)"), .int64(runID),
+                        PostgresValue(target), PostgresValue(email.json.text),
+                    ])
+                try connection.query(
+                    "UPDATE runner.effects SET payload = jsonb_build_object('digest_effect_id', $1::bigint) "
+                        + "WHERE kind = $2 AND key = ANY($3::text[])",
+                    [.int64(try digest.first?.int64("id")), PostgresValue(Self.alertKind), .array(Array(newKeys))])
+                return (newly, (try digest.first?.int64("id") ?? 0, email))
+            }
+
+        outcome["newly_stuck"] = .number(Double(recorded.newly.count))
+        metrics.append(Metric("newly_stuck", Double(recorded.newly.count)))
+        var results = retried
+        if let digest = recorded.digest {
+            let result = try await delivery.attempt(digest.id, digest.email)
+            results.append(result)
+            if result == .sent || result == .drafted {
+                try await context.effects.connection.query(
+                    """
+                    UPDATE runner.effects SET status = $1, done_at = now()
+                    WHERE kind = $2 AND payload->>'digest_effect_id' = $3
+                    """,
+                    [
+                        PostgresValue(result == .sent ? "sent" : "draft"), PostgresValue(Self.alertKind),
+                        PostgresValue(String(digest.id)),
+                    ])
+            }
+        }
+        let report = Self.emailCounts(results, into: &outcome, metrics: &metrics)
+        try await AgentLog.write(.taskStuckAlert, outcome: outcome, failed: report != nil, on: context.database)
+        return AgentReport(outcome: outcome, metrics: metrics, failure: report)
+    }
+
+    static func findStuck(_ context: AgentContext, stuckAfter: Duration) async throws -> [StuckTask] {
+        try await context.database.query(
+            """
+            SELECT t."id", t."title", p."name" AS project, t."status"::text AS status,
+                   to_char(t."lastUpdated", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS last_updated,
+                   floor(extract(epoch FROM ($1::timestamptz AT TIME ZONE 'UTC') - t."lastUpdated") / 86400)::int
+                       AS days_stuck
+            FROM "Task" t
+            JOIN "Project" p ON p."id" = t."projectId"
+            WHERE t."status" = 'ACTIVE'
+              AND t."lastUpdated" < ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval
+            ORDER BY t."lastUpdated", t."id"
+            """, [.timestamp(context.now), .interval(stuckAfter)]
+        ).map { row in
+            StuckTask(
+                id: try row.string("id", default: ""), title: try row.string("title", default: ""),
+                project: try row.string("project", default: ""), status: try row.string("status", default: ""),
+                lastUpdated: try row.string("last_updated", default: ""), daysStuck: try row.int("days_stuck") ?? 0)
+        }
+    }
+
+    /// One stuck episode of a task; with `realert_after`, each further period is a new one.
+    static func episodeKey(_ task: StuckTask, realertAfter: Duration?, context: AgentContext) -> String {
+        var key = "\(context.job):\(task.id)@\(task.lastUpdated)"
+        if let realertAfter, let last = InstantFormat.parse(task.lastUpdated) {
+            let period = max(1, realertAfter.components.seconds)
+            key += "#\(Int64(context.now.timeIntervalSince(last)) / period)"
+        }
+        return key
+    }
+
+    static func digest(_ tasks: [StuckTask], to recipients: [String], stuckAfter: Duration) -> Email {
+        let threshold = DurationParser.format(stuckAfter)
+        let subject =
+            "[ZOARK] \(tasks.count) task\(tasks.count == 1 ? "" : "s") stuck (no update for \(threshold) or more)"
+        var text = "These ACTIVE tasks have had no update for \(threshold) or more:\n\n"
+        var rows = ""
+        for task in tasks {
+            let days = "\(task.daysStuck) day\(task.daysStuck == 1 ? "" : "s")"
+            text +=
+                "- \(task.title) (project \(task.project), \(task.status)): stuck \(days), last updated \(task.lastUpdated)\n"
+            rows +=
+                "<tr><td>\(htmlEscape(task.title))</td><td>\(htmlEscape(task.project))</td>"
+                + "<td>\(htmlEscape(task.status))</td><td>\(days)</td><td>\(htmlEscape(task.lastUpdated))</td></tr>\n"
+        }
+        let html = """
+            <html><body>
+            <p>These ACTIVE tasks have had no update for \(htmlEscape(threshold)) or more:</p>
+            <table border="1" cellpadding="4" cellspacing="0">
+            <tr><th>Task</th><th>Project</th><th>Status</th><th>Days stuck</th><th>Last updated (UTC)</th></tr>
+            \(rows)</table>
+            </body></html>
+            """
+        return Email(to: recipients, subject: subject, text: text, html: html)
+    }
+
+    /// Adds emailed/drafted/failed counts; returns a failure message when an email failed or
+    /// is still pending.
+    static func emailCounts(
+        _ results: [EmailDelivery.Result], into outcome: inout [String: JSONValue], metrics: inout [Metric]
+    ) -> String? {
+        let sent = results.filter { $0 == .sent }.count
+        let drafted = results.filter { $0 == .drafted }.count
+        let failed = results.filter { $0 == .failed }.count
+        let pending = results.filter { $0 == .pending }.count
+        outcome["emailed"] = .number(Double(sent))
+        outcome["drafted"] = .number(Double(drafted))
+        if failed > 0 { outcome["email_failed"] = .number(Double(failed)) }
+        if pending > 0 { outcome["email_pending"] = .number(Double(pending)) }
+        metrics += [
+            Metric("emails_sent", Double(sent)), Metric("emails_drafted", Double(drafted)),
+            Metric("emails_failed", Double(failed + pending)),
+        ]
+        if failed + pending > 0 {
+            return
+                "\(failed + pending) email\(failed + pending == 1 ? "" : "s") not sent (\(failed) failed, \(pending) left pending for the next run)"
+        }
+        return nil
+    }
+}
+
+extension AgentContext {
+    /// The same context with no mailer: every email becomes a draft.
+    func withoutMailer() -> AgentContext {
+        AgentContext(
+            runID: runID, job: job, database: database, effects: effects, mailer: nil, now: now, logger: logger,
+            options: options, dryRun: dryRun, environment: environment)
+    }
+}
+
+/// ZOARK's activity feed: one `"AgentLog"` row per run, where that table exists.
+enum AgentLog {
+    enum Action: String {
+        case taskStuckAlert = "TASK_STUCK_ALERT"
+        case approvalNudge = "APPROVAL_NUDGE"
+        case timesheetReminder = "TIMESHEET_REMINDER"
+    }
+
+    static func write(_ action: Action, outcome: [String: JSONValue], failed: Bool, on database: PostgresConnection)
+        async throws
+    {
+        let exists = try await database.query("SELECT to_regclass('\"AgentLog\"') IS NOT NULL AS present")
+        guard try exists.first?.bool("present") == true else { return }
+        try await database.query(
+            """
+            INSERT INTO "AgentLog" ("id", "action", "context", "status")
+            VALUES ($1, $2::"AgentAction", $3::jsonb, $4::"AgentStatus")
+            """,
+            [
+                PostgresValue(UUID().uuidString.lowercased()), PostgresValue(action.rawValue),
+                PostgresValue(JSONValue.object(outcome).text), PostgresValue(failed ? "FAILED" : "SUCCESS"),
+            ])
+    }
+}

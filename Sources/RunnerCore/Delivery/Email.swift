@@ -1,0 +1,112 @@
+import Foundation
+
+/// An email with a plain-text and an HTML body.
+public struct Email: Sendable, Equatable, Codable {
+    public var to: [String]
+    public var cc: [String]
+    public var subject: String
+    public var text: String
+    public var html: String
+
+    public init(to: [String], cc: [String] = [], subject: String, text: String, html: String) {
+        self.to = to
+        self.cc = cc
+        self.subject = subject
+        self.text = text
+        self.html = html
+    }
+
+    /// As stored in an effect's payload.
+    public var json: JSONValue {
+        [
+            "to": .array(to.map(JSONValue.string)), "cc": .array(cc.map(JSONValue.string)),
+            "subject": .string(subject), "text": .string(text), "html": .string(html),
+        ]
+    }
+
+    public init?(json: JSONValue) {
+        guard case .string(let subject)? = json["subject"], case .array(let to)? = json["to"] else { return nil }
+        func strings(_ value: JSONValue?) -> [String] {
+            guard case .array(let items)? = value else { return [] }
+            return items.compactMap { if case .string(let text) = $0 { text } else { nil } }
+        }
+        self.init(
+            to: strings(.array(to)), cc: strings(json["cc"]), subject: subject,
+            text: { if case .string(let text)? = json["text"] { text } else { "" } }(),
+            html: { if case .string(let html)? = json["html"] { html } else { "" } }())
+    }
+
+    /// The RFC 5322 message: multipart/alternative, UTF-8, quoted-printable free (base64 bodies).
+    func mime(from: String, messageID: String, date: Date = Date()) -> Data {
+        let boundary = "runner-\(UUID().uuidString)"
+        var lines = [
+            "From: \(from)",
+            "To: \(to.joined(separator: ", "))",
+        ]
+        if !cc.isEmpty { lines.append("Cc: \(cc.joined(separator: ", "))") }
+        lines += [
+            "Subject: \(Self.encodedHeader(subject))",
+            "Date: \(Self.rfc2822(date))",
+            "Message-ID: <\(messageID)>",
+            "MIME-Version: 1.0",
+            "Content-Type: multipart/alternative; boundary=\"\(boundary)\"",
+            "",
+            "--\(boundary)",
+            "Content-Type: text/plain; charset=utf-8",
+            "Content-Transfer-Encoding: base64",
+            "",
+            Self.base64Lines(text),
+            "--\(boundary)",
+            "Content-Type: text/html; charset=utf-8",
+            "Content-Transfer-Encoding: base64",
+            "",
+            Self.base64Lines(html),
+            "--\(boundary)--",
+            "",
+        ]
+        return Data(lines.joined(separator: "\r\n").utf8)
+    }
+
+    /// RFC 2047 encoded-word when the header is not plain ASCII.
+    static func encodedHeader(_ text: String) -> String {
+        if text.allSatisfy({ $0.isASCII && $0 != "\r" && $0 != "\n" }) { return text }
+        return "=?UTF-8?B?\(Data(text.utf8).base64EncodedString())?="
+    }
+
+    static func base64Lines(_ text: String) -> String {
+        let encoded = Data(text.utf8).base64EncodedString()
+        var lines: [Substring] = []
+        var index = encoded.startIndex
+        while index < encoded.endIndex {
+            let end = encoded.index(index, offsetBy: 76, limitedBy: encoded.endIndex) ?? encoded.endIndex
+            lines.append(encoded[index..<end])
+            index = end
+        }
+        return lines.joined(separator: "\r\n")
+    }
+
+    static func rfc2822(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss +0000"
+        return formatter.string(from: date)
+    }
+}
+
+/// Escapes text for HTML; every value from a database goes through it.
+public func htmlEscape(_ text: String) -> String {
+    var result = ""
+    result.reserveCapacity(text.count)
+    for character in text {
+        switch character {
+        case "&": result += "&amp;"
+        case "<": result += "&lt;"
+        case ">": result += "&gt;"
+        case "\"": result += "&quot;"
+        case "'": result += "&#39;"
+        default: result.append(character)
+        }
+    }
+    return result
+}

@@ -1,0 +1,92 @@
+import Foundation
+
+/// Sends emails as effects: recorded before sending, leased for each attempt, marked after.
+/// Without a mailer they are kept as drafts; in a dry run nothing is recorded or sent.
+public struct EmailDelivery: Sendable {
+    public enum Result: String, Sendable {
+        case sent, drafted, failed, pending
+        /// Recorded by an earlier run; nothing done now.
+        case alreadyRecorded = "already_recorded"
+        case dryRun = "dry_run"
+    }
+
+    public static let kind = "email"
+
+    let context: AgentContext
+    /// Attempts within one run for transient failures, with doubling backoff.
+    var attempts = 3
+    var backoff: Duration = .milliseconds(500)
+
+    public init(context: AgentContext, attempts: Int = 3, backoff: Duration = .milliseconds(500)) {
+        self.context = context
+        self.attempts = attempts
+        self.backoff = backoff
+    }
+
+    /// Records and sends one email under `job:key`; an email already recorded under it is left alone.
+    public func deliver(_ email: Email, key: String) async throws -> Result {
+        if context.dryRun { return .dryRun }
+        let (effect, isNew) = try await context.effects.record(
+            kind: Self.kind, key: context.job + ":" + key, runID: context.runID,
+            target: email.to.joined(separator: ", "),
+            payload: email.json)
+        guard isNew else { return .alreadyRecorded }
+        return try await attempt(effect.id, email)
+    }
+
+    /// Finishes this job's emails that a crashed or failed run left pending (never those that
+    /// died mid-send). Keys of a job's emails start with `job:`.
+    public func finishPending() async throws -> [Result] {
+        if context.dryRun { return [] }
+        var results: [Result] = []
+        for effect in try await context.effects.pending(kind: Self.kind, keyPrefix: context.job + ":") {
+            guard let email = Email(json: effect.payload) else {
+                try await context.effects.markFailed(effect.id, error: "the stored email cannot be read")
+                results.append(.failed)
+                continue
+            }
+            results.append(try await attempt(effect.id, email))
+        }
+        return results
+    }
+
+    /// Sends an email whose effect the caller recorded itself (in its own transaction).
+    public func attempt(_ id: Int64, _ email: Email) async throws -> Result {
+        let effects = context.effects
+        guard let mailer = context.mailer else {
+            try await effects.markDraft(id)
+            return .drafted
+        }
+        var delay = backoff
+        for attempt in 1...max(1, attempts) {
+            guard try await effects.lease(id, runID: context.runID, for: .seconds(300)) else { return .alreadyRecorded }
+            let failure: DeliveryError?
+            do {
+                try await mailer.send(email, messageID: "effect-\(id)@runner")
+                failure = nil
+            } catch {
+                failure = error
+            }
+            guard let error = failure else {
+                try await effects.markSent(id)
+                return .sent
+            }
+            context.logger.warning(
+                "email not sent",
+                metadata: [
+                    "effect_id": "\(id)", "attempt": "\(attempt)", "transient": "\(error.transient)",
+                    "error": "\(error.message)",
+                ])
+            guard error.transient else {
+                try await effects.markFailed(id, error: error.message)
+                return .failed
+            }
+            try await effects.markRetryable(id, error: error.message)
+            if attempt < attempts {
+                try await Task.sleep(for: delay)
+                delay *= 2
+            }
+        }
+        return .pending
+    }
+}

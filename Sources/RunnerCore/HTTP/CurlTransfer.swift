@@ -1,0 +1,172 @@
+import CCurl
+import Foundation
+
+/// One libcurl transfer (HTTP request or SMTP submission), performed synchronously on the
+/// calling thread. Callers run it on a thread of their own (see ``CurlClient``).
+struct CurlTransfer {
+    struct Response: Sendable {
+        let status: Int
+        let headers: [String: String]
+        let body: Data
+    }
+
+    /// A failure before any response: connect, TLS, timeout, cancelled.
+    struct Failure: Error, CustomStringConvertible, Sendable {
+        let code: Int
+        let message: String
+        /// The protocol response code, when the server answered (SMTP 4xx/5xx, say).
+        let responseCode: Int
+        var description: String { message }
+    }
+
+    var url: String
+    var method = "GET"
+    var headers: [String] = []
+    var body: Data?
+    var mailFrom: String?
+    var mailRecipients: [String] = []
+    /// `CURLUSESSL_ALL` for STARTTLS that must succeed.
+    var requireTLS = false
+    var username: String?
+    var password: String?
+    var timeout: Duration = .seconds(30)
+    var connectTimeout: Duration = .seconds(10)
+
+    private static let globalInit: Void = {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    }()
+
+    func perform() throws(Failure) -> Response {
+        _ = Self.globalInit
+        guard let handle = curl_easy_init() else {
+            throw Failure(code: -1, message: "curl_easy_init failed", responseCode: 0)
+        }
+        defer { curl_easy_cleanup(handle) }
+        let state = TransferState(upload: body ?? Data())
+        let context = Unmanaged.passRetained(state)
+        defer { context.release() }
+
+        runner_curl_setopt_string(handle, CURLOPT_URL, url)
+        runner_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        runner_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout.components.seconds * 1000))
+        runner_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(connectTimeout.components.seconds * 1000))
+        runner_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
+        runner_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, curlWrite)
+        runner_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context.toOpaque())
+        runner_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, curlHeader)
+        if let username { runner_curl_setopt_string(handle, CURLOPT_USERNAME, username) }
+        if let password { runner_curl_setopt_string(handle, CURLOPT_PASSWORD, password) }
+        if requireTLS { runner_curl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue)) }
+
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        var recipientList: UnsafeMutablePointer<curl_slist>?
+        defer {
+            curl_slist_free_all(headerList)
+            curl_slist_free_all(recipientList)
+        }
+        if let mailFrom {
+            runner_curl_setopt_string(handle, CURLOPT_MAIL_FROM, mailFrom)
+            for recipient in mailRecipients { recipientList = curl_slist_append(recipientList, recipient) }
+            runner_curl_setopt_slist(handle, CURLOPT_MAIL_RCPT, recipientList)
+            runner_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
+            runner_curl_setopt_pointer(handle, CURLOPT_READDATA, context.toOpaque())
+            runner_curl_setopt_data_callback(handle, CURLOPT_READFUNCTION, curlRead)
+            runner_curl_setopt_offset(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(state.upload.count))
+        } else {
+            for header in headers { headerList = curl_slist_append(headerList, header) }
+            runner_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
+            if method != "GET" { runner_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method) }
+            if let body {
+                runner_curl_setopt_long(handle, CURLOPT_POST, 1)
+                runner_curl_setopt_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                runner_curl_setopt_pointer(handle, CURLOPT_READDATA, context.toOpaque())
+                runner_curl_setopt_data_callback(handle, CURLOPT_READFUNCTION, curlRead)
+            }
+        }
+
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        let code = errorBuffer.withUnsafeMutableBufferPointer { buffer -> CURLcode in
+            runner_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, buffer.baseAddress)
+            return curl_easy_perform(handle)
+        }
+        var responseCode = 0
+        runner_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &responseCode)
+        guard code == CURLE_OK else {
+            let detail = String(cString: errorBuffer)
+            let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            throw Failure(code: Int(code.rawValue), message: message, responseCode: responseCode)
+        }
+        return Response(status: responseCode, headers: state.headers, body: state.received)
+    }
+}
+
+/// What the C callbacks read from and write to; owned by one transfer on one thread.
+private final class TransferState {
+    let upload: Data
+    var uploadOffset = 0
+    var received = Data()
+    var headers: [String: String] = [:]
+
+    init(upload: Data) {
+        self.upload = upload
+    }
+}
+
+private func curlWrite(
+    _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?
+)
+    -> Int
+{
+    guard let data, let context else { return 0 }
+    let state = Unmanaged<TransferState>.fromOpaque(context).takeUnretainedValue()
+    state.received.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: size * count)
+    return size * count
+}
+
+private func curlHeader(
+    _ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?
+)
+    -> Int
+{
+    guard let data, let context else { return 0 }
+    let state = Unmanaged<TransferState>.fromOpaque(context).takeUnretainedValue()
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+    if let colon = line.firstIndex(of: ":") {
+        let name = line[..<colon].lowercased()
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        state.headers[name] = value
+    }
+    return size * count
+}
+
+private func curlRead(
+    _ buffer: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?
+)
+    -> Int
+{
+    guard let buffer, let context else { return 0 }
+    let state = Unmanaged<TransferState>.fromOpaque(context).takeUnretainedValue()
+    let remaining = state.upload.count - state.uploadOffset
+    let length = min(remaining, size * count)
+    guard length > 0 else { return 0 }
+    state.upload.withUnsafeBytes { bytes in
+        UnsafeMutableRawPointer(buffer).copyMemory(from: bytes.baseAddress! + state.uploadOffset, byteCount: length)
+    }
+    state.uploadOffset += length
+    return length
+}
+
+/// Runs libcurl transfers on a thread of their own, never on the cooperative pool.
+public actor CurlClient {
+    private let executor = QueueExecutor(label: "runner.curl")
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        executor.asUnownedSerialExecutor()
+    }
+
+    public init() {}
+
+    func perform(_ transfer: CurlTransfer) throws(CurlTransfer.Failure) -> CurlTransfer.Response {
+        try transfer.perform()
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Logging
+
+@testable import RunnerCore
+
+/// A migrated database with ZOARK's tables, and contexts for running agents alone.
+struct ZoarkDatabase {
+    let url: ConnectionString
+    let connection: PostgresConnection
+
+    init(_ label: String) async throws {
+        (url, connection) = try await TestDatabase.migrated(label)
+        try await connection.execute(ZoarkSchema.sql)
+    }
+
+    /// Runs SQL with `NOW` standing for the current UTC wall time, as ZOARK stores timestamps.
+    func seed(_ sql: String) async throws {
+        try await connection.execute(sql.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
+    }
+
+    func context(
+        job: String, runID: Int64, options: AgentOptions, mailer: Mailer? = nil, dryRun: Bool = false,
+        now: Date = Date()
+    ) -> AgentContext {
+        AgentContext(
+            runID: runID, job: job, database: connection, effects: Effects(connection: connection), mailer: mailer,
+            now: now, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, options: options, dryRun: dryRun)
+    }
+
+    /// A run row for effects to point at.
+    func newRun(_ job: String) async throws -> Int64 {
+        try await connection.query(
+            """
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
+            VALUES ($1, now(), gen_random_uuid()::text, 'manual', 'running', 'test', 30) RETURNING id
+            """, [PostgresValue(job)]
+        ).first?.int64("id") ?? 0
+    }
+
+    func count(_ sql: String) async throws -> Int {
+        try await connection.query(sql).first?.int("count") ?? -1
+    }
+}
+
+func smtpMailer(port: Int) -> SMTPMailer {
+    SMTPMailer(
+        host: "127.0.0.1", port: port, security: .none, username: nil, password: nil, from: "runner@example.com",
+        client: CurlClient())
+}

@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+
+@testable import RunnerCore
+
+@Suite("Task monitor")
+struct TaskMonitorTests {
+    static let seed = """
+        INSERT INTO "Project" ("id", "name", "updatedAt") VALUES ('p1', 'Apollo', NOW), ('p2', 'Borealis & Co', NOW);
+        INSERT INTO "Task" ("id", "projectId", "title", "status", "lastUpdated", "updatedAt") VALUES
+            ('t-47h', 'p1', 'Fresh enough', 'ACTIVE', NOW - interval '47 hours', NOW),
+            ('t-49h', 'p1', 'Write the spec', 'ACTIVE', NOW - interval '49 hours', NOW),
+            ('t-10d', 'p2', '<script>alert(1)</script> & more', 'ACTIVE', NOW - interval '10 days 5 hours', NOW),
+            ('t-done', 'p1', 'Finished long ago', 'DONE', NOW - interval '30 days', NOW),
+            ('t-backlog', 'p2', 'Someday', 'BACKLOG', NOW - interval '30 days', NOW);
+        """
+
+    @Test("finds ACTIVE tasks older than stuck_after and alerts each stuck episode once")
+    func oncePerEpisode() async throws {
+        let database = try await ZoarkDatabase("taskmonitor")
+        try await database.seed(Self.seed)
+        let smtp = try TestSMTPServer()
+        let options = AgentOptions(["alert_to": .string("ops@example.com")])
+        let mailer = smtpMailer(port: smtp.port)
+
+        let first = try await TaskMonitor().run(
+            database.context(
+                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options, mailer: mailer))
+        #expect(first.outcome["stuck"] == 2)
+        #expect(first.outcome["newly_stuck"] == 2)
+        #expect(first.outcome["emailed"] == 1)
+        #expect(first.failure == nil)
+        let messages = try smtp.messages()
+        #expect(messages.count == 1)
+        let message = try #require(messages.first)
+        #expect(message.contains("X-Envelope-To: ops@example.com"))
+        #expect(message.contains("Subject: [ZOARK] 2 tasks stuck (no update for 2d or more)"))
+        let (text, html) = decodedParts(message)
+        #expect(text.contains("- Write the spec (project Apollo, ACTIVE): stuck 2 days"))
+        #expect(text.contains("stuck 10 days"))
+        #expect(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"))
+        #expect(!html.contains("<script>"))
+        #expect(html.contains("Borealis &amp; Co"))
+
+        for _ in 0..<3 {
+            let again = try await TaskMonitor().run(
+                database.context(
+                    job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options,
+                    mailer: mailer))
+            #expect(again.outcome["stuck"] == 2)
+            #expect(again.outcome["newly_stuck"] == 0)
+            #expect(again.outcome["emailed"] == 0)
+        }
+        #expect(try smtp.messages().count == 1)
+
+        // Someone touches the task; it goes stale again: a new episode, a new alert.
+        try await database.seed(
+            #"UPDATE "Task" SET "lastUpdated" = NOW - interval '3 days 1 hour' WHERE "id" = 't-49h'"#)
+        let newEpisode = try await TaskMonitor().run(
+            database.context(
+                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options, mailer: mailer))
+        #expect(newEpisode.outcome["newly_stuck"] == 1)
+        #expect(try smtp.messages().count == 2)
+        #expect(try smtp.messages().last?.contains("Subject: [ZOARK] 1 task stuck") == true)
+        #expect(try await database.count(#"SELECT count(*) FROM "AgentLog" WHERE "action" = 'TASK_STUCK_ALERT'"#) == 5)
+    }
+
+    @Test("without a recipient the digest is kept as a draft, and a dry run records nothing")
+    func draftsAndDryRun() async throws {
+        let database = try await ZoarkDatabase("taskmonitordraft")
+        try await database.seed(Self.seed)
+        let dry = try await TaskMonitor().run(
+            database.context(
+                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: AgentOptions(),
+                dryRun: true))
+        #expect(dry.outcome["would_alert"] == 2)
+        #expect(try await database.count("SELECT count(*) FROM runner.effects") == 0)
+
+        let report = try await TaskMonitor().run(
+            database.context(
+                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"),
+                options: AgentOptions(["alert_to": .string("")]), mailer: smtpMailer(port: 1)))
+        #expect(report.outcome["drafted"] == 1)
+        #expect(report.outcome["emailed"] == 0)
+        let draft = try await database.connection.query(
+            "SELECT status, payload->>'subject' AS subject FROM runner.effects WHERE kind = 'email'")
+        #expect(try draft.first?.string("status") == "draft")
+        #expect(try draft.first?.string("subject") == "[ZOARK] 2 tasks stuck (no update for 2d or more)")
+        #expect(
+            try await database.count(
+                "SELECT count(*) FROM runner.effects WHERE kind = 'task-monitor.alert' AND status = 'draft'") == 2)
+    }
+
+    @Test("when the SMTP server is down the digest stays pending, the run fails, and the next run sends it")
+    func smtpDown() async throws {
+        let database = try await ZoarkDatabase("taskmonitordown")
+        try await database.seed(Self.seed)
+        let port = try TestSMTPServer.freePort()
+        let options = AgentOptions(["alert_to": .string("ops@example.com")])
+        let down = try await TaskMonitor().run(
+            database.context(
+                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options,
+                mailer: smtpMailer(port: port)))
+        #expect(down.failure?.contains("left pending for the next run") == true)
+        #expect(
+            try await database.count("SELECT count(*) FROM runner.effects WHERE kind = 'email' AND status = 'pending'")
+                == 1)
+
+        let smtp = try TestSMTPServer(port: port)
+        let up = try await TaskMonitor().run(
+            database.context(
+                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options,
+                mailer: smtpMailer(port: port)))
+        #expect(up.failure == nil)
+        #expect(up.outcome["newly_stuck"] == 0)
+        #expect(up.outcome["emailed"] == 1)
+        #expect(try smtp.messages().count == 1)
+        #expect(
+            try await database.count("SELECT count(*) FROM runner.effects WHERE kind = 'email' AND status = 'sent'")
+                == 1)
+    }
+
+    @Test("a transient 451 is retried within the run; a 550 is recorded as failed")
+    func transientAndPermanent() async throws {
+        let database = try await ZoarkDatabase("taskmonitorsmtp")
+        try await database.seed(Self.seed)
+        let options = AgentOptions(["alert_to": .string("ops@example.com")])
+        let flaky = try TestSMTPServer(failFirst: 1)
+        let retried = try await TaskMonitor().run(
+            database.context(
+                job: "a", runID: try await database.newRun("a"), options: options, mailer: smtpMailer(port: flaky.port))
+        )
+        #expect(retried.outcome["emailed"] == 1)
+        #expect(try flaky.messages().count == 1)
+
+        let rejecting = try TestSMTPServer(reject: true)
+        let rejected = try await TaskMonitor().run(
+            database.context(
+                job: "b", runID: try await database.newRun("b"), options: options,
+                mailer: smtpMailer(port: rejecting.port)))
+        #expect(rejected.outcome["email_failed"] == 1)
+        let failed = try await database.connection.query(
+            "SELECT status, last_error FROM runner.effects WHERE kind = 'email' AND key LIKE 'b:%'")
+        #expect(try failed.first?.string("status") == "failed")
+        #expect(try failed.first?.string("last_error")?.contains("550") == true)
+    }
+}

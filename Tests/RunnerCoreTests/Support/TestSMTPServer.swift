@@ -1,0 +1,78 @@
+import Foundation
+
+/// A real SMTP server (aiosmtpd, from PyPI) on 127.0.0.1 for one test, storing what it accepts.
+final class TestSMTPServer: @unchecked Sendable {
+    // Set once in init; the process is only signalled after.
+    let port: Int
+    let folder: TemporaryDirectory
+    private let process: Process
+    private let input = Pipe()
+
+    static var script: String {
+        TestDatabase.packageRoot.appendingPathComponent("Tests/Servers/smtp_server.py").path
+    }
+
+    init(failFirst: Int = 0, reject: Bool = false, port: Int? = nil) throws {
+        self.port = try port ?? Self.freePort()
+        folder = try TemporaryDirectory()
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        var arguments = ["python3", Self.script, String(self.port), folder.url.path, "--fail-first", String(failFirst)]
+        if reject { arguments.append("--reject") }
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = input
+        try process.run()
+        let ready = output.fileHandleForReading.availableData
+        guard String(decoding: ready, as: UTF8.self).contains("ready") else {
+            process.terminate()
+            throw TestDatabaseError(
+                "the test SMTP server did not start (is aiosmtpd installed? scripts/setup installs it)")
+        }
+    }
+
+    /// The messages received so far, oldest first, as raw RFC 5322 text.
+    func messages() throws -> [String] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.url.path)
+            .filter { $0.hasSuffix(".eml") }.sorted()
+        return try names.map { try String(contentsOf: folder.url.appendingPathComponent($0), encoding: .utf8) }
+    }
+
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+
+    static func freePort() throws -> Int {
+        let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socketDescriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { rebound in
+                bind(socketDescriptor, rebound, length) == 0 && getsockname(socketDescriptor, rebound, &length) == 0
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Decodes the base64 body parts of a message the runner sent.
+func decodedParts(_ message: String) -> (text: String, html: String) {
+    var text = ""
+    var html = ""
+    for part in message.components(separatedBy: "--runner-").dropFirst() {
+        guard let blank = part.range(of: "\r\n\r\n") else { continue }
+        let body = part[blank.upperBound...].replacingOccurrences(of: "\r\n", with: "")
+        let decoded =
+            Data(base64Encoded: String(body.prefix { $0 != "-" })).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        if part.contains("text/plain") { text = decoded } else if part.contains("text/html") { html = decoded }
+    }
+    return (text, html)
+}

@@ -1,0 +1,60 @@
+"""A real SMTP server for the tests (aiosmtpd), storing each message it accepts as a file.
+
+Usage: python3 smtp_server.py PORT FOLDER [--fail-first N] [--reject]
+  --fail-first N  answer the first N DATA commands with 451 (a transient failure)
+  --reject        answer every DATA command with 550 (a permanent failure)
+Prints "ready" on stdout once it listens on 127.0.0.1:PORT.
+"""
+import argparse
+import itertools
+import os
+import sys
+import time
+
+from aiosmtpd.controller import Controller
+
+
+class Store:
+    def __init__(self, folder, fail_first, reject):
+        self.folder = folder
+        self.fail_first = fail_first
+        self.reject = reject
+        self.counter = itertools.count(1)
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.reject:
+            return "550 5.7.1 Rejected by the test server"
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return "451 4.3.0 Try again later"
+        number = next(self.counter)
+        path = os.path.join(self.folder, f"{time.time_ns()}-{number}.eml")
+        with open(path + ".tmp", "wb") as handle:
+            handle.write(f"X-Envelope-From: {envelope.mail_from}\r\n".encode())
+            handle.write(f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n".encode())
+            handle.write(envelope.original_content)
+        os.rename(path + ".tmp", path)
+        return "250 OK"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("folder")
+    parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--reject", action="store_true")
+    arguments = parser.parse_args()
+    os.makedirs(arguments.folder, exist_ok=True)
+    controller = Controller(
+        Store(arguments.folder, arguments.fail_first, arguments.reject), hostname="127.0.0.1", port=arguments.port
+    )
+    controller.start()
+    print("ready", flush=True)
+    try:
+        sys.stdin.read()  # runs until the test closes our stdin or kills us
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
