@@ -6,7 +6,8 @@ enum AgentRegistry {
     static func agent(_ kind: AgentKind) -> Agent? {
         switch kind {
         case .taskMonitor: return TaskMonitor()
-        case .approvalNudger, .timesheetDrafter, .insightGenerator: return nil
+        case .approvalNudger: return ApprovalNudger()
+        case .timesheetDrafter, .insightGenerator: return nil
         }
     }
 }

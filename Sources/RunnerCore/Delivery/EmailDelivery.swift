@@ -17,6 +17,10 @@ public struct EmailDelivery: Sendable {
     var attempts = 3
     var backoff: Duration = .milliseconds(500)
 
+    /// Opens after an email exhausts its retries on a transient failure: the provider is
+    /// down, so the run's other emails are left pending without waiting on it again.
+    private let circuit = Circuit()
+
     public init(context: AgentContext, attempts: Int = 3, backoff: Duration = .milliseconds(500)) {
         self.context = context
         self.attempts = attempts
@@ -57,6 +61,7 @@ public struct EmailDelivery: Sendable {
             try await effects.markDraft(id)
             return .drafted
         }
+        if circuit.isOpen { return .pending }
         var delay = backoff
         for attempt in 1...max(1, attempts) {
             guard try await effects.lease(id, runID: context.runID, for: .seconds(300)) else { return .alreadyRecorded }
@@ -87,6 +92,17 @@ public struct EmailDelivery: Sendable {
                 delay *= 2
             }
         }
+        circuit.open()
         return .pending
     }
+}
+
+/// A flag shared by the copies of one ``EmailDelivery``.
+private final class Circuit: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var opened = false
+
+    var isOpen: Bool { lock.withLock { opened } }
+    func open() { lock.withLock { opened = true } }
 }

@@ -82,16 +82,31 @@ public struct Effects: Sendable {
     }
 
     /// Takes the right to attempt a pending effect for `lease`; false if another process holds
-    /// it or it is no longer pending. Committed before the attempt starts.
+    /// it, it is no longer pending, or an earlier attempt died mid-send (then it is marked failed:
+    /// at most once). Committed before the attempt starts.
     public func lease(_ id: Int64, runID: Int64?, for lease: Duration) async throws -> Bool {
-        try await connection.query(
+        try await failUnknownOutcomes("id = $1::bigint", [.int64(id)])
+        return try await connection.query(
             """
             UPDATE runner.effects
             SET leased_until = now() + $3::interval, attempts = attempts + 1, run_id = coalesce($2::bigint, run_id),
                 last_error = NULL
-            WHERE id = $1::bigint AND status = 'pending' AND (leased_until IS NULL OR leased_until < now())
+            WHERE id = $1::bigint AND status = 'pending' AND leased_until IS NULL
             """, [.int64(id), .int64(runID), .interval(lease)]
         ).affectedRows == 1
+    }
+
+    /// Pending effects whose lease ran out with no outcome recorded: their process died during
+    /// the attempt, so whether it happened is unknown. They are not repeated.
+    private func failUnknownOutcomes(_ condition: String, _ parameters: [PostgresValue]) async throws {
+        try await connection.query(
+            """
+            UPDATE runner.effects
+            SET status = 'failed', done_at = now(), leased_until = NULL,
+                last_error = 'outcome unknown: the process attempting it stopped mid-attempt; '
+                             || 'not repeated, to avoid a duplicate'
+            WHERE \(condition) AND status = 'pending' AND leased_until < now() AND last_error IS NULL
+            """, parameters)
     }
 
     /// The effect was performed.
@@ -128,20 +143,12 @@ public struct Effects: Sendable {
     /// Pending effects of a kind that a new run should finish: never attempted, or attempted
     /// and failed transiently. Effects whose attempt died mid-send are marked failed first.
     public func pending(kind: String, keyPrefix: String = "", limit: Int = 1000) async throws -> [Effect] {
-        try await connection.query(
-            """
-            UPDATE runner.effects
-            SET status = 'failed', done_at = now(), leased_until = NULL,
-                last_error = 'outcome unknown: the process attempting it stopped mid-attempt; '
-                             || 'not repeated, to avoid a duplicate'
-            WHERE kind = $1 AND starts_with(key, $2) AND status = 'pending' AND leased_until < now()
-              AND last_error IS NULL
-            """, [PostgresValue(kind), PostgresValue(keyPrefix)])
+        try await failUnknownOutcomes(
+            "kind = $1 AND starts_with(key, $2)", [PostgresValue(kind), PostgresValue(keyPrefix)])
         return try await connection.query(
             """
             SELECT \(Effect.columns) FROM runner.effects
-            WHERE kind = $1 AND starts_with(key, $2) AND status = 'pending'
-              AND (leased_until IS NULL OR leased_until < now())
+            WHERE kind = $1 AND starts_with(key, $2) AND status = 'pending' AND leased_until IS NULL
             ORDER BY id LIMIT $3::integer
             """, [PostgresValue(kind), PostgresValue(keyPrefix), .int(limit)]
         ).map(Effect.init(row:))

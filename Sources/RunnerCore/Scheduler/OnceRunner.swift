@@ -42,11 +42,13 @@ public struct OnceRunner: Sendable {
             slotKey = Ledger.slotKey(for: latest)
             trigger = .once
         }
+        let skipIfRunning = job.overlap == .skip && !force && !dryRun
+        if !skipIfRunning { try await ledger.markAbandoned(job: job.name) }
         let claim = try await ledger.claim(
             Ledger.ClaimRequest(
                 job: job.name, slot: slot, slotKey: slotKey, trigger: trigger, dryRun: dryRun,
                 claimedBy: Ledger.processIdentity, lease: executor.lease,
-                skipIfRunning: job.overlap == .skip && !force && !dryRun))
+                skipIfRunning: skipIfRunning))
         switch claim {
         case .taken(let runID, let status):
             return .alreadyClaimed(runID: runID, status: status, slot: slot)

@@ -6,33 +6,7 @@ import Testing
 /// `runner migrate`, `once`, `history` and `status`, run as processes against the test server.
 @Suite("runner once and the run history")
 struct OnceCommandTests {
-    /// A folder with a jobs.yaml, a migrated database, and the environment pointing at both.
-    final class Setup: Sendable {
-        let directory: TemporaryDirectory
-        let url: ConnectionString
-        let connection: PostgresConnection
-        let environment: [String: String]
-
-        init(_ label: String, jobs: String, migrate: Bool = true) async throws {
-            directory = try TemporaryDirectory()
-            let url = try await TestDatabase.fresh(label)
-            connection = try await PostgresConnection.connect(url)
-            if migrate { _ = try await Migrator(connection: connection).migrate() }
-            self.url = url
-            let config = try directory.write("jobs.yaml", jobs)
-            environment = [
-                "DATABASE_URL": url.raw, "RUNNER_CONFIG": config.path, "RUNNER_HOME": directory.url.path + "/home",
-            ]
-        }
-
-        func runner(_ arguments: String...) throws -> RunnerProcess.Result {
-            try RunnerProcess.run(arguments, environment: environment, currentDirectory: directory.url)
-        }
-
-        func count(_ sql: String) async throws -> Int {
-            try await connection.query(sql).first?.int("count") ?? -1
-        }
-    }
+    typealias Setup = CLISetup
 
     @Test("migrate applies the schema, then reports it up to date")
     func migrate() async throws {

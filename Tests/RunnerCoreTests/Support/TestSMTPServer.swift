@@ -12,13 +12,14 @@ final class TestSMTPServer: @unchecked Sendable {
         TestDatabase.packageRoot.appendingPathComponent("Tests/Servers/smtp_server.py").path
     }
 
-    init(failFirst: Int = 0, reject: Bool = false, port: Int? = nil) throws {
+    init(failFirst: Int = 0, reject: Bool = false, delay: Double = 0, port: Int? = nil) throws {
         self.port = try port ?? Self.freePort()
         folder = try TemporaryDirectory()
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         var arguments = ["python3", Self.script, String(self.port), folder.url.path, "--fail-first", String(failFirst)]
         if reject { arguments.append("--reject") }
+        if delay > 0 { arguments += ["--delay", String(delay)] }
         process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
@@ -30,6 +31,14 @@ final class TestSMTPServer: @unchecked Sendable {
             throw TestDatabaseError(
                 "the test SMTP server did not start (is aiosmtpd installed? scripts/setup installs it)")
         }
+    }
+
+    /// Environment variables that point the runner's SMTP mailer at this server.
+    var environment: [String: String] {
+        [
+            "EMAIL_PROVIDER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": String(port), "SMTP_SECURITY": "none",
+            "SMTP_FROM": "runner@example.com",
+        ]
     }
 
     /// The messages received so far, oldest first, as raw RFC 5322 text.

@@ -1,0 +1,224 @@
+import Foundation
+
+/// ZOARK's approval nudger: PENDING approval steps past their deadline whose last nudge is
+/// older than `cooldown` (24 h) get an email to their assignee, urgent by days overdue.
+/// `"lastNudgedAt"` is set only after a successful send, so a failed send is retried rather
+/// than silently cooled down. `escalate_to` is copied at critical urgency.
+public struct ApprovalNudger: Agent {
+    public enum Urgency: String, Sendable, CaseIterable {
+        case low, medium, high, critical
+
+        /// By whole days overdue: 0-1 low, 2-3 medium, 4-7 high, 8+ critical.
+        public init(daysOverdue: Int) {
+            switch daysOverdue {
+            case ..<2: self = .low
+            case 2...3: self = .medium
+            case 4...7: self = .high
+            default: self = .critical
+            }
+        }
+
+        public var label: String {
+            switch self {
+            case .low: return "Reminder"
+            case .medium: return "Action Required"
+            case .high: return "Urgent"
+            case .critical: return "CRITICAL — Immediate Action Required"
+            }
+        }
+    }
+
+    struct Step: Sendable {
+        let id: String
+        let stage: String
+        let assignee: String
+        let project: String
+        let amount: Double
+        let deadline: String
+        let daysOverdue: Int
+        let requiredDocs: [String]
+        /// The episode: the last nudge this cooldown follows, or "never".
+        let lastNudgedAt: String
+    }
+
+    public init() {}
+
+    public func run(_ context: AgentContext) async throws -> AgentReport {
+        let cooldown = context.options.duration("cooldown", default: .seconds(24 * 3600))
+        let escalateTo = context.options.string("escalate_to").flatMap { $0.isEmpty ? nil : $0 }
+        let steps = try await Self.findOverdue(context, cooldown: cooldown)
+        var outcome: [String: JSONValue] = ["overdue": .number(Double(steps.count))]
+        var metrics = [Metric("overdue", Double(steps.count))]
+        for urgency in Urgency.allCases {
+            let count = steps.filter { Urgency(daysOverdue: $0.daysOverdue) == urgency }.count
+            if count > 0 { outcome[urgency.rawValue] = .number(Double(count)) }
+        }
+        if context.dryRun {
+            outcome["would_nudge"] = .number(Double(steps.count))
+            return AgentReport(outcome: outcome, metrics: metrics)
+        }
+
+        let emails = steps.map { Self.email(for: $0, escalateTo: escalateTo) }
+        let keys = steps.map { "\(context.job):nudge:\($0.id)@\($0.lastNudgedAt)" }
+        let recorded = try await Self.record(emails, keys: keys, context: context)
+
+        let delivery = EmailDelivery(context: context)
+        var results: [EmailDelivery.Result] = []
+        var repaired = 0
+        for (index, step) in steps.enumerated() {
+            guard let effect = recorded[keys[index]] else { continue }
+            switch effect.status {
+            case .pending:
+                let result = try await delivery.attempt(effect.id, emails[index])
+                results.append(result)
+                if result == .sent { try await Self.markNudged(step, at: Date(), on: context.database) }
+            case .sent:
+                // Sent by a run that stopped before it could start the cooldown: start it now.
+                try await Self.markNudged(step, at: effect.doneAt ?? Date(), on: context.database)
+                repaired += 1
+            case .draft:
+                if effect.isNew { results.append(.drafted) }
+            case .failed:
+                if effect.isNew { results.append(.failed) }
+            }
+        }
+        if repaired > 0 { outcome["cooldowns_repaired"] = .number(Double(repaired)) }
+        let failure = TaskMonitor.emailCounts(results, into: &outcome, metrics: &metrics)
+        try await AgentLog.write(.approvalNudge, outcome: outcome, failed: failure != nil, on: context.database)
+        return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
+    }
+
+    static func findOverdue(_ context: AgentContext, cooldown: Duration) async throws -> [Step] {
+        try await context.database.query(
+            """
+            SELECT s."id", s."stage"::text AS stage, s."assigneeEmail" AS assignee, p."name" AS project,
+                   i."amount", coalesce(array_to_json(s."requiredDocs")::text, '[]') AS docs,
+                   to_char(s."deadline", 'YYYY-MM-DD HH24:MI "UTC"') AS deadline,
+                   floor(extract(epoch FROM ($1::timestamptz AT TIME ZONE 'UTC') - s."deadline") / 86400)::int
+                       AS days_overdue,
+                   coalesce(to_char(s."lastNudgedAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'never') AS last_nudged
+            FROM "ApprovalStep" s
+            JOIN "Invoice" i ON i."id" = s."invoiceId"
+            JOIN "Project" p ON p."id" = i."projectId"
+            WHERE s."status" = 'PENDING'
+              AND s."deadline" < ($1::timestamptz AT TIME ZONE 'UTC')
+              AND (s."lastNudgedAt" IS NULL OR s."lastNudgedAt" < ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval)
+            ORDER BY s."deadline", s."id"
+            """, [.timestamp(context.now), .interval(cooldown)]
+        ).map { row in
+            let docs = JSONValue.parse(try row.string("docs", default: "[]"))
+            var requiredDocs: [String] = []
+            if case .array(let items)? = docs {
+                requiredDocs = items.compactMap { if case .string(let text) = $0 { text } else { nil } }
+            }
+            return Step(
+                id: try row.string("id", default: ""), stage: try row.string("stage", default: ""),
+                assignee: try row.string("assignee", default: ""), project: try row.string("project", default: ""),
+                amount: try row.double("amount") ?? 0, deadline: try row.string("deadline", default: ""),
+                daysOverdue: try row.int("days_overdue") ?? 0, requiredDocs: requiredDocs,
+                lastNudgedAt: try row.string("last_nudged", default: "never"))
+        }
+    }
+
+    struct Recorded {
+        let id: Int64
+        let status: Effects.Status
+        let isNew: Bool
+        let doneAt: Date?
+    }
+
+    /// Records every nudge in one statement (drafts directly when no mailer is configured) and
+    /// reads back those recorded before: two statements however many steps are overdue.
+    static func record(_ emails: [Email], keys: [String], context: AgentContext) async throws -> [String: Recorded] {
+        guard !keys.isEmpty else { return [:] }
+        let status: Effects.Status = context.mailer == nil ? .draft : .pending
+        let inserted = try await context.effects.connection.query(
+            """
+            INSERT INTO runner.effects (kind, key, run_id, status, target, payload, done_at)
+            SELECT $1, e.key, $2::bigint, $3, e.target, e.payload::jsonb, CASE WHEN $3 = 'draft' THEN now() END
+            FROM unnest($4::text[], $5::text[], $6::text[]) AS e(key, target, payload)
+            ON CONFLICT (kind, key) DO NOTHING
+            RETURNING id, key
+            """,
+            [
+                PostgresValue(EmailDelivery.kind), .int64(context.runID), PostgresValue(status.rawValue), .array(keys),
+                .array(emails.map { $0.to.joined(separator: ", ") }), .array(emails.map { $0.json.text }),
+            ])
+        var recorded: [String: Recorded] = [:]
+        for row in inserted {
+            recorded[try row.string("key", default: "")] = Recorded(
+                id: try row.int64("id") ?? 0, status: status, isNew: true, doneAt: nil)
+        }
+        let earlier = keys.filter { recorded[$0] == nil }
+        if !earlier.isEmpty {
+            let rows = try await context.effects.connection.query(
+                "SELECT id, key, status, done_at FROM runner.effects WHERE kind = $1 AND key = ANY($2::text[])",
+                [PostgresValue(EmailDelivery.kind), .array(earlier)])
+            for row in rows {
+                recorded[try row.string("key", default: "")] = Recorded(
+                    id: try row.int64("id") ?? 0,
+                    status: Effects.Status(rawValue: try row.string("status", default: "")) ?? .failed,
+                    isNew: false, doneAt: try row.date("done_at"))
+            }
+        }
+        return recorded
+    }
+
+    /// Starts the cooldown: only after a send that succeeded.
+    static func markNudged(_ step: Step, at date: Date, on database: PostgresConnection) async throws {
+        try await database.query(
+            """
+            UPDATE "ApprovalStep" SET "lastNudgedAt" = $2::timestamptz AT TIME ZONE 'UTC',
+                                      "updatedAt" = $2::timestamptz AT TIME ZONE 'UTC'
+            WHERE "id" = $1
+            """, [PostgresValue(step.id), .timestamp(date)])
+    }
+
+    static func email(for step: Step, escalateTo: String?) -> Email {
+        let urgency = Urgency(daysOverdue: step.daysOverdue)
+        let amount = formatDollars(step.amount)
+        let subject = "[\(urgency.label)] Approval Pending — \(step.stage) (\(amount))"
+        let days = "\(step.daysOverdue) day\(step.daysOverdue == 1 ? "" : "s")"
+        let docs = step.requiredDocs.isEmpty ? "none listed" : step.requiredDocs.joined(separator: ", ")
+        let text = """
+            An approval step assigned to you is past its deadline.
+
+            Stage: \(step.stage)
+            Project: \(step.project)
+            Amount: \(amount)
+            Deadline: \(step.deadline)
+            Days overdue: \(days)
+            Required documents: \(docs)
+            Urgency: \(urgency.label)
+            """
+        let docItems = step.requiredDocs.map { "<li>\(htmlEscape($0))</li>" }.joined()
+        let html = """
+            <html><body>
+            <p>An approval step assigned to you is past its deadline.</p>
+            <table cellpadding="4">
+            <tr><th align="left">Stage</th><td>\(htmlEscape(step.stage))</td></tr>
+            <tr><th align="left">Project</th><td>\(htmlEscape(step.project))</td></tr>
+            <tr><th align="left">Amount</th><td>\(htmlEscape(amount))</td></tr>
+            <tr><th align="left">Deadline</th><td>\(htmlEscape(step.deadline))</td></tr>
+            <tr><th align="left">Days overdue</th><td>\(days)</td></tr>
+            <tr><th align="left">Urgency</th><td>\(htmlEscape(urgency.label))</td></tr>
+            </table>
+            <p>Required documents:</p><ul>\(docItems.isEmpty ? "<li>none listed</li>" : docItems)</ul>
+            </body></html>
+            """
+        let cc = urgency == .critical ? escalateTo.map { [$0] } ?? [] : []
+        return Email(to: [step.assignee], cc: cc, subject: subject, text: text, html: html)
+    }
+
+    /// `$25,000.00`: grouped thousands, two decimals, whatever the machine's locale.
+    static func formatDollars(_ amount: Double) -> String {
+        let cents = Int64((abs(amount) * 100).rounded())
+        var whole = String(cents / 100)
+        var grouped = ""
+        while whole.count > 3 {
+            grouped = "," + whole.suffix(3) + grouped
+            whole = String(whole.dropLast(3))
+        }
+        return (amount < 0 ? "-$" : "$") + whole + grouped + String(format: ".%02lld", cents % 100)
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+
+@testable import RunnerCore
+
+@Suite("Approval nudger")
+struct ApprovalNudgerTests {
+    /// Steps overdue by 0, 1, 2, 3, 4, 7 and 8 whole days (plus a few hours), one approved,
+    /// one not yet due, one nudged an hour ago.
+    static let seed = """
+        INSERT INTO "Project" ("id", "name", "updatedAt") VALUES ('p1', 'Harbor <Renovation>', NOW);
+        INSERT INTO "Invoice" ("id", "projectId", "amount", "updatedAt") VALUES
+            ('i1', 'p1', 25000, NOW), ('i2', 'p1', 1234567.891, NOW);
+        INSERT INTO "ApprovalStep" ("id", "invoiceId", "stage", "requiredDocs", "assigneeEmail", "status", "deadline",
+                                    "lastNudgedAt", "updatedAt") VALUES
+            ('s0', 'i1', 'LEGAL_REVIEW', '{"Signed contract","W-9"}', 'd0@example.com', 'PENDING', NOW - interval '3 hours', NULL, NOW),
+            ('s1', 'i1', 'FINANCE_CHECK', '{}', 'd1@example.com', 'PENDING', NOW - interval '1 day 3 hours', NULL, NOW),
+            ('s2', 'i1', 'MANAGER_APPROVAL', NULL, 'd2@example.com', 'PENDING', NOW - interval '2 days 3 hours', NULL, NOW),
+            ('s3', 'i1', 'FINANCE_CHECK', '{}', 'd3@example.com', 'PENDING', NOW - interval '3 days 23 hours', NULL, NOW),
+            ('s4', 'i1', 'FINANCE_CHECK', '{}', 'd4@example.com', 'PENDING', NOW - interval '4 days 1 hour', NULL, NOW),
+            ('s7', 'i1', 'FINANCE_CHECK', '{}', 'd7@example.com', 'PENDING', NOW - interval '7 days 23 hours', NULL, NOW),
+            ('s8', 'i2', 'EXECUTIVE_APPROVAL', '{}', 'd8@example.com', 'PENDING', NOW - interval '8 days 1 hour', NULL, NOW),
+            ('done', 'i1', 'LEGAL_REVIEW', '{}', 'x@example.com', 'APPROVED', NOW - interval '9 days', NULL, NOW),
+            ('future', 'i1', 'LEGAL_REVIEW', '{}', 'x@example.com', 'PENDING', NOW + interval '1 day', NULL, NOW),
+            ('cooling', 'i1', 'LEGAL_REVIEW', '{}', 'x@example.com', 'PENDING', NOW - interval '5 days', NOW - interval '1 hour', NOW);
+        """
+
+    static func subjects(_ smtp: TestSMTPServer) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for message in try smtp.messages() {
+            let to = message.split(separator: "\r\n").first { $0.hasPrefix("X-Envelope-To: ") }?.dropFirst(15) ?? ""
+            let subjectLine = message.split(separator: "\r\n").first { $0.hasPrefix("Subject: ") }?.dropFirst(9) ?? ""
+            var subject = String(subjectLine)
+            if subject.hasPrefix("=?UTF-8?B?"),
+                let data = Data(base64Encoded: String(subject.dropFirst(10).dropLast(2)))
+            {
+                subject = String(decoding: data, as: UTF8.self)
+            }
+            result[String(to)] = subject
+        }
+        return result
+    }
+
+    @Test("urgency labels and subjects at every boundary, escalation copied at critical only")
+    func urgencyBoundaries() async throws {
+        let database = try await ZoarkDatabase("nudgerurgency")
+        try await database.seed(Self.seed)
+        let smtp = try TestSMTPServer()
+        let report = try await ApprovalNudger().run(
+            database.context(
+                job: "approval-nudges", runID: try await database.newRun("approval-nudges"),
+                options: AgentOptions(["escalate_to": .string("boss@example.com")]), mailer: smtpMailer(port: smtp.port)
+            ))
+        #expect(report.outcome["overdue"] == 7)
+        #expect(report.outcome["emailed"] == 7)
+        #expect(report.failure == nil)
+        let subjects = try Self.subjects(smtp)
+        #expect(subjects["d0@example.com"] == "[Reminder] Approval Pending — LEGAL_REVIEW ($25,000.00)")
+        #expect(subjects["d1@example.com"] == "[Reminder] Approval Pending — FINANCE_CHECK ($25,000.00)")
+        #expect(subjects["d2@example.com"] == "[Action Required] Approval Pending — MANAGER_APPROVAL ($25,000.00)")
+        #expect(subjects["d3@example.com"] == "[Action Required] Approval Pending — FINANCE_CHECK ($25,000.00)")
+        #expect(subjects["d4@example.com"] == "[Urgent] Approval Pending — FINANCE_CHECK ($25,000.00)")
+        #expect(subjects["d7@example.com"] == "[Urgent] Approval Pending — FINANCE_CHECK ($25,000.00)")
+        #expect(
+            subjects["d8@example.com, boss@example.com"]
+                == "[CRITICAL — Immediate Action Required] Approval Pending — EXECUTIVE_APPROVAL ($1,234,567.89)")
+        #expect(subjects.count == 7)
+        let first = try #require(try smtp.messages().first { $0.contains("X-Envelope-To: d0@example.com") })
+        let (text, html) = decodedParts(first)
+        #expect(text.contains("Required documents: Signed contract, W-9"))
+        #expect(text.contains("Days overdue: 0 days"))
+        #expect(html.contains("Harbor &lt;Renovation&gt;"))
+        let nudged = try await database.count(
+            #"SELECT count(*) FROM "ApprovalStep" WHERE "lastNudgedAt" > (now() AT TIME ZONE 'UTC') - interval '1 minute'"#
+        )
+        #expect(nudged == 7)
+    }
+
+    @Test("a nudge is not repeated inside the cooldown, and comes again after it")
+    func cooldown() async throws {
+        let database = try await ZoarkDatabase("nudgercooldown")
+        try await database.seed(Self.seed)
+        let smtp = try TestSMTPServer()
+        let mailer = smtpMailer(port: smtp.port)
+        for _ in 0..<3 {
+            _ = try await ApprovalNudger().run(
+                database.context(
+                    job: "n", runID: try await database.newRun("n"), options: AgentOptions(), mailer: mailer))
+        }
+        #expect(try smtp.messages().count == 7)
+        // A day later (the cooldown has passed for s4 only), s4 is nudged again.
+        try await database.seed(
+            #"UPDATE "ApprovalStep" SET "lastNudgedAt" = NOW - interval '24 hours 1 minute' WHERE "id" = 's4'"#)
+        let later = try await ApprovalNudger().run(
+            database.context(job: "n", runID: try await database.newRun("n"), options: AgentOptions(), mailer: mailer))
+        #expect(later.outcome["emailed"] == 1)
+        #expect(try smtp.messages().count == 8)
+    }
+
+    @Test("when SMTP is down the cooldown does not start, and the next run sends the nudges")
+    func smtpDownKeepsCooldownOff() async throws {
+        let database = try await ZoarkDatabase("nudgerdown")
+        try await database.seed(Self.seed)
+        let port = try TestSMTPServer.freePort()
+        let down = try await ApprovalNudger().run(
+            database.context(
+                job: "n", runID: try await database.newRun("n"), options: AgentOptions(), mailer: smtpMailer(port: port)
+            ))
+        #expect(down.failure != nil)
+        #expect(try await database.count(#"SELECT count(*) FROM "ApprovalStep" WHERE "lastNudgedAt" IS NOT NULL"#) == 1)
+        let smtp = try TestSMTPServer(port: port)
+        let up = try await ApprovalNudger().run(
+            database.context(
+                job: "n", runID: try await database.newRun("n"), options: AgentOptions(), mailer: smtpMailer(port: port)
+            ))
+        #expect(up.failure == nil)
+        #expect(up.outcome["emailed"] == 7)
+        #expect(try smtp.messages().count == 7)
+        #expect(try await database.count(#"SELECT count(*) FROM "ApprovalStep" WHERE "lastNudgedAt" IS NOT NULL"#) == 8)
+    }
+
+    @Test("without an email provider nudges are drafts, once, and the cooldown does not start")
+    func drafts() async throws {
+        let database = try await ZoarkDatabase("nudgerdrafts")
+        try await database.seed(Self.seed)
+        let first = try await ApprovalNudger().run(
+            database.context(job: "n", runID: try await database.newRun("n"), options: AgentOptions()))
+        #expect(first.outcome["drafted"] == 7)
+        let second = try await ApprovalNudger().run(
+            database.context(job: "n", runID: try await database.newRun("n"), options: AgentOptions()))
+        #expect(second.outcome["drafted"] == 0)
+        #expect(try await database.count("SELECT count(*) FROM runner.effects WHERE status = 'draft'") == 7)
+        #expect(try await database.count(#"SELECT count(*) FROM "ApprovalStep" WHERE "lastNudgedAt" IS NOT NULL"#) == 1)
+    }
+
+    @Test(
+        "dollar amounts",
+        arguments: [(25000.0, "$25,000.00"), (0.5, "$0.50"), (999.999, "$1,000.00"), (1234567.891, "$1,234,567.89")])
+    func dollars(amount: Double, text: String) {
+        #expect(ApprovalNudger.formatDollars(amount) == text)
+    }
+
+    @Test(
+        "urgency by whole days overdue",
+        arguments: [
+            (0, "low"), (1, "low"), (2, "medium"), (3, "medium"), (4, "high"), (7, "high"), (8, "critical"),
+            (30, "critical"),
+        ])
+    func urgency(days: Int, level: String) {
+        #expect(ApprovalNudger.Urgency(daysOverdue: days).rawValue == level)
+    }
+}

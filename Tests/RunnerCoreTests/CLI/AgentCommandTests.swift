@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+
+@testable import RunnerCore
+
+/// The ZOARK agents run by `runner once`, as platform cron would, against a real SMTP server.
+@Suite("Agents through runner once")
+struct AgentCommandTests {
+    static let jobs = """
+        jobs:
+          approval-nudges:
+            agent: approval-nudger
+            schedule: "0 * * * *"
+          stuck-tasks:
+            agent: task-monitor
+            schedule: "*/30 * * * *"
+            with: {alert_to: "ops@example.com"}
+        """
+
+    static func setup(_ label: String, smtp: TestSMTPServer) async throws -> CLISetup {
+        let setup = try await CLISetup(label, jobs: jobs, extraEnvironment: smtp.environment)
+        try await setup.connection.execute(ZoarkSchema.sql)
+        try await setup.connection.execute(
+            ApprovalNudgerTests.seed.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
+        return setup
+    }
+
+    static func recipients(_ smtp: TestSMTPServer) throws -> [String] {
+        try smtp.messages().compactMap { message in
+            message.split(separator: "\r\n").first { $0.hasPrefix("X-Envelope-To: ") }.map { String($0.dropFirst(15)) }
+        }
+    }
+
+    @Test("eight concurrent runner once of the nudger send each nudge exactly once")
+    func eightConcurrentNudgers() async throws {
+        let smtp = try TestSMTPServer()
+        let setup = try await Self.setup("nudgereight", smtp: smtp)
+        let results = try await withThrowingTaskGroup(of: RunnerProcess.Result.self) { group in
+            for index in 0..<8 {
+                // Half as scheduled runs of the same slot, half forced manual runs racing them.
+                group.addTask {
+                    try index % 2 == 0
+                        ? setup.runner("once", "approval-nudges") : setup.runner("once", "approval-nudges", "--force")
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.allSatisfy { $0.status == 0 }, "\(results.map(\.stderr))")
+        let recipients = try Self.recipients(smtp)
+        #expect(recipients.count == 7)
+        #expect(Set(recipients).count == 7)
+        #expect(try await setup.count("SELECT count(*) FROM runner.effects WHERE status = 'sent'") == 7)
+    }
+
+    @Test("a nudger killed with SIGKILL mid-send, run again, sends each email at most once")
+    func killedMidSend() async throws {
+        let slow = try TestSMTPServer(delay: 0.4)
+        let setup = try await Self.setup("nudgerkill", smtp: slow)
+        let process = Process()
+        process.executableURL = RunnerProcess.executable
+        process.arguments = ["once", "approval-nudges"]
+        process.environment = ProcessInfo.processInfo.environment.merging(setup.environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Let two or three emails through, then kill it in the middle of another.
+        for _ in 0..<100 where try slow.messages().count < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        try await Task.sleep(for: .milliseconds(150))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let beforeRerun = try Self.recipients(slow).count
+        #expect(beforeRerun >= 2 && beforeRerun < 7)
+
+        // The killed run's lease runs out; a forced run (the slot is taken) finishes the rest.
+        try await setup.connection.execute(
+            "UPDATE runner.effects SET leased_until = now() - interval '1 second' WHERE leased_until IS NOT NULL")
+        try await setup.connection.execute(
+            "UPDATE runner.runs SET heartbeat_at = now() - interval '1 hour' WHERE status = 'running'")
+        let rerun = try setup.runner("once", "approval-nudges", "--force")
+        try await Task.sleep(for: .milliseconds(600))  // the slow server finishes what it got
+        let recipients = try Self.recipients(slow)
+        #expect(Set(recipients).count == recipients.count, "duplicates: \(recipients.sorted())")
+        let unknown = try await setup.count(
+            "SELECT count(*) FROM runner.effects WHERE status = 'failed' AND last_error LIKE 'outcome unknown%'")
+        let sent = try await setup.count("SELECT count(*) FROM runner.effects WHERE status = 'sent'")
+        // Every nudge was either sent once or, if it was the one in flight, left alone: never twice.
+        #expect(sent + unknown == 7)
+        #expect(unknown <= 1)
+        #expect(recipients.count >= sent && recipients.count <= 7)
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs WHERE status = 'abandoned'") == 1)
+        #expect(rerun.stdout.contains("run "), "\(rerun.stderr)")
+    }
+}

@@ -1,0 +1,31 @@
+import Foundation
+
+@testable import RunnerCore
+
+/// A folder with a jobs.yaml, a migrated database, and the environment pointing at both.
+final class CLISetup: Sendable {
+    let directory: TemporaryDirectory
+    let url: ConnectionString
+    let connection: PostgresConnection
+    let environment: [String: String]
+
+    init(_ label: String, jobs: String, migrate: Bool = true, extraEnvironment: [String: String] = [:]) async throws {
+        directory = try TemporaryDirectory()
+        let url = try await TestDatabase.fresh(label)
+        connection = try await PostgresConnection.connect(url)
+        if migrate { _ = try await Migrator(connection: connection).migrate() }
+        self.url = url
+        let config = try directory.write("jobs.yaml", jobs)
+        environment = [
+            "DATABASE_URL": url.raw, "RUNNER_CONFIG": config.path, "RUNNER_HOME": directory.url.path + "/home",
+        ].merging(extraEnvironment) { $1 }
+    }
+
+    func runner(_ arguments: String...) throws -> RunnerProcess.Result {
+        try RunnerProcess.run(arguments, environment: environment, currentDirectory: directory.url)
+    }
+
+    func count(_ sql: String) async throws -> Int {
+        try await connection.query(sql).first?.int("count") ?? -1
+    }
+}
