@@ -7,7 +7,8 @@ enum AgentRegistry {
         switch kind {
         case .taskMonitor: return TaskMonitor()
         case .approvalNudger: return ApprovalNudger()
-        case .timesheetDrafter, .insightGenerator: return nil
+        case .timesheetDrafter: return TimesheetDrafter()
+        case .insightGenerator: return nil
         }
     }
 }

@@ -48,9 +48,11 @@ final class TestSMTPServer: @unchecked Sendable {
         return try names.map { try String(contentsOf: folder.url.appendingPathComponent($0), encoding: .utf8) }
     }
 
+    /// The server stops when its stdin closes; SIGKILL as well, since a child spawned from a
+    /// thread that blocks SIGTERM inherits the block.
     func stop() {
         try? input.fileHandleForWriting.close()
-        process.terminate()
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 

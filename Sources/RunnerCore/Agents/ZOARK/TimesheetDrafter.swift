@@ -1,0 +1,150 @@
+import Foundation
+
+/// ZOARK's timesheet drafter: every user whose `"timesheetStatus"` is not 'completed' gets one
+/// reminder per ISO week, with the tasks they finished in the last 7 days (through their
+/// team-member assignments, else their projects) and their GitHub pushes of the week.
+public struct TimesheetDrafter: Agent {
+    struct Reminder: Sendable {
+        let userID: String
+        let name: String
+        let email: String
+        let githubUsername: String?
+        let tasks: [(title: String, project: String)]
+        var github: Result<GitHubActivity, GitHubClient.Failure>?
+    }
+
+    public init() {}
+
+    public func run(_ context: AgentContext) async throws -> AgentReport {
+        let reminders = try await Self.reminders(context, onlyUser: nil)
+        var outcome: [String: JSONValue] = ["users": .number(Double(reminders.count))]
+        var metrics = [Metric("users", Double(reminders.count))]
+        let githubFailures = reminders.filter { if case .failure = $0.github { true } else { false } }.count
+        if githubFailures > 0 { outcome["github_unavailable"] = .number(Double(githubFailures)) }
+        if context.dryRun {
+            outcome["would_remind"] = .number(Double(reminders.count))
+            return AgentReport(outcome: outcome, metrics: metrics)
+        }
+        let week = Self.isoWeek(context.now)
+        let delivery = EmailDelivery(context: context)
+        var results = try await delivery.finishPending()
+        for reminder in reminders {
+            let result = try await delivery.deliver(
+                Self.email(reminder, week: week), key: "timesheet:\(reminder.userID)@\(week)")
+            if result != .alreadyRecorded { results.append(result) }
+        }
+        outcome["week"] = .string(week)
+        let failure = TaskMonitor.emailCounts(results, into: &outcome, metrics: &metrics)
+        try await AgentLog.write(.timesheetReminder, outcome: outcome, failed: failure != nil, on: context.database)
+        return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
+    }
+
+    /// The reminders a run would send (all users, or one), with their context gathered:
+    /// one query for users and finished tasks, then GitHub for those with a username.
+    static func reminders(_ context: AgentContext, onlyUser: String?) async throws -> [Reminder] {
+        let lookback = context.options.duration("lookback", default: .seconds(7 * 86_400))
+        let rows = try await context.database.query(
+            """
+            WITH users AS (
+                SELECT u."id", u."name", u."email", u."githubUsername"
+                FROM "User" u
+                WHERE u."timesheetStatus" <> 'completed' AND ($3::text IS NULL OR u."id" = $3)
+            ),
+            finished AS (
+                SELECT u."id" AS user_id, t."id" AS task_id, t."title", p."name" AS project
+                FROM users u
+                JOIN "TeamMember" m ON lower(m."email") = lower(u."email")
+                JOIN "TaskAssignment" a ON a."teamMemberId" = m."id"
+                JOIN "Task" t ON t."id" = a."taskId"
+                JOIN "Project" p ON p."id" = t."projectId"
+                WHERE t."status" = 'DONE' AND t."lastUpdated" >= ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval
+                UNION
+                SELECT u."id", t."id", t."title", p."name"
+                FROM users u
+                JOIN "_ProjectToUser" pu ON pu."B" = u."id"
+                JOIN "Project" p ON p."id" = pu."A"
+                JOIN "Task" t ON t."projectId" = p."id"
+                WHERE t."status" = 'DONE' AND t."lastUpdated" >= ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval
+                  AND NOT EXISTS (SELECT 1 FROM "TeamMember" m WHERE lower(m."email") = lower(u."email"))
+            )
+            SELECT u."id", u."name", u."email", u."githubUsername",
+                   coalesce(json_agg(json_build_array(f."title", f."project") ORDER BY f."project", f."title")
+                            FILTER (WHERE f.task_id IS NOT NULL), '[]')::text AS tasks
+            FROM users u LEFT JOIN finished f ON f.user_id = u."id"
+            GROUP BY u."id", u."name", u."email", u."githubUsername"
+            ORDER BY u."name", u."id"
+            """, [.timestamp(context.now), .interval(lookback), PostgresValue(onlyUser)])
+        var reminders = try rows.map { row -> Reminder in
+            var tasks: [(String, String)] = []
+            if case .array(let items)? = JSONValue.parse(try row.string("tasks", default: "[]")) {
+                for case .array(let pair) in items where pair.count == 2 {
+                    if case .string(let title) = pair[0], case .string(let project) = pair[1] {
+                        tasks.append((title, project))
+                    }
+                }
+            }
+            return Reminder(
+                userID: try row.string("id", default: ""), name: try row.string("name", default: ""),
+                email: try row.string("email", default: ""),
+                githubUsername: try row.string("githubUsername").flatMap { $0.isEmpty ? nil : $0 }, tasks: tasks)
+        }
+        let github = GitHubClient(environment: context.environment)
+        let since = context.now.addingTimeInterval(-lookback.timeInterval)
+        for index in reminders.indices {
+            guard let username = reminders[index].githubUsername else { continue }
+            do {
+                reminders[index].github = .success(try await github.activity(of: username, since: since))
+            } catch {
+                context.logger.warning(
+                    "GitHub activity unavailable",
+                    metadata: ["user_id": "\(reminders[index].userID)", "error": "\(error)"])
+                reminders[index].github = .failure(error)
+            }
+        }
+        return reminders
+    }
+
+    /// `2026-W47`.
+    static func isoWeek(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .iso8601)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let parts = calendar.dateComponents([.yearForWeekOfYear, .weekOfYear], from: date)
+        return String(format: "%04d-W%02d", parts.yearForWeekOfYear ?? 0, parts.weekOfYear ?? 0)
+    }
+
+    static func email(_ reminder: Reminder, week: String) -> Email {
+        let subject = "Timesheet reminder: please complete your timesheet for \(week)"
+        var text = "Hi \(reminder.name),\n\nYour timesheet for \(week) is not completed yet.\n\n"
+        var html =
+            "<html><body><p>Hi \(htmlEscape(reminder.name)),</p>"
+            + "<p>Your timesheet for \(htmlEscape(week)) is not completed yet.</p>"
+        if reminder.tasks.isEmpty {
+            text += "No finished tasks were recorded for you in the last 7 days.\n"
+            html += "<p>No finished tasks were recorded for you in the last 7 days.</p>"
+        } else {
+            text += "Tasks you finished in the last 7 days:\n"
+            html += "<p>Tasks you finished in the last 7 days:</p><ul>"
+            for task in reminder.tasks {
+                text += "- \(task.title) (\(task.project))\n"
+                html += "<li>\(htmlEscape(task.title)) (\(htmlEscape(task.project)))</li>"
+            }
+            html += "</ul>"
+        }
+        switch reminder.github {
+        case .success(let activity)?:
+            let repositories = activity.repositories.isEmpty ? "none" : activity.repositories.joined(separator: ", ")
+            let line =
+                "GitHub this week: \(activity.pushes) push\(activity.pushes == 1 ? "" : "es"), "
+                + "\(activity.commits) commit\(activity.commits == 1 ? "" : "s"); repositories: \(repositories)"
+            text += "\n\(line)\n"
+            html += "<p>\(htmlEscape(line))</p>"
+        case .failure?:
+            text += "\nNo GitHub activity available.\n"
+            html += "<p>No GitHub activity available.</p>"
+        case nil:
+            break
+        }
+        html += "</body></html>"
+        return Email(to: [reminder.email], subject: subject, text: text, html: html)
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+
+/// A user's public GitHub activity for a period, from the REST events API.
+public struct GitHubActivity: Sendable, Equatable {
+    public var pushes = 0
+    /// Commits pushed, where GitHub still reports them in the push payload.
+    public var commits = 0
+    public var repositories: [String] = []
+}
+
+/// The GitHub REST API: `GITHUB_API_URL` (default https://api.github.com), `GITHUB_TOKEN` optional.
+public struct GitHubClient: Sendable {
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    let baseURL: String
+    let token: String?
+    let client: CurlClient
+
+    public init(environment: [String: String], client: CurlClient = CurlClient()) {
+        baseURL = environment["GITHUB_API_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://api.github.com"
+        token = environment["GITHUB_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        self.client = client
+    }
+
+    /// Push events of `username` since `since` (the events API covers the last 90 days).
+    public func activity(of username: String, since: Date) async throws(Failure) -> GitHubActivity {
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-"))
+        guard !username.isEmpty, username.unicodeScalars.allSatisfy(allowed.contains) else {
+            throw Failure(description: "\"\(username)\" is not a GitHub username")
+        }
+        var transfer = CurlTransfer(url: "\(baseURL)/users/\(username)/events?per_page=100")
+        transfer.headers = [
+            "Accept: application/vnd.github+json", "X-GitHub-Api-Version: 2022-11-28", "User-Agent: runner",
+        ]
+        if let token { transfer.headers.append("Authorization: Bearer \(token)") }
+        transfer.timeout = .seconds(15)
+        let response: CurlTransfer.Response
+        do {
+            response = try await client.perform(transfer)
+        } catch {
+            throw Failure(description: "GitHub: \(error.message)")
+        }
+        guard response.status == 200 else {
+            throw Failure(description: "GitHub answered HTTP \(response.status) for \(username)")
+        }
+        guard case .array(let events)? = JSONValue.parse(String(decoding: response.body, as: UTF8.self)) else {
+            throw Failure(description: "GitHub's answer for \(username) is not a list of events")
+        }
+        var activity = GitHubActivity()
+        var repositories: [String] = []
+        for event in events {
+            guard event["type"] == "PushEvent", case .string(let created)? = event["created_at"],
+                let date = InstantFormat.parse(created), date >= since
+            else { continue }
+            activity.pushes += 1
+            if case .number(let size)? = event["payload"]?["size"] {
+                activity.commits += Int(size)
+            } else if case .array(let commits)? = event["payload"]?["commits"] {
+                activity.commits += commits.count
+            }
+            if case .string(let name)? = event["repo"]?["name"], !repositories.contains(name) {
+                repositories.append(name)
+            }
+        }
+        activity.repositories = repositories
+        return activity
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+
+@testable import RunnerCore
+
+/// A local HTTP server speaking a provider's documented format (answers from `routes`), which
+/// logs every request it receives so tests can check them.
+final class TestHTTPServer: @unchecked Sendable {
+    // Set once in init.
+    let port: Int
+    let folder: TemporaryDirectory
+    private let process: Process
+    private let input = Pipe()
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    init(routes: JSONValue) throws {
+        port = try TestSMTPServer.freePort()
+        folder = try TemporaryDirectory()
+        let routesFile = try folder.write("routes.json", routes.text)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", TestDatabase.packageRoot.appendingPathComponent("Tests/Servers/http_server.py").path,
+            String(port), routesFile.path, folder.url.appendingPathComponent("requests.jsonl").path,
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = input
+        try process.run()
+        guard String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).contains("ready") else {
+            process.terminate()
+            throw TestDatabaseError("the test HTTP server did not start")
+        }
+    }
+
+    /// Every request so far: method, path, headers, body.
+    func requests() throws -> [JSONValue] {
+        let file = folder.url.appendingPathComponent("requests.jsonl")
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { JSONValue.parse(String($0)) }
+    }
+
+    /// The server stops when its stdin closes; SIGKILL as well, since a child spawned from a
+    /// thread that blocks SIGTERM inherits the block.
+    deinit {
+        try? input.fileHandleForWriting.close()
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}

@@ -1,0 +1,61 @@
+"""A small HTTP server for the tests that answers from a routes file and logs every request.
+
+Usage: python3 http_server.py PORT ROUTES.json LOG.jsonl
+ROUTES maps "METHOD /path" to {"status": 200, "body": <json>, "headers": {...}, "delay": seconds};
+a list of such answers is used in turn (the last one repeats). Each request is appended to LOG
+as one JSON line: method, path, headers, body. Prints "ready" once it listens on 127.0.0.1.
+"""
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+lock = threading.Lock()
+served = {}
+
+
+def main():
+    port, routes_path, log_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            route = f"{self.command} {self.path.split('?')[0]}"
+            with open(routes_path) as handle:
+                routes = json.load(handle)
+            with lock:
+                with open(log_path, "a") as log:
+                    log.write(json.dumps({"method": self.command, "path": self.path,
+                                          "headers": dict(self.headers), "body": body}) + "\n")
+                answers = routes.get(route, {"status": 404, "body": {"message": "Not Found"}})
+                if isinstance(answers, list):
+                    index = served.get(route, 0)
+                    served[route] = index + 1
+                    answers = answers[min(index, len(answers) - 1)]
+            time.sleep(answers.get("delay", 0))
+            payload = json.dumps(answers.get("body", {})).encode()
+            self.send_response(answers.get("status", 200))
+            for name, value in answers.get("headers", {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = answer
+        do_POST = answer
+
+        def log_message(self, *arguments):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print("ready", flush=True)
+    sys.stdin.read()  # runs until the test closes our stdin (or kills us)
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
