@@ -13,7 +13,11 @@ struct Runner: AsyncParsableCommand {
             3 database unreachable. Without DATABASE_URL the runner starts its own PostgreSQL in .runner/.
             """,
         version: RunnerVersion.current,
-        subcommands: [Check.self, Next.self, Migrate.self, Once.self, History.self, Status.self, Db.self]
+        subcommands: [
+            Check.self, Next.self, Migrate.self, Once.self, History.self, Status.self, Outbox.self, Preview.self,
+            Demo.self,
+            Db.self,
+        ]
     )
 
     /// Usage errors exit 2, as configuration errors do, rather than ArgumentParser's 64.

@@ -52,4 +52,8 @@ public struct AgentReport: Sendable, Equatable {
 /// One background agent of a product.
 public protocol Agent: Sendable {
     func run(_ context: AgentContext) async throws -> AgentReport
+
+    /// The emails a run would send now (those not already recorded), without sending or
+    /// recording anything. `user` narrows it to one user where the agent has users.
+    func preview(_ context: AgentContext, user: String?) async throws -> [Email]
 }

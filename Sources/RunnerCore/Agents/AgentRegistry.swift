@@ -2,8 +2,8 @@ import Foundation
 import Logging
 
 /// The agents built so far, by the name the job table uses.
-enum AgentRegistry {
-    static func agent(_ kind: AgentKind) -> Agent? {
+public enum AgentRegistry {
+    public static func agent(_ kind: AgentKind) -> Agent? {
         switch kind {
         case .taskMonitor: return TaskMonitor()
         case .approvalNudger: return ApprovalNudger()

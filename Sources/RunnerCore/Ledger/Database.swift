@@ -46,10 +46,14 @@ public struct Database: Sendable {
         } catch {
             throw Failure.embedded("\(error)")
         }
-        FileHandle.standardError.write(
-            Data(
-                ("runner: DATABASE_URL is not set; using the embedded PostgreSQL in \(embedded.home.path) "
-                    + "(runner db stop stops it)\n").utf8))
+        // Once per process, however many connections it opens.
+        if getenv("RUNNER_EMBEDDED_NOTICE_SHOWN") == nil {
+            setenv("RUNNER_EMBEDDED_NOTICE_SHOWN", "1", 1)
+            FileHandle.standardError.write(
+                Data(
+                    ("runner: DATABASE_URL is not set; using the embedded PostgreSQL in \(embedded.home.path) "
+                        + "(runner db stop stops it)\n").utf8))
+        }
         return embedded.connectionString()
     }
 

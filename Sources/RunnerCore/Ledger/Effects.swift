@@ -154,14 +154,24 @@ public struct Effects: Sendable {
         ).map(Effect.init(row:))
     }
 
+    /// Which of `keys` are already recorded for `kind`: one query.
+    public func recordedKeys(kind: String, keys: [String]) async throws -> Set<String> {
+        guard !keys.isEmpty else { return [] }
+        return Set(
+            try await connection.query(
+                "SELECT key FROM runner.effects WHERE kind = $1 AND key = ANY($2::text[])",
+                [PostgresValue(kind), .array(keys)]
+            ).compactMap { try $0.string("key") })
+    }
+
     /// Effects for `runner outbox`, newest first.
-    public func list(status: Status? = nil, limit: Int = 50) async throws -> [Effect] {
+    public func list(kind: String? = nil, status: Status? = nil, limit: Int = 50) async throws -> [Effect] {
         try await connection.query(
             """
             SELECT \(Effect.columns) FROM runner.effects
-            WHERE ($1::text IS NULL OR status = $1)
+            WHERE ($1::text IS NULL OR status = $1) AND ($3::text IS NULL OR kind = $3)
             ORDER BY id DESC LIMIT $2::integer
-            """, [PostgresValue(status?.rawValue), .int(limit)]
+            """, [PostgresValue(status?.rawValue), .int(limit), PostgresValue(kind)]
         ).map(Effect.init(row:))
     }
 }

@@ -88,6 +88,17 @@ public struct ApprovalNudger: Agent {
         return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
     }
 
+    public func preview(_ context: AgentContext, user: String?) async throws -> [Email] {
+        let cooldown = context.options.duration("cooldown", default: .seconds(24 * 3600))
+        let escalateTo = context.options.string("escalate_to").flatMap { $0.isEmpty ? nil : $0 }
+        let steps = try await Self.findOverdue(context, cooldown: cooldown)
+        let keys = steps.map { "\(context.job):nudge:\($0.id)@\($0.lastNudgedAt)" }
+        let recorded = try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
+        return zip(steps, keys).filter { !recorded.contains($0.1) }.map {
+            Self.email(for: $0.0, escalateTo: escalateTo)
+        }
+    }
+
     static func findOverdue(_ context: AgentContext, cooldown: Duration) async throws -> [Step] {
         try await context.database.query(
             """

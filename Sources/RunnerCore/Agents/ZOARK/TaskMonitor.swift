@@ -93,6 +93,18 @@ public struct TaskMonitor: Agent {
         return AgentReport(outcome: outcome, metrics: metrics, failure: report)
     }
 
+    public func preview(_ context: AgentContext, user: String?) async throws -> [Email] {
+        let stuckAfter = context.options.duration("stuck_after", default: .seconds(48 * 3600))
+        let realertAfter = context.options.duration("realert_after")
+        let recipients = (context.options.string("alert_to") ?? "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let stuck = try await Self.findStuck(context, stuckAfter: stuckAfter)
+        let keys = stuck.map { Self.episodeKey($0, realertAfter: realertAfter, context: context) }
+        let recorded = try await context.effects.recordedKeys(kind: Self.alertKind, keys: keys)
+        let newly = zip(stuck, keys).filter { !recorded.contains($0.1) }.map(\.0)
+        return newly.isEmpty ? [] : [Self.digest(newly, to: recipients, stuckAfter: stuckAfter)]
+    }
+
     static func findStuck(_ context: AgentContext, stuckAfter: Duration) async throws -> [StuckTask] {
         try await context.database.query(
             """

@@ -39,6 +39,14 @@ public struct TimesheetDrafter: Agent {
         return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
     }
 
+    public func preview(_ context: AgentContext, user: String?) async throws -> [Email] {
+        let week = Self.isoWeek(context.now)
+        let reminders = try await Self.reminders(context, onlyUser: user)
+        let keys = reminders.map { "\(context.job):timesheet:\($0.userID)@\(week)" }
+        let recorded = try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
+        return zip(reminders, keys).filter { !recorded.contains($0.1) }.map { Self.email($0.0, week: week) }
+    }
+
     /// The reminders a run would send (all users, or one), with their context gathered:
     /// one query for users and finished tasks, then GitHub for those with a username.
     static func reminders(_ context: AgentContext, onlyUser: String?) async throws -> [Reminder] {

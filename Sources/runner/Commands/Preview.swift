@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RunnerCore
+
+struct Preview: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the emails a job's next run would send, without sending or recording anything.",
+        discussion: "runner preview timesheet-reminders --user USER_ID"
+    )
+
+    @Argument(help: "An agent job.")
+    var job: String
+
+    @Option(help: "Only this user (timesheet-drafter).")
+    var user: String?
+
+    @Flag(help: "Print the HTML body instead of the text body.")
+    var html = false
+
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var database: DatabaseOptions
+
+    func run() async throws {
+        let table = try config.load()
+        guard let job = table.job(named: job) else {
+            throw CommandError(
+                "no job \"\(self.job)\" in \(table.path) (jobs: \(table.jobs.map(\.name).joined(separator: ", ")))")
+        }
+        guard case .agent(let kind, let options) = job.action, let agent = AgentRegistry.agent(kind) else {
+            throw CommandError("\(job.name) is not a job of an agent that sends email")
+        }
+        let (ledger, url) = try await database.connectReturningURL()
+        let productURL = job.database.map(ConnectionString.init) ?? url
+        let product: PostgresConnection
+        do {
+            product = try await PostgresConnection.connect(productURL)
+        } catch {
+            throw CommandError(error.message, code: .databaseUnreachable)
+        }
+        let context = AgentContext(
+            runID: 0, job: job.name, database: product, effects: Effects(connection: ledger), mailer: nil, now: Date(),
+            logger: database.logger, options: options, dryRun: true, environment: ProcessInfo.processInfo.environment)
+        let emails = try await agent.preview(context, user: user)
+        guard !emails.isEmpty else {
+            print("\(job.name) would send no email now")
+            return
+        }
+        for (index, email) in emails.enumerated() {
+            if index > 0 { print("\n" + String(repeating: "-", count: 72) + "\n") }
+            print("To: \(email.to.joined(separator: ", "))")
+            if !email.cc.isEmpty { print("Cc: \(email.cc.joined(separator: ", "))") }
+            print("Subject: \(email.subject)\n")
+            print(html ? email.html : email.text)
+        }
+    }
+}
