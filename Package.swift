@@ -53,6 +53,11 @@ let package = Package(
             dependencies: ["RunnerCore"],
             path: "Benchmarks/LedgerBench"
         ),
+        .executableTarget(
+            name: "agent-bench",
+            dependencies: ["RunnerCore", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/AgentBench"
+        ),
         .testTarget(
             name: "RunnerCoreTests",
             dependencies: ["RunnerCore", "runner"]

@@ -46,6 +46,11 @@ public enum DurationParser {
 }
 
 extension Duration {
+    /// As fractional milliseconds, for metrics.
+    public var milliseconds: Double {
+        Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+    }
+
     /// Whole seconds as a `TimeInterval`, for `Date` arithmetic.
     public var timeInterval: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18

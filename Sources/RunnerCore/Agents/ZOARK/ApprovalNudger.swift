@@ -46,9 +46,14 @@ public struct ApprovalNudger: Agent {
     public func run(_ context: AgentContext) async throws -> AgentReport {
         let cooldown = context.options.duration("cooldown", default: .seconds(24 * 3600))
         let escalateTo = context.options.string("escalate_to").flatMap { $0.isEmpty ? nil : $0 }
+        let clock = ContinuousClock()
+        let queryStart = clock.now
         let steps = try await Self.findOverdue(context, cooldown: cooldown)
         var outcome: [String: JSONValue] = ["overdue": .number(Double(steps.count))]
-        var metrics = [Metric("overdue", Double(steps.count))]
+        var metrics = [
+            Metric("overdue", Double(steps.count)),
+            Metric("query_ms", (clock.now - queryStart).milliseconds, unit: "ms"),
+        ]
         for urgency in Urgency.allCases {
             let count = steps.filter { Urgency(daysOverdue: $0.daysOverdue) == urgency }.count
             if count > 0 { outcome[urgency.rawValue] = .number(Double(count)) }
@@ -60,7 +65,9 @@ public struct ApprovalNudger: Agent {
 
         let emails = steps.map { Self.email(for: $0, escalateTo: escalateTo) }
         let keys = steps.map { "\(context.job):nudge:\($0.id)@\($0.lastNudgedAt)" }
+        let recordStart = clock.now
         let recorded = try await Self.record(emails, keys: keys, context: context)
+        metrics.append(Metric("record_ms", (clock.now - recordStart).milliseconds, unit: "ms"))
 
         let delivery = EmailDelivery(context: context)
         var results: [EmailDelivery.Result] = []
@@ -99,23 +106,26 @@ public struct ApprovalNudger: Agent {
         }
     }
 
+    /// The main query, `$1` now and `$2` the threshold (the benchmark runs it alone too).
+    public static let overdueQuery = """
+        SELECT s."id", s."stage"::text AS stage, s."assigneeEmail" AS assignee, p."name" AS project,
+               i."amount", coalesce(array_to_json(s."requiredDocs")::text, '[]') AS docs,
+               to_char(s."deadline", 'YYYY-MM-DD HH24:MI "UTC"') AS deadline,
+               floor(extract(epoch FROM ($1::timestamptz AT TIME ZONE 'UTC') - s."deadline") / 86400)::int
+                   AS days_overdue,
+               coalesce(to_char(s."lastNudgedAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'never') AS last_nudged
+        FROM "ApprovalStep" s
+        JOIN "Invoice" i ON i."id" = s."invoiceId"
+        JOIN "Project" p ON p."id" = i."projectId"
+        WHERE s."status" = 'PENDING'
+          AND s."deadline" < ($1::timestamptz AT TIME ZONE 'UTC')
+          AND (s."lastNudgedAt" IS NULL OR s."lastNudgedAt" < ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval)
+        ORDER BY s."deadline", s."id"
+        """
+
     static func findOverdue(_ context: AgentContext, cooldown: Duration) async throws -> [Step] {
         try await context.database.query(
-            """
-            SELECT s."id", s."stage"::text AS stage, s."assigneeEmail" AS assignee, p."name" AS project,
-                   i."amount", coalesce(array_to_json(s."requiredDocs")::text, '[]') AS docs,
-                   to_char(s."deadline", 'YYYY-MM-DD HH24:MI "UTC"') AS deadline,
-                   floor(extract(epoch FROM ($1::timestamptz AT TIME ZONE 'UTC') - s."deadline") / 86400)::int
-                       AS days_overdue,
-                   coalesce(to_char(s."lastNudgedAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'never') AS last_nudged
-            FROM "ApprovalStep" s
-            JOIN "Invoice" i ON i."id" = s."invoiceId"
-            JOIN "Project" p ON p."id" = i."projectId"
-            WHERE s."status" = 'PENDING'
-              AND s."deadline" < ($1::timestamptz AT TIME ZONE 'UTC')
-              AND (s."lastNudgedAt" IS NULL OR s."lastNudgedAt" < ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval)
-            ORDER BY s."deadline", s."id"
-            """, [.timestamp(context.now), .interval(cooldown)]
+            Self.overdueQuery, [.timestamp(context.now), .interval(cooldown)]
         ).map { row in
             let docs = JSONValue.parse(try row.string("docs", default: "[]"))
             var requiredDocs: [String] = []
@@ -143,22 +153,27 @@ public struct ApprovalNudger: Agent {
     static func record(_ emails: [Email], keys: [String], context: AgentContext) async throws -> [String: Recorded] {
         guard !keys.isEmpty else { return [:] }
         let status: Effects.Status = context.mailer == nil ? .draft : .pending
-        let inserted = try await context.effects.connection.query(
-            """
-            INSERT INTO runner.effects (kind, key, run_id, status, target, payload, done_at)
-            SELECT $1, e.key, $2::bigint, $3, e.target, e.payload::jsonb, CASE WHEN $3 = 'draft' THEN now() END
-            FROM unnest($4::text[], $5::text[], $6::text[]) AS e(key, target, payload)
-            ON CONFLICT (kind, key) DO NOTHING
-            RETURNING id, key
-            """,
-            [
-                PostgresValue(EmailDelivery.kind), .int64(context.runID), PostgresValue(status.rawValue), .array(keys),
-                .array(emails.map { $0.to.joined(separator: ", ") }), .array(emails.map { $0.json.text }),
-            ])
         var recorded: [String: Recorded] = [:]
-        for row in inserted {
-            recorded[try row.string("key", default: "")] = Recorded(
-                id: try row.int64("id") ?? 0, status: status, isNew: true, doneAt: nil)
+        // Batches of a few thousand keep each statement's parameters to a few megabytes.
+        for batch in stride(from: 0, to: keys.count, by: 2000) {
+            let range = batch..<min(batch + 2000, keys.count)
+            let inserted = try await context.effects.connection.query(
+                """
+                INSERT INTO runner.effects (kind, key, run_id, status, target, payload, done_at)
+                SELECT $1, e.key, $2::bigint, $3, e.target, e.payload::jsonb, CASE WHEN $3 = 'draft' THEN now() END
+                FROM unnest($4::text[], $5::text[], $6::text[]) AS e(key, target, payload)
+                ON CONFLICT (kind, key) DO NOTHING
+                RETURNING id, key
+                """,
+                [
+                    PostgresValue(EmailDelivery.kind), .int64(context.runID), PostgresValue(status.rawValue),
+                    .array(Array(keys[range])), .array(emails[range].map { $0.to.joined(separator: ", ") }),
+                    .array(emails[range].map { $0.json.text }),
+                ])
+            for row in inserted {
+                recorded[try row.string("key", default: "")] = Recorded(
+                    id: try row.int64("id") ?? 0, status: status, isNew: true, doneAt: nil)
+            }
         }
         let earlier = keys.filter { recorded[$0] == nil }
         if !earlier.isEmpty {

@@ -25,9 +25,13 @@ public struct TaskMonitor: Agent {
         let delivery = EmailDelivery(context: recipients.isEmpty ? context.withoutMailer() : context)
         let retried = try await delivery.finishPending()
 
+        let clock = ContinuousClock()
+        let queryStart = clock.now
         let stuck = try await Self.findStuck(context, stuckAfter: stuckAfter)
         var outcome: [String: JSONValue] = ["stuck": .number(Double(stuck.count))]
-        var metrics = [Metric("stuck", Double(stuck.count))]
+        var metrics = [
+            Metric("stuck", Double(stuck.count)), Metric("query_ms", (clock.now - queryStart).milliseconds, unit: "ms"),
+        ]
         let episodes = stuck.map { task in (task, Self.episodeKey(task, realertAfter: realertAfter, context: context)) }
 
         if context.dryRun {
@@ -39,6 +43,7 @@ public struct TaskMonitor: Agent {
         let job = context.job
         let runID = context.runID
         let target = recipients.joined(separator: ", ")
+        let recordStart = clock.now
         let recorded: (newly: [StuckTask], digest: (id: Int64, email: Email)?) = try await context.effects.connection
             .transaction { connection in
                 let rows = try connection.query(
@@ -70,6 +75,7 @@ public struct TaskMonitor: Agent {
                 return (newly, (try digest.first?.int64("id") ?? 0, email))
             }
 
+        metrics.append(Metric("record_ms", (clock.now - recordStart).milliseconds, unit: "ms"))
         outcome["newly_stuck"] = .number(Double(recorded.newly.count))
         metrics.append(Metric("newly_stuck", Double(recorded.newly.count)))
         var results = retried
@@ -105,19 +111,22 @@ public struct TaskMonitor: Agent {
         return newly.isEmpty ? [] : [Self.digest(newly, to: recipients, stuckAfter: stuckAfter)]
     }
 
+    /// The main query, `$1` now and `$2` the threshold (the benchmark runs it alone too).
+    public static let stuckQuery = """
+        SELECT t."id", t."title", p."name" AS project, t."status"::text AS status,
+               to_char(t."lastUpdated", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS last_updated,
+               floor(extract(epoch FROM ($1::timestamptz AT TIME ZONE 'UTC') - t."lastUpdated") / 86400)::int
+                   AS days_stuck
+        FROM "Task" t
+        JOIN "Project" p ON p."id" = t."projectId"
+        WHERE t."status" = 'ACTIVE'
+          AND t."lastUpdated" < ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval
+        ORDER BY t."lastUpdated", t."id"
+        """
+
     static func findStuck(_ context: AgentContext, stuckAfter: Duration) async throws -> [StuckTask] {
         try await context.database.query(
-            """
-            SELECT t."id", t."title", p."name" AS project, t."status"::text AS status,
-                   to_char(t."lastUpdated", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS last_updated,
-                   floor(extract(epoch FROM ($1::timestamptz AT TIME ZONE 'UTC') - t."lastUpdated") / 86400)::int
-                       AS days_stuck
-            FROM "Task" t
-            JOIN "Project" p ON p."id" = t."projectId"
-            WHERE t."status" = 'ACTIVE'
-              AND t."lastUpdated" < ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval
-            ORDER BY t."lastUpdated", t."id"
-            """, [.timestamp(context.now), .interval(stuckAfter)]
+            Self.stuckQuery, [.timestamp(context.now), .interval(stuckAfter)]
         ).map { row in
             StuckTask(
                 id: try row.string("id", default: ""), title: try row.string("title", default: ""),
