@@ -73,6 +73,16 @@ struct ConfigOptions: ParsableArguments {
 
     var path: String { config ?? JobTableLoader.defaultPath() }
 
+    /// One job of the validated job table; an unknown name is a usage error that lists the jobs.
+    func loadJob(named name: String) throws -> Job {
+        let table = try load()
+        guard let job = table.job(named: name) else {
+            throw CommandError(
+                "no job \"\(name)\" in \(table.path) (jobs: \(table.jobs.map(\.name).joined(separator: ", ")))")
+        }
+        return job
+    }
+
     /// The validated job table; on errors prints them all and exits 2.
     func load() throws -> JobTable {
         do {

@@ -53,12 +53,7 @@ struct Next: AsyncParsableCommand {
         }
         let resolved: Schedule
         if let job {
-            let table = try options.load()
-            guard let found = table.job(named: job) else {
-                let names = table.jobs.map(\.name).joined(separator: ", ")
-                throw CommandError("no job \"\(job)\" in \(table.path) (jobs: \(names)).")
-            }
-            resolved = found.schedule
+            resolved = try options.loadJob(named: job).schedule
         } else {
             let zoneName = timezone ?? "UTC"
             guard let zone = TimeZone(identifier: zoneName) else {

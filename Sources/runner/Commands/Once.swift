@@ -28,11 +28,7 @@ struct Once: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let table = try config.load()
-        guard let job = table.job(named: job) else {
-            throw CommandError(
-                "no job \"\(self.job)\" in \(table.path) (jobs: \(table.jobs.map(\.name).joined(separator: ", ")))")
-        }
+        let job = try config.loadJob(named: job)
         let (connection, url) = try await database.connectReturningURL()
         let executor = RunExecutor(
             ledger: Ledger(connection: connection), logger: database.logger,

@@ -22,11 +22,7 @@ struct Preview: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let table = try config.load()
-        guard let job = table.job(named: job) else {
-            throw CommandError(
-                "no job \"\(self.job)\" in \(table.path) (jobs: \(table.jobs.map(\.name).joined(separator: ", ")))")
-        }
+        let job = try config.loadJob(named: job)
         guard case .agent(let kind, let options) = job.action, let agent = AgentRegistry.agent(kind) else {
             throw CommandError("\(job.name) is not a job of an agent that sends email")
         }

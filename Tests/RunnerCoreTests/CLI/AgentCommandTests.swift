@@ -56,13 +56,7 @@ struct AgentCommandTests {
     func killedMidSend() async throws {
         let slow = try TestSMTPServer(delay: 0.4)
         let setup = try await Self.setup("nudgerkill", smtp: slow)
-        let process = Process()
-        process.executableURL = RunnerProcess.executable
-        process.arguments = ["once", "approval-nudges"]
-        process.environment = ProcessInfo.processInfo.environment.merging(setup.environment) { $1 }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try RunnerProcess.launch(["once", "approval-nudges"], environment: setup.environment)
         // Let two or three emails through, then kill it in the middle of another.
         for _ in 0..<100 where try slow.messages().count < 2 { try await Task.sleep(for: .milliseconds(50)) }
         try await Task.sleep(for: .milliseconds(150))

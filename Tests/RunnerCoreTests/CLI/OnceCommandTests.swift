@@ -111,13 +111,7 @@ struct OnceCommandTests {
     func sigterm() async throws {
         let setup = try await Setup(
             "sigterm", jobs: "jobs:\n  long:\n    command: [\"sleep\", \"30\"]\n    schedule: \"@every 1h\"\n")
-        let process = Process()
-        process.executableURL = RunnerProcess.executable
-        process.arguments = ["once", "long"]
-        process.environment = ProcessInfo.processInfo.environment.merging(setup.environment) { $1 }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try RunnerProcess.launch(["once", "long"], environment: setup.environment)
         // Wait until the run is claimed and its command started.
         var running = 0
         for _ in 0..<100 where running == 0 {

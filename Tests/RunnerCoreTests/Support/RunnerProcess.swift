@@ -18,6 +18,18 @@ struct RunnerProcess {
         return URL(fileURLWithPath: ".build/debug/runner")
     }
 
+    /// Starts `runner` without waiting for it, output discarded: for tests that signal it.
+    static func launch(_ arguments: [String], environment: [String: String]) throws -> Process {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
     static func run(
         _ arguments: [String], environment: [String: String] = [:], currentDirectory: URL? = nil
     ) throws -> Result {
