@@ -10,7 +10,7 @@ struct EmbeddedDefaultTests {
     func endToEnd() async throws {
         let directory = try TemporaryDirectory()
         let config = try directory.write(
-            "jobs.yaml", "jobs:\n  hello: {command: [\"echo\", \"hi\"], schedule: \"@every 1h\"}\n")
+            "jobs.yaml", "jobs:\n  hello: {command: [\"echo\", \"hi\"], schedule: \"0 0 1 1 *\", catchup: 400d}\n")
         var environment = ProcessInfo.processInfo.environment
         environment["DATABASE_URL"] = ""
         environment["RUNNER_HOME"] = directory.url.appendingPathComponent("home").path

@@ -30,7 +30,8 @@ struct OnceCommandTests {
                 jobs:
                   count:
                     command: ["sh", "-c", "echo \\"$RUNNER_RUN_ID $RUNNER_SLOT $RUNNER_JOB\\" >> ran.txt; echo done"]
-                    schedule: "@every 1h"
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
                 """)
         let first = try setup.runner("once", "count")
         #expect(first.status == 0, "\(first.stderr)")
@@ -42,8 +43,8 @@ struct OnceCommandTests {
         let lines = try String(contentsOf: setup.directory.url.appendingPathComponent("ran.txt"), encoding: .utf8)
             .split(separator: "\n")
         #expect(lines.count == 1)
-        let hour = Int64(Date().timeIntervalSince1970) / 3600 * 3600
-        #expect(lines.first == "1 \(Ledger.slotKey(for: Date(seconds: hour))) count")
+        let year = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date()).year!
+        #expect(lines.first == "1 \(year)-01-01T00:00:00Z count")
         #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 1)
         let metrics = try await setup.connection.query(
             "SELECT name, value FROM runner.metrics WHERE run_id = 1 ORDER BY name")
@@ -60,7 +61,8 @@ struct OnceCommandTests {
                 jobs:
                   once-only:
                     command: ["sh", "-c", "echo $$ >> side-effect.txt; sleep 0.2"]
-                    schedule: "@every 1h"
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
                 """)
         let results = try await withThrowingTaskGroup(of: RunnerProcess.Result.self) { group in
             for _ in 0..<8 {
