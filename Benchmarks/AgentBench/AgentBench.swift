@@ -51,7 +51,10 @@ struct AgentBench {
             FROM generate_series(1, 100000) g;
             """)
         try await connection.execute("VACUUM ANALYZE")
-        print(String(format: "data: 1,000,000 tasks (10,000 stuck), 100,000 overdue steps, loaded in %.1f s", (clock.now - started).milliseconds / 1000))
+        print(
+            String(
+                format: "data: 1,000,000 tasks (10,000 stuck), 100,000 overdue steps, loaded in %.1f s",
+                (clock.now - started).milliseconds / 1000))
 
         let psql = psqlPath()
         for (label, sql, threshold, agent, options) in [
@@ -66,15 +69,17 @@ struct AgentBench {
                 try runPSQL(psql, url: url.raw, sql: literal)
                 psqlTimes.append((clock.now - started).milliseconds)
             }
-            let runID = try await connection.query(
-                """
-                INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
-                VALUES ($1, now(), $1, 'manual', 'running', 'bench', 30) RETURNING id
-                """, [PostgresValue(label)]
-            ).first?.int64("id") ?? 0
+            let runID =
+                try await connection.query(
+                    """
+                    INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
+                    VALUES ($1, now(), $1, 'manual', 'running', 'bench', 30) RETURNING id
+                    """, [PostgresValue(label)]
+                ).first?.int64("id") ?? 0
             let context = AgentContext(
                 runID: runID, job: label, database: connection, effects: Effects(connection: connection), mailer: nil,
-                now: Date(), logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, options: options, dryRun: false)
+                now: Date(), logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, options: options,
+                dryRun: false)
             started = clock.now
             let report = try await agent.value.run(context)
             let runMs = (clock.now - started).milliseconds
@@ -83,10 +88,14 @@ struct AgentBench {
             let psqlMs = psqlTimes.sorted()[1]
             print("\(label): \(JSONValue.object(report.outcome).text)")
             print(String(format: "  psql, main query alone (median of 3): %8.0f ms", psqlMs))
-            print(String(format: "  agent run, wall time:                 %8.0f ms  (%.2fx psql)", runMs, runMs / psqlMs))
+            print(
+                String(format: "  agent run, wall time:                 %8.0f ms  (%.2fx psql)", runMs, runMs / psqlMs))
             print(String(format: "    of which the query in the agent:    %8.0f ms", queryMs))
             print(String(format: "    of which recording the effects:     %8.0f ms  (batched inserts)", recordMs))
-            print(String(format: "  run minus effects' inserts:           %8.0f ms  (%.2fx psql; goal at most 2x)", runMs - recordMs, (runMs - recordMs) / psqlMs))
+            print(
+                String(
+                    format: "  run minus effects' inserts:           %8.0f ms  (%.2fx psql; goal at most 2x)",
+                    runMs - recordMs, (runMs - recordMs) / psqlMs))
         }
         await connection.close()
         try await admin.execute("DROP DATABASE \(name)")

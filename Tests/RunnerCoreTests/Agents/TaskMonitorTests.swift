@@ -65,6 +65,27 @@ struct TaskMonitorTests {
         #expect(try await database.count(#"SELECT count(*) FROM "AgentLog" WHERE "action" = 'TASK_STUCK_ALERT'"#) == 5)
     }
 
+    @Test("with realert_after a still-stuck task is alerted again once per period")
+    func realert() async throws {
+        let database = try await ZoarkDatabase("taskmonitorrealert")
+        try await database.seed(Self.seed)
+        // Without the 47-hour task, which would cross the threshold during the test.
+        try await database.seed(#"DELETE FROM "Task" WHERE "id" = 't-47h'"#)
+        let options = AgentOptions(["realert_after": .duration(.seconds(86_400))])
+        func run(at now: Date) async throws -> AgentReport {
+            try await TaskMonitor().run(
+                database.context(
+                    job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options, now: now))
+        }
+        let now = Date()
+        #expect(try await run(at: now).outcome["newly_stuck"] == 2)
+        #expect(try await run(at: now.addingTimeInterval(3600)).outcome["newly_stuck"] == 0)
+        // A day later both tasks are still stuck: a new period, a new alert for each.
+        #expect(try await run(at: now.addingTimeInterval(86_400 + 60)).outcome["newly_stuck"] == 2)
+        #expect(try await run(at: now.addingTimeInterval(86_400 + 3600)).outcome["newly_stuck"] == 0)
+        #expect(try await database.count("SELECT count(*) FROM runner.effects WHERE kind = 'email'") == 2)
+    }
+
     @Test("without a recipient the digest is kept as a draft, and a dry run records nothing")
     func draftsAndDryRun() async throws {
         let database = try await ZoarkDatabase("taskmonitordraft")
