@@ -57,3 +57,8 @@ public protocol Agent: Sendable {
     /// recording anything. `user` narrows it to one user where the agent has users.
     func preview(_ context: AgentContext, user: String?) async throws -> [Email]
 }
+
+extension Agent {
+    /// Agents that send no email preview none.
+    public func preview(_ context: AgentContext, user: String?) async throws -> [Email] { [] }
+}

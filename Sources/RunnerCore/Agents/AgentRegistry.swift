@@ -3,12 +3,12 @@ import Logging
 
 /// The agents built so far, by the name the job table uses.
 public enum AgentRegistry {
-    public static func agent(_ kind: AgentKind) -> Agent? {
+    public static func agent(_ kind: AgentKind) -> Agent {
         switch kind {
         case .taskMonitor: return TaskMonitor()
         case .approvalNudger: return ApprovalNudger()
         case .timesheetDrafter: return TimesheetDrafter()
-        case .insightGenerator: return nil
+        case .insightGenerator: return InsightGenerator()
         }
     }
 }

@@ -50,12 +50,3 @@ struct CommandWork: RunWork {
         return RunResult(status: status, outcome: .object(outcome), error: error, metrics: metrics)
     }
 }
-
-/// An agent whose code is not in this build yet: the run fails, visibly.
-struct UnavailableAgentWork: RunWork {
-    let agent: AgentKind
-
-    func perform(_ run: RunInfo) async -> RunResult {
-        .failed("the \(agent.rawValue) agent is not implemented yet in runner \(RunnerVersion.current)")
-    }
-}

@@ -29,9 +29,8 @@ public struct RunExecutor: Sendable {
         switch job.action {
         case .command(let argv): return CommandWork(argv: argv, environment: environment)
         case .agent(let kind, let options):
-            guard let agent = AgentRegistry.agent(kind) else { return UnavailableAgentWork(agent: kind) }
             return AgentWork(
-                agent: agent, options: options, ledger: ledger,
+                agent: AgentRegistry.agent(kind), options: options, ledger: ledger,
                 databaseURL: job.database.map(ConnectionString.init) ?? databaseURL,
                 environment: environment, logger: logger)
         }

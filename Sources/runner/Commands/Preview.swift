@@ -23,7 +23,7 @@ struct Preview: AsyncParsableCommand {
 
     func run() async throws {
         let job = try config.loadJob(named: job)
-        guard case .agent(let kind, let options) = job.action, let agent = AgentRegistry.agent(kind) else {
+        guard case .agent(let kind, let options) = job.action else {
             throw CommandError("\(job.name) is not a job of an agent that sends email")
         }
         let (ledger, url) = try await database.connectReturningURL()
@@ -37,7 +37,7 @@ struct Preview: AsyncParsableCommand {
         let context = AgentContext(
             runID: 0, job: job.name, database: product, effects: Effects(connection: ledger), mailer: nil, now: Date(),
             logger: database.logger, options: options, dryRun: true, environment: ProcessInfo.processInfo.environment)
-        let emails = try await agent.preview(context, user: user)
+        let emails = try await AgentRegistry.agent(kind).preview(context, user: user)
         guard !emails.isEmpty else {
             print("\(job.name) would send no email now")
             return

@@ -1,0 +1,137 @@
+import Foundation
+
+/// One insight as VectorOS stores it.
+public struct Insight: Sendable, Equatable {
+    public var type: String
+    public var title: String
+    public var description: String
+    public var priority: Anomaly.Priority
+    public var confidence: Double
+    public var actions: [JSONValue]
+    public var source: String
+
+    /// Clamps what a model returned to what VectorOS accepts.
+    init(
+        type: String, title: String, description: String, priority: Anomaly.Priority, confidence: Double,
+        actions: [JSONValue], source: String
+    ) {
+        self.type = type
+        self.title = String(title.prefix(100))
+        self.description = String(description.prefix(300))
+        self.priority = priority
+        self.confidence = min(1, max(0, confidence.isFinite ? confidence : 0.5))
+        self.actions = actions
+        self.source = source
+    }
+
+    /// The rule-based insight for one anomaly.
+    static func fromRule(_ anomaly: Anomaly, deal: Deal) -> Insight {
+        let (title, action): (String, String)
+        switch anomaly.kind {
+        case .stale: (title, action) = ("Stale deal: \(deal.title)", "Contact the buyer this week to re-engage")
+        case .stuckInStage:
+            (title, action) = (
+                "Stuck in \(deal.stage): \(deal.title)", "Agree the next step that moves it out of \(deal.stage)"
+            )
+        case .lowProbability:
+            (title, action) = ("Low win probability: \(deal.title)", "Requalify the deal or close it out")
+        case .highValueAtRisk:
+            (title, action) = ("High-value deal at risk: \(deal.title)", "Escalate to the account owner's manager")
+        case .closeDateRisk:
+            (title, action) = ("Close date at risk: \(deal.title)", "Confirm the close date and the decision process")
+        }
+        return Insight(
+            type: anomaly.kind.rawValue, title: title, description: "\(deal.title): \(anomaly.detail).",
+            priority: anomaly.priority, confidence: 0.8,
+            actions: [
+                [
+                    "action": .string(action), "priority": .string(anomaly.priority.rawValue), "timeline": "this week",
+                    "expected_impact": "keeps the deal moving",
+                ]
+            ], source: "rules")
+    }
+}
+
+/// Writes a deal's insights in one transaction, with ids derived from their effect keys.
+struct InsightWriter: Sendable {
+    struct Result: Sendable {
+        var created = 0
+        var llmCalls = 0
+        var inputTokens = 0
+        var outputTokens = 0
+        var failed = false
+        var error: String?
+    }
+
+    let context: AgentContext
+
+    func write(_ candidates: [InsightGenerator.Candidate]) async -> [Result] {
+        var results: [Result] = []
+        for candidate in candidates {
+            results.append(await write(candidate))
+        }
+        return results
+    }
+
+    func write(_ candidate: InsightGenerator.Candidate) async -> Result {
+        var result = Result()
+        let deal = candidate.deal
+        let insights = candidate.anomalies.map { Insight.fromRule($0, deal: deal) }
+        do {
+            try await insert(insights, for: candidate)
+            result.created = insights.count
+            try await context.effects.connection.query(
+                "UPDATE runner.effects SET status = 'sent', done_at = now() WHERE kind = $1 AND key = ANY($2::text[])",
+                [PostgresValue(InsightGenerator.effectKind), .array(Array(candidate.keys.values))])
+        } catch {
+            result.failed = true
+            result.error = "deal \(deal.id): \(error)"
+        }
+        return result
+    }
+
+    /// One transaction per deal; the deal id and workspace come from the runner, never a model.
+    func insert(_ insights: [Insight], for candidate: InsightGenerator.Candidate) async throws {
+        let deal = candidate.deal
+        let ids = insights.enumerated().map { index, insight in
+            Self.id(for: (candidate.keys[Anomaly.Kind(rawValue: insight.type) ?? .stale] ?? deal.id) + "#\(index)")
+        }
+        let data = insights.map { insight -> String in
+            JSONValue.object([
+                "deal_id": .string(deal.id), "deal_title": .string(deal.title),
+                "deal_value": deal.value.map(JSONValue.number) ?? .null, "anomaly": .string(insight.type),
+                "source": .string(insight.source),
+            ]).text
+        }
+        try await context.database.transaction { connection in
+            try connection.query(
+                """
+                INSERT INTO insights ("id", "type", "title", "description", "priority", "confidence", "data", "actions",
+                                      "workspaceId", "dealId", "status", "updatedAt")
+                SELECT i.id, i.type, i.title, i.description, i.priority, i.confidence, i.data::jsonb, i.actions::jsonb,
+                       $1, $2, 'new', now() AT TIME ZONE 'UTC'
+                FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::text[], $10::text[])
+                     AS i(id, type, title, description, priority, confidence, data, actions)
+                ON CONFLICT ("id") DO NOTHING
+                """,
+                [
+                    PostgresValue(deal.workspaceID), PostgresValue(deal.id), .array(ids), .array(insights.map(\.type)),
+                    .array(insights.map(\.title)), .array(insights.map(\.description)),
+                    .array(insights.map(\.priority.rawValue)), .array(insights.map { String($0.confidence) }),
+                    .array(data),
+                    .array(insights.map { JSONValue.array($0.actions).text }),
+                ])
+        }
+    }
+
+    /// A stable id from an effect key, so redoing a claim cannot insert twice.
+    static func id(for key: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var second: UInt64 = 0x8422_2325_cbf2_9ce4
+        for byte in key.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+            second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 &+ 7
+        }
+        return "ins_" + String(hash, radix: 16) + String(second, radix: 16)
+    }
+}

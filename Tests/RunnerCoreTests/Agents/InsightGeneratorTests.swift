@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import RunnerCore
+
+@Suite("Insight generator (rule-based)")
+struct InsightGeneratorTests {
+    /// Three workspaces, 40 open deals (more than the old 20-deal cap) plus won and lost ones.
+    static let seed = """
+        INSERT INTO users ("id", "email", "updatedAt") VALUES ('u1', 'owner@vector.example', NOW);
+        INSERT INTO workspaces ("id", "name", "slug", "ownerId", "updatedAt") VALUES
+            ('w1', 'Acme', 'acme', 'u1', NOW), ('w2', 'Globex', 'globex', 'u1', NOW), ('w3', 'Initech', 'initech', 'u1', NOW);
+        INSERT INTO deals ("id", "title", "value", "stage", "probability", "closeDate", "workspaceId", "createdAt", "updatedAt")
+        SELECT 'd' || lpad(g::text, 3, '0'), 'Deal ' || g,
+               CASE WHEN g % 5 = 0 THEN NULL ELSE 2000 * g END,
+               (ARRAY['lead', 'qualified', 'proposal', 'negotiation'])[g % 4 + 1],
+               CASE WHEN g % 7 = 0 THEN NULL ELSE (g * 13) % 100 END,
+               CASE WHEN g % 3 = 0 THEN NOW + (g % 20) * interval '1 day' + interval '1 hour' END,
+               'w' || (g % 3 + 1), NOW - (g % 45) * interval '1 day' - interval '1 hour',
+               NOW - (g % 20) * interval '1 day' - interval '1 hour'
+        FROM generate_series(1, 40) g;
+        INSERT INTO deals ("id", "title", "value", "stage", "probability", "workspaceId", "createdAt", "updatedAt") VALUES
+            ('won1', 'Won long ago', 90000, 'won', 100, 'w1', NOW - interval '90 days', NOW - interval '60 days'),
+            ('lost1', 'Lost long ago', 90000, 'lost', 0, 'w2', NOW - interval '90 days', NOW - interval '60 days');
+        """
+
+    static func database(_ label: String) async throws -> ZoarkDatabase {
+        let database = try await ZoarkDatabase(label)
+        try await database.connection.execute(VectorOSSchema.sql)
+        try await database.seed(Self.seed)
+        return database
+    }
+
+    @Test("scans every open deal of every workspace, writes rule-based insights, and nothing twice")
+    func scanAndDeduplicate() async throws {
+        let database = try await Self.database("insights")
+        let context = database.context(
+            job: "deal-insights", runID: try await database.newRun("i"),
+            options: AgentOptions(["page_size": .integer(7)]))
+        let first = try await InsightGenerator().run(context)
+        #expect(first.outcome["workspaces"] == 3)
+        #expect(first.outcome["deals_scanned"] == 40)
+        #expect(first.failure == nil)
+        // The rules, applied here in Swift, say how many insights the run must have written.
+        let deals = try await InsightGenerator.page(after: "", limit: 1000, on: database.connection)
+        let expected = deals.reduce(0) { $0 + DealRules.anomalies(of: $1, now: context.now).count }
+        #expect(expected > 20)
+        #expect(first.outcome["insights_created"] == .number(Double(expected)))
+        #expect(try await database.count("SELECT count(*) FROM insights") == expected)
+        #expect(try await database.count(#"SELECT count(*) FROM insights WHERE "dealId" IN ('won1', 'lost1')"#) == 0)
+        #expect(try await database.count(#"SELECT count(DISTINCT "workspaceId") FROM insights"#) == 3)
+        let sample = try #require(
+            try await database.connection.query(
+                #"SELECT "workspaceId", data->>'deal_id' AS deal, data->>'source' AS source, jsonb_array_length(actions) AS actions FROM insights WHERE "dealId" = 'd020'"#
+            ).first)
+        #expect(try sample.string("deal") == "d020")
+        #expect(try sample.string("workspaceId") == "w3")
+        #expect(try sample.string("source") == "rules")
+        #expect(try sample.int("actions") == 1)
+
+        let second = try await InsightGenerator().run(
+            database.context(job: "deal-insights", runID: try await database.newRun("i"), options: AgentOptions()))
+        #expect(second.outcome["insights_created"] == 0)
+        #expect(second.outcome["skipped_duplicates"] == .number(Double(expected)))
+    }
+
+    @Test("a dismissed insight comes back only after its quiet period")
+    func quietPeriod() async throws {
+        let database = try await Self.database("insightsquiet")
+        let options = AgentOptions(["quiet_period": .duration(.seconds(3 * 86_400))])
+        _ = try await InsightGenerator().run(
+            database.context(job: "deal-insights", runID: try await database.newRun("i"), options: options))
+        let total = try await database.count("SELECT count(*) FROM insights")
+        try await database.seed(
+            #"UPDATE insights SET "status" = 'dismissed', "updatedAt" = NOW - interval '1 day' WHERE "dealId" = 'd020'"#
+        )
+        let dismissed = try await database.count(#"SELECT count(*) FROM insights WHERE "dealId" = 'd020'"#)
+        #expect(dismissed > 0)
+        let inside = try await InsightGenerator().run(
+            database.context(job: "deal-insights", runID: try await database.newRun("i"), options: options))
+        #expect(inside.outcome["insights_created"] == 0)
+        try await database.seed(#"UPDATE insights SET "updatedAt" = NOW - interval '4 days' WHERE "dealId" = 'd020'"#)
+        let after = try await InsightGenerator().run(
+            database.context(job: "deal-insights", runID: try await database.newRun("i"), options: options))
+        #expect(after.outcome["insights_created"] == .number(Double(dismissed)))
+        #expect(try await database.count("SELECT count(*) FROM insights") == total + dismissed)
+    }
+
+    @Test("eight concurrent runs create each insight once")
+    func concurrentRuns() async throws {
+        let database = try await Self.database("insightsconcurrent")
+        let url = database.url
+        let reports = try await withThrowingTaskGroup(of: AgentReport.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    let connection = try await PostgresConnection.connect(url)
+                    let runID =
+                        try await connection.query(
+                            """
+                            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
+                            VALUES ('deal-insights', now(), 'c\(index)', 'manual', 'running', 'test', 30) RETURNING id
+                            """
+                        ).first?.int64("id") ?? 0
+                    return try await InsightGenerator().run(
+                        AgentContext(
+                            runID: runID, job: "deal-insights", database: connection,
+                            effects: Effects(connection: connection),
+                            mailer: nil, now: Date(), logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() },
+                            options: AgentOptions(), dryRun: false))
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(reports.allSatisfy { $0.failure == nil })
+        let created = reports.reduce(0.0) { total, report in
+            if case .number(let count)? = report.outcome["insights_created"] { total + count } else { total }
+        }
+        #expect(Int(created) == (try await database.count("SELECT count(*) FROM insights")))
+        #expect(
+            try await database.count(
+                #"SELECT count(*) FROM (SELECT 1 FROM insights GROUP BY "dealId", "type" HAVING count(*) > 1) AS duplicates"#
+            ) == 0)
+    }
+}
