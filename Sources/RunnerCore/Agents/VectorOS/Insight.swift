@@ -65,18 +65,71 @@ struct InsightWriter: Sendable {
 
     let context: AgentContext
 
+    /// Writes every candidate; with `ANTHROPIC_API_KEY`, up to `max_concurrency` deals at a time
+    /// are with the model.
     func write(_ candidates: [InsightGenerator.Candidate]) async -> [Result] {
-        var results: [Result] = []
-        for candidate in candidates {
-            results.append(await write(candidate))
+        guard let apiKey = context.environment["ANTHROPIC_API_KEY"], !apiKey.isEmpty else {
+            var results: [Result] = []
+            for candidate in candidates { results.append(await write(candidate, model: nil)) }
+            return results
         }
-        return results
+        let limit = max(1, context.options.integer("max_concurrency", default: 4))
+        let model = context.options.string("model").flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultModel
+        let timeout = context.options.duration("request_timeout", default: .seconds(60))
+        let baseURL = context.environment["ANTHROPIC_BASE_URL"]
+        // The first retry's wait when the API is busy (429/529/5xx) and sends no retry-after.
+        let backoff = context.environment["RUNNER_LLM_BACKOFF"].flatMap { try? DurationParser.parse($0) } ?? .seconds(1)
+        return await withTaskGroup(of: Result.self) { group in
+            var pending = candidates.makeIterator()
+            func start(_ candidate: InsightGenerator.Candidate) {
+                // A client per call: each runs on a thread of its own.
+                let client = AnthropicClient(
+                    apiKey: apiKey, baseURL: baseURL, model: model, timeout: timeout, backoff: backoff)
+                group.addTask { await self.write(candidate, model: client) }
+            }
+            for _ in 0..<limit {
+                guard let candidate = pending.next() else { break }
+                start(candidate)
+            }
+            var results: [Result] = []
+            for await result in group {
+                results.append(result)
+                if let candidate = pending.next() { start(candidate) }
+            }
+            return results
+        }
     }
 
-    func write(_ candidate: InsightGenerator.Candidate) async -> Result {
+    static let defaultModel = "claude-sonnet-4-5"
+
+    func write(_ candidate: InsightGenerator.Candidate, model: AnthropicClient?) async -> Result {
         var result = Result()
         let deal = candidate.deal
-        let insights = candidate.anomalies.map { Insight.fromRule($0, deal: deal) }
+        var insights = candidate.anomalies.map { Insight.fromRule($0, deal: deal) }
+        if let model {
+            result.llmCalls = 1
+            do {
+                let answer = try await model.message(
+                    system: InsightPrompt.system,
+                    prompt: InsightPrompt.prompt(for: deal, anomalies: candidate.anomalies, now: context.now))
+                result.inputTokens = answer.inputTokens
+                result.outputTokens = answer.outputTokens
+                if let parsed = InsightPrompt.parse(answer.text, anomalies: candidate.anomalies) {
+                    insights = parsed
+                } else {
+                    insights = insights.map {
+                        var insight = $0; insight.source = "rules (the model's answer was unusable)"; return insight
+                    }
+                }
+            } catch {
+                context.logger.warning(
+                    "Claude call failed; rule-based insights instead",
+                    metadata: ["deal_id": "\(deal.id)", "error": "\(error)"])
+                insights = insights.map {
+                    var insight = $0; insight.source = "rules (the model call failed)"; return insight
+                }
+            }
+        }
         do {
             try await insert(insights, for: candidate)
             result.created = insights.count

