@@ -58,6 +58,11 @@ let package = Package(
             dependencies: ["RunnerCore", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/AgentBench"
         ),
+        .executableTarget(
+            name: "insight-bench",
+            dependencies: ["RunnerCore", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/InsightBench"
+        ),
         .testTarget(
             name: "RunnerCoreTests",
             dependencies: ["RunnerCore", "runner"]

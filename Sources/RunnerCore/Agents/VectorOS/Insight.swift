@@ -69,9 +69,7 @@ struct InsightWriter: Sendable {
     /// are with the model.
     func write(_ candidates: [InsightGenerator.Candidate]) async -> [Result] {
         guard let apiKey = context.environment["ANTHROPIC_API_KEY"], !apiKey.isEmpty else {
-            var results: [Result] = []
-            for candidate in candidates { results.append(await write(candidate, model: nil)) }
-            return results
+            return [await writeRules(candidates)]
         }
         let limit = max(1, context.options.integer("max_concurrency", default: 4))
         let model = context.options.string("model").flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultModel
@@ -102,6 +100,31 @@ struct InsightWriter: Sendable {
 
     static let defaultModel = "claude-sonnet-4-5"
 
+    /// Rule-based insights for a whole page in one statement: one transaction holding every
+    /// deal's insights, so each deal's are still written all or nothing.
+    func writeRules(_ candidates: [InsightGenerator.Candidate]) async -> Result {
+        var result = Result()
+        guard !candidates.isEmpty else { return result }
+        let batches = candidates.map { candidate in
+            (candidate, candidate.anomalies.map { Insight.fromRule($0, deal: candidate.deal) })
+        }
+        do {
+            try await insert(batches)
+            result.created = batches.reduce(0) { $0 + $1.1.count }
+            try await markDone(candidates)
+        } catch {
+            result.failed = true
+            result.error = "\(candidates.count) deals: \(error)"
+        }
+        return result
+    }
+
+    private func markDone(_ candidates: [InsightGenerator.Candidate]) async throws {
+        try await context.effects.connection.query(
+            "UPDATE runner.effects SET status = 'sent', done_at = now() WHERE kind = $1 AND key = ANY($2::text[])",
+            [PostgresValue(InsightGenerator.effectKind), .array(candidates.flatMap { Array($0.keys.values) })])
+    }
+
     func write(_ candidate: InsightGenerator.Candidate, model: AnthropicClient?) async -> Result {
         var result = Result()
         let deal = candidate.deal
@@ -131,11 +154,9 @@ struct InsightWriter: Sendable {
             }
         }
         do {
-            try await insert(insights, for: candidate)
+            try await insert([(candidate, insights)])
             result.created = insights.count
-            try await context.effects.connection.query(
-                "UPDATE runner.effects SET status = 'sent', done_at = now() WHERE kind = $1 AND key = ANY($2::text[])",
-                [PostgresValue(InsightGenerator.effectKind), .array(Array(candidate.keys.values))])
+            try await markDone([candidate])
         } catch {
             result.failed = true
             result.error = "deal \(deal.id): \(error)"
@@ -143,38 +164,50 @@ struct InsightWriter: Sendable {
         return result
     }
 
-    /// One transaction per deal; the deal id and workspace come from the runner, never a model.
-    func insert(_ insights: [Insight], for candidate: InsightGenerator.Candidate) async throws {
-        let deal = candidate.deal
-        let ids = insights.enumerated().map { index, insight in
-            Self.id(for: (candidate.keys[Anomaly.Kind(rawValue: insight.type) ?? .stale] ?? deal.id) + "#\(index)")
+    /// One statement, so one transaction, for the given deals' insights. The deal id and
+    /// workspace come from the runner, never a model.
+    func insert(_ batches: [(InsightGenerator.Candidate, [Insight])]) async throws {
+        var ids: [String?] = [], types: [String?] = [], titles: [String?] = [], descriptions: [String?] = []
+        var priorities: [String?] = [], confidences: [String?] = [], data: [String?] = [], actions: [String?] = []
+        var workspaceIDs: [String?] = [], dealIDs: [String?] = []
+        for (candidate, insights) in batches {
+            let deal = candidate.deal
+            for (index, insight) in insights.enumerated() {
+                let key = candidate.keys[Anomaly.Kind(rawValue: insight.type) ?? .stale] ?? deal.id
+                ids.append(Self.id(for: key + "#\(index)"))
+                types.append(insight.type)
+                titles.append(insight.title)
+                descriptions.append(insight.description)
+                priorities.append(insight.priority.rawValue)
+                confidences.append(String(insight.confidence))
+                data.append(
+                    JSONValue.object([
+                        "deal_id": .string(deal.id), "deal_title": .string(deal.title),
+                        "deal_value": deal.value.map(JSONValue.number) ?? .null, "anomaly": .string(insight.type),
+                        "source": .string(insight.source),
+                    ]).text)
+                actions.append(JSONValue.array(insight.actions).text)
+                workspaceIDs.append(deal.workspaceID)
+                dealIDs.append(deal.id)
+            }
         }
-        let data = insights.map { insight -> String in
-            JSONValue.object([
-                "deal_id": .string(deal.id), "deal_title": .string(deal.title),
-                "deal_value": deal.value.map(JSONValue.number) ?? .null, "anomaly": .string(insight.type),
-                "source": .string(insight.source),
-            ]).text
-        }
-        try await context.database.transaction { connection in
-            try connection.query(
-                """
-                INSERT INTO insights ("id", "type", "title", "description", "priority", "confidence", "data", "actions",
-                                      "workspaceId", "dealId", "status", "updatedAt")
-                SELECT i.id, i.type, i.title, i.description, i.priority, i.confidence, i.data::jsonb, i.actions::jsonb,
-                       $1, $2, 'new', now() AT TIME ZONE 'UTC'
-                FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::text[], $10::text[])
-                     AS i(id, type, title, description, priority, confidence, data, actions)
-                ON CONFLICT ("id") DO NOTHING
-                """,
-                [
-                    PostgresValue(deal.workspaceID), PostgresValue(deal.id), .array(ids), .array(insights.map(\.type)),
-                    .array(insights.map(\.title)), .array(insights.map(\.description)),
-                    .array(insights.map(\.priority.rawValue)), .array(insights.map { String($0.confidence) }),
-                    .array(data),
-                    .array(insights.map { JSONValue.array($0.actions).text }),
-                ])
-        }
+        guard !ids.isEmpty else { return }
+        try await context.database.query(
+            """
+            INSERT INTO insights ("id", "type", "title", "description", "priority", "confidence", "data", "actions",
+                                  "workspaceId", "dealId", "status", "updatedAt")
+            SELECT i.id, i.type, i.title, i.description, i.priority, i.confidence, i.data::jsonb, i.actions::jsonb,
+                   i.workspace, i.deal, 'new', now() AT TIME ZONE 'UTC'
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[], $8::text[],
+                        $9::text[], $10::text[])
+                 AS i(id, type, title, description, priority, confidence, data, actions, workspace, deal)
+            ON CONFLICT ("id") DO NOTHING
+            """,
+            [
+                .array(ids), .array(types), .array(titles), .array(descriptions), .array(priorities),
+                .array(confidences),
+                .array(data), .array(actions), .array(workspaceIDs), .array(dealIDs),
+            ])
     }
 
     /// A stable id from an effect key, so redoing a claim cannot insert twice.

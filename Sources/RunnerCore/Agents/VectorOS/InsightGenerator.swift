@@ -21,15 +21,17 @@ public struct InsightGenerator: Agent {
     public init() {}
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
-        let pageSize = context.options.integer("page_size", default: 500)
+        let pageSize = context.options.integer("page_size", default: 1000)
         let quietPeriod = context.options.duration("quiet_period", default: .seconds(7 * 86_400))
         var counts = [
             "workspaces": 0, "deals_scanned": 0, "anomalous_deals": 0, "insights_created": 0,
             "skipped_duplicates": 0, "llm_calls": 0, "failures": 0,
         ]
         var workspaces = Set<String>()
+        var results: [InsightWriter.Result] = []
+        let writer = InsightWriter(context: context)
         var cursor = ""
-        var candidates: [Candidate] = []
+        // Page by page: rules, de-duplication, claim and write, so memory stays bounded.
         while true {
             let page = try await Self.page(after: cursor, limit: pageSize, on: context.database)
             guard let last = page.last else { break }
@@ -41,22 +43,19 @@ public struct InsightGenerator: Agent {
                 return found.isEmpty ? nil : (deal, found)
             }
             counts["anomalous_deals"]! += anomalous.count
-            let (fresh, skipped) = try await Self.withoutOpenInsights(
+            let (candidates, skipped) = try await Self.withoutOpenInsights(
                 anomalous, quietPeriod: quietPeriod, context: context)
             counts["skipped_duplicates"]! += skipped
-            candidates += fresh
+            if context.dryRun {
+                counts["would_create_for_deals", default: 0] += candidates.count
+                continue
+            }
+            let claimed = try await Self.claim(candidates, context: context)
+            counts["skipped_duplicates"]! +=
+                candidates.reduce(0) { $0 + $1.anomalies.count } - claimed.reduce(0) { $0 + $1.anomalies.count }
+            results += await writer.write(claimed)
         }
         counts["workspaces"] = workspaces.count
-        if context.dryRun {
-            counts["would_create_for_deals"] = candidates.count
-            return Self.report(counts)
-        }
-        let claimed = try await Self.claim(candidates, context: context)
-        counts["skipped_duplicates"]! +=
-            candidates.reduce(0) { $0 + $1.anomalies.count } - claimed.reduce(0) { $0 + $1.anomalies.count }
-
-        let writer = InsightWriter(context: context)
-        let results = await writer.write(claimed)
         for result in results {
             counts["insights_created"]! += result.created
             counts["llm_calls"]! += result.llmCalls

@@ -1,0 +1,158 @@
+import Foundation
+import Logging
+import RunnerCore
+
+// The insight generator at scale:
+// 1. the rule pass over 100,000 deals in 50 workspaces without a model (goal: under 5 s);
+// 2. 1,000 anomalous deals against a local Messages API server that answers in 200 ms, with
+//    max_concurrency 8 (goal: within 1.25x of the ideal 1000 x 0.2 / 8 = 25 s).
+//
+// Run: swift run -c release insight-bench [CONNECTION-STRING]
+// Default: the embedded PostgreSQL (RUNNER_HOME, else ./.runner). Fresh databases are used.
+
+@main
+struct InsightBench {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../..").standardized
+
+    static func main() async throws {
+        let base: ConnectionString
+        if let given = CommandLine.arguments.dropFirst().first {
+            base = ConnectionString(given)
+        } else {
+            let embedded = EmbeddedPostgres(home: EmbeddedPostgres.defaultHome())
+            try await embedded.start()
+            base = embedded.connectionString()
+        }
+        let admin = try await PostgresConnection.connect(base)
+        let clock = ContinuousClock()
+
+        // 1. Rules only.
+        let (rulesDB, rulesName) = try await freshDatabase(base, admin: admin)
+        var started = clock.now
+        try await seed(rulesDB, deals: 100_000, workspaces: 50, allAnomalous: false)
+        print(
+            String(
+                format: "data: 100,000 deals in 50 workspaces, loaded in %.1f s",
+                (clock.now - started).milliseconds / 1000))
+        started = clock.now
+        let rules = try await InsightGenerator().run(
+            try await context(rulesDB, environment: [:], options: AgentOptions()))
+        let rulesMs = (clock.now - started).milliseconds
+        print("rules: \(JSONValue.object(rules.outcome).text)")
+        print(
+            String(
+                format: "  rule pass, end to end (scan, dedupe, claim, write): %.2f s (goal: under 5 s)", rulesMs / 1000
+            ))
+        await rulesDB.close()
+        try await admin.execute("DROP DATABASE \(rulesName)")
+
+        // 2. A model that answers in 200 ms.
+        let (modelDB, modelName) = try await freshDatabase(base, admin: admin)
+        try await seed(modelDB, deals: 1000, workspaces: 10, allAnomalous: true)
+        let server = try startModelServer(delay: 0.2)
+        defer { server.terminate() }
+        started = clock.now
+        let model = try await InsightGenerator().run(
+            try await context(
+                modelDB,
+                environment: ["ANTHROPIC_API_KEY": "bench", "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(server.port)"],
+                options: AgentOptions(["max_concurrency": .integer(8)])))
+        let modelMs = (clock.now - started).milliseconds
+        print("model: \(JSONValue.object(model.outcome).text)")
+        print(
+            String(
+                format:
+                    "  1,000 deals, 200 ms per call, 8 at a time: %.2f s (%.2fx the ideal 25 s; goal at most 1.25x)",
+                modelMs / 1000, modelMs / 25_000))
+        await modelDB.close()
+        try await admin.execute("DROP DATABASE \(modelName)")
+    }
+
+    static func freshDatabase(_ base: ConnectionString, admin: PostgresConnection) async throws -> (
+        PostgresConnection, String
+    ) {
+        let name = "insight_bench_\(UInt32.random(in: 0...UInt32.max))"
+        try await admin.execute("CREATE DATABASE \(name)")
+        let connection = try await PostgresConnection.connect(base.replacingDatabase(with: name))
+        _ = try await Migrator(connection: connection).migrate()
+        try await connection.execute(VectorOSSchema.sql)
+        return (connection, name)
+    }
+
+    static func seed(_ connection: PostgresConnection, deals: Int, workspaces: Int, allAnomalous: Bool) async throws {
+        try await connection.execute(
+            """
+            INSERT INTO users ("id", "email", "updatedAt") VALUES ('owner', 'owner@example.com', now());
+            INSERT INTO workspaces ("id", "name", "slug", "ownerId", "updatedAt")
+            SELECT 'w' || g, 'Workspace ' || g, 'w' || g, 'owner', now() FROM generate_series(1, \(workspaces)) g;
+            INSERT INTO deals ("id", "title", "value", "stage", "probability", "closeDate", "workspaceId", "createdAt", "updatedAt")
+            SELECT 'd' || lpad(g::text, 7, '0'), 'Deal ' || g,
+                   CASE WHEN g % 11 = 0 THEN NULL ELSE (g % 40) * 1000 END,
+                   (ARRAY['lead', 'qualified', 'proposal', 'negotiation', 'won', 'lost'])[g % 6 + 1],
+                   CASE WHEN g % 13 = 0 THEN NULL ELSE (g * 7) % 100 END,
+                   CASE WHEN g % 4 = 0 THEN (now() AT TIME ZONE 'UTC') + (g % 30) * interval '1 day' END,
+                   'w' || (g % \(workspaces) + 1),
+                   (now() AT TIME ZONE 'UTC') - (g % 60) * interval '1 day',
+                   (now() AT TIME ZONE 'UTC') - \(allAnomalous ? "interval '20 days'" : "(g % 25) * interval '1 day'")
+            FROM generate_series(1, \(deals)) g;
+            """)
+        if allAnomalous { try await connection.execute(#"UPDATE deals SET "stage" = 'lead'"#) }
+        try await connection.execute("ANALYZE")
+    }
+
+    static func context(_ connection: PostgresConnection, environment: [String: String], options: AgentOptions)
+        async throws
+        -> AgentContext
+    {
+        let runID =
+            try await connection.query(
+                """
+                INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
+                VALUES ('deal-insights', now(), 'bench', 'manual', 'running', 'bench', 30) RETURNING id
+                """
+            ).first?.int64("id") ?? 0
+        return AgentContext(
+            runID: runID, job: "deal-insights", database: connection, effects: Effects(connection: connection),
+            mailer: nil,
+            now: Date(), logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, options: options,
+            dryRun: false, environment: environment)
+    }
+
+    struct ModelServer {
+        let process: Process
+        let port: Int
+        func terminate() { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    /// The test suite's HTTP server, answering every Messages API call after `delay` seconds.
+    static func startModelServer(delay: Double) throws -> ModelServer {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("insight-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let answer =
+            #"[{"type": "stale", "title": "Re-engage this week", "description": "No activity for weeks.", "priority": "high", "confidence": 0.8, "actions": []}]"#
+        let routes: JSONValue = [
+            "POST /v1/messages": [
+                "status": 200, "delay": .number(delay),
+                "body": [
+                    "content": [["type": "text", "text": .string(answer)]],
+                    "usage": ["input_tokens": 300, "output_tokens": 60],
+                ],
+            ]
+        ]
+        try routes.text.write(to: folder.appendingPathComponent("routes.json"), atomically: true, encoding: .utf8)
+        let port = Int.random(in: 40_000...60_000)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", packageRoot.appendingPathComponent("Tests/Servers/http_server.py").path, String(port),
+            folder.appendingPathComponent("routes.json").path, "/dev/null",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = Pipe()
+        try process.run()
+        _ = output.fileHandleForReading.availableData
+        return ModelServer(process: process, port: port)
+    }
+}
