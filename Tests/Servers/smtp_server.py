@@ -4,6 +4,7 @@ Usage: python3 smtp_server.py PORT FOLDER [--fail-first N] [--reject]
   --fail-first N  answer the first N DATA commands with 451 (a transient failure)
   --reject        answer every DATA command with 550 (a permanent failure)
   --delay SECONDS wait this long before accepting each message (a slow server)
+  --hang-at N     make the Nth message wait 5 seconds before it is accepted (a send in flight)
 Prints "ready" on stdout once it listens on 127.0.0.1:PORT.
 """
 import argparse
@@ -17,8 +18,10 @@ from aiosmtpd.controller import Controller
 
 
 class Store:
-    def __init__(self, folder, fail_first, reject, delay):
+    def __init__(self, folder, fail_first, reject, delay, hang_at):
         self.delay = delay
+        self.hang_at = hang_at
+        self.received = 0
         self.folder = folder
         self.fail_first = fail_first
         self.reject = reject
@@ -30,8 +33,11 @@ class Store:
         if self.fail_first > 0:
             self.fail_first -= 1
             return "451 4.3.0 Try again later"
+        self.received += 1
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.received == self.hang_at:
+            await asyncio.sleep(5)
         number = next(self.counter)
         path = os.path.join(self.folder, f"{time.time_ns()}-{number}.eml")
         with open(path + ".tmp", "wb") as handle:
@@ -49,10 +55,11 @@ def main():
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--reject", action="store_true")
     parser.add_argument("--delay", type=float, default=0)
+    parser.add_argument("--hang-at", type=int, default=0)
     arguments = parser.parse_args()
     os.makedirs(arguments.folder, exist_ok=True)
     controller = Controller(
-        Store(arguments.folder, arguments.fail_first, arguments.reject, arguments.delay), hostname="127.0.0.1", port=arguments.port
+        Store(arguments.folder, arguments.fail_first, arguments.reject, arguments.delay, arguments.hang_at), hostname="127.0.0.1", port=arguments.port
     )
     controller.start()
     print("ready", flush=True)

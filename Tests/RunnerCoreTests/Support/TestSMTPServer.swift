@@ -12,7 +12,7 @@ final class TestSMTPServer: @unchecked Sendable {
         TestDatabase.packageRoot.appendingPathComponent("Tests/Servers/smtp_server.py").path
     }
 
-    init(failFirst: Int = 0, reject: Bool = false, delay: Double = 0, port: Int? = nil) throws {
+    init(failFirst: Int = 0, reject: Bool = false, delay: Double = 0, hangAt: Int = 0, port: Int? = nil) throws {
         self.port = try port ?? Self.freePort()
         folder = try TemporaryDirectory()
         process = Process()
@@ -20,6 +20,7 @@ final class TestSMTPServer: @unchecked Sendable {
         var arguments = ["python3", Self.script, String(self.port), folder.url.path, "--fail-first", String(failFirst)]
         if reject { arguments.append("--reject") }
         if delay > 0 { arguments += ["--delay", String(delay)] }
+        if hangAt > 0 { arguments += ["--hang-at", String(hangAt)] }
         process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
