@@ -18,6 +18,9 @@ public enum DemoData {
             agent: timesheet-drafter
             schedule: "0 16 * * FRI"
             timezone: Europe/London
+          deal-insights:
+            agent: insight-generator
+            schedule: "*/30 * * * *"
         """
 
     public static let zoark = """
@@ -78,6 +81,34 @@ public enum DemoData {
             ('demo-s4', 'demo-i3', 'FINANCE_CHECK', '{"Receipt"}', 'finance@zoark.example', 'PENDING', NOW + interval '2 days', NOW),
             ('demo-s5', 'demo-i4', 'EXECUTIVE_APPROVAL', '{"Board minutes","Budget memo"}', 'ceo@zoark.example', 'PENDING', NOW - interval '12 days', NOW),
             ('demo-s6', 'demo-i2', 'LEGAL_REVIEW', '{}', 'legal@zoark.example', 'APPROVED', NOW - interval '9 days', NOW)
+        ON CONFLICT DO NOTHING;
+        """
+        .replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')")
+
+    /// Sample VectorOS data: three workspaces, 300 deals across the stages, some with no value,
+    /// probability or close date.
+    public static let vectorOS = """
+        INSERT INTO users ("id", "email", "name", "updatedAt") VALUES ('demo-owner', 'owner@vector.example', 'Ana Lopez', NOW)
+        ON CONFLICT DO NOTHING;
+        INSERT INTO workspaces ("id", "name", "slug", "ownerId", "updatedAt") VALUES
+            ('demo-w1', 'Northwind Sales', 'northwind', 'demo-owner', NOW),
+            ('demo-w2', 'Contoso Partners', 'contoso', 'demo-owner', NOW),
+            ('demo-w3', 'Fabrikam Enterprise', 'fabrikam', 'demo-owner', NOW)
+        ON CONFLICT DO NOTHING;
+        INSERT INTO deals ("id", "title", "value", "stage", "probability", "closeDate", "company", "workspaceId",
+                           "createdAt", "updatedAt")
+        SELECT 'demo-d' || lpad(g::text, 3, '0'),
+               (ARRAY['Renewal', 'Expansion', 'New logo', 'Pilot', 'Upsell'])[g % 5 + 1] || ' — '
+                   || (ARRAY['Acme', 'Globex', 'Initech', 'Umbrella', 'Hooli', 'Soylent', 'Vandelay'])[g % 7 + 1] || ' #' || g,
+               CASE WHEN g % 9 = 0 THEN NULL ELSE ((g * 37) % 60 + 1) * 500 END,
+               (ARRAY['lead', 'qualified', 'proposal', 'negotiation', 'won', 'lost'])[g % 6 + 1],
+               CASE WHEN g % 8 = 0 THEN NULL ELSE (g * 17) % 100 END,
+               CASE WHEN g % 3 = 0 THEN NOW + ((g % 25) - 3) * interval '1 day' + interval '2 hours' END,
+               (ARRAY['Acme', 'Globex', 'Initech', 'Umbrella', 'Hooli', 'Soylent', 'Vandelay'])[g % 7 + 1],
+               'demo-w' || (g % 3 + 1),
+               NOW - (g % 50) * interval '1 day' - interval '3 hours',
+               NOW - (g % 18) * interval '1 day' - interval '3 hours'
+        FROM generate_series(1, 300) g
         ON CONFLICT DO NOTHING;
         """
         .replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')")

@@ -4,11 +4,12 @@ import RunnerCore
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the ZOARK OS agents once on sample data in the embedded PostgreSQL, then show what happened.",
+        abstract: "Run every agent once on sample data in the embedded PostgreSQL, then show what happened.",
         discussion: """
             Always uses the embedded PostgreSQL (in .runner/ or RUNNER_HOME), never DATABASE_URL.
-            Loads ZOARK's tables and sample data, runs stuck-tasks, approval-nudges and
-            timesheet-reminders once each, and prints the run history and the outbox. With no
+            Loads ZOARK's and VectorOS's tables and sample data, runs stuck-tasks, approval-nudges,
+            timesheet-reminders and deal-insights once each, and prints the run history and the
+            outbox. deal-insights writes rule-based insights unless ANTHROPIC_API_KEY is set. With no
             EMAIL_PROVIDER the emails are kept as drafts. Running it again is safe: the second
             runs find nothing new to send.
             """
@@ -21,6 +22,8 @@ struct Demo: AsyncParsableCommand {
         let (connection, url) = try await options.connectReturningURL()
         try await connection.execute(ZoarkSchema.sql)
         try await connection.execute(DemoData.zoark)
+        try await connection.execute(VectorOSSchema.sql)
+        try await connection.execute(DemoData.vectorOS)
         let table: JobTable
         do {
             table = try JobTableLoader().load(text: DemoData.jobs, path: "(demo jobs)")
@@ -42,6 +45,12 @@ struct Demo: AsyncParsableCommand {
         print("\n== history (runner history) ==")
         var history = try History.parse(["--limit", "12"])
         try await history.run()
+        let insights = try await connection.query(
+            #"SELECT "priority", count(*) AS n FROM insights GROUP BY "priority" ORDER BY min(CASE "priority" WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END)"#
+        )
+        print("\n== VectorOS insights (the insights table) ==")
+        print(
+            try insights.map { "\(try $0.string("priority") ?? "?"): \(try $0.int("n") ?? 0)" }.joined(separator: ", "))
         print("\n== outbox (runner outbox) ==")
         var outbox = try Outbox.parse(["--limit", "30"])
         try await outbox.run()
