@@ -5,7 +5,7 @@ import Testing
 
 @Suite("runner demo, outbox and preview")
 struct DemoCommandTests {
-    @Test("demo runs the ZOARK agents on sample data, twice, and the second time sends nothing new")
+    @Test("demo runs every agent on sample data, twice, and the second time sends and writes nothing new")
     func demoTwice() async throws {
         let directory = try TemporaryDirectory()
         var environment = ProcessInfo.processInfo.environment
@@ -33,8 +33,10 @@ struct DemoCommandTests {
         let second = try runner("demo")
         #expect(second.status == 0)
         #expect(
-            second.stdout.contains(#"stuck-tasks: run 4 succeeded {"drafted":0,"emailed":0,"newly_stuck":0,"stuck":5}"#)
+            second.stdout.contains(#"stuck-tasks: run 5 succeeded {"drafted":0,"emailed":0,"newly_stuck":0,"stuck":5}"#)
         )
+        #expect(first.stdout.contains(#""deals_scanned":200"#))  // 300 deals, of which 100 won or lost
+        #expect(second.stdout.contains(#""insights_created":0"#))
         #expect(second.stdout.contains(#""drafted":0"#))
         #expect(second.stdout.components(separatedBy: "  draft  ").count - 1 == 8)
 
