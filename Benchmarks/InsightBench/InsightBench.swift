@@ -44,6 +44,10 @@ struct InsightBench {
             String(
                 format: "  rule pass, end to end (scan, dedupe, claim, write): %.2f s (goal: under 5 s)", rulesMs / 1000
             ))
+        print(
+            "  phases: "
+                + rules.metrics.filter { $0.unit == "ms" }.map { "\($0.name) \(Int($0.value))" }.joined(separator: ", ")
+        )
         await rulesDB.close()
         try await admin.execute("DROP DATABASE \(rulesName)")
 

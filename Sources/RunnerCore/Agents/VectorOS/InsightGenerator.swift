@@ -31,9 +31,18 @@ public struct InsightGenerator: Agent {
         var results: [InsightWriter.Result] = []
         let writer = InsightWriter(context: context)
         var cursor = ""
+        let clock = ContinuousClock()
+        var phases: [String: Duration] = [:]
+        func timed<T>(_ phase: String, _ body: () async throws -> T) async rethrows -> T {
+            let start = clock.now
+            defer { phases[phase, default: .zero] += clock.now - start }
+            return try await body()
+        }
         // Page by page: rules, de-duplication, claim and write, so memory stays bounded.
         while true {
-            let page = try await Self.page(after: cursor, limit: pageSize, on: context.database)
+            let page = try await timed("read_ms") {
+                try await Self.page(after: cursor, limit: pageSize, on: context.database)
+            }
             guard let last = page.last else { break }
             cursor = last.id
             counts["deals_scanned"]! += page.count
@@ -43,17 +52,18 @@ public struct InsightGenerator: Agent {
                 return found.isEmpty ? nil : (deal, found)
             }
             counts["anomalous_deals"]! += anomalous.count
-            let (candidates, skipped) = try await Self.withoutOpenInsights(
-                anomalous, quietPeriod: quietPeriod, context: context)
+            let (candidates, skipped) = try await timed("dedupe_ms") {
+                try await Self.withoutOpenInsights(anomalous, quietPeriod: quietPeriod, context: context)
+            }
             counts["skipped_duplicates"]! += skipped
             if context.dryRun {
                 counts["would_create_for_deals", default: 0] += candidates.count
                 continue
             }
-            let claimed = try await Self.claim(candidates, context: context)
+            let claimed = try await timed("claim_ms") { try await Self.claim(candidates, context: context) }
             counts["skipped_duplicates"]! +=
                 candidates.reduce(0) { $0 + $1.anomalies.count } - claimed.reduce(0) { $0 + $1.anomalies.count }
-            results += await writer.write(claimed)
+            results += await timed("write_ms") { await writer.write(claimed) }
         }
         counts["workspaces"] = workspaces.count
         for result in results {
@@ -65,6 +75,7 @@ public struct InsightGenerator: Agent {
         report.outcome["source"] = (context.environment["ANTHROPIC_API_KEY"] ?? "").isEmpty ? "rules" : "claude"
         let tokens = results.reduce((0, 0)) { ($0.0 + $1.inputTokens, $0.1 + $1.outputTokens) }
         report.metrics += [Metric("llm_input_tokens", Double(tokens.0)), Metric("llm_output_tokens", Double(tokens.1))]
+        report.metrics += phases.sorted { $0.key < $1.key }.map { Metric($0.key, $0.value.milliseconds, unit: "ms") }
         if counts["failures"]! > 0 {
             report.failure =
                 "\(counts["failures"]!) deal\(counts["failures"]! == 1 ? "" : "s") could not be written: "
