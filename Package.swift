@@ -43,6 +43,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: ["RunnerCore"],
+            path: "Benchmarks/Support"
+        ),
         .executableTarget(
             name: "cron-bench",
             dependencies: ["RunnerCore"],
@@ -50,17 +55,17 @@ let package = Package(
         ),
         .executableTarget(
             name: "ledger-bench",
-            dependencies: ["RunnerCore"],
+            dependencies: ["RunnerCore", "BenchmarkSupport"],
             path: "Benchmarks/LedgerBench"
         ),
         .executableTarget(
             name: "agent-bench",
-            dependencies: ["RunnerCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RunnerCore", "BenchmarkSupport", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/AgentBench"
         ),
         .executableTarget(
             name: "insight-bench",
-            dependencies: ["RunnerCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RunnerCore", "BenchmarkSupport", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/InsightBench"
         ),
         .testTarget(

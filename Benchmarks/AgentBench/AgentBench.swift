@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 import Logging
 import RunnerCore
@@ -14,20 +15,8 @@ import RunnerCore
 @main
 struct AgentBench {
     static func main() async throws {
-        let base: ConnectionString
-        if let given = CommandLine.arguments.dropFirst().first {
-            base = ConnectionString(given)
-        } else {
-            let embedded = EmbeddedPostgres(home: EmbeddedPostgres.defaultHome())
-            try await embedded.start()
-            base = embedded.connectionString()
-        }
-        let name = "agent_bench_\(UInt32.random(in: 0...UInt32.max))"
-        let admin = try await PostgresConnection.connect(base)
-        try await admin.execute("CREATE DATABASE \(name)")
-        let url = base.replacingDatabase(with: name)
-        let connection = try await PostgresConnection.connect(url)
-        _ = try await Migrator(connection: connection).migrate()
+        let server = try await BenchmarkDatabase.fromArguments()
+        let (name, url, connection) = try await server.fresh("agent_bench")
         try await connection.execute(ZoarkSchema.sql)
 
         let clock = ContinuousClock()
@@ -98,7 +87,7 @@ struct AgentBench {
                     runMs - recordMs, (runMs - recordMs) / psqlMs))
         }
         await connection.close()
-        try await admin.execute("DROP DATABASE \(name)")
+        try await server.drop(name)
     }
 
     enum Agent {

@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 import Logging
 import RunnerCore
@@ -16,19 +17,11 @@ struct InsightBench {
         .appendingPathComponent("../..").standardized
 
     static func main() async throws {
-        let base: ConnectionString
-        if let given = CommandLine.arguments.dropFirst().first {
-            base = ConnectionString(given)
-        } else {
-            let embedded = EmbeddedPostgres(home: EmbeddedPostgres.defaultHome())
-            try await embedded.start()
-            base = embedded.connectionString()
-        }
-        let admin = try await PostgresConnection.connect(base)
+        let server = try await BenchmarkDatabase.fromArguments()
         let clock = ContinuousClock()
 
         // 1. Rules only.
-        let (rulesDB, rulesName) = try await freshDatabase(base, admin: admin)
+        let (rulesDB, rulesName) = try await freshDatabase(server)
         var started = clock.now
         try await seed(rulesDB, deals: 100_000, workspaces: 50, allAnomalous: false)
         print(
@@ -49,18 +42,20 @@ struct InsightBench {
                 + rules.metrics.filter { $0.unit == "ms" }.map { "\($0.name) \(Int($0.value))" }.joined(separator: ", ")
         )
         await rulesDB.close()
-        try await admin.execute("DROP DATABASE \(rulesName)")
+        try await server.drop(rulesName)
 
         // 2. A model that answers in 200 ms.
-        let (modelDB, modelName) = try await freshDatabase(base, admin: admin)
+        let (modelDB, modelName) = try await freshDatabase(server)
         try await seed(modelDB, deals: 1000, workspaces: 10, allAnomalous: true)
-        let server = try startModelServer(delay: 0.2)
-        defer { server.terminate() }
+        let modelServer = try startModelServer(delay: 0.2)
+        defer { modelServer.terminate() }
         started = clock.now
         let model = try await InsightGenerator().run(
             try await context(
                 modelDB,
-                environment: ["ANTHROPIC_API_KEY": "bench", "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(server.port)"],
+                environment: [
+                    "ANTHROPIC_API_KEY": "bench", "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(modelServer.port)",
+                ],
                 options: AgentOptions(["max_concurrency": .integer(8)])))
         let modelMs = (clock.now - started).milliseconds
         print("model: \(JSONValue.object(model.outcome).text)")
@@ -70,16 +65,11 @@ struct InsightBench {
                     "  1,000 deals, 200 ms per call, 8 at a time: %.2f s (%.2fx the ideal 25 s; goal at most 1.25x)",
                 modelMs / 1000, modelMs / 25_000))
         await modelDB.close()
-        try await admin.execute("DROP DATABASE \(modelName)")
+        try await server.drop(modelName)
     }
 
-    static func freshDatabase(_ base: ConnectionString, admin: PostgresConnection) async throws -> (
-        PostgresConnection, String
-    ) {
-        let name = "insight_bench_\(UInt32.random(in: 0...UInt32.max))"
-        try await admin.execute("CREATE DATABASE \(name)")
-        let connection = try await PostgresConnection.connect(base.replacingDatabase(with: name))
-        _ = try await Migrator(connection: connection).migrate()
+    static func freshDatabase(_ server: BenchmarkDatabase) async throws -> (PostgresConnection, String) {
+        let (name, _, connection) = try await server.fresh("insight_bench")
         try await connection.execute(VectorOSSchema.sql)
         return (connection, name)
     }

@@ -1,3 +1,4 @@
+import BenchmarkSupport
 import Foundation
 import RunnerCore
 
@@ -15,20 +16,8 @@ struct LedgerBench {
         let slots = Int(ProcessInfo.processInfo.environment["SLOTS"] ?? "") ?? 10_000
         let arguments = CommandLine.arguments.dropFirst()
 
-        let base: ConnectionString
-        if let given = arguments.first {
-            base = ConnectionString(given)
-        } else {
-            let embedded = EmbeddedPostgres(home: EmbeddedPostgres.defaultHome())
-            try await embedded.start()
-            base = embedded.connectionString()
-        }
-        let name = "ledger_bench_\(UInt32.random(in: 0...UInt32.max))"
-        let admin = try await PostgresConnection.connect(base)
-        try await admin.execute("CREATE DATABASE \(name)")
-        let url = base.replacingDatabase(with: name)
-        let setup = try await PostgresConnection.connect(url)
-        _ = try await Migrator(connection: setup).migrate()
+        let server = try await BenchmarkDatabase.fromArguments()
+        let (name, url, setup) = try await server.fresh("ledger_bench")
 
         let start = Date(timeIntervalSince1970: 1_800_000_000)
         let connections = try await withThrowingTaskGroup(of: PostgresConnection.self) { group in
@@ -100,7 +89,7 @@ struct LedgerBench {
         }
         for connection in connections { await connection.close() }
         await setup.close()
-        try await admin.execute("DROP DATABASE \(name)")
+        try await server.drop(name)
         if failed {
             print("FAIL: expected every slot won exactly once")
             Foundation.exit(1)
