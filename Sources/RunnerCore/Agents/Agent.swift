@@ -62,3 +62,12 @@ extension Agent {
     /// Agents that send no email preview none.
     public func preview(_ context: AgentContext, user: String?) async throws -> [Email] { [] }
 }
+
+extension AgentContext {
+    /// The same context with no mailer: every email becomes a draft.
+    func withoutMailer() -> AgentContext {
+        AgentContext(
+            runID: runID, job: job, database: database, effects: effects, mailer: nil, now: now, logger: logger,
+            options: options, dryRun: dryRun, environment: environment)
+    }
+}

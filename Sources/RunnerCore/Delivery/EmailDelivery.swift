@@ -97,6 +97,32 @@ public struct EmailDelivery: Sendable {
     }
 }
 
+extension EmailDelivery {
+    /// Adds emailed/drafted/failed counts; returns a failure message when an email failed or
+    /// is still pending.
+    public static func summarize(
+        _ results: [EmailDelivery.Result], into outcome: inout [String: JSONValue], metrics: inout [Metric]
+    ) -> String? {
+        let sent = results.filter { $0 == .sent }.count
+        let drafted = results.filter { $0 == .drafted }.count
+        let failed = results.filter { $0 == .failed }.count
+        let pending = results.filter { $0 == .pending }.count
+        outcome["emailed"] = .number(Double(sent))
+        outcome["drafted"] = .number(Double(drafted))
+        if failed > 0 { outcome["email_failed"] = .number(Double(failed)) }
+        if pending > 0 { outcome["email_pending"] = .number(Double(pending)) }
+        metrics += [
+            Metric("emails_sent", Double(sent)), Metric("emails_drafted", Double(drafted)),
+            Metric("emails_failed", Double(failed + pending)),
+        ]
+        if failed + pending > 0 {
+            return
+                "\(failed + pending) email\(failed + pending == 1 ? "" : "s") not sent (\(failed) failed, \(pending) left pending for the next run)"
+        }
+        return nil
+    }
+}
+
 /// A flag shared by the copies of one ``EmailDelivery``.
 private final class Circuit: @unchecked Sendable {
     // Guarded by `lock`.

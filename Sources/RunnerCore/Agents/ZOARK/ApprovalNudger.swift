@@ -90,7 +90,7 @@ public struct ApprovalNudger: Agent {
             }
         }
         if repaired > 0 { outcome["cooldowns_repaired"] = .number(Double(repaired)) }
-        let failure = TaskMonitor.emailCounts(results, into: &outcome, metrics: &metrics)
+        let failure = EmailDelivery.summarize(results, into: &outcome, metrics: &metrics)
         try await AgentLog.write(.approvalNudge, outcome: outcome, failed: failure != nil, on: context.database)
         return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
     }

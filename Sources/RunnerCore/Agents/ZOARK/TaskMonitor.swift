@@ -94,7 +94,7 @@ public struct TaskMonitor: Agent {
                     ])
             }
         }
-        let report = Self.emailCounts(results, into: &outcome, metrics: &metrics)
+        let report = EmailDelivery.summarize(results, into: &outcome, metrics: &metrics)
         try await AgentLog.write(.taskStuckAlert, outcome: outcome, failed: report != nil, on: context.database)
         return AgentReport(outcome: outcome, metrics: metrics, failure: report)
     }
@@ -168,63 +168,5 @@ public struct TaskMonitor: Agent {
             </body></html>
             """
         return Email(to: recipients, subject: subject, text: text, html: html)
-    }
-
-    /// Adds emailed/drafted/failed counts; returns a failure message when an email failed or
-    /// is still pending.
-    static func emailCounts(
-        _ results: [EmailDelivery.Result], into outcome: inout [String: JSONValue], metrics: inout [Metric]
-    ) -> String? {
-        let sent = results.filter { $0 == .sent }.count
-        let drafted = results.filter { $0 == .drafted }.count
-        let failed = results.filter { $0 == .failed }.count
-        let pending = results.filter { $0 == .pending }.count
-        outcome["emailed"] = .number(Double(sent))
-        outcome["drafted"] = .number(Double(drafted))
-        if failed > 0 { outcome["email_failed"] = .number(Double(failed)) }
-        if pending > 0 { outcome["email_pending"] = .number(Double(pending)) }
-        metrics += [
-            Metric("emails_sent", Double(sent)), Metric("emails_drafted", Double(drafted)),
-            Metric("emails_failed", Double(failed + pending)),
-        ]
-        if failed + pending > 0 {
-            return
-                "\(failed + pending) email\(failed + pending == 1 ? "" : "s") not sent (\(failed) failed, \(pending) left pending for the next run)"
-        }
-        return nil
-    }
-}
-
-extension AgentContext {
-    /// The same context with no mailer: every email becomes a draft.
-    func withoutMailer() -> AgentContext {
-        AgentContext(
-            runID: runID, job: job, database: database, effects: effects, mailer: nil, now: now, logger: logger,
-            options: options, dryRun: dryRun, environment: environment)
-    }
-}
-
-/// ZOARK's activity feed: one `"AgentLog"` row per run, where that table exists.
-enum AgentLog {
-    enum Action: String {
-        case taskStuckAlert = "TASK_STUCK_ALERT"
-        case approvalNudge = "APPROVAL_NUDGE"
-        case timesheetReminder = "TIMESHEET_REMINDER"
-    }
-
-    static func write(_ action: Action, outcome: [String: JSONValue], failed: Bool, on database: PostgresConnection)
-        async throws
-    {
-        let exists = try await database.query("SELECT to_regclass('\"AgentLog\"') IS NOT NULL AS present")
-        guard try exists.first?.bool("present") == true else { return }
-        try await database.query(
-            """
-            INSERT INTO "AgentLog" ("id", "action", "context", "status")
-            VALUES ($1, $2::"AgentAction", $3::jsonb, $4::"AgentStatus")
-            """,
-            [
-                PostgresValue(UUID().uuidString.lowercased()), PostgresValue(action.rawValue),
-                PostgresValue(JSONValue.object(outcome).text), PostgresValue(failed ? "FAILED" : "SUCCESS"),
-            ])
     }
 }

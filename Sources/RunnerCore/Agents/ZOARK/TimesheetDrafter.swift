@@ -34,7 +34,7 @@ public struct TimesheetDrafter: Agent {
             if result != .alreadyRecorded { results.append(result) }
         }
         outcome["week"] = .string(week)
-        let failure = TaskMonitor.emailCounts(results, into: &outcome, metrics: &metrics)
+        let failure = EmailDelivery.summarize(results, into: &outcome, metrics: &metrics)
         try await AgentLog.write(.timesheetReminder, outcome: outcome, failed: failure != nil, on: context.database)
         return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
     }

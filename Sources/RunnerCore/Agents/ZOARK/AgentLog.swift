@@ -1,0 +1,26 @@
+import Foundation
+
+/// ZOARK's activity feed: one `"AgentLog"` row per run, where that table exists.
+enum AgentLog {
+    enum Action: String {
+        case taskStuckAlert = "TASK_STUCK_ALERT"
+        case approvalNudge = "APPROVAL_NUDGE"
+        case timesheetReminder = "TIMESHEET_REMINDER"
+    }
+
+    static func write(_ action: Action, outcome: [String: JSONValue], failed: Bool, on database: PostgresConnection)
+        async throws
+    {
+        let exists = try await database.query("SELECT to_regclass('\"AgentLog\"') IS NOT NULL AS present")
+        guard try exists.first?.bool("present") == true else { return }
+        try await database.query(
+            """
+            INSERT INTO "AgentLog" ("id", "action", "context", "status")
+            VALUES ($1, $2::"AgentAction", $3::jsonb, $4::"AgentStatus")
+            """,
+            [
+                PostgresValue(UUID().uuidString.lowercased()), PostgresValue(action.rawValue),
+                PostgresValue(JSONValue.object(outcome).text), PostgresValue(failed ? "FAILED" : "SUCCESS"),
+            ])
+    }
+}
