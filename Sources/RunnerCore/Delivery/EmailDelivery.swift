@@ -27,11 +27,16 @@ public struct EmailDelivery: Sendable {
         self.backoff = backoff
     }
 
+    /// The key an email of `job` is recorded under: `job:key`, so each job finds its own.
+    public static func recordedKey(_ key: String, job: String) -> String {
+        job + ":" + key
+    }
+
     /// Records and sends one email under `job:key`; an email already recorded under it is left alone.
     public func deliver(_ email: Email, key: String) async throws -> Result {
         if context.dryRun { return .dryRun }
         let (effect, isNew) = try await context.effects.record(
-            kind: Self.kind, key: context.job + ":" + key, runID: context.runID,
+            kind: Self.kind, key: Self.recordedKey(key, job: context.job), runID: context.runID,
             target: email.to.joined(separator: ", "),
             payload: email.json)
         guard isNew else { return .alreadyRecorded }
@@ -43,7 +48,9 @@ public struct EmailDelivery: Sendable {
     public func finishPending() async throws -> [Result] {
         if context.dryRun { return [] }
         var results: [Result] = []
-        for effect in try await context.effects.pending(kind: Self.kind, keyPrefix: context.job + ":") {
+        for effect in try await context.effects.pending(
+            kind: Self.kind, keyPrefix: Self.recordedKey("", job: context.job))
+        {
             guard let email = Email(json: effect.payload) else {
                 try await context.effects.markFailed(effect.id, error: "the stored email cannot be read")
                 results.append(.failed)

@@ -44,8 +44,7 @@ public struct ApprovalNudger: Agent {
     public init() {}
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
-        let cooldown = context.options.duration("cooldown", default: .seconds(24 * 3600))
-        let escalateTo = context.options.string("escalate_to").flatMap { $0.isEmpty ? nil : $0 }
+        let (cooldown, escalateTo) = Self.settings(context.options)
         let clock = ContinuousClock()
         let queryStart = clock.now
         let steps = try await Self.findOverdue(context, cooldown: cooldown)
@@ -64,7 +63,7 @@ public struct ApprovalNudger: Agent {
         }
 
         let emails = steps.map { Self.email(for: $0, escalateTo: escalateTo) }
-        let keys = steps.map { "\(context.job):nudge:\($0.id)@\($0.lastNudgedAt)" }
+        let keys = steps.map { EmailDelivery.recordedKey(Self.key($0), job: context.job) }
         let recordStart = clock.now
         let recorded = try await Self.record(emails, keys: keys, context: context)
         metrics.append(Metric("record_ms", (clock.now - recordStart).milliseconds, unit: "ms"))
@@ -96,10 +95,9 @@ public struct ApprovalNudger: Agent {
     }
 
     public func preview(_ context: AgentContext, user: String?) async throws -> [Email] {
-        let cooldown = context.options.duration("cooldown", default: .seconds(24 * 3600))
-        let escalateTo = context.options.string("escalate_to").flatMap { $0.isEmpty ? nil : $0 }
+        let (cooldown, escalateTo) = Self.settings(context.options)
         let steps = try await Self.findOverdue(context, cooldown: cooldown)
-        let keys = steps.map { "\(context.job):nudge:\($0.id)@\($0.lastNudgedAt)" }
+        let keys = steps.map { EmailDelivery.recordedKey(Self.key($0), job: context.job) }
         let recorded = try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
         return zip(steps, keys).filter { !recorded.contains($0.1) }.map {
             Self.email(for: $0.0, escalateTo: escalateTo)
@@ -122,6 +120,19 @@ public struct ApprovalNudger: Agent {
           AND (s."lastNudgedAt" IS NULL OR s."lastNudgedAt" < ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval)
         ORDER BY s."deadline", s."id"
         """
+
+    /// `cooldown` (24h) and `escalate_to` (nil when empty).
+    static func settings(_ options: AgentOptions) -> (cooldown: Duration, escalateTo: String?) {
+        (
+            options.duration("cooldown", default: .seconds(24 * 3600)),
+            options.string("escalate_to").flatMap { $0.isEmpty ? nil : $0 }
+        )
+    }
+
+    /// One nudge per step per cooldown episode (the last nudge it follows).
+    static func key(_ step: Step) -> String {
+        "nudge:\(step.id)@\(step.lastNudgedAt)"
+    }
 
     static func findOverdue(_ context: AgentContext, cooldown: Duration) async throws -> [Step] {
         try await context.database.query(

@@ -18,10 +18,7 @@ public struct TaskMonitor: Agent {
     public init() {}
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
-        let stuckAfter = context.options.duration("stuck_after", default: .seconds(48 * 3600))
-        let realertAfter = context.options.duration("realert_after")
-        let recipients = (context.options.string("alert_to") ?? "").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let (stuckAfter, realertAfter, recipients) = Self.settings(context.options)
         let delivery = EmailDelivery(context: recipients.isEmpty ? context.withoutMailer() : context)
         let retried = try await delivery.finishPending()
 
@@ -65,7 +62,8 @@ public struct TaskMonitor: Agent {
                     RETURNING id
                     """,
                     [
-                        PostgresValue(EmailDelivery.kind), PostgresValue("\(job):digest:run-\(runID)"), .int64(runID),
+                        PostgresValue(EmailDelivery.kind),
+                        PostgresValue(EmailDelivery.recordedKey("digest:run-\(runID)", job: job)), .int64(runID),
                         PostgresValue(target), PostgresValue(email.json.text),
                     ])
                 try connection.query(
@@ -100,10 +98,7 @@ public struct TaskMonitor: Agent {
     }
 
     public func preview(_ context: AgentContext, user: String?) async throws -> [Email] {
-        let stuckAfter = context.options.duration("stuck_after", default: .seconds(48 * 3600))
-        let realertAfter = context.options.duration("realert_after")
-        let recipients = (context.options.string("alert_to") ?? "").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let (stuckAfter, realertAfter, recipients) = Self.settings(context.options)
         let stuck = try await Self.findStuck(context, stuckAfter: stuckAfter)
         let keys = stuck.map { Self.episodeKey($0, realertAfter: realertAfter, context: context) }
         let recorded = try await context.effects.recordedKeys(kind: Self.alertKind, keys: keys)
@@ -123,6 +118,17 @@ public struct TaskMonitor: Agent {
           AND t."lastUpdated" < ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval
         ORDER BY t."lastUpdated", t."id"
         """
+
+    /// `stuck_after` (48h), `realert_after`, and the `alert_to` addresses (comma-separated).
+    static func settings(_ options: AgentOptions) -> (
+        stuckAfter: Duration, realertAfter: Duration?, recipients: [String]
+    ) {
+        let recipients = (options.string("alert_to") ?? "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return (
+            options.duration("stuck_after", default: .seconds(48 * 3600)), options.duration("realert_after"), recipients
+        )
+    }
 
     static func findStuck(_ context: AgentContext, stuckAfter: Duration) async throws -> [StuckTask] {
         try await context.database.query(

@@ -30,7 +30,7 @@ public struct TimesheetDrafter: Agent {
         var results = try await delivery.finishPending()
         for reminder in reminders {
             let result = try await delivery.deliver(
-                Self.email(reminder, week: week), key: "timesheet:\(reminder.userID)@\(week)")
+                Self.email(reminder, week: week), key: Self.key(reminder, week: week))
             if result != .alreadyRecorded { results.append(result) }
         }
         outcome["week"] = .string(week)
@@ -42,7 +42,7 @@ public struct TimesheetDrafter: Agent {
     public func preview(_ context: AgentContext, user: String?) async throws -> [Email] {
         let week = Self.isoWeek(context.now)
         let reminders = try await Self.reminders(context, onlyUser: user)
-        let keys = reminders.map { "\(context.job):timesheet:\($0.userID)@\(week)" }
+        let keys = reminders.map { EmailDelivery.recordedKey(Self.key($0, week: week), job: context.job) }
         let recorded = try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
         return zip(reminders, keys).filter { !recorded.contains($0.1) }.map { Self.email($0.0, week: week) }
     }
@@ -110,6 +110,11 @@ public struct TimesheetDrafter: Agent {
             }
         }
         return reminders
+    }
+
+    /// One reminder per user per ISO week.
+    static func key(_ reminder: Reminder, week: String) -> String {
+        "timesheet:\(reminder.userID)@\(week)"
     }
 
     /// `2026-W47`.
