@@ -101,7 +101,7 @@ struct ApprovalNudgerTests {
     func smtpDownKeepsCooldownOff() async throws {
         let database = try await ZoarkDatabase("nudgerdown")
         try await database.seed(Self.seed)
-        let port = try TestSMTPServer.freePort()
+        let port = try EmbeddedPostgres.freePort()
         let down = try await ApprovalNudger().run(
             database.context(
                 job: "n", runID: try await database.newRun("n"), options: AgentOptions(), mailer: smtpMailer(port: port)

@@ -116,7 +116,7 @@ struct TaskMonitorTests {
     func smtpDown() async throws {
         let database = try await ZoarkDatabase("taskmonitordown")
         try await database.seed(Self.seed)
-        let port = try TestSMTPServer.freePort()
+        let port = try EmbeddedPostgres.freePort()
         let options = AgentOptions(["alert_to": .string("ops@example.com")])
         let down = try await TaskMonitor().run(
             database.context(

@@ -14,7 +14,7 @@ final class TestHTTPServer: @unchecked Sendable {
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
     init(routes: JSONValue) throws {
-        port = try TestSMTPServer.freePort()
+        port = try EmbeddedPostgres.freePort()
         folder = try TemporaryDirectory()
         let routesFile = try folder.write("routes.json", routes.text)
         process = Process()

@@ -1,5 +1,7 @@
 import Foundation
 
+@testable import RunnerCore
+
 /// A real SMTP server (aiosmtpd, from PyPI) on 127.0.0.1 for one test, storing what it accepts.
 final class TestSMTPServer: @unchecked Sendable {
     // Set once in init; the process is only signalled after.
@@ -13,7 +15,7 @@ final class TestSMTPServer: @unchecked Sendable {
     }
 
     init(failFirst: Int = 0, reject: Bool = false, delay: Double = 0, hangAt: Int = 0, port: Int? = nil) throws {
-        self.port = try port ?? Self.freePort()
+        self.port = try port ?? EmbeddedPostgres.freePort()
         folder = try TemporaryDirectory()
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -58,21 +60,6 @@ final class TestSMTPServer: @unchecked Sendable {
     }
 
     deinit { stop() }
-
-    static func freePort() throws -> Int {
-        let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socketDescriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { rebound in
-                bind(socketDescriptor, rebound, length) == 0 && getsockname(socketDescriptor, rebound, &length) == 0
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }
 
 /// Decodes the base64 body parts of a message the runner sent.

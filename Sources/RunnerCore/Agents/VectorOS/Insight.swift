@@ -125,32 +125,33 @@ struct InsightWriter: Sendable {
             [PostgresValue(InsightGenerator.effectKind), .array(candidates.flatMap { Array($0.keys.values) })])
     }
 
-    func write(_ candidate: InsightGenerator.Candidate, model: AnthropicClient?) async -> Result {
-        var result = Result()
+    /// One deal through the model: its insights, or the rules' when the call fails or the
+    /// answer is unusable (marked so in `data.source`); written in one transaction.
+    func write(_ candidate: InsightGenerator.Candidate, model: AnthropicClient) async -> Result {
+        var result = Result(llmCalls: 1)
         let deal = candidate.deal
-        var insights = candidate.anomalies.map { Insight.fromRule($0, deal: deal) }
-        if let model {
-            result.llmCalls = 1
-            do {
-                let answer = try await model.message(
-                    system: InsightPrompt.system,
-                    prompt: InsightPrompt.prompt(for: deal, anomalies: candidate.anomalies, now: context.now))
-                result.inputTokens = answer.inputTokens
-                result.outputTokens = answer.outputTokens
-                if let parsed = InsightPrompt.parse(answer.text, anomalies: candidate.anomalies) {
-                    insights = parsed
-                } else {
-                    insights = insights.map {
-                        var insight = $0; insight.source = "rules (the model's answer was unusable)"; return insight
-                    }
-                }
-            } catch {
-                context.logger.warning(
-                    "Claude call failed; rule-based insights instead",
-                    metadata: ["deal_id": "\(deal.id)", "error": "\(error)"])
-                insights = insights.map {
-                    var insight = $0; insight.source = "rules (the model call failed)"; return insight
-                }
+        var insights: [Insight]
+        var fallback: String?
+        do {
+            let answer = try await model.message(
+                system: InsightPrompt.system,
+                prompt: InsightPrompt.prompt(for: deal, anomalies: candidate.anomalies, now: context.now))
+            result.inputTokens = answer.inputTokens
+            result.outputTokens = answer.outputTokens
+            insights = InsightPrompt.parse(answer.text, anomalies: candidate.anomalies) ?? []
+            if insights.isEmpty { fallback = "rules (the model's answer was unusable)" }
+        } catch {
+            context.logger.warning(
+                "Claude call failed; rule-based insights instead",
+                metadata: ["deal_id": "\(deal.id)", "error": "\(error)"])
+            insights = []
+            fallback = "rules (the model call failed)"
+        }
+        if let fallback {
+            insights = candidate.anomalies.map {
+                var insight = Insight.fromRule($0, deal: deal)
+                insight.source = fallback
+                return insight
             }
         }
         do {
