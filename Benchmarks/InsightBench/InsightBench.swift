@@ -10,6 +10,8 @@ import RunnerCore
 //
 // Run: swift run -c release insight-bench [CONNECTION-STRING]
 // Default: the embedded PostgreSQL (RUNNER_HOME, else ./.runner). Fresh databases are used.
+// PARTS=rules or PARTS=model runs one part only.
+// WRITE_CONCURRENCY sets the job's `write_concurrency` for the rule pass (default: the job's default).
 
 @main
 struct InsightBench {
@@ -18,41 +20,66 @@ struct InsightBench {
 
     static func main() async throws {
         let server = try await BenchmarkDatabase.fromArguments()
-        let clock = ContinuousClock()
 
+        let parts = ProcessInfo.processInfo.environment["PARTS"] ?? "rules,model"
+        if parts.contains("rules") { try await rulePass(server) }
+        if parts.contains("model") { try await modelPass(server) }
+    }
+
+    static func rulePass(_ server: BenchmarkDatabase) async throws {
+        let clock = ContinuousClock()
         // 1. Rules only.
-        let (rulesDB, rulesName) = try await freshDatabase(server)
+        let (rulesDB, rulesName, rulesURL) = try await freshDatabase(server)
         var started = clock.now
         try await seed(rulesDB, deals: 100_000, workspaces: 50, allAnomalous: false)
         print(
             String(
                 format: "data: 100,000 deals in 50 workspaces, loaded in %.1f s",
                 (clock.now - started).milliseconds / 1000))
+        let writers = ProcessInfo.processInfo.environment["WRITE_CONCURRENCY"].flatMap(Int.init)
+        let rulesOptions = AgentOptions(writers.map { ["write_concurrency": .integer($0)] } ?? [:])
+        // Start clean: no dirty pages left by loading the data for the run to pay for.
+        try await rulesDB.execute("CHECKPOINT")
+        let cpuBefore = processCPUSeconds()
         started = clock.now
         let rules = try await InsightGenerator().run(
-            try await context(rulesDB, environment: [:], options: AgentOptions()))
+            try await context(rulesDB, url: rulesURL, environment: [:], options: rulesOptions))
         let rulesMs = (clock.now - started).milliseconds
+        let cpu = processCPUSeconds() - cpuBefore
         print("rules: \(JSONValue.object(rules.outcome).text)")
         print(
             String(
-                format: "  rule pass, end to end (scan, dedupe, claim, write): %.2f s (goal: under 5 s)", rulesMs / 1000
-            ))
+                format: "  rule pass, end to end (scan, dedupe, claim, write): %.2f s (goal: under 5 s); runner CPU %.2f s",
+                rulesMs / 1000, cpu))
         print(
             "  phases: "
                 + rules.metrics.filter { $0.unit == "ms" }.map { "\($0.name) \(Int($0.value))" }.joined(separator: ", ")
         )
+        // The next run, 30 minutes later: every anomaly has its open insight.
+        started = clock.now
+        let again = try await InsightGenerator().run(
+            try await context(rulesDB, url: rulesURL, environment: [:], options: rulesOptions))
+        print("rules again: \(JSONValue.object(again.outcome).text)")
+        print(
+            String(
+                format: "  the next run (everything already has an open insight): %.2f s",
+                (clock.now - started).milliseconds / 1000))
         await rulesDB.close()
         try await server.drop(rulesName)
 
+    }
+
+    static func modelPass(_ server: BenchmarkDatabase) async throws {
         // 2. A model that answers in 200 ms.
-        let (modelDB, modelName) = try await freshDatabase(server)
+        let clock = ContinuousClock()
+        let (modelDB, modelName, modelURL) = try await freshDatabase(server)
         try await seed(modelDB, deals: 1000, workspaces: 10, allAnomalous: true)
         let modelServer = try startModelServer(delay: 0.2)
         defer { modelServer.terminate() }
-        started = clock.now
+        let started = clock.now
         let model = try await InsightGenerator().run(
             try await context(
-                modelDB,
+                modelDB, url: modelURL,
                 environment: [
                     "ANTHROPIC_API_KEY": "bench", "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(modelServer.port)",
                 ],
@@ -68,10 +95,20 @@ struct InsightBench {
         try await server.drop(modelName)
     }
 
-    static func freshDatabase(_ server: BenchmarkDatabase) async throws -> (PostgresConnection, String) {
-        let (name, _, connection) = try await server.fresh("insight_bench")
+    /// CPU time used by this process so far (user and system), in seconds.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
+    }
+
+    static func freshDatabase(_ server: BenchmarkDatabase) async throws -> (
+        PostgresConnection, String, ConnectionString
+    ) {
+        let (name, url, connection) = try await server.fresh("insight_bench")
         try await connection.execute(VectorOSSchema.sql)
-        return (connection, name)
+        return (connection, name, url)
     }
 
     static func seed(_ connection: PostgresConnection, deals: Int, workspaces: Int, allAnomalous: Bool) async throws {
@@ -95,22 +132,22 @@ struct InsightBench {
         try await connection.execute("ANALYZE")
     }
 
-    static func context(_ connection: PostgresConnection, environment: [String: String], options: AgentOptions)
-        async throws
-        -> AgentContext
-    {
+    /// A context as `runner once` builds it for a job without `database:` (the ledger's database).
+    static func context(
+        _ connection: PostgresConnection, url: ConnectionString, environment: [String: String], options: AgentOptions
+    ) async throws -> AgentContext {
         let runID =
             try await connection.query(
                 """
                 INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
-                VALUES ('deal-insights', now(), 'bench', 'manual', 'running', 'bench', 30) RETURNING id
+                VALUES ('deal-insights', now(), gen_random_uuid()::text, 'manual', 'running', 'bench', 30) RETURNING id
                 """
             ).first?.int64("id") ?? 0
         return AgentContext(
             runID: runID, job: "deal-insights", database: connection, effects: Effects(connection: connection),
             mailer: nil,
             now: Date(), logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, options: options,
-            dryRun: false, environment: environment)
+            dryRun: false, environment: environment, databaseURL: url, sharesLedgerDatabase: true)
     }
 
     struct ModelServer {

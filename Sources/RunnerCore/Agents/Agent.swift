@@ -17,10 +17,17 @@ public struct AgentContext: Sendable {
     public let options: AgentOptions
     public let dryRun: Bool
     public let environment: [String: String]
+    /// Where `database` connects, for agents that write over more than one connection; nil
+    /// when only `database` may be used.
+    public let databaseURL: ConnectionString?
+    /// True when the product's tables and the ledger are in one database, so an agent may write
+    /// its rows and their effects in one transaction on `database`.
+    public let sharesLedgerDatabase: Bool
 
     public init(
         runID: Int64, job: String, database: PostgresConnection, effects: Effects, mailer: Mailer?, now: Date,
-        logger: Logger, options: AgentOptions, dryRun: Bool, environment: [String: String] = [:]
+        logger: Logger, options: AgentOptions, dryRun: Bool, environment: [String: String] = [:],
+        databaseURL: ConnectionString? = nil, sharesLedgerDatabase: Bool = false
     ) {
         self.runID = runID
         self.job = job
@@ -32,6 +39,8 @@ public struct AgentContext: Sendable {
         self.options = options
         self.dryRun = dryRun
         self.environment = environment
+        self.databaseURL = databaseURL
+        self.sharesLedgerDatabase = sharesLedgerDatabase
     }
 }
 
@@ -68,6 +77,7 @@ extension AgentContext {
     func withoutMailer() -> AgentContext {
         AgentContext(
             runID: runID, job: job, database: database, effects: effects, mailer: nil, now: now, logger: logger,
-            options: options, dryRun: dryRun, environment: environment)
+            options: options, dryRun: dryRun, environment: environment, databaseURL: databaseURL,
+            sharesLedgerDatabase: sharesLedgerDatabase)
     }
 }

@@ -35,7 +35,9 @@ struct AgentWork: RunWork {
                 runID: run.runID, job: run.job.name, database: database,
                 effects: Effects(connection: ledger.connection),
                 mailer: mailer, now: Date(), logger: logger, options: options, dryRun: run.dryRun,
-                environment: environment)
+                environment: environment, databaseURL: databaseURL,
+                // A job without `database:` uses the ledger's own.
+                sharesLedgerDatabase: run.job.database == nil)
             let report = try await agent.run(context)
             await database.close()
             return RunResult(

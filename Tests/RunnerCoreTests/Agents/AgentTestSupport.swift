@@ -18,13 +18,17 @@ struct ZoarkDatabase {
         try await connection.execute(sql.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
     }
 
+    /// With `sharesLedger`, the context `runner once` builds for a job without `database:` (its
+    /// rows and their effects may share a transaction, over connections of its own); without,
+    /// the one for a job whose product database is elsewhere.
     func context(
         job: String, runID: Int64, options: AgentOptions, mailer: Mailer? = nil, dryRun: Bool = false,
-        now: Date = Date()
+        now: Date = Date(), sharesLedger: Bool = false
     ) -> AgentContext {
         AgentContext(
             runID: runID, job: job, database: connection, effects: Effects(connection: connection), mailer: mailer,
-            now: now, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, options: options, dryRun: dryRun)
+            now: now, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, options: options, dryRun: dryRun,
+            databaseURL: sharesLedger ? url : nil, sharesLedgerDatabase: sharesLedger)
     }
 
     /// A run row for effects to point at.

@@ -32,24 +32,34 @@ struct InsightGeneratorTests {
         return database
     }
 
-    @Test("scans every open deal of every workspace, writes rule-based insights, and nothing twice")
-    func scanAndDeduplicate() async throws {
+    /// How many insights the rules, applied here in Swift, find among the open deals.
+    static func expectedInsights(_ database: ZoarkDatabase, now: Date) async throws -> Int {
+        let deals = try await InsightGenerator.page(after: "", limit: 1000, on: database.connection)
+        return deals.reduce(0) { $0 + DealRules.anomalies(of: $1, now: now).count }
+    }
+
+    @Test(
+        "scans every open deal of every workspace, writes rule-based insights, and nothing twice",
+        arguments: [false, true])
+    func scanAndDeduplicate(sharesLedger: Bool) async throws {
         let database = try await Self.database("insights")
         let context = database.context(
             job: "deal-insights", runID: try await database.newRun("i"),
-            options: AgentOptions(["page_size": .integer(7)]))
+            options: AgentOptions(["page_size": .integer(7)]), sharesLedger: sharesLedger)
         let first = try await InsightGenerator().run(context)
         #expect(first.outcome["workspaces"] == 3)
         #expect(first.outcome["deals_scanned"] == 40)
         #expect(first.failure == nil)
-        // The rules, applied here in Swift, say how many insights the run must have written.
-        let deals = try await InsightGenerator.page(after: "", limit: 1000, on: database.connection)
-        let expected = deals.reduce(0) { $0 + DealRules.anomalies(of: $1, now: context.now).count }
+        let expected = try await Self.expectedInsights(database, now: context.now)
         #expect(expected > 20)
         #expect(first.outcome["insights_created"] == .number(Double(expected)))
         #expect(try await database.count("SELECT count(*) FROM insights") == expected)
         #expect(try await database.count(#"SELECT count(*) FROM insights WHERE "dealId" IN ('won1', 'lost1')"#) == 0)
         #expect(try await database.count(#"SELECT count(DISTINCT "workspaceId") FROM insights"#) == 3)
+        // Every insight has its effect, done.
+        #expect(
+            try await database.count("SELECT count(*) FROM runner.effects WHERE kind = 'insight' AND status = 'sent'")
+                == expected)
         let sample = try #require(
             try await database.connection.query(
                 #"SELECT "workspaceId", data->>'deal_id' AS deal, data->>'source' AS source, jsonb_array_length(actions) AS actions FROM insights WHERE "dealId" = 'd020'"#
@@ -60,9 +70,89 @@ struct InsightGeneratorTests {
         #expect(try sample.int("actions") == 1)
 
         let second = try await InsightGenerator().run(
-            database.context(job: "deal-insights", runID: try await database.newRun("i"), options: AgentOptions()))
+            database.context(
+                job: "deal-insights", runID: try await database.newRun("i"), options: AgentOptions(),
+                sharesLedger: sharesLedger))
         #expect(second.outcome["insights_created"] == 0)
         #expect(second.outcome["skipped_duplicates"] == .number(Double(expected)))
+        #expect(try await database.count("SELECT count(*) FROM insights") == expected)
+    }
+
+    @Test("a page that cannot be written claims nothing, fails the run, and the next run writes it")
+    func pageAllOrNothing() async throws {
+        let database = try await Self.database("insightsatomic")
+        // VectorOS refusing one deal's insights: its page's statement fails.
+        try await database.connection.execute(
+            """
+            CREATE FUNCTION refuse_d020() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW."dealId" = 'd020' THEN RAISE EXCEPTION 'insights for d020 refused'; END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER refuse_d020 BEFORE INSERT ON insights FOR EACH ROW EXECUTE FUNCTION refuse_d020();
+            """)
+        let options = AgentOptions(["page_size": .integer(7)])
+        let failed = try await InsightGenerator().run(
+            database.context(
+                job: "deal-insights", runID: try await database.newRun("i"), options: options, sharesLedger: true))
+        let failure = try #require(failed.failure)
+        #expect(failure.contains("insights for d020 refused"))
+        // d015...d021 share a page (ids in order, seven a page): none of that page is written or claimed.
+        let pageDeals = "'d015', 'd016', 'd017', 'd018', 'd019', 'd020', 'd021'"
+        #expect(try await database.count(#"SELECT count(*) FROM insights WHERE "dealId" IN (\#(pageDeals))"#) == 0)
+        #expect(
+            try await database.count(
+                "SELECT count(*) FROM runner.effects WHERE split_part(key, ':', 2) IN (\(pageDeals))") == 0)
+        let expected = try await Self.expectedInsights(database, now: Date())
+        let written = try await database.count("SELECT count(*) FROM insights")
+        #expect(written > 0 && written < expected)
+        #expect(failed.outcome["insights_created"] == .number(Double(written)))
+        #expect(failed.outcome["failures"] != 0)
+
+        try await database.connection.execute("DROP TRIGGER refuse_d020 ON insights")
+        let next = try await InsightGenerator().run(
+            database.context(
+                job: "deal-insights", runID: try await database.newRun("i"), options: options, sharesLedger: true))
+        #expect(next.failure == nil)
+        #expect(next.outcome["insights_created"] == .number(Double(expected - written)))
+        #expect(try await database.count("SELECT count(*) FROM insights") == expected)
+    }
+
+    @Test("a claim left pending by a run that stopped is finished after ten minutes, not before")
+    func stalePendingClaim() async throws {
+        let database = try await Self.database("insightspending")
+        let deals = try await InsightGenerator.page(after: "", limit: 1000, on: database.connection)
+        let anomalous = deals.compactMap { deal in
+            DealRules.anomalies(of: deal, now: Date()).first.map { (deal.id, $0.kind.rawValue) }
+        }
+        try #require(anomalous.count >= 2)
+        let (stale, fresh) = (anomalous[0], anomalous[1])
+        // A run that claimed two insights, then died before writing them.
+        let crashed = try await database.newRun("i")
+        try await database.connection.query(
+            """
+            INSERT INTO runner.effects (kind, key, run_id, status, target, created_at) VALUES
+                ('insight', $1, $3::bigint, 'pending', 'insights', now() - interval '11 minutes'),
+                ('insight', $2, $3::bigint, 'pending', 'insights', now() - interval '1 minute')
+            """,
+            [
+                PostgresValue("deal-insights:\(stale.0):\(stale.1):0"),
+                PostgresValue("deal-insights:\(fresh.0):\(fresh.1):0"), .int64(crashed),
+            ])
+        let report = try await InsightGenerator().run(
+            database.context(
+                job: "deal-insights", runID: try await database.newRun("i"), options: AgentOptions(),
+                sharesLedger: true))
+        let expected = try await Self.expectedInsights(database, now: Date())
+        #expect(report.outcome["insights_created"] == .number(Double(expected - 1)))
+        #expect(report.outcome["skipped_duplicates"] == 1)
+        #expect(
+            try await database.count(
+                #"SELECT count(*) FROM insights WHERE "dealId" = '\#(stale.0)' AND "type" = '\#(stale.1)'"#) == 1)
+        #expect(
+            try await database.count(
+                #"SELECT count(*) FROM insights WHERE "dealId" = '\#(fresh.0)' AND "type" = '\#(fresh.1)'"#) == 0)
+        #expect(try await database.count("SELECT count(*) FROM runner.effects WHERE status = 'pending'") == 1)
     }
 
     @Test("a dismissed insight comes back only after its quiet period")
@@ -87,8 +177,8 @@ struct InsightGeneratorTests {
         #expect(try await database.count("SELECT count(*) FROM insights") == total + dismissed)
     }
 
-    @Test("eight concurrent runs create each insight once")
-    func concurrentRuns() async throws {
+    @Test("eight concurrent runs create each insight once", arguments: [false, true])
+    func concurrentRuns(sharesLedger: Bool) async throws {
         let database = try await Self.database("insightsconcurrent")
         let url = database.url
         let reports = try await withThrowingTaskGroup(of: AgentReport.self) { group in
@@ -107,7 +197,8 @@ struct InsightGeneratorTests {
                             runID: runID, job: "deal-insights", database: connection,
                             effects: Effects(connection: connection),
                             mailer: nil, now: Date(), logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() },
-                            options: AgentOptions(), dryRun: false))
+                            options: AgentOptions(["page_size": .integer(5)]), dryRun: false,
+                            databaseURL: sharesLedger ? url : nil, sharesLedgerDatabase: sharesLedger))
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -117,6 +208,7 @@ struct InsightGeneratorTests {
             if case .number(let count)? = report.outcome["insights_created"] { total + count } else { total }
         }
         #expect(Int(created) == (try await database.count("SELECT count(*) FROM insights")))
+        #expect(Int(created) == (try await Self.expectedInsights(database, now: Date())))
         #expect(
             try await database.count(
                 #"SELECT count(*) FROM (SELECT 1 FROM insights GROUP BY "dealId", "type" HAVING count(*) > 1) AS duplicates"#

@@ -59,11 +59,19 @@ struct InsightWriter: Sendable {
         var llmCalls = 0
         var inputTokens = 0
         var outputTokens = 0
-        var failed = false
+        /// Anomalies another run had claimed already.
+        var skipped = 0
+        /// Deals whose insights could not be written.
+        var failed = 0
         var error: String?
+        /// Time spent writing on a connection of its own (the one-statement path).
+        var busy: Duration = .zero
     }
 
     let context: AgentContext
+
+    /// With `ANTHROPIC_API_KEY` set, insights come from Claude.
+    var usesModel: Bool { !(context.environment["ANTHROPIC_API_KEY"] ?? "").isEmpty }
 
     /// Writes every candidate; with `ANTHROPIC_API_KEY`, up to `max_concurrency` deals at a time
     /// are with the model.
@@ -113,9 +121,67 @@ struct InsightWriter: Sendable {
             result.created = batches.reduce(0) { $0 + $1.1.count }
             try await markDone(candidates)
         } catch {
-            result.failed = true
+            result.failed = candidates.count
             result.error = "\(candidates.count) deals: \(error)"
         }
+        return result
+    }
+
+    /// Claims and writes a page of rule-based insights in one statement, so one transaction:
+    /// each (deal, type, episode) is recorded in the effects ledger as done and its insight
+    /// inserted, or neither. A key another run holds is skipped; one a run that stopped early
+    /// left pending for over ten minutes is finished here. Needs the ledger in this database.
+    func claimAndWriteRules(_ candidates: [InsightGenerator.Candidate], on connection: PostgresConnection) async
+        -> Result
+    {
+        var result = Result()
+        guard !candidates.isEmpty else { return result }
+        let started = ContinuousClock.now
+        var rows = InsightRows()
+        for candidate in candidates {
+            rows.append(candidate, candidate.anomalies.map { Insight.fromRule($0, deal: candidate.deal) })
+        }
+        do {
+            let counts = try await connection.query(
+                """
+                WITH input AS (
+                    SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                                         $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[])
+                        AS i(key, id, type, title, description, priority, confidence, data, actions, workspace, deal)
+                ),
+                claimed AS (
+                    INSERT INTO runner.effects (kind, key, run_id, status, target, attempts, done_at)
+                    SELECT $1, key, $2::bigint, 'sent', 'insights', 1, now() FROM input
+                    ON CONFLICT (kind, key) DO NOTHING
+                    RETURNING key
+                ),
+                redone AS (
+                    UPDATE runner.effects e SET status = 'sent', done_at = now(), attempts = e.attempts + 1
+                    WHERE e.kind = $1 AND e.status = 'pending' AND e.created_at < now() - interval '10 minutes'
+                      AND e.key IN (SELECT key FROM input EXCEPT SELECT key FROM claimed)
+                    RETURNING e.key
+                ),
+                written AS (
+                    INSERT INTO insights ("id", "type", "title", "description", "priority", "confidence", "data",
+                                          "actions", "workspaceId", "dealId", "status", "updatedAt")
+                    SELECT i.id, i.type, i.title, i.description, i.priority, i.confidence, i.data::jsonb,
+                           i.actions::jsonb, i.workspace, i.deal, 'new', now() AT TIME ZONE 'UTC'
+                    FROM input i
+                    WHERE i.key IN (SELECT key FROM claimed UNION ALL SELECT key FROM redone)
+                    ON CONFLICT ("id") DO NOTHING
+                    RETURNING 1
+                )
+                SELECT (SELECT count(*) FROM claimed) + (SELECT count(*) FROM redone) AS claimed,
+                       (SELECT count(*) FROM written) AS written
+                """, [PostgresValue(InsightGenerator.effectKind), .int64(context.runID)] + rows.parameters(withKeys: true)
+            ).first
+            result.created = try counts?.int("written") ?? 0
+            result.skipped = rows.count - (try counts?.int("claimed") ?? 0)
+        } catch {
+            result.failed = candidates.count
+            result.error = "\(candidates.count) deals: \(error)"
+        }
+        result.busy = ContinuousClock.now - started
         return result
     }
 
@@ -159,7 +225,7 @@ struct InsightWriter: Sendable {
             result.created = insights.count
             try await markDone([candidate])
         } catch {
-            result.failed = true
+            result.failed = 1
             result.error = "deal \(deal.id): \(error)"
         }
         return result
@@ -168,31 +234,9 @@ struct InsightWriter: Sendable {
     /// One statement, so one transaction, for the given deals' insights. The deal id and
     /// workspace come from the runner, never a model.
     func insert(_ batches: [(InsightGenerator.Candidate, [Insight])]) async throws {
-        var ids: [String?] = [], types: [String?] = [], titles: [String?] = [], descriptions: [String?] = []
-        var priorities: [String?] = [], confidences: [String?] = [], data: [String?] = [], actions: [String?] = []
-        var workspaceIDs: [String?] = [], dealIDs: [String?] = []
-        for (candidate, insights) in batches {
-            let deal = candidate.deal
-            for (index, insight) in insights.enumerated() {
-                let key = candidate.keys[Anomaly.Kind(rawValue: insight.type) ?? .stale] ?? deal.id
-                ids.append(Self.id(for: key + "#\(index)"))
-                types.append(insight.type)
-                titles.append(insight.title)
-                descriptions.append(insight.description)
-                priorities.append(insight.priority.rawValue)
-                confidences.append(String(insight.confidence))
-                data.append(
-                    JSONValue.object([
-                        "deal_id": .string(deal.id), "deal_title": .string(deal.title),
-                        "deal_value": deal.value.map(JSONValue.number) ?? .null, "anomaly": .string(insight.type),
-                        "source": .string(insight.source),
-                    ]).text)
-                actions.append(JSONValue.array(insight.actions).text)
-                workspaceIDs.append(deal.workspaceID)
-                dealIDs.append(deal.id)
-            }
-        }
-        guard !ids.isEmpty else { return }
+        var rows = InsightRows()
+        for (candidate, insights) in batches { rows.append(candidate, insights) }
+        guard rows.count > 0 else { return }
         try await context.database.query(
             """
             INSERT INTO insights ("id", "type", "title", "description", "priority", "confidence", "data", "actions",
@@ -203,12 +247,7 @@ struct InsightWriter: Sendable {
                         $9::text[], $10::text[])
                  AS i(id, type, title, description, priority, confidence, data, actions, workspace, deal)
             ON CONFLICT ("id") DO NOTHING
-            """,
-            [
-                .array(ids), .array(types), .array(titles), .array(descriptions), .array(priorities),
-                .array(confidences),
-                .array(data), .array(actions), .array(workspaceIDs), .array(dealIDs),
-            ])
+            """, rows.parameters(withKeys: false))
     }
 
     /// A stable id from an effect key, so redoing a claim cannot insert twice.
@@ -220,5 +259,48 @@ struct InsightWriter: Sendable {
             second = (second ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 &+ 7
         }
         return "ins_" + String(hash, radix: 16) + String(second, radix: 16)
+    }
+}
+
+/// Insights as columns, for inserting many in one statement through `unnest`.
+struct InsightRows {
+    private var keys: [String?] = [], ids: [String?] = [], types: [String?] = [], titles: [String?] = []
+    private var descriptions: [String?] = [], priorities: [String?] = [], confidences: [String?] = []
+    private var data: [String?] = [], actions: [String?] = [], workspaceIDs: [String?] = [], dealIDs: [String?] = []
+
+    var count: Int { ids.count }
+
+    /// A deal's insights, each with the effect key of its anomaly type and an id derived from it.
+    mutating func append(_ candidate: InsightGenerator.Candidate, _ insights: [Insight]) {
+        let deal = candidate.deal
+        for (index, insight) in insights.enumerated() {
+            let key = candidate.keys[Anomaly.Kind(rawValue: insight.type) ?? .stale] ?? deal.id
+            keys.append(key)
+            ids.append(InsightWriter.id(for: key + "#\(index)"))
+            types.append(insight.type)
+            titles.append(insight.title)
+            descriptions.append(insight.description)
+            priorities.append(insight.priority.rawValue)
+            confidences.append(String(insight.confidence))
+            data.append(
+                JSONValue.object([
+                    "deal_id": .string(deal.id), "deal_title": .string(deal.title),
+                    "deal_value": deal.value.map(JSONValue.number) ?? .null, "anomaly": .string(insight.type),
+                    "source": .string(insight.source),
+                ]).text)
+            actions.append(JSONValue.array(insight.actions).text)
+            workspaceIDs.append(deal.workspaceID)
+            dealIDs.append(deal.id)
+        }
+    }
+
+    /// The columns in order (id, type, title, description, priority, confidence, data, actions,
+    /// workspace, deal), preceded by the effect keys when asked.
+    func parameters(withKeys: Bool) -> [PostgresValue] {
+        (withKeys ? [.array(keys)] : [])
+            + [
+                .array(ids), .array(types), .array(titles), .array(descriptions), .array(priorities), .array(confidences),
+                .array(data), .array(actions), .array(workspaceIDs), .array(dealIDs),
+            ]
     }
 }

@@ -30,7 +30,6 @@ public struct InsightGenerator: Agent {
         var workspaces = Set<String>()
         var results: [InsightWriter.Result] = []
         let writer = InsightWriter(context: context)
-        var cursor = ""
         let clock = ContinuousClock()
         var phases: [String: Duration] = [:]
         func timed<T>(_ phase: String, _ body: () async throws -> T) async rethrows -> T {
@@ -38,41 +37,67 @@ public struct InsightGenerator: Agent {
             defer { phases[phase, default: .zero] += clock.now - start }
             return try await body()
         }
-        // Page by page: rules, de-duplication, claim and write, so memory stays bounded.
-        while true {
-            let page = try await timed("read_ms") {
-                try await Self.page(after: cursor, limit: pageSize, on: context.database)
-            }
-            guard let last = page.last else { break }
-            cursor = last.id
-            counts["deals_scanned"]! += page.count
-            for deal in page { workspaces.insert(deal.workspaceID) }
-            let anomalous = page.compactMap { deal -> (Deal, [Anomaly])? in
-                let found = DealRules.anomalies(of: deal, now: context.now)
-                return found.isEmpty ? nil : (deal, found)
-            }
-            counts["anomalous_deals"]! += anomalous.count
-            let (candidates, skipped) = try await timed("dedupe_ms") {
-                try await Self.withoutOpenInsights(anomalous, quietPeriod: quietPeriod, context: context)
-            }
-            counts["skipped_duplicates"]! += skipped
-            if context.dryRun {
-                counts["would_create_for_deals", default: 0] += candidates.count
-                continue
-            }
-            let claimed = try await timed("claim_ms") { try await Self.claim(candidates, context: context) }
-            counts["skipped_duplicates"]! +=
-                candidates.reduce(0) { $0 + $1.anomalies.count } - claimed.reduce(0) { $0 + $1.anomalies.count }
-            results += await timed("write_ms") { await writer.write(claimed) }
+        let history = try await timed("dedupe_ms") {
+            try await InsightHistory.load(quietPeriod: quietPeriod, context: context)
         }
+        // Rule-based insights in the ledger's own database: each page is claimed and written by
+        // one statement, on one of `write_concurrency` connections while the next page is read.
+        let oneStatement = context.sharesLedgerDatabase && !writer.usesModel && !context.dryRun
+        let writers = oneStatement ? try await Self.writerConnections(context) : []
+        do {
+            try await withThrowingTaskGroup(of: (Int, InsightWriter.Result).self) { group in
+                var idle = Array(writers.indices)
+                var cursor = ""
+                // Page by page, so memory stays bounded.
+                while true {
+                    let page = try await timed("read_ms") {
+                        try await Self.page(after: cursor, limit: pageSize, on: context.database)
+                    }
+                    guard let last = page.last else { break }
+                    cursor = last.id
+                    counts["deals_scanned"]! += page.count
+                    for deal in page { workspaces.insert(deal.workspaceID) }
+                    let anomalous = page.compactMap { deal -> (Deal, [Anomaly])? in
+                        let found = DealRules.anomalies(of: deal, now: context.now)
+                        return found.isEmpty ? nil : (deal, found)
+                    }
+                    counts["anomalous_deals"]! += anomalous.count
+                    let (candidates, skipped) = history.candidates(anomalous, job: context.job)
+                    counts["skipped_duplicates"]! += skipped
+                    if context.dryRun {
+                        counts["would_create_for_deals", default: 0] += candidates.count
+                    } else if oneStatement {
+                        if idle.isEmpty, let (index, result) = try await group.next() {
+                            idle.append(index)
+                            results.append(result)
+                        }
+                        let index = idle.removeLast()
+                        group.addTask { (index, await writer.claimAndWriteRules(candidates, on: writers[index])) }
+                    } else {
+                        let claimed = try await timed("claim_ms") { try await Self.claim(candidates, context: context) }
+                        counts["skipped_duplicates"]! +=
+                            candidates.reduce(0) { $0 + $1.anomalies.count }
+                            - claimed.reduce(0) { $0 + $1.anomalies.count }
+                        results += await timed("write_ms") { await writer.write(claimed) }
+                    }
+                }
+                for try await (_, result) in group { results.append(result) }
+            }
+        } catch {
+            for connection in writers where connection !== context.database { await connection.close() }
+            throw error
+        }
+        for connection in writers where connection !== context.database { await connection.close() }
         counts["workspaces"] = workspaces.count
         for result in results {
             counts["insights_created"]! += result.created
+            counts["skipped_duplicates"]! += result.skipped
             counts["llm_calls"]! += result.llmCalls
-            counts["failures"]! += result.failed ? 1 : 0
+            counts["failures"]! += result.failed
+            phases["write_ms", default: .zero] += result.busy
         }
         var report = Self.report(counts)
-        report.outcome["source"] = (context.environment["ANTHROPIC_API_KEY"] ?? "").isEmpty ? "rules" : "claude"
+        report.outcome["source"] = writer.usesModel ? "claude" : "rules"
         let tokens = results.reduce((0, 0)) { ($0.0 + $1.inputTokens, $0.1 + $1.outputTokens) }
         report.metrics += [Metric("llm_input_tokens", Double(tokens.0)), Metric("llm_output_tokens", Double(tokens.1))]
         report.metrics += phases.sorted { $0.key < $1.key }.map { Metric($0.key, $0.value.milliseconds, unit: "ms") }
@@ -82,6 +107,22 @@ public struct InsightGenerator: Agent {
                 + (results.compactMap(\.error).first ?? "")
         }
         return report
+    }
+
+    /// The connections the one-statement path writes on: `write_concurrency` (default 2) of its
+    /// own when the database's address is known, else the agent's one connection.
+    static func writerConnections(_ context: AgentContext) async throws -> [PostgresConnection] {
+        guard let url = context.databaseURL else { return [context.database] }
+        var connections: [PostgresConnection] = []
+        do {
+            for _ in 0..<max(1, context.options.integer("write_concurrency", default: 2)) {
+                connections.append(try await PostgresConnection.connect(url))
+            }
+        } catch {
+            for connection in connections { await connection.close() }
+            throw error
+        }
+        return connections
     }
 
     static func report(_ counts: [String: Int]) -> AgentReport {
@@ -113,51 +154,12 @@ public struct InsightGenerator: Agent {
         }
     }
 
-    /// Drops anomalies that already have an open insight, or a closed one still inside its quiet
-    /// period; one query per page. Returns the rest with their effect keys, and how many it dropped.
-    static func withoutOpenInsights(
-        _ anomalous: [(Deal, [Anomaly])], quietPeriod: Duration, context: AgentContext
-    ) async throws -> ([Candidate], Int) {
-        guard !anomalous.isEmpty else { return ([], 0) }
-        let rows = try await context.database.query(
-            """
-            SELECT "dealId", "type",
-                   bool_or("status" IN ('new', 'viewed')) AS open,
-                   bool_or("status" NOT IN ('new', 'viewed')
-                           AND "updatedAt" > ($2::timestamptz AT TIME ZONE 'UTC') - $3::interval) AS quiet,
-                   count(*) AS earlier
-            FROM insights WHERE "dealId" = ANY($1::text[])
-            GROUP BY "dealId", "type"
-            """, [.array(anomalous.map(\.0.id)), .timestamp(context.now), .interval(quietPeriod)])
-        var blocked = Set<String>()
-        var earlier: [String: Int] = [:]
-        for row in rows {
-            let pair = "\(try row.string("dealId", default: "")) \(try row.string("type", default: ""))"
-            if try row.bool("open") == true || row.bool("quiet") == true { blocked.insert(pair) }
-            earlier[pair] = try row.int("earlier") ?? 0
-        }
-        var skipped = 0
-        var candidates: [Candidate] = []
-        for (deal, anomalies) in anomalous {
-            var keys: [Anomaly.Kind: String] = [:]
-            let fresh = anomalies.filter { anomaly in
-                let pair = "\(deal.id) \(anomaly.kind.rawValue)"
-                if blocked.contains(pair) {
-                    skipped += 1
-                    return false
-                }
-                keys[anomaly.kind] = "\(context.job):\(deal.id):\(anomaly.kind.rawValue):\(earlier[pair] ?? 0)"
-                return true
-            }
-            if !fresh.isEmpty { candidates.append(Candidate(deal: deal, anomalies: fresh, keys: keys)) }
-        }
-        return (candidates, skipped)
-    }
-
     /// Records every (deal, type, episode) in the effects ledger in one statement; keeps the
     /// anomalies this run claimed, plus those a run that stopped early left pending.
     static func claim(_ candidates: [Candidate], context: AgentContext) async throws -> [Candidate] {
-        let keys = candidates.flatMap { $0.keys.values }
+        // Sorted: concurrent runs claiming overlapping keys take their locks in one order, so
+        // they wait for each other instead of deadlocking.
+        let keys = candidates.flatMap { $0.keys.values }.sorted()
         guard !keys.isEmpty else { return [] }
         let rows = try await context.effects.connection.query(
             """
@@ -177,5 +179,65 @@ public struct InsightGenerator: Agent {
             let anomalies = candidate.anomalies.filter { candidate.keys[$0.kind].map(mine.contains) ?? false }
             return anomalies.isEmpty ? nil : Candidate(deal: candidate.deal, anomalies: anomalies, keys: candidate.keys)
         }
+    }
+}
+
+/// The insights the open deals already have, per (deal, anomaly type): whether one blocks a
+/// new insight (it is open, or closed within the quiet period) and how many there were, which
+/// numbers the next episode. One scan of `insights` per run: VectorOS has no index on "dealId",
+/// so a query per page would read the whole table once per page.
+struct InsightHistory: Sendable {
+    struct Pair: Sendable {
+        var blocked: Bool
+        var earlier: Int
+    }
+
+    /// Keyed by deal id and type, separated by a unit separator.
+    private(set) var pairs: [String: Pair] = [:]
+
+    static func load(quietPeriod: Duration, context: AgentContext) async throws -> InsightHistory {
+        let rows = try await context.database.query(
+            """
+            SELECT i."dealId", i."type",
+                   bool_or(i."status" IN ('new', 'viewed')) AS open,
+                   bool_or(i."status" NOT IN ('new', 'viewed')
+                           AND i."updatedAt" > ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval) AS quiet,
+                   count(*) AS earlier
+            FROM insights i JOIN deals d ON d."id" = i."dealId"
+            WHERE lower(d."stage") NOT IN ('won', 'lost') AND i."type" = ANY($3::text[])
+            GROUP BY i."dealId", i."type"
+            """,
+            [.timestamp(context.now), .interval(quietPeriod), .array(Anomaly.Kind.allCases.map(\.rawValue))])
+        var history = InsightHistory()
+        history.pairs.reserveCapacity(rows.count)
+        for row in rows {
+            let pair = Self.pair(try row.string("dealId", default: ""), try row.string("type", default: ""))
+            history.pairs[pair] = Pair(
+                blocked: try row.bool("open") == true || row.bool("quiet") == true, earlier: try row.int("earlier") ?? 0)
+        }
+        return history
+    }
+
+    static func pair(_ deal: String, _ type: String) -> String { deal + "\u{1F}" + type }
+
+    /// The anomalies that may become insights, with their effect keys, and how many were
+    /// dropped because an insight blocks them.
+    func candidates(_ anomalous: [(Deal, [Anomaly])], job: String) -> ([InsightGenerator.Candidate], Int) {
+        var skipped = 0
+        var candidates: [InsightGenerator.Candidate] = []
+        for (deal, anomalies) in anomalous {
+            var keys: [Anomaly.Kind: String] = [:]
+            let fresh = anomalies.filter { anomaly in
+                let earlier = pairs[Self.pair(deal.id, anomaly.kind.rawValue)]
+                if earlier?.blocked == true {
+                    skipped += 1
+                    return false
+                }
+                keys[anomaly.kind] = "\(job):\(deal.id):\(anomaly.kind.rawValue):\(earlier?.earlier ?? 0)"
+                return true
+            }
+            if !fresh.isEmpty { candidates.append(.init(deal: deal, anomalies: fresh, keys: keys)) }
+        }
+        return (candidates, skipped)
     }
 }
