@@ -37,7 +37,11 @@ struct InsightBench {
                 format: "data: 100,000 deals in 50 workspaces, loaded in %.1f s",
                 (clock.now - started).milliseconds / 1000))
         let writers = ProcessInfo.processInfo.environment["WRITE_CONCURRENCY"].flatMap(Int.init)
-        let rulesOptions = AgentOptions(writers.map { ["write_concurrency": .integer($0)] } ?? [:])
+        let pageSize = ProcessInfo.processInfo.environment["PAGE_SIZE"].flatMap(Int.init)
+        var rulesOptions = AgentOptions(writers.map { ["write_concurrency": .integer($0)] } ?? [:])
+        if let pageSize {
+            rulesOptions = AgentOptions(rulesOptions.values.merging(["page_size": .integer(pageSize)]) { $1 })
+        }
         // Start clean: no dirty pages left by loading the data for the run to pay for.
         try await rulesDB.execute("CHECKPOINT")
         let cpuBefore = processCPUSeconds()
@@ -49,7 +53,8 @@ struct InsightBench {
         print("rules: \(JSONValue.object(rules.outcome).text)")
         print(
             String(
-                format: "  rule pass, end to end (scan, dedupe, claim, write): %.2f s (goal: under 5 s); runner CPU %.2f s",
+                format:
+                    "  rule pass, end to end (scan, dedupe, claim, write): %.2f s (goal: under 5 s); runner CPU %.2f s",
                 rulesMs / 1000, cpu))
         print(
             "  phases: "

@@ -31,6 +31,35 @@ struct LedgerTests {
         #expect(try tables.first?.int("n") == 7)
     }
 
+    @Test("a ledger at version 1 is brought up to date, its effects kept, only pending ones indexed by status")
+    func upgradeFromVersionOne() async throws {
+        let url = try await TestDatabase.fresh("migrateupgrade")
+        let connection = try await PostgresConnection.connect(url)
+        let old = try await Migrator(connection: connection, migrations: [.v0001CreateLedger]).migrate()
+        #expect(old.version == 1)
+        try await connection.execute(
+            """
+            INSERT INTO runner.effects (kind, key, status) VALUES
+                ('email', 'a', 'pending'), ('email', 'b', 'sent'), ('insight', 'c', 'pending');
+            """)
+        let upgrade = try await Migrator(connection: connection).migrate()
+        #expect(upgrade.applied == Migration.all.map(\.version).filter { $0 > 1 })
+        #expect(upgrade.version == Migration.latestVersion)
+        let indexes = try await connection.query(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'runner' AND tablename = 'effects'")
+        let names = Set(try indexes.compactMap { try $0.string("indexname") })
+        #expect(!names.contains("effects_status"))
+        let pending = try #require(try indexes.first { try $0.string("indexname") == "effects_pending" })
+        #expect(try pending.string("indexdef")?.contains("WHERE (status = 'pending'::text)") == true)
+        #expect(try await connection.query("SELECT key FROM runner.effects ORDER BY key").count == 3)
+        // Finding a kind's pending effects uses the partial index.
+        try await connection.execute("SET enable_seqscan = off")
+        let plan = try await connection.query(
+            "EXPLAIN SELECT id FROM runner.effects WHERE kind = 'email' AND status = 'pending' ORDER BY id LIMIT 10")
+        #expect(try plan.contains { try $0.string("QUERY PLAN")?.contains("effects_pending") == true })
+        await connection.close()
+    }
+
     @Test("eight replicas migrating at the same moment apply each migration exactly once")
     func migrateConcurrently() async throws {
         let url = try await TestDatabase.fresh("migrateconcurrent")

@@ -16,12 +16,18 @@ public struct Insight: Sendable, Equatable {
         actions: [JSONValue], source: String
     ) {
         self.type = type
-        self.title = String(title.prefix(100))
-        self.description = String(description.prefix(300))
+        self.title = Self.cut(title, to: 100)
+        self.description = Self.cut(description, to: 300)
         self.priority = priority
         self.confidence = min(1, max(0, confidence.isFinite ? confidence : 0.5))
         self.actions = actions
         self.source = source
+    }
+
+    /// At most `limit` characters. Counting characters walks grapheme clusters, so text no
+    /// longer in bytes than the limit (nearly every title) is kept without counting.
+    static func cut(_ text: String, to limit: Int) -> String {
+        text.utf8.count <= limit ? text : String(text.prefix(limit))
     }
 
     /// The rule-based insight for one anomaly.
@@ -129,8 +135,12 @@ struct InsightWriter: Sendable {
 
     /// Claims and writes a page of rule-based insights in one statement, so one transaction:
     /// each (deal, type, episode) is recorded in the effects ledger as done and its insight
-    /// inserted, or neither. A key another run holds is skipped; one a run that stopped early
-    /// left pending for over ten minutes is finished here. Needs the ledger in this database.
+    /// inserted, or neither. Needs the ledger in this database.
+    ///
+    /// The first attempt inserts plainly, which costs the server least. If a key is taken (a
+    /// concurrent run claimed it, or a run that stopped early left it pending) the unique
+    /// constraint refuses the whole statement and the careful form runs instead: it skips keys
+    /// another run holds and finishes those left pending for over ten minutes.
     func claimAndWriteRules(_ candidates: [InsightGenerator.Candidate], on connection: PostgresConnection) async
         -> Result
     {
@@ -141,40 +151,15 @@ struct InsightWriter: Sendable {
         for candidate in candidates {
             rows.append(candidate, candidate.anomalies.map { Insight.fromRule($0, deal: candidate.deal) })
         }
+        let parameters =
+            [PostgresValue(InsightGenerator.effectKind), .int64(context.runID)] + rows.parameters(withKeys: true)
         do {
-            let counts = try await connection.query(
-                """
-                WITH input AS (
-                    SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                                         $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[])
-                        AS i(key, id, type, title, description, priority, confidence, data, actions, workspace, deal)
-                ),
-                claimed AS (
-                    INSERT INTO runner.effects (kind, key, run_id, status, target, attempts, done_at)
-                    SELECT $1, key, $2::bigint, 'sent', 'insights', 1, now() FROM input
-                    ON CONFLICT (kind, key) DO NOTHING
-                    RETURNING key
-                ),
-                redone AS (
-                    UPDATE runner.effects e SET status = 'sent', done_at = now(), attempts = e.attempts + 1
-                    WHERE e.kind = $1 AND e.status = 'pending' AND e.created_at < now() - interval '10 minutes'
-                      AND e.key IN (SELECT key FROM input EXCEPT SELECT key FROM claimed)
-                    RETURNING e.key
-                ),
-                written AS (
-                    INSERT INTO insights ("id", "type", "title", "description", "priority", "confidence", "data",
-                                          "actions", "workspaceId", "dealId", "status", "updatedAt")
-                    SELECT i.id, i.type, i.title, i.description, i.priority, i.confidence, i.data::jsonb,
-                           i.actions::jsonb, i.workspace, i.deal, 'new', now() AT TIME ZONE 'UTC'
-                    FROM input i
-                    WHERE i.key IN (SELECT key FROM claimed UNION ALL SELECT key FROM redone)
-                    ON CONFLICT ("id") DO NOTHING
-                    RETURNING 1
-                )
-                SELECT (SELECT count(*) FROM claimed) + (SELECT count(*) FROM redone) AS claimed,
-                       (SELECT count(*) FROM written) AS written
-                """, [PostgresValue(InsightGenerator.effectKind), .int64(context.runID)] + rows.parameters(withKeys: true)
-            ).first
+            let counts: PostgresRow?
+            do {
+                counts = try await connection.query(Self.claimAndWrite(careful: false), parameters).first
+            } catch let error as PostgresError where error.isUniqueViolation {
+                counts = try await connection.query(Self.claimAndWrite(careful: true), parameters).first
+            }
             result.created = try counts?.int("written") ?? 0
             result.skipped = rows.count - (try counts?.int("claimed") ?? 0)
         } catch {
@@ -183,6 +168,60 @@ struct InsightWriter: Sendable {
         }
         result.busy = ContinuousClock.now - started
         return result
+    }
+
+    /// The statement of `claimAndWriteRules`: $1 the effect kind, $2 the run, $3 the keys, then
+    /// the insights' columns.
+    static func claimAndWrite(careful: Bool) -> String {
+        let input = """
+            input AS (
+                SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                                     $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[])
+                    AS i(key, id, type, title, description, priority, confidence, data, actions, workspace, deal)
+            )
+            """
+        let insert = """
+            INSERT INTO insights ("id", "type", "title", "description", "priority", "confidence", "data",
+                                  "actions", "workspaceId", "dealId", "status", "updatedAt")
+            SELECT i.id, i.type, i.title, i.description, i.priority, i.confidence, i.data::jsonb,
+                   i.actions::jsonb, i.workspace, i.deal, 'new', now() AT TIME ZONE 'UTC'
+            FROM input i
+            """
+        guard careful else {
+            return """
+                WITH \(input),
+                claimed AS (
+                    INSERT INTO runner.effects (kind, key, run_id, status, target, attempts, done_at)
+                    SELECT $1, key, $2::bigint, 'sent', 'insights', 1, now() FROM input
+                    RETURNING key
+                ),
+                written AS (\(insert) RETURNING 1)
+                SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM written) AS written
+                """
+        }
+        return """
+            WITH \(input),
+            claimed AS (
+                INSERT INTO runner.effects (kind, key, run_id, status, target, attempts, done_at)
+                SELECT $1, key, $2::bigint, 'sent', 'insights', 1, now() FROM input
+                ON CONFLICT (kind, key) DO NOTHING
+                RETURNING key
+            ),
+            redone AS (
+                UPDATE runner.effects e SET status = 'sent', done_at = now(), attempts = e.attempts + 1
+                WHERE e.kind = $1 AND e.status = 'pending' AND e.created_at < now() - interval '10 minutes'
+                  AND e.key IN (SELECT key FROM input EXCEPT SELECT key FROM claimed)
+                RETURNING e.key
+            ),
+            written AS (
+                \(insert)
+                WHERE i.key IN (SELECT key FROM claimed UNION ALL SELECT key FROM redone)
+                ON CONFLICT ("id") DO NOTHING
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM claimed) + (SELECT count(*) FROM redone) AS claimed,
+                   (SELECT count(*) FROM written) AS written
+            """
     }
 
     private func markDone(_ candidates: [InsightGenerator.Candidate]) async throws {
@@ -283,11 +322,11 @@ struct InsightRows {
             priorities.append(insight.priority.rawValue)
             confidences.append(String(insight.confidence))
             data.append(
-                JSONValue.object([
-                    "deal_id": .string(deal.id), "deal_title": .string(deal.title),
-                    "deal_value": deal.value.map(JSONValue.number) ?? .null, "anomaly": .string(insight.type),
-                    "source": .string(insight.source),
-                ]).text)
+                JSONValue.objectText([
+                    ("anomaly", .string(insight.type)), ("deal_id", .string(deal.id)),
+                    ("deal_title", .string(deal.title)), ("deal_value", deal.value.map(JSONValue.number) ?? .null),
+                    ("source", .string(insight.source)),
+                ]))
             actions.append(JSONValue.array(insight.actions).text)
             workspaceIDs.append(deal.workspaceID)
             dealIDs.append(deal.id)
@@ -299,7 +338,8 @@ struct InsightRows {
     func parameters(withKeys: Bool) -> [PostgresValue] {
         (withKeys ? [.array(keys)] : [])
             + [
-                .array(ids), .array(types), .array(titles), .array(descriptions), .array(priorities), .array(confidences),
+                .array(ids), .array(types), .array(titles), .array(descriptions), .array(priorities),
+                .array(confidences),
                 .array(data), .array(actions), .array(workspaceIDs), .array(dealIDs),
             ]
     }

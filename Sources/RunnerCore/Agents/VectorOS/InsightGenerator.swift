@@ -213,7 +213,8 @@ struct InsightHistory: Sendable {
         for row in rows {
             let pair = Self.pair(try row.string("dealId", default: ""), try row.string("type", default: ""))
             history.pairs[pair] = Pair(
-                blocked: try row.bool("open") == true || row.bool("quiet") == true, earlier: try row.int("earlier") ?? 0)
+                blocked: try row.bool("open") == true || row.bool("quiet") == true, earlier: try row.int("earlier") ?? 0
+            )
         }
         return history
     }
