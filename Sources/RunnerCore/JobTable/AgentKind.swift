@@ -21,7 +21,7 @@ public enum AgentKind: String, Sendable, CaseIterable {
         case .insightGenerator:
             return [
                 "model": .string, "max_concurrency": .positiveInteger, "quiet_period": .duration,
-                "request_timeout": .duration, "page_size": .positiveInteger,
+                "request_timeout": .duration, "page_size": .positiveInteger, "write_concurrency": .positiveInteger,
             ]
         }
     }

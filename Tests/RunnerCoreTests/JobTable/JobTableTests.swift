@@ -279,6 +279,11 @@ struct JobTableTests {
             5, 29, "expected a whole number of at least 1"
         ),
         (
+            "bad write_concurrency",
+            "jobs:\n  a:\n    agent: insight-generator\n    schedule: \"@daily\"\n    with: {page_size: 500, write_concurrency: -1}\n",
+            5, 47, "expected a whole number of at least 1"
+        ),
+        (
             "bad ping_url", "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    ping_url: hc.example/ping\n",
             5, 15,
             "expected an http:// or https:// URL"
