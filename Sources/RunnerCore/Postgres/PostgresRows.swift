@@ -77,11 +77,67 @@ public struct PostgresRow: Sendable {
         return text == "t" || text == "true"
     }
 
+    /// A one-dimensional array (`text[]`, or any array read as text), NULL elements as nil.
+    public func stringArray(_ name: String) throws(PostgresError) -> [String?]? {
+        guard let text = try raw(name) else { return nil }
+        guard let elements = PostgresArrayLiteral.parse(text) else {
+            throw PostgresError(.decoding, "column \"\(name)\": not a one-dimensional array")
+        }
+        return elements
+    }
+
     public func date(_ name: String) throws(PostgresError) -> Date? {
         guard let text = try raw(name) else { return nil }
         guard let date = PostgresTimestamp.parse(text) else {
             throw PostgresError(.decoding, "column \"\(name)\": \"\(text)\" is not a UTC timestamptz")
         }
         return date
+    }
+}
+
+/// Postgres's text output of a one-dimensional array: `{a,"b c",NULL,"say \"hi\""}`, with a
+/// `[lower:upper]=` prefix when the lower bound is not 1. Elements are quoted when they hold
+/// a special character or are empty, inside quotes `\` escapes the next byte, and an unquoted
+/// NULL is a null element.
+enum PostgresArrayLiteral {
+    static func parse(_ text: String) -> [String?]? {
+        let all = Array(text.utf8)
+        var start = all.startIndex
+        if all.first == UInt8(ascii: "[") {
+            guard let equals = all.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+            start = equals + 1
+        }
+        guard all.count - start >= 2, all[start] == UInt8(ascii: "{"), all.last == UInt8(ascii: "}") else { return nil }
+        let bytes = all[(start + 1)..<(all.count - 1)]
+        var elements: [String?] = []
+        var index = bytes.startIndex
+        guard index < bytes.endIndex else { return [] }
+        while true {
+            if bytes[index] == UInt8(ascii: "\"") {
+                var element: [UInt8] = []
+                index += 1
+                while index < bytes.endIndex && bytes[index] != UInt8(ascii: "\"") {
+                    if bytes[index] == UInt8(ascii: "\\") { index += 1 }
+                    guard index < bytes.endIndex else { return nil }
+                    element.append(bytes[index])
+                    index += 1
+                }
+                guard index < bytes.endIndex else { return nil }
+                index += 1
+                elements.append(String(decoding: element, as: UTF8.self))
+            } else {
+                let first = index
+                while index < bytes.endIndex && bytes[index] != UInt8(ascii: ",") {
+                    // A nested brace: more than one dimension.
+                    if bytes[index] == UInt8(ascii: "{") || bytes[index] == UInt8(ascii: "}") { return nil }
+                    index += 1
+                }
+                let element = bytes[first..<index]
+                elements.append(element.elementsEqual("NULL".utf8) ? nil : String(decoding: element, as: UTF8.self))
+            }
+            guard index < bytes.endIndex else { return elements }
+            guard bytes[index] == UInt8(ascii: ",") else { return nil }
+            index += 1
+        }
     }
 }

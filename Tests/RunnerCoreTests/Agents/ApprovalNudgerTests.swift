@@ -135,7 +135,10 @@ struct ApprovalNudgerTests {
 
     @Test(
         "dollar amounts",
-        arguments: [(25000.0, "$25,000.00"), (0.5, "$0.50"), (999.999, "$1,000.00"), (1234567.891, "$1,234,567.89")])
+        arguments: [
+            (25000.0, "$25,000.00"), (0.5, "$0.50"), (999.999, "$1,000.00"), (1234567.891, "$1,234,567.89"),
+            (5.05, "$5.05"), (0, "$0.00"), (-1234.5, "-$1,234.50"), (100, "$100.00"),
+        ])
     func dollars(amount: Double, text: String) {
         #expect(ApprovalNudger.formatDollars(amount) == text)
     }

@@ -157,7 +157,7 @@ struct InsightWriter: Sendable {
             let counts: PostgresRow?
             do {
                 counts = try await connection.query(Self.claimAndWrite(careful: false), parameters).first
-            } catch let error as PostgresError where error.isUniqueViolation {
+            } catch  where error.isUniqueViolation {
                 counts = try await connection.query(Self.claimAndWrite(careful: true), parameters).first
             }
             result.created = try counts?.int("written") ?? 0

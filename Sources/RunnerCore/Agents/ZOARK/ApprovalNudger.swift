@@ -107,7 +107,7 @@ public struct ApprovalNudger: Agent {
     /// The main query, `$1` now and `$2` the threshold (the benchmark runs it alone too).
     public static let overdueQuery = """
         SELECT s."id", s."stage"::text AS stage, s."assigneeEmail" AS assignee, p."name" AS project,
-               i."amount", coalesce(array_to_json(s."requiredDocs")::text, '[]') AS docs,
+               i."amount", s."requiredDocs" AS docs,
                to_char(s."deadline", 'YYYY-MM-DD HH24:MI "UTC"') AS deadline,
                floor(extract(epoch FROM ($1::timestamptz AT TIME ZONE 'UTC') - s."deadline") / 86400)::int
                    AS days_overdue,
@@ -138,11 +138,7 @@ public struct ApprovalNudger: Agent {
         try await context.database.query(
             Self.overdueQuery, [.timestamp(context.now), .interval(cooldown)]
         ).map { row in
-            let docs = JSONValue.parse(try row.string("docs", default: "[]"))
-            var requiredDocs: [String] = []
-            if case .array(let items)? = docs {
-                requiredDocs = items.compactMap { if case .string(let text) = $0 { text } else { nil } }
-            }
+            let requiredDocs = try row.stringArray("docs")?.compactMap { $0 } ?? []
             return Step(
                 id: try row.string("id", default: ""), stage: try row.string("stage", default: ""),
                 assignee: try row.string("assignee", default: ""), project: try row.string("project", default: ""),
@@ -179,7 +175,7 @@ public struct ApprovalNudger: Agent {
                 [
                     PostgresValue(EmailDelivery.kind), .int64(context.runID), PostgresValue(status.rawValue),
                     .array(Array(keys[range])), .array(emails[range].map { $0.to.joined(separator: ", ") }),
-                    .array(emails[range].map { $0.json.text }),
+                    .array(emails[range].map(\.payloadText)),
                 ])
             for row in inserted {
                 recorded[try row.string("key", default: "")] = Recorded(
@@ -256,6 +252,7 @@ public struct ApprovalNudger: Agent {
             grouped = "," + whole.suffix(3) + grouped
             whole = String(whole.dropLast(3))
         }
-        return (amount < 0 ? "-$" : "$") + whole + grouped + String(format: ".%02lld", cents % 100)
+        let fraction = cents % 100
+        return (amount < 0 ? "-$" : "$") + whole + grouped + (fraction < 10 ? ".0" : ".") + String(fraction)
     }
 }

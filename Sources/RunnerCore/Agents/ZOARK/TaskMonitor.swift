@@ -64,7 +64,7 @@ public struct TaskMonitor: Agent {
                     [
                         PostgresValue(EmailDelivery.kind),
                         PostgresValue(EmailDelivery.recordedKey("digest:run-\(runID)", job: job)), .int64(runID),
-                        PostgresValue(target), PostgresValue(email.json.text),
+                        PostgresValue(target), PostgresValue(email.payloadText),
                     ])
                 try connection.query(
                     "UPDATE runner.effects SET payload = jsonb_build_object('digest_effect_id', $1::bigint) "
