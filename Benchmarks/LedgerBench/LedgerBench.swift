@@ -14,7 +14,6 @@ struct LedgerBench {
     static func main() async throws {
         let claimers = Int(ProcessInfo.processInfo.environment["CLAIMERS"] ?? "") ?? 8
         let slots = Int(ProcessInfo.processInfo.environment["SLOTS"] ?? "") ?? 10_000
-        let arguments = CommandLine.arguments.dropFirst()
 
         let server = try await BenchmarkDatabase.fromArguments()
         let (name, url, setup) = try await server.fresh("ledger_bench")

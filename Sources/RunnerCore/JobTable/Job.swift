@@ -20,6 +20,17 @@ public struct Job: Sendable {
         public var maxBackoff: Duration
 
         public static let standard = Retries(max: 3, backoff: .seconds(30), maxBackoff: .seconds(600))
+
+        /// The wait before `attempt` (2 for the first retry): `backoff` doubled for each retry
+        /// before it, at most `maxBackoff`, then a random point in its upper half, so replicas
+        /// that failed together do not retry together.
+        public func delay(
+            beforeAttempt attempt: Int, random: (ClosedRange<Double>) -> Double = { Double.random(in: $0) }
+        ) -> Duration {
+            let doublings = Swift.max(0, Swift.min(attempt - 2, 40))
+            let full = Swift.min(backoff.timeInterval * pow(2, Double(doublings)), maxBackoff.timeInterval)
+            return .milliseconds(Int64((random(0.5...1) * full * 1000).rounded()))
+        }
     }
 
     public let name: String

@@ -2,10 +2,12 @@ import Foundation
 import Logging
 
 /// `runner once JOB`: claims the job's latest slot within its catch-up window and runs it, or
-/// does nothing if that slot is already taken.
+/// does nothing if that slot is already taken. A run that fails or times out is retried per
+/// the job's `retries:` (exponential backoff with jitter), each attempt a run of its own.
 public struct OnceRunner: Sendable {
     public enum Outcome: Sendable {
-        case ran(RunRecord)
+        /// The last attempt, and the failed ones before it, oldest first.
+        case ran(RunRecord, earlier: [RunRecord] = [])
         case alreadyClaimed(runID: Int64, status: RunStatus, slot: Date)
         case skipped(runID: Int64, liveRunID: Int64, slot: Date)
         /// No slot lies within the catch-up window.
@@ -20,7 +22,8 @@ public struct OnceRunner: Sendable {
         self.now = now
     }
 
-    public func run(_ job: Job, force: Bool = false, dryRun: Bool = false) async throws -> Outcome {
+    /// `retry: false` runs one attempt whatever the job's `retries:` say (`runner demo`).
+    public func run(_ job: Job, force: Bool = false, dryRun: Bool = false, retry: Bool = true) async throws -> Outcome {
         let ledger = executor.ledger
         let now = self.now()
         try await ledger.registerJobs([
@@ -64,7 +67,52 @@ public struct OnceRunner: Sendable {
                 try await ledger.recordMetrics(
                     [Metric("schedule_delay_ms", (delay * 1000).rounded(), unit: "ms")], runID: runID, job: job.name)
             }
-            return .ran(try await executor.execute(runID: runID, job: job, slot: slot, dryRun: dryRun))
+            // A dry run sends nothing, pings included.
+            let ping = dryRun ? nil : job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
+            await ping?.send(.start)
+            let first = try await executor.execute(runID: runID, job: job, slot: slot, dryRun: dryRun)
+            let outcome =
+                retry && !dryRun ? try await retried(first, job: job, slot: slot, slotKey: slotKey) : .ran(first)
+            if let ping, case .ran(let last, _) = outcome {
+                var summary = "run \(last.id) of \(job.name) \(last.status.rawValue)"
+                if last.attempt > 1 { summary += " (attempt \(last.attempt))" }
+                if let error = last.error { summary += ": \(error)" }
+                await ping.send(last.status == .succeeded ? .success : .fail, summary: summary)
+            }
+            return outcome
         }
+    }
+
+    /// Retries a failed or timed-out run up to `retries.max` times. Each attempt claims a key
+    /// of its own (`SLOT#2`, `SLOT#3`, …), so however many processes hold the same failed slot,
+    /// one of them makes each attempt. A SIGTERM during the wait stops the retries.
+    func retried(_ first: RunRecord, job: Job, slot: Date, slotKey: String) async throws -> Outcome {
+        var earlier: [RunRecord] = []
+        var last = first
+        var attempt = 1
+        while last.status == .failed || last.status == .timedOut, attempt <= job.retries.max {
+            attempt += 1
+            let wait = job.retries.delay(beforeAttempt: attempt)
+            executor.logger.warning(
+                "run \(last.status.rawValue); retrying",
+                metadata: [
+                    "job": "\(job.name)", "run_id": "\(last.id)", "attempt": "\(attempt)",
+                    "of": "\(job.retries.max + 1)", "in": "\(DurationParser.format(wait))",
+                ])
+            do {
+                try await Task.sleep(for: wait)
+            } catch {
+                break
+            }
+            let claim = try await executor.ledger.claim(
+                Ledger.ClaimRequest(
+                    job: job.name, slot: slot, slotKey: "\(slotKey)#\(attempt)", trigger: .retry, attempt: attempt,
+                    claimedBy: Ledger.processIdentity, lease: executor.lease, skipIfRunning: false))
+            // Another process holding the same failed slot made this attempt.
+            guard case .claimed(let runID) = claim else { break }
+            earlier.append(last)
+            last = try await executor.execute(runID: runID, job: job, slot: slot, dryRun: false)
+        }
+        return .ran(last, earlier: earlier)
     }
 }

@@ -35,7 +35,7 @@ struct Demo: AsyncParsableCommand {
             databaseURL: url)
         print("== runs ==")
         for job in table.jobs {
-            if case .ran(let record) = try await OnceRunner(executor: executor).run(job, force: true) {
+            if case .ran(let record, _) = try await OnceRunner(executor: executor).run(job, force: true, retry: false) {
                 var line = "\(job.name): run \(record.id) \(record.status.rawValue)"
                 if let outcome = record.outcome { line += " \(outcome.text)" }
                 if let error = record.error { line += ": \(error)" }
@@ -43,7 +43,7 @@ struct Demo: AsyncParsableCommand {
             }
         }
         print("\n== history (runner history) ==")
-        var history = try History.parse(["--limit", "12"])
+        let history = try History.parse(["--limit", "12"])
         try await history.run()
         let insights = try await connection.query(
             #"SELECT "priority", count(*) AS n FROM insights GROUP BY "priority" ORDER BY min(CASE "priority" WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END)"#
@@ -52,7 +52,7 @@ struct Demo: AsyncParsableCommand {
         print(
             try insights.map { "\(try $0.string("priority") ?? "?"): \(try $0.int("n") ?? 0)" }.joined(separator: ", "))
         print("\n== outbox (runner outbox) ==")
-        var outbox = try Outbox.parse(["--limit", "30"])
+        let outbox = try Outbox.parse(["--limit", "30"])
         try await outbox.run()
         print("\nRun `runner demo` again: the second runs send nothing new. Preview an email with")
         print(

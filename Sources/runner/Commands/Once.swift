@@ -10,6 +10,10 @@ struct Once: AsyncParsableCommand {
             call in the same slot does nothing and exits 0. --force runs now as a manual run that uses
             up no slot; --dry-run computes everything and sends nothing.
 
+            A run that fails or times out is retried per the job's retries: (max 3, backoff 30s doubling
+            to at most 10m, with jitter); each attempt is a run of its own, and the exit code is the
+            last attempt's.
+
             Exit codes: 0 succeeded or nothing to do, 1 the run failed or timed out,
             2 usage or configuration error, 3 database unreachable.
             """
@@ -46,12 +50,15 @@ struct Once: AsyncParsableCommand {
             throw CommandError(error.message, code: error.kind == .connection ? .databaseUnreachable : .runFailed)
         }
         switch outcome {
-        case .ran(let record):
-            var line =
-                "run \(record.id) of \(job.name) \(record.status.rawValue) in \(humanDuration(milliseconds: record.durationMs))"
-            if record.dryRun { line += " (dry run)" }
-            if let error = record.error { line += ": \(error)" }
-            print(line)
+        case .ran(let record, let earlier):
+            for attempt in earlier + [record] {
+                var line =
+                    "run \(attempt.id) of \(job.name) \(attempt.status.rawValue) in \(humanDuration(milliseconds: attempt.durationMs))"
+                if attempt.attempt > 1 { line += " (attempt \(attempt.attempt))" }
+                if attempt.dryRun { line += " (dry run)" }
+                if let error = attempt.error { line += ": \(error)" }
+                print(line)
+            }
             if record.status != .succeeded { throw ExitCode.runFailed }
         case .alreadyClaimed(let runID, let status, let slot):
             let verb = status == .running ? "is already running" : "already ran"

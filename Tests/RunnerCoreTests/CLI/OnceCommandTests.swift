@@ -89,6 +89,7 @@ struct OnceCommandTests {
                     command: ["sh", "-c", "sleep 30 & echo $! > child.pid; echo started; wait"]
                     schedule: "@every 1h"
                     timeout: 1s
+                    retries: {max: 0}
                 """)
         let started = Date()
         let result = try setup.runner("once", "slow")
@@ -107,6 +108,156 @@ struct OnceCommandTests {
         let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
         let state = stat.split(separator: ")").last?.split(separator: " ").first ?? "gone"
         #expect(state == "gone" || state == "Z", "the command's background child \(pid) is still running (\(state))")
+    }
+
+    @Test("a failed run is retried with backoff, each attempt a run of its own, until one succeeds")
+    func retriesUntilSuccess() async throws {
+        let setup = try await Setup(
+            "retries",
+            jobs: """
+                jobs:
+                  flaky:
+                    command: ["sh", "-c", "n=$(cat tries 2>/dev/null || echo 0); n=$((n+1)); echo $n > tries; [ $n -ge 3 ]"]
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
+                    retries: {max: 3, backoff: 100ms, max_backoff: 150ms}
+                """)
+        let result = try setup.runner("once", "flaky")
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines.first?.hasPrefix("run 1 of flaky failed") == true)
+        #expect(lines.dropFirst().first?.contains("failed") == true)
+        #expect(lines.dropFirst().first?.contains("(attempt 2)") == true)
+        #expect(lines.last?.contains("succeeded") == true)
+        #expect(lines.last?.contains("(attempt 3)") == true)
+        #expect(result.stderr.contains("retrying"))
+        let runs = try await setup.connection.query(
+            "SELECT slot_key, trigger, attempt, status, slot FROM runner.runs ORDER BY id")
+        let rows = try runs.map {
+            [try $0.string("trigger") ?? "", String(try $0.int("attempt") ?? 0), try $0.string("status") ?? ""]
+        }
+        #expect(rows == [["once", "1", "failed"], ["retry", "2", "failed"], ["retry", "3", "succeeded"]])
+        let keys = try runs.map { try $0.string("slot_key") ?? "" }
+        #expect(keys.count == 3 && keys[1] == keys[0] + "#2" && keys[2] == keys[0] + "#3")
+        #expect(Set(try runs.map { try $0.string("slot") ?? "" }).count == 1)
+        // The slot is done: another call does nothing.
+        let again = try setup.runner("once", "flaky")
+        #expect(again.status == 0)
+        #expect(again.stdout.contains("already ran"))
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 3)
+    }
+
+    @Test("retries stop at max: the last attempt's failure is the exit code")
+    func retriesExhausted() async throws {
+        let setup = try await Setup(
+            "retriesout",
+            jobs: """
+                jobs:
+                  broken:
+                    command: ["sh", "-c", "echo x >> tries; exit 4"]
+                    schedule: "@every 1h"
+                    retries: {max: 1, backoff: 100ms}
+                """)
+        let result = try setup.runner("once", "broken")
+        #expect(result.status == 1)
+        #expect(result.stdout.split(separator: "\n").count == 2)
+        let tries = try String(contentsOf: setup.directory.url.appendingPathComponent("tries"), encoding: .utf8)
+        #expect(tries == "x\nx\n")
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs WHERE status = 'failed'") == 2)
+    }
+
+    @Test("SIGTERM while waiting to retry: no further attempt, exit 1")
+    func sigtermDuringBackoff() async throws {
+        let setup = try await Setup(
+            "retryterm",
+            jobs: """
+                jobs:
+                  broken:
+                    command: ["false"]
+                    schedule: "@every 1h"
+                    retries: {max: 3, backoff: 1m}
+                """)
+        let process = try RunnerProcess.launch(["once", "broken"], environment: setup.environment)
+        var failed = 0
+        for _ in 0..<100 where failed == 0 {
+            try await Task.sleep(for: .milliseconds(50))
+            failed = try await setup.count("SELECT count(*) FROM runner.runs WHERE status = 'failed'")
+        }
+        #expect(failed == 1)
+        let stopped = Date()
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(Date().timeIntervalSince(stopped) < 5)
+        #expect(process.terminationStatus == 1)
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 1)
+    }
+
+    @Test("ping_url: start when the run begins, then success, or fail after the last attempt only")
+    func pings() async throws {
+        let server = try TestHTTPServer(routes: [
+            "GET /ping/check-secret/start": ["status": 200], "POST /ping/check-secret": ["status": 200],
+            "POST /ping/check-secret/fail": ["status": 200],
+        ])
+        let setup = try await Setup(
+            "pings",
+            jobs: """
+                jobs:
+                  good:
+                    command: ["true"]
+                    schedule: "@every 1h"
+                    ping_url: \(server.baseURL)/ping/check-secret
+                  bad:
+                    command: ["sh", "-c", "echo nope >&2; exit 3"]
+                    schedule: "@every 1h"
+                    ping_url: \(server.baseURL)/ping/check-secret/
+                    retries: {max: 1, backoff: 100ms}
+                """)
+        #expect(try setup.runner("once", "good").status == 0)
+        #expect(try setup.runner("once", "good").stdout.contains("nothing to do"))
+        #expect(try setup.runner("once", "good", "--dry-run").status == 0)
+        var requests = try server.requests()
+        func line(_ request: JSONValue) -> String {
+            guard case .string(let method)? = request["method"], case .string(let path)? = request["path"] else {
+                return "\(request)"
+            }
+            return "\(method) \(path)"
+        }
+        #expect(requests.map(line) == ["GET /ping/check-secret/start", "POST /ping/check-secret"])
+        guard case .string(let body)? = requests.last?["body"] else {
+            Issue.record("no body in \(requests)")
+            return
+        }
+        #expect(body.hasPrefix("run 1 of good succeeded"))
+
+        #expect(try setup.runner("once", "bad").status == 1)
+        requests = Array(try server.requests().dropFirst(2))
+        #expect(requests.map(line) == ["GET /ping/check-secret/start", "POST /ping/check-secret/fail"])
+        guard case .string(let failure)? = requests.last?["body"] else {
+            Issue.record("no body in \(requests)")
+            return
+        }
+        #expect(failure.contains("failed (attempt 2): exit code 3: nope"))
+    }
+
+    @Test("a ping that cannot be delivered is logged by host and never fails the run")
+    func pingUnreachable() async throws {
+        let port = try EmbeddedPostgres.freePort()
+        let setup = try await Setup(
+            "pingdown",
+            jobs: """
+                jobs:
+                  good:
+                    command: ["true"]
+                    schedule: "@every 1h"
+                    ping_url: http://127.0.0.1:\(port)/ping/check-secret
+                """)
+        let result = try setup.runner("once", "good")
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("succeeded"))
+        #expect(result.stderr.contains("ping failed"))
+        #expect(result.stderr.contains("host=127.0.0.1"))
+        #expect(!result.stderr.contains("check-secret"))
     }
 
     @Test("SIGTERM stops the run, records it as interrupted, and exits 1")
@@ -139,6 +290,7 @@ struct OnceCommandTests {
                   noisy:
                     command: ["sh", "-c", "head -c 10240 /dev/zero | tr '\\\\0' x; echo; echo 'it broke' >&2; exit 7"]
                     schedule: "@every 1h"
+                    retries: {max: 0}
                 """)
         let result = try setup.runner("once", "noisy")
         #expect(result.status == 1)
@@ -230,7 +382,7 @@ struct OnceCommandTests {
             jobs: """
                 jobs:
                   good: {command: ["true"], schedule: "@every 1h"}
-                  bad: {command: ["false"], schedule: "@every 1h"}
+                  bad: {command: ["false"], schedule: "@every 1h", retries: {max: 0}}
                 """)
         _ = try setup.runner("once", "good")
         _ = try setup.runner("once", "bad")

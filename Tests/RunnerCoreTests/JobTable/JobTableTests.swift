@@ -294,6 +294,20 @@ struct JobTableTests {
         ),
     ]
 
+    @Test("retry waits double from backoff up to max_backoff, each in its upper half")
+    func retryDelays() {
+        let retries = Job.Retries(max: 10, backoff: .seconds(30), maxBackoff: .seconds(600))
+        let lowest = { (attempt: Int) in retries.delay(beforeAttempt: attempt) { $0.lowerBound } }
+        let highest = { (attempt: Int) in retries.delay(beforeAttempt: attempt) { $0.upperBound } }
+        #expect((2...7).map(highest) == [30, 60, 120, 240, 480, 600].map { Duration.seconds($0) })
+        #expect((2...7).map(lowest) == [15, 30, 60, 120, 240, 300].map { Duration.seconds($0) })
+        #expect(highest(100) == .seconds(600))
+        for attempt in 2...12 {
+            let delay = retries.delay(beforeAttempt: attempt)
+            #expect(delay >= lowest(attempt) && delay <= highest(attempt))
+        }
+    }
+
     @Test("each invalid table is rejected with its line, column and reason", arguments: errors)
     func rejects(testCase: (name: String, yaml: String, line: Int, column: Int, message: String)) {
         let found = Self.diagnostics(testCase.yaml)

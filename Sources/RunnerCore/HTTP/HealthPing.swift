@@ -1,0 +1,57 @@
+import Foundation
+import Logging
+
+/// Healthchecks-style pings for a job's `ping_url`: `URL/start` when a run begins, `URL`
+/// when it succeeds and `URL/fail` when it fails (after its last attempt), the last two with
+/// a one-line summary as the body. A ping that cannot be delivered is logged and never fails
+/// the run. The URL identifies the check, so logs name only its host.
+public struct HealthPing: Sendable {
+    public enum Signal: String, Sendable {
+        case start, success, fail
+    }
+
+    let url: String
+    let client: CurlClient
+    let logger: Logger
+
+    public init(url: String, client: CurlClient = CurlClient(), logger: Logger) {
+        self.url = url
+        self.client = client
+        self.logger = logger
+    }
+
+    /// The address for a signal: the path gets `/start` or `/fail`, any query string stays last.
+    static func address(_ url: String, _ signal: Signal) -> String {
+        guard signal != .success else { return url }
+        let query = url.firstIndex(of: "?").map { url[$0...] } ?? ""
+        var path = url.prefix(upTo: url.firstIndex(of: "?") ?? url.endIndex)
+        while path.hasSuffix("/") { path = path.dropLast() }
+        return "\(path)/\(signal.rawValue)\(query)"
+    }
+
+    /// The host of the URL, for logs.
+    var host: String { URL(string: url)?.host ?? "the ping URL" }
+
+    public func send(_ signal: Signal, summary: String? = nil) async {
+        var transfer = CurlTransfer(url: Self.address(url, signal))
+        if let summary {
+            transfer.method = "POST"
+            transfer.headers = ["Content-Type: text/plain; charset=utf-8"]
+            transfer.body = Data(summary.utf8)
+        }
+        transfer.timeout = .seconds(10)
+        transfer.connectTimeout = .seconds(5)
+        do {
+            let response = try await client.perform(transfer)
+            if !(200..<300).contains(response.status) {
+                logger.warning(
+                    "ping refused",
+                    metadata: ["signal": "\(signal.rawValue)", "host": "\(host)", "http_status": "\(response.status)"])
+            }
+        } catch {
+            logger.warning(
+                "ping failed",
+                metadata: ["signal": "\(signal.rawValue)", "host": "\(host)", "error": "\(error.message)"])
+        }
+    }
+}
