@@ -74,12 +74,16 @@ struct AgentBench {
             let runMs = (clock.now - started).milliseconds
             let queryMs = report.metrics.first { $0.name == "query_ms" }?.value ?? 0
             let recordMs = report.metrics.first { $0.name == "record_ms" }?.value ?? 0
+            let renderMs = report.metrics.first { $0.name == "render_ms" }?.value
             let psqlMs = psqlTimes.sorted()[1]
             print("\(label): \(JSONValue.object(report.outcome).text)")
             print(String(format: "  psql, main query alone (median of 3): %8.0f ms", psqlMs))
             print(
                 String(format: "  agent run, wall time:                 %8.0f ms  (%.2fx psql)", runMs, runMs / psqlMs))
             print(String(format: "    of which the query in the agent:    %8.0f ms", queryMs))
+            if let renderMs {
+                print(String(format: "    of which rendering the emails:      %8.0f ms", renderMs))
+            }
             print(String(format: "    of which recording the effects:     %8.0f ms  (batched inserts)", recordMs))
             print(
                 String(

@@ -133,6 +133,21 @@ struct ApprovalNudgerTests {
         #expect(try await database.count(#"SELECT count(*) FROM "ApprovalStep" WHERE "lastNudgedAt" IS NOT NULL"#) == 1)
     }
 
+    @Test("emails rendered in parallel chunks come back in the steps' order")
+    func parallelRendering() async {
+        let steps = (0..<53).map { index in
+            ApprovalNudger.Step(
+                id: "s\(index)", stage: "FINANCE_CHECK", assignee: "a\(index)@example.com", project: "P\(index % 5)",
+                amount: Double(index) * 1000.5, deadline: "2026-11-\(10 + index % 10) 09:00 UTC",
+                daysOverdue: index % 12,
+                requiredDocs: index % 2 == 0 ? ["Receipt"] : [], lastNudgedAt: "never")
+        }
+        let sequential = steps.map { ApprovalNudger.email(for: $0, escalateTo: "boss@example.com") }
+        let chunked = await ApprovalNudger.emails(for: steps, escalateTo: "boss@example.com", chunk: 7)
+        #expect(chunked == sequential)
+        #expect(chunked.map(\.to) == steps.map { [$0.assignee] })
+    }
+
     @Test(
         "dollar amounts",
         arguments: [
