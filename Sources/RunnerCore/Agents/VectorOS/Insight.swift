@@ -152,7 +152,7 @@ struct InsightWriter: Sendable {
             rows.append(candidate, candidate.anomalies.map { Insight.fromRule($0, deal: candidate.deal) })
         }
         let parameters =
-            [PostgresValue(InsightGenerator.effectKind), .int64(context.runID)] + rows.parameters(withKeys: true)
+            [PostgresValue(InsightGenerator.effectKind), .int64(context.runID)] + rows.parameters
         do {
             let counts: PostgresRow?
             do {
@@ -170,43 +170,48 @@ struct InsightWriter: Sendable {
         return result
     }
 
-    /// The statement of `claimAndWriteRules`: $1 the effect kind, $2 the run, $3 the keys, then
-    /// the insights' columns.
-    static func claimAndWrite(careful: Bool) -> String {
-        let input = """
+    /// A page's insights as the CTE `input`: `InsightRows.parameters` from `$first` on.
+    static func input(from first: Int) -> String {
+        let types = ["text", "text", "text", "text", "text", "text", "float8", "text", "text", "text", "text"]
+        let arrays = types.enumerated().map { "$\(first + $0.offset)::\($0.element)[]" }.joined(separator: ", ")
+        return """
             input AS (
-                SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                                     $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[])
+                SELECT * FROM unnest(\(arrays))
                     AS i(key, id, type, title, description, priority, confidence, data, actions, workspace, deal)
             )
             """
-        let insert = """
-            INSERT INTO insights ("id", "type", "title", "description", "priority", "confidence", "data",
-                                  "actions", "workspaceId", "dealId", "status", "updatedAt")
-            SELECT i.id, i.type, i.title, i.description, i.priority, i.confidence, i.data::jsonb,
-                   i.actions::jsonb, i.workspace, i.deal, 'new', now() AT TIME ZONE 'UTC'
-            FROM input i
+    }
+
+    /// Inserts the `input` rows into VectorOS's `insights`; the deal id and workspace come
+    /// from the runner, never a model.
+    static let insertInput = """
+        INSERT INTO insights ("id", "type", "title", "description", "priority", "confidence", "data",
+                              "actions", "workspaceId", "dealId", "status", "updatedAt")
+        SELECT i.id, i.type, i.title, i.description, i.priority, i.confidence, i.data::jsonb,
+               i.actions::jsonb, i.workspace, i.deal, 'new', now() AT TIME ZONE 'UTC'
+        FROM input i
+        """
+
+    /// The statement of `claimAndWriteRules`: $1 the effect kind, $2 the run, then the page's
+    /// rows from $3.
+    static func claimAndWrite(careful: Bool) -> String {
+        let claimed = """
+            claimed AS (
+                INSERT INTO runner.effects (kind, key, run_id, status, target, attempts, done_at)
+                SELECT $1, key, $2::bigint, 'sent', 'insights', 1, now() FROM input
+                \(careful ? "ON CONFLICT (kind, key) DO NOTHING" : "")
+                RETURNING key
+            )
             """
         guard careful else {
             return """
-                WITH \(input),
-                claimed AS (
-                    INSERT INTO runner.effects (kind, key, run_id, status, target, attempts, done_at)
-                    SELECT $1, key, $2::bigint, 'sent', 'insights', 1, now() FROM input
-                    RETURNING key
-                ),
-                written AS (\(insert) RETURNING 1)
+                WITH \(input(from: 3)), \(claimed),
+                written AS (\(insertInput) RETURNING 1)
                 SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM written) AS written
                 """
         }
         return """
-            WITH \(input),
-            claimed AS (
-                INSERT INTO runner.effects (kind, key, run_id, status, target, attempts, done_at)
-                SELECT $1, key, $2::bigint, 'sent', 'insights', 1, now() FROM input
-                ON CONFLICT (kind, key) DO NOTHING
-                RETURNING key
-            ),
+            WITH \(input(from: 3)), \(claimed),
             redone AS (
                 UPDATE runner.effects e SET status = 'sent', done_at = now(), attempts = e.attempts + 1
                 WHERE e.kind = $1 AND e.status = 'pending' AND e.created_at < now() - interval '10 minutes'
@@ -214,7 +219,7 @@ struct InsightWriter: Sendable {
                 RETURNING e.key
             ),
             written AS (
-                \(insert)
+                \(insertInput)
                 WHERE i.key IN (SELECT key FROM claimed UNION ALL SELECT key FROM redone)
                 ON CONFLICT ("id") DO NOTHING
                 RETURNING 1
@@ -270,23 +275,13 @@ struct InsightWriter: Sendable {
         return result
     }
 
-    /// One statement, so one transaction, for the given deals' insights. The deal id and
-    /// workspace come from the runner, never a model.
+    /// One statement, so one transaction, for the given deals' insights.
     func insert(_ batches: [(InsightGenerator.Candidate, [Insight])]) async throws {
         var rows = InsightRows()
         for (candidate, insights) in batches { rows.append(candidate, insights) }
         guard rows.count > 0 else { return }
         try await context.database.query(
-            """
-            INSERT INTO insights ("id", "type", "title", "description", "priority", "confidence", "data", "actions",
-                                  "workspaceId", "dealId", "status", "updatedAt")
-            SELECT i.id, i.type, i.title, i.description, i.priority, i.confidence, i.data::jsonb, i.actions::jsonb,
-                   i.workspace, i.deal, 'new', now() AT TIME ZONE 'UTC'
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::text[], $8::text[],
-                        $9::text[], $10::text[])
-                 AS i(id, type, title, description, priority, confidence, data, actions, workspace, deal)
-            ON CONFLICT ("id") DO NOTHING
-            """, rows.parameters(withKeys: false))
+            "WITH \(Self.input(from: 1)) \(Self.insertInput) ON CONFLICT (\"id\") DO NOTHING", rows.parameters)
     }
 
     /// A stable id from an effect key, so redoing a claim cannot insert twice.
@@ -333,14 +328,12 @@ struct InsightRows {
         }
     }
 
-    /// The columns in order (id, type, title, description, priority, confidence, data, actions,
-    /// workspace, deal), preceded by the effect keys when asked.
-    func parameters(withKeys: Bool) -> [PostgresValue] {
-        (withKeys ? [.array(keys)] : [])
-            + [
-                .array(ids), .array(types), .array(titles), .array(descriptions), .array(priorities),
-                .array(confidences),
-                .array(data), .array(actions), .array(workspaceIDs), .array(dealIDs),
-            ]
+    /// The columns in the order of `InsightWriter.input`: key, id, type, title, description,
+    /// priority, confidence, data, actions, workspace, deal.
+    var parameters: [PostgresValue] {
+        [
+            .array(keys), .array(ids), .array(types), .array(titles), .array(descriptions), .array(priorities),
+            .array(confidences), .array(data), .array(actions), .array(workspaceIDs), .array(dealIDs),
+        ]
     }
 }

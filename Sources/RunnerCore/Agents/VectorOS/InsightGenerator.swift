@@ -84,10 +84,10 @@ public struct InsightGenerator: Agent {
                 for try await (_, result) in group { results.append(result) }
             }
         } catch {
-            for connection in writers where connection !== context.database { await connection.close() }
+            await Self.close(writers, keeping: context.database)
             throw error
         }
-        for connection in writers where connection !== context.database { await connection.close() }
+        await Self.close(writers, keeping: context.database)
         counts["workspaces"] = workspaces.count
         for result in results {
             counts["insights_created"]! += result.created
@@ -123,6 +123,11 @@ public struct InsightGenerator: Agent {
             throw error
         }
         return connections
+    }
+
+    /// Closes the writer connections the run opened (not the agent's own).
+    static func close(_ writers: [PostgresConnection], keeping own: PostgresConnection) async {
+        for connection in writers where connection !== own { await connection.close() }
     }
 
     static func report(_ counts: [String: Int]) -> AgentReport {
