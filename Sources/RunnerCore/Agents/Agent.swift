@@ -23,11 +23,14 @@ public struct AgentContext: Sendable {
     /// True when the product's tables and the ledger are in one database, so an agent may write
     /// its rows and their effects in one transaction on `database`.
     public let sharesLedgerDatabase: Bool
+    /// When the run's timeout ends it; waits (a provider's retry-after) never reach past it.
+    public let deadline: ContinuousClock.Instant?
 
     public init(
         runID: Int64, job: String, database: PostgresConnection, effects: Effects, mailer: Mailer?, now: Date,
         logger: Logger, options: AgentOptions, dryRun: Bool, environment: [String: String] = [:],
-        databaseURL: ConnectionString? = nil, sharesLedgerDatabase: Bool = false
+        databaseURL: ConnectionString? = nil, sharesLedgerDatabase: Bool = false,
+        deadline: ContinuousClock.Instant? = nil
     ) {
         self.runID = runID
         self.job = job
@@ -41,6 +44,7 @@ public struct AgentContext: Sendable {
         self.environment = environment
         self.databaseURL = databaseURL
         self.sharesLedgerDatabase = sharesLedgerDatabase
+        self.deadline = deadline
     }
 }
 
@@ -62,14 +66,19 @@ public struct AgentReport: Sendable, Equatable {
 public protocol Agent: Sendable {
     func run(_ context: AgentContext) async throws -> AgentReport
 
-    /// The emails a run would send now (those not already recorded), without sending or
-    /// recording anything. `user` narrows it to one user where the agent has users.
-    func preview(_ context: AgentContext, user: String?) async throws -> [Email]
+    /// The emails a run would send now (those not already recorded, or with `includeRecorded`
+    /// all of them), without sending or recording anything. `user` narrows it to one user
+    /// where the agent has users.
+    func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email]
 }
 
 extension Agent {
     /// Agents that send no email preview none.
-    public func preview(_ context: AgentContext, user: String?) async throws -> [Email] { [] }
+    public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] { [] }
+
+    public func preview(_ context: AgentContext, user: String?) async throws -> [Email] {
+        try await preview(context, user: user, includeRecorded: false)
+    }
 }
 
 extension AgentContext {
@@ -78,6 +87,6 @@ extension AgentContext {
         AgentContext(
             runID: runID, job: job, database: database, effects: effects, mailer: nil, now: now, logger: logger,
             options: options, dryRun: dryRun, environment: environment, databaseURL: databaseURL,
-            sharesLedgerDatabase: sharesLedgerDatabase)
+            sharesLedgerDatabase: sharesLedgerDatabase, deadline: deadline)
     }
 }

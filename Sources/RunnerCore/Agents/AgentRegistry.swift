@@ -24,6 +24,7 @@ struct AgentWork: RunWork {
 
     func perform(_ run: RunInfo) async -> RunResult {
         do {
+            let deadline = ContinuousClock.now + run.job.timeout
             let mailer = try MailerConfiguration.mailer(environment: environment)
             guard let databaseURL else { return .failed("no database to run the agent against") }
             // A connection of its own: the agent's long queries never delay the ledger's heartbeats.
@@ -37,7 +38,8 @@ struct AgentWork: RunWork {
                 mailer: mailer, now: Date(), logger: logger, options: options, dryRun: run.dryRun,
                 environment: environment, databaseURL: databaseURL,
                 // A job without `database:` uses the ledger's own.
-                sharesLedgerDatabase: run.job.database == nil)
+                sharesLedgerDatabase: run.job.database == nil, deadline: deadline)
+            if let warning = (mailer as? SMTPMailer)?.insecureCredentials { logger.warning("\(warning)") }
             let report = try await agent.run(context)
             await database.close()
             return RunResult(

@@ -1,14 +1,14 @@
 import Foundation
 
 /// An email with a plain-text and an HTML body.
-public struct Email: Sendable, Equatable, Codable {
-    public var to: [String]
-    public var cc: [String]
+public struct Email: Sendable, Equatable {
+    public var to: [EmailAddress]
+    public var cc: [EmailAddress]
     public var subject: String
     public var text: String
     public var html: String
 
-    public init(to: [String], cc: [String] = [], subject: String, text: String, html: String) {
+    public init(to: [EmailAddress], cc: [EmailAddress] = [], subject: String, text: String, html: String) {
         self.to = to
         self.cc = cc
         self.subject = subject
@@ -16,10 +16,13 @@ public struct Email: Sendable, Equatable, Codable {
         self.html = html
     }
 
+    /// Everyone it goes to, for the effect's `target`.
+    public var recipients: String { (to + cc).map(\.address).joined(separator: ", ") }
+
     /// As stored in an effect's payload.
     public var json: JSONValue {
         [
-            "to": .array(to.map(JSONValue.string)), "cc": .array(cc.map(JSONValue.string)),
+            "to": .array(to.map { .string($0.description) }), "cc": .array(cc.map { .string($0.description) }),
             "subject": .string(subject), "text": .string(text), "html": .string(html),
         ]
     }
@@ -27,33 +30,43 @@ public struct Email: Sendable, Equatable, Codable {
     /// `json` as text, written without building a dictionary (a large run stores 100,000).
     public var payloadText: String {
         JSONValue.objectText([
-            ("cc", .array(cc.map(JSONValue.string))), ("html", .string(html)), ("subject", .string(subject)),
-            ("text", .string(text)), ("to", .array(to.map(JSONValue.string))),
+            ("cc", .array(cc.map { .string($0.description) })), ("html", .string(html)), ("subject", .string(subject)),
+            ("text", .string(text)), ("to", .array(to.map { .string($0.description) })),
         ])
     }
 
+    /// Reads a stored payload back; nil when it is not an email or an address no longer parses.
     public init?(json: JSONValue) {
         guard case .string(let subject)? = json["subject"], case .array(let to)? = json["to"] else { return nil }
-        func strings(_ value: JSONValue?) -> [String] {
+        func addresses(_ value: JSONValue?) -> [EmailAddress]? {
             guard case .array(let items)? = value else { return [] }
-            return items.compactMap { if case .string(let text) = $0 { text } else { nil } }
+            var addresses: [EmailAddress] = []
+            for item in items {
+                guard case .string(let text) = item, let address = try? EmailAddress(parsing: text) else { return nil }
+                addresses.append(address)
+            }
+            return addresses
+        }
+        guard let recipients = addresses(.array(to)), !recipients.isEmpty, let copies = addresses(json["cc"]) else {
+            return nil
         }
         self.init(
-            to: strings(.array(to)), cc: strings(json["cc"]), subject: subject,
+            to: recipients, cc: copies, subject: subject,
             text: { if case .string(let text)? = json["text"] { text } else { "" } }(),
             html: { if case .string(let html)? = json["html"] { html } else { "" } }())
     }
 
     /// The RFC 5322 message: multipart/alternative, UTF-8, quoted-printable free (base64 bodies).
-    func mime(from: String, messageID: String, date: Date = Date()) -> Data {
+    /// Every header value is written from a parsed ``EmailAddress`` or encoded by ``MIMEHeader``.
+    func mime(from: EmailAddress, messageID: String, date: Date = Date()) -> Data {
         let boundary = "runner-\(UUID().uuidString)"
         var lines = [
-            "From: \(from)",
-            "To: \(to.joined(separator: ", "))",
+            "From: \(from.header)",
+            "To: \(to.map(\.header).joined(separator: ",\r\n "))",
         ]
-        if !cc.isEmpty { lines.append("Cc: \(cc.joined(separator: ", "))") }
+        if !cc.isEmpty { lines.append("Cc: \(cc.map(\.header).joined(separator: ",\r\n "))") }
         lines += [
-            "Subject: \(Self.encodedHeader(subject))",
+            "Subject: \(MIMEHeader.unstructured(subject))",
             "Date: \(Self.rfc2822(date))",
             "Message-ID: <\(messageID)>",
             "MIME-Version: 1.0",
@@ -73,12 +86,6 @@ public struct Email: Sendable, Equatable, Codable {
             "",
         ]
         return Data(lines.joined(separator: "\r\n").utf8)
-    }
-
-    /// RFC 2047 encoded-word when the header is not plain ASCII.
-    static func encodedHeader(_ text: String) -> String {
-        if text.allSatisfy({ $0.isASCII && $0 != "\r" && $0 != "\n" }) { return text }
-        return "=?UTF-8?B?\(Data(text.utf8).base64EncodedString())?="
     }
 
     static func base64Lines(_ text: String) -> String {

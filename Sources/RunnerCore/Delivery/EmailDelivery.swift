@@ -5,6 +5,10 @@ import Foundation
 public struct EmailDelivery: Sendable {
     public enum Result: String, Sendable {
         case sent, drafted, failed, pending
+        /// Maybe delivered (the request had left when the attempt broke off): not retried.
+        case unknown
+        /// The recipient from the data is not one email address: recorded failed, nothing sent.
+        case invalidRecipient = "invalid_recipient"
         /// Recorded by an earlier run; nothing done now.
         case alreadyRecorded = "already_recorded"
         case dryRun = "dry_run"
@@ -20,6 +24,7 @@ public struct EmailDelivery: Sendable {
     /// Opens after an email exhausts its retries on a transient failure: the provider is
     /// down, so the run's other emails are left pending without waiting on it again.
     private let circuit = Circuit()
+    private let ledgerID = LedgerIDCache()
 
     public init(context: AgentContext, attempts: Int = 3, backoff: Duration = .milliseconds(500)) {
         self.context = context
@@ -37,10 +42,27 @@ public struct EmailDelivery: Sendable {
         if context.dryRun { return .dryRun }
         let (effect, isNew) = try await context.effects.record(
             kind: Self.kind, key: Self.recordedKey(key, job: context.job), runID: context.runID,
-            target: email.to.joined(separator: ", "),
-            payload: email.json)
+            target: email.recipients, payload: email.json)
         guard isNew else { return .alreadyRecorded }
         return try await attempt(effect.id, email)
+    }
+
+    /// Records, once, that the email under `key` cannot go out: its recipient from the data
+    /// is not one address. Its key names the bad value, so once the data is mended the email
+    /// goes out under `key` as usual.
+    public func recordInvalid(_ invalid: EmailAddress.Invalid, key: String) async throws -> Result {
+        if context.dryRun { return .dryRun }
+        context.logger.warning(
+            "email not sent: invalid recipient", metadata: ["key": "\(key)", "recipient": "\(invalid.value)"])
+        let recorded = try await context.effects.recordFailed(
+            kind: Self.kind, key: Self.invalidKey(Self.recordedKey(key, job: context.job), invalid),
+            runID: context.runID, target: invalid.value, error: invalid.description)
+        return recorded ? .invalidRecipient : .alreadyRecorded
+    }
+
+    /// The key of a recorded invalid recipient: the email's key and a hash of the bad value.
+    static func invalidKey(_ key: String, _ invalid: EmailAddress.Invalid) -> String {
+        key + "!invalid:" + EmbeddedPostgres.shortHash(invalid.value)
     }
 
     /// Finishes this job's emails that a crashed or failed run left pending (never those that
@@ -73,8 +95,9 @@ public struct EmailDelivery: Sendable {
         for attempt in 1...max(1, attempts) {
             guard try await effects.lease(id, runID: context.runID, for: .seconds(300)) else { return .alreadyRecorded }
             let failure: DeliveryError?
+            let messageID = "effect-\(id).\(try await ledgerID.get(effects))@\(mailer.from.domain)"
             do {
-                try await mailer.send(email, messageID: "effect-\(id)@runner")
+                try await mailer.send(email, messageID: messageID)
                 failure = nil
             } catch {
                 failure = error
@@ -86,12 +109,19 @@ public struct EmailDelivery: Sendable {
             context.logger.warning(
                 "email not sent",
                 metadata: [
-                    "effect_id": "\(id)", "attempt": "\(attempt)", "transient": "\(error.transient)",
+                    "effect_id": "\(id)", "attempt": "\(attempt)", "disposition": "\(error.disposition.rawValue)",
                     "error": "\(error.message)",
                 ])
-            guard error.transient else {
+            switch error.disposition {
+            case .permanent:
                 try await effects.markFailed(id, error: error.message)
                 return .failed
+            case .unknown:
+                try await effects.markUnknown(
+                    id, error: "outcome unknown: \(error.message); not repeated, to avoid a duplicate")
+                return .unknown
+            case .transient:
+                break
             }
             try await effects.markRetryable(id, error: error.message)
             if attempt < attempts {
@@ -114,19 +144,40 @@ extension EmailDelivery {
         let drafted = results.filter { $0 == .drafted }.count
         let failed = results.filter { $0 == .failed }.count
         let pending = results.filter { $0 == .pending }.count
+        let unknown = results.filter { $0 == .unknown }.count
+        let invalid = results.filter { $0 == .invalidRecipient }.count
         outcome["emailed"] = .number(Double(sent))
         outcome["drafted"] = .number(Double(drafted))
         if failed > 0 { outcome["email_failed"] = .number(Double(failed)) }
         if pending > 0 { outcome["email_pending"] = .number(Double(pending)) }
+        if unknown > 0 { outcome["email_unknown"] = .number(Double(unknown)) }
+        if invalid > 0 { outcome["invalid_recipients"] = .number(Double(invalid)) }
         metrics += [
             Metric("emails_sent", Double(sent)), Metric("emails_drafted", Double(drafted)),
-            Metric("emails_failed", Double(failed + pending)),
+            Metric("emails_failed", Double(failed + pending + invalid)), Metric("emails_unknown", Double(unknown)),
         ]
-        if failed + pending > 0 {
-            return
-                "\(failed + pending) email\(failed + pending == 1 ? "" : "s") not sent (\(failed) failed, \(pending) left pending for the next run)"
-        }
-        return nil
+        var problems: [String] = []
+        if failed > 0 { problems.append("\(failed) failed") }
+        if invalid > 0 { problems.append("\(invalid) to an invalid recipient") }
+        if pending > 0 { problems.append("\(pending) left pending for the next run") }
+        if unknown > 0 { problems.append("\(unknown) of unknown outcome (see runner outbox --status unknown)") }
+        let total = failed + pending + unknown + invalid
+        guard total > 0 else { return nil }
+        return "\(total) email\(total == 1 ? "" : "s") not sent (\(problems.joined(separator: ", ")))"
+    }
+}
+
+/// The ledger's id, read once per delivery and shared by its copies.
+private final class LedgerIDCache: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var id: String?
+
+    func get(_ effects: Effects) async throws -> String {
+        if let id = lock.withLock({ id }) { return id }
+        let fetched = try await effects.ledgerID()
+        lock.withLock { id = fetched }
+        return fetched
     }
 }
 

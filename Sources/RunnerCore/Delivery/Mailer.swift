@@ -1,16 +1,27 @@
 import Foundation
 
-/// Why a send failed, and whether trying again later may help.
+/// Why a send failed, judged by what the server may have done with it.
 public struct DeliveryError: Error, Sendable, CustomStringConvertible {
-    /// Connect errors, SMTP 4xx, HTTP 429 and 5xx: retried with backoff, then left pending.
-    public let transient: Bool
+    public enum Disposition: String, Sendable {
+        /// Not delivered, and the request may not have left (connect errors, SMTP 4xx, HTTP 429
+        /// and 5xx): retried with backoff, then left pending for the next run.
+        case transient
+        /// The server refused it (SMTP 5xx, HTTP 4xx): recorded failed, not retried.
+        case permanent
+        /// Maybe delivered: the request or the message's content had left when the connection
+        /// timed out or broke. Never retried by itself; a person checks and resends.
+        case unknown
+    }
+
+    public let disposition: Disposition
     public let message: String
 
-    public init(transient: Bool, _ message: String) {
-        self.transient = transient
+    public init(_ disposition: Disposition, _ message: String) {
+        self.disposition = disposition
         self.message = message
     }
 
+    public var transient: Bool { disposition == .transient }
     public var description: String { message }
 }
 
@@ -18,6 +29,10 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible {
 public protocol Mailer: Sendable {
     /// A short name for logs and outcomes: smtp, sendgrid, resend.
     var provider: String { get }
+    /// The sender, whose domain names the Message-ID.
+    var from: EmailAddress { get }
+    /// Sends one email. `messageID` (without angle brackets) is unique to this email and
+    /// ledger, and also serves as the provider's idempotency key.
     func send(_ email: Email, messageID: String) async throws(DeliveryError)
 }
 
@@ -41,6 +56,13 @@ public enum MailerConfiguration {
             }
             return found
         }
+        func sender(_ text: String, _ name: String) throws(Problem) -> EmailAddress {
+            do {
+                return try EmailAddress(parsing: text)
+            } catch {
+                throw Problem(description: "\(name) is not one email address: \(error.reason)")
+            }
+        }
         guard let provider = value("EMAIL_PROVIDER")?.lowercased() else { return nil }
         switch provider {
         case "smtp":
@@ -53,32 +75,39 @@ public enum MailerConfiguration {
             guard let host = value("SMTP_HOST") ?? preset?.host else {
                 throw Problem(description: "EMAIL_PROVIDER=smtp needs SMTP_HOST (or SMTP_PRESET) in the environment")
             }
-            let port = Int(value("SMTP_PORT") ?? "") ?? preset?.port ?? 587
+            var port = preset?.port ?? 587
+            if let text = value("SMTP_PORT") {
+                guard let number = Int(text), (1...65535).contains(number) else {
+                    throw Problem(description: "SMTP_PORT=\(text) is not a port number (1 to 65535)")
+                }
+                port = number
+            }
+            let user = value("SMTP_USER")
             let security: SMTPMailer.Security
             switch value("SMTP_SECURITY")?.lowercased() {
             case "none": security = .none
             case "starttls": security = .startTLS
             case "tls": security = .tls
-            case nil: security = port == 465 ? .tls : (port == 587 ? .startTLS : .none)
+            // Credentials never travel in clear unless SMTP_SECURITY=none is written out.
+            case nil: security = port == 465 ? .tls : (port == 587 || user != nil ? .startTLS : .none)
             case let other?:
                 throw Problem(description: "SMTP_SECURITY=\(other) is not one of none, starttls, tls")
             }
-            let user = value("SMTP_USER")
-            guard let from = value("SMTP_FROM") ?? user else {
+            guard let fromText = value("SMTP_FROM") ?? user else {
                 throw Problem(description: "EMAIL_PROVIDER=smtp needs SMTP_FROM (or SMTP_USER) in the environment")
             }
             return SMTPMailer(
                 host: host, port: port, security: security, username: user, password: value("SMTP_PASSWORD"),
-                from: from, client: client)
+                from: try sender(fromText, "SMTP_FROM"), client: client)
         case "sendgrid":
             return HTTPMailer.sendGrid(
                 apiKey: try required("SENDGRID_API_KEY", for: "sendgrid"),
-                from: try required("SENDGRID_FROM_EMAIL", for: "sendgrid"),
+                from: try sender(try required("SENDGRID_FROM_EMAIL", for: "sendgrid"), "SENDGRID_FROM_EMAIL"),
                 baseURL: value("SENDGRID_BASE_URL") ?? "https://api.sendgrid.com", client: client)
         case "resend":
             return HTTPMailer.resend(
                 apiKey: try required("RESEND_API_KEY", for: "resend"),
-                from: try required("RESEND_FROM_EMAIL", for: "resend"),
+                from: try sender(try required("RESEND_FROM_EMAIL", for: "resend"), "RESEND_FROM_EMAIL"),
                 baseURL: value("RESEND_BASE_URL") ?? "https://api.resend.com", client: client)
         default:
             throw Problem(description: "EMAIL_PROVIDER=\(provider) is not one of smtp, sendgrid, resend")

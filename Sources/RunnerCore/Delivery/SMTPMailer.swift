@@ -19,55 +19,79 @@ public struct SMTPMailer: Mailer {
     public let security: Security
     public let username: String?
     public let password: String?
-    public let from: String
+    public let from: EmailAddress
     let client: CurlClient
+    /// The whole submission, connect to the final reply.
+    var timeout: Duration = .seconds(30)
     public var provider: String { "smtp" }
+
+    public init(
+        host: String, port: Int, security: Security, username: String?, password: String?, from: EmailAddress,
+        client: CurlClient, timeout: Duration = .seconds(30)
+    ) {
+        self.host = host
+        self.port = port
+        self.security = security
+        self.username = username
+        self.password = password
+        self.from = from
+        self.client = client
+        self.timeout = timeout
+    }
+
+    /// Set when credentials would travel without TLS because `SMTP_SECURITY=none` says so: each
+    /// run logs it.
+    public var insecureCredentials: String? {
+        guard security == .none, username != nil else { return nil }
+        return "SMTP_SECURITY=none: the SMTP password to \(host):\(port) is sent without TLS"
+    }
 
     public func send(_ email: Email, messageID: String) async throws(DeliveryError) {
         var transfer = CurlTransfer(url: "\(security == .tls ? "smtps" : "smtp")://\(host):\(port)")
-        transfer.mailFrom = "<\(Self.address(from))>"
-        transfer.mailRecipients = (email.to + email.cc).map { "<\(Self.address($0))>" }
+        // Envelope addresses come only from parsed mailboxes: no CR, LF or `>` can reach a command.
+        transfer.mailFrom = "<\(from.address)>"
+        transfer.mailRecipients = (email.to + email.cc).map { "<\($0.address)>" }
         transfer.body = email.mime(from: from, messageID: messageID)
         transfer.requireTLS = security == .startTLS
         transfer.username = username
         transfer.password = password
+        transfer.timeout = timeout
         do {
             _ = try await client.perform(transfer)
         } catch {
-            // The server's reply code decides: 4xx (and no reply at all) may pass; 5xx will not.
-            let code = error.responseCode
-            let transient = code == 0 || (400..<500).contains(code)
-            throw DeliveryError(
-                transient: transient, "SMTP \(host):\(port): \(error.message)\(code > 0 ? " (\(code))" : "")")
+            throw DeliveryError(Self.disposition(of: error), "SMTP \(host):\(port): \(error.message)\(error.responseCode >= 400 ? " (\(error.responseCode))" : "")")
         }
     }
 
-    /// `Name <a@b.c>` → `a@b.c`.
-    static func address(_ mailbox: String) -> String {
-        if let open = mailbox.lastIndex(of: "<"), let close = mailbox.lastIndex(of: ">"), open < close {
-            return String(mailbox[mailbox.index(after: open)..<close])
-        }
-        return mailbox.trimmingCharacters(in: .whitespaces)
+    /// A refusal decides by its reply code (4xx may pass later, 5xx will not). Without one, it
+    /// depends on whether the message's content had started to leave: before, nothing was
+    /// delivered; after (a timeout or a reset waiting for the final reply), it may have been.
+    static func disposition(of failure: CurlTransfer.Failure) -> DeliveryError.Disposition {
+        if failure.responseCode >= 500 { return .permanent }
+        if failure.responseCode >= 400 { return .transient }
+        return failure.requestSent ? .unknown : .transient
     }
 }
 
 /// SendGrid and Resend: JSON over HTTPS with a bearer key.
 public struct HTTPMailer: Mailer {
     public let provider: String
+    public let from: EmailAddress
     let endpoint: String
     let apiKey: String
-    let body: @Sendable (Email, String) -> JSONValue
+    let body: @Sendable (Email, EmailAddress, String) -> JSONValue
     let client: CurlClient
+    var timeout: Duration = .seconds(30)
 
-    static func sendGrid(apiKey: String, from: String, baseURL: String, client: CurlClient) -> HTTPMailer {
+    static func sendGrid(apiKey: String, from: EmailAddress, baseURL: String, client: CurlClient) -> HTTPMailer {
         HTTPMailer(
-            provider: "sendgrid", endpoint: baseURL + "/v3/mail/send", apiKey: apiKey,
-            body: { email, messageID in
-                var personalization: [String: JSONValue] = ["to": .array(email.to.map { ["email": .string($0)] })]
-                if !email.cc.isEmpty { personalization["cc"] = .array(email.cc.map { ["email": .string($0)] }) }
+            provider: "sendgrid", from: from, endpoint: baseURL + "/v3/mail/send", apiKey: apiKey,
+            body: { email, from, messageID in
+                var personalization: [String: JSONValue] = ["to": .array(email.to.map(Self.sendGridAddress))]
+                if !email.cc.isEmpty { personalization["cc"] = .array(email.cc.map(Self.sendGridAddress)) }
                 return [
-                    "personalizations": [.object(personalization)], "from": ["email": .string(from)],
-                    "subject": .string(email.subject),
+                    "personalizations": [.object(personalization)], "from": Self.sendGridAddress(from),
+                    "subject": .string(MIMEHeader.singleLine(email.subject)),
                     "content": [
                         ["type": "text/plain", "value": .string(email.text)],
                         ["type": "text/html", "value": .string(email.html)],
@@ -77,17 +101,22 @@ public struct HTTPMailer: Mailer {
             }, client: client)
     }
 
-    static func resend(apiKey: String, from: String, baseURL: String, client: CurlClient) -> HTTPMailer {
+    static func sendGridAddress(_ address: EmailAddress) -> JSONValue {
+        guard let name = address.displayName else { return ["email": .string(address.address)] }
+        return ["email": .string(address.address), "name": .string(name)]
+    }
+
+    static func resend(apiKey: String, from: EmailAddress, baseURL: String, client: CurlClient) -> HTTPMailer {
         HTTPMailer(
-            provider: "resend", endpoint: baseURL + "/emails", apiKey: apiKey,
-            body: { email, messageID in
+            provider: "resend", from: from, endpoint: baseURL + "/emails", apiKey: apiKey,
+            body: { email, from, messageID in
                 var body: [String: JSONValue] = [
-                    "from": .string(from), "to": .array(email.to.map(JSONValue.string)),
-                    "subject": .string(email.subject),
+                    "from": .string(from.header), "to": .array(email.to.map { .string($0.header) }),
+                    "subject": .string(MIMEHeader.singleLine(email.subject)),
                     "text": .string(email.text), "html": .string(email.html),
                     "headers": ["Message-ID": .string("<\(messageID)>")],
                 ]
-                if !email.cc.isEmpty { body["cc"] = .array(email.cc.map(JSONValue.string)) }
+                if !email.cc.isEmpty { body["cc"] = .array(email.cc.map { .string($0.header) }) }
                 return .object(body)
             }, client: client)
     }
@@ -95,23 +124,25 @@ public struct HTTPMailer: Mailer {
     public func send(_ email: Email, messageID: String) async throws(DeliveryError) {
         var transfer = CurlTransfer(url: endpoint)
         transfer.method = "POST"
-        transfer.headers = ["Authorization: Bearer \(apiKey)", "Content-Type: application/json"]
-        if provider == "resend" {
-            // Resend answers a repeated key (24 hours) without sending again: a retry after a lost
-            // reply cannot duplicate the email.
-            transfer.headers.append("Idempotency-Key: \(messageID)")
-        }
-        transfer.body = Data(body(email, messageID).text.utf8)
+        // Resend answers a repeated key (for 24 hours) without sending again, so a retry after a
+        // lost reply cannot duplicate the email; the key names this ledger, so two ledgers on one
+        // account never collide.
+        transfer.headers = [
+            "Authorization: Bearer \(apiKey)", "Content-Type: application/json", "Idempotency-Key: \(messageID)",
+        ]
+        transfer.body = Data(body(email, from, messageID).text.utf8)
+        transfer.timeout = timeout
         let response: CurlTransfer.Response
         do {
             response = try await client.perform(transfer)
         } catch {
-            throw DeliveryError(transient: true, "\(provider): \(error.message)")
+            throw DeliveryError(error.requestSent ? .unknown : .transient, "\(provider): \(error.message)")
         }
         guard (200..<300).contains(response.status) else {
-            let detail = String(decoding: response.body.prefix(300), as: UTF8.self)
-            let transient = response.status == 429 || response.status >= 500
-            throw DeliveryError(transient: transient, "\(provider) answered HTTP \(response.status): \(detail)")
+            let detail = EmailAddress.escaped(String(decoding: response.body.prefix(300), as: UTF8.self))
+            let disposition: DeliveryError.Disposition =
+                response.status == 429 || response.status >= 500 ? .transient : .permanent
+            throw DeliveryError(disposition, "\(provider) answered HTTP \(response.status): \(detail)")
         }
     }
 }

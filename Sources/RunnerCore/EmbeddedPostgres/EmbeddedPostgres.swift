@@ -1,3 +1,4 @@
+import CLibPQ
 import Foundation
 
 #if canImport(Glibc)
@@ -7,8 +8,11 @@ import Foundation
 /// A private PostgreSQL cluster the runner starts itself from the system's PostgreSQL binaries:
 /// the default when no `DATABASE_URL` is set, and the server of the test suite.
 ///
-/// The cluster lives under `home` (`.runner/` or `RUNNER_HOME`), listens on a Unix socket in its
-/// own folder, and trusts local connections as the role `runner`. Started as root, it runs the
+/// The cluster lives under `home` (`.runner/` or `RUNNER_HOME`) and is private to the user who
+/// made it: it listens on a Unix socket with mode 0700 in a folder of mode 0700 (no other local
+/// user can reach it), and every connection needs the role `runner`'s password, a random one kept
+/// in a libpq password file of mode 0600 beside the data (`passfile` in the connection string,
+/// so the password never appears in a URL, an argv or a log). Started as root, it runs the
 /// server as the `postgres` system user, which initdb requires.
 public struct EmbeddedPostgres: Sendable {
     public struct Failure: Error, CustomStringConvertible, Sendable {
@@ -54,12 +58,21 @@ public struct EmbeddedPostgres: Sendable {
     var dataDirectory: URL { clusterDirectory.appendingPathComponent("data") }
     var logFile: URL { clusterDirectory.appendingPathComponent("server.log") }
 
-    /// The socket folder; a short one in /tmp when the path would exceed the 107-byte socket limit.
+    /// The libpq password file (`*:*:*:runner:PASSWORD`, mode 0600).
+    var passwordFile: URL { clusterDirectory.appendingPathComponent("passfile") }
+
+    /// The socket folder: `socket` beside the data, or, when that path would pass the 107-byte
+    /// limit of a socket's name, a folder made fresh with an unpredictable name in /tmp, whose
+    /// path `socket-location` keeps (it is checked before each start: see ``prepareSocketDirectory()``).
     var socketDirectory: URL {
         let preferred = clusterDirectory.appendingPathComponent("socket")
         if preferred.path.utf8.count + 20 < 100 { return preferred }
-        return URL(fileURLWithPath: "/tmp/runner-pg-\(Self.shortHash(preferred.path))")
+        let recorded = (try? String(contentsOf: socketLocationFile, encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return URL(fileURLWithPath: recorded.flatMap { $0.isEmpty ? nil : $0 } ?? "/nonexistent/runner-socket")
     }
+
+    private var socketLocationFile: URL { clusterDirectory.appendingPathComponent("socket-location") }
 
     /// The port in the cluster's configuration (it names the socket file too).
     var port: Int {
@@ -74,7 +87,8 @@ public struct EmbeddedPostgres: Sendable {
     /// A connection string for a database of this cluster, over its Unix socket.
     public func connectionString(database: String = Self.database) -> ConnectionString {
         ConnectionString(
-            "postgresql:///\(database)?host=\(Self.percentEncode(socketDirectory.path))&port=\(port)&user=\(Self.role)")
+            "postgresql:///\(database)?host=\(Self.percentEncode(socketDirectory.path))&port=\(port)&user=\(Self.role)"
+                + "&passfile=\(Self.percentEncode(passwordFile.path))")
     }
 
     /// The same database over TCP on 127.0.0.1 (only with `tcp`).
@@ -84,8 +98,16 @@ public struct EmbeddedPostgres: Sendable {
         ConnectionString("postgresql://\(user):\(Self.percentEncode(password))@127.0.0.1:\(port)/\(database)")
     }
 
+    /// Whether the server answers on its socket (a `postmaster.pid` alone proves nothing: its
+    /// process may be long gone, its number taken by another program).
     public func isRunning() async -> Bool {
-        (try? await pgCtl(["status", "-D", dataDirectory.path])) != nil
+        answers()
+    }
+
+    private func answers() -> Bool {
+        let conninfo = "host='\(socketDirectory.path)' port=\(port) dbname=postgres connect_timeout=3"
+        let ping = PQping(conninfo)
+        return ping == PQPING_OK || ping == PQPING_REJECT
     }
 
     // MARK: - Start and stop
@@ -99,19 +121,28 @@ public struct EmbeddedPostgres: Sendable {
             if !FileManager.default.fileExists(atPath: dataDirectory.appendingPathComponent("PG_VERSION").path) {
                 try await initialise()
             }
-            guard await !isRunning() else {
+            guard !answers() else {
+                if socketDirectory == clusterDirectory.appendingPathComponent("socket") {
+                    try await makePrivate(socketDirectory)
+                }
+                try await secureOlderCluster()
                 try await createDatabaseOnce()
                 return false
             }
-            try FileManager.default.createDirectory(at: socketDirectory, withIntermediateDirectories: true)
-            try await giveToServerUser(socketDirectory)
+            try await clearStalePidFile()
+            try await prepareSocketDirectory()
             do {
-                try await pgCtl(["start", "-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60"])
+                // Given on the command line, so clusters made before these settings get them too.
+                try await pgCtl([
+                    "start", "-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "-o",
+                    "-c unix_socket_directories='\(socketDirectory.path)' -c unix_socket_permissions=0700",
+                ])
             } catch {
                 let log = (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
                 let tail = log.split(separator: "\n").suffix(5).joined(separator: "\n")
                 throw Failure(description: "\(error)\nserver log (\(logFile.path)):\n\(tail)")
             }
+            try await secureOlderCluster()
             try await createDatabaseOnce()
             return true
         }
@@ -119,7 +150,7 @@ public struct EmbeddedPostgres: Sendable {
 
     public func stop() async throws {
         try await withLock {
-            guard FileManager.default.fileExists(atPath: dataDirectory.path), await isRunning() else { return }
+            guard FileManager.default.fileExists(atPath: dataDirectory.path), answers() else { return }
             try await pgCtl(["stop", "-D", dataDirectory.path, "-m", "fast", "-w", "-t", "60"])
         }
     }
@@ -136,16 +167,24 @@ public struct EmbeddedPostgres: Sendable {
         try? fileManager.removeItem(at: cluster.appendingPathComponent("data"))
         try fileManager.createDirectory(at: cluster, withIntermediateDirectories: true)
         try await giveToServerUser(cluster)
+        let password = Self.randomPassword()
+        // initdb reads the password from a file of the server user's, removed right after.
+        let initialPassword = cluster.appendingPathComponent("initdb-password")
+        try Self.writePrivateFile(initialPassword, password + "\n")
+        try await giveToServerUser(initialPassword)
+        defer { try? fileManager.removeItem(at: initialPassword) }
         try await run(
             try binary("initdb"),
             [
-                "-D", dataDirectory.path, "-U", Self.role, "--auth-local=trust", "--auth-host=scram-sha-256",
+                "-D", dataDirectory.path, "-U", Self.role, "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256", "--pwfile=\(initialPassword.path)",
                 "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
             ],
             asServerUser: true)
+        try Self.writePrivateFile(passwordFile, "*:*:*:\(Self.role):\(password)\n")
         var settings = [
             "listen_addresses = '\(tcp ? "127.0.0.1" : "")'",
-            "unix_socket_directories = '\(socketDirectory.path)'",
+            "unix_socket_permissions = 0700",
             "port = \(tcp ? try Self.freePort() : 5432)",
             "max_connections = 200",
         ]
@@ -174,6 +213,113 @@ public struct EmbeddedPostgres: Sendable {
             psql, [admin, "-tAc", "SELECT 1 FROM pg_database WHERE datname = '\(Self.database)'"], asServerUser: false)
         if exists.trimmingCharacters(in: .whitespacesAndNewlines) != "1" {
             try await run(psql, [admin, "-qc", "CREATE DATABASE \(Self.database)"], asServerUser: false)
+        }
+    }
+
+    // MARK: - Privacy
+
+    /// Makes the socket folder: mode 0700, owned by the server's user. A folder in /tmp whose
+    /// path was kept is used again only if it is still a real folder (not a link) of that user
+    /// with mode 0700; otherwise, or the first time, a new one with a random name is made.
+    private func prepareSocketDirectory() async throws {
+        let preferred = clusterDirectory.appendingPathComponent("socket")
+        if preferred.path.utf8.count + 20 < 100 {
+            try FileManager.default.createDirectory(at: preferred, withIntermediateDirectories: true)
+            try await makePrivate(preferred)
+            return
+        }
+        if Self.isPrivateFolder(socketDirectory.path, owner: try serverUserID()) { return }
+        var template = Array("/tmp/runner-pg-XXXXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw Failure(description: "cannot make a socket folder in /tmp: \(String(cString: strerror(errno)))")
+        }
+        let folder = URL(fileURLWithPath: String(cString: made))
+        try await makePrivate(folder)
+        try folder.path.write(to: socketLocationFile, atomically: true, encoding: .utf8)
+    }
+
+    private func makePrivate(_ folder: URL) async throws {
+        try await giveToServerUser(folder)
+        guard chmod(folder.path, 0o700) == 0 else {
+            throw Failure(description: "cannot make \(folder.path) private: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// A folder, not a link, owned by `owner`, that no one else may enter.
+    static func isPrivateFolder(_ path: String, owner: uid_t) -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return false }
+        return (info.st_mode & S_IFMT) == S_IFDIR && info.st_uid == owner && info.st_mode & 0o077 == 0
+    }
+
+    /// The uid the server runs as: `postgres` when started as root, else our own.
+    private func serverUserID() throws -> uid_t {
+        guard isRoot else { return geteuid() }
+        guard let entry = getpwnam("postgres") else {
+            throw Failure(description: "there is no postgres user to run the server as (install the postgresql package)")
+        }
+        return entry.pointee.pw_uid
+    }
+
+    /// A `postmaster.pid` whose server does not answer: if its process is this cluster's server
+    /// (working in this data folder) it is stopped properly; any other process only happens to
+    /// have that number now, so the file is stale and goes.
+    private func clearStalePidFile() async throws {
+        let pidFile = dataDirectory.appendingPathComponent("postmaster.pid")
+        guard let text = try? String(contentsOf: pidFile, encoding: .utf8) else { return }
+        let pid = text.split(separator: "\n").first.flatMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+        if let pid, pid > 0, kill(pid, 0) == 0 || errno == EPERM,
+            let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd"),
+            URL(fileURLWithPath: cwd).resolvingSymlinksInPath().path == dataDirectory.resolvingSymlinksInPath().path
+        {
+            try await pgCtl(["stop", "-D", dataDirectory.path, "-m", "fast", "-w", "-t", "60"])
+            return
+        }
+        try FileManager.default.removeItem(at: pidFile)
+    }
+
+    /// A cluster made before it had a password (local connections were trusted): gives the role
+    /// a random password, keeps it in the password file, and asks for it from now on.
+    private func secureOlderCluster() async throws {
+        guard !FileManager.default.fileExists(atPath: passwordFile.path) else { return }
+        let password = Self.randomPassword()
+        let trusted = ConnectionString(
+            "host='\(socketDirectory.path)' port=\(port) user=\(Self.role) dbname=postgres")
+        let connection = try await PostgresConnection.connect(trusted)
+        // The password is random letters and digits, so it needs no quoting beyond the quotes.
+        try await connection.execute("ALTER ROLE \(Self.role) PASSWORD '\(password)'")
+        await connection.close()
+        try Self.writePrivateFile(passwordFile, "*:*:*:\(Self.role):\(password)\n")
+        let hba = dataDirectory.appendingPathComponent("pg_hba.conf")
+        let rules = """
+            # runner embedded cluster: every connection needs the password (see passfile beside the data)
+            local   all   all                  scram-sha-256
+            host    all   all   127.0.0.1/32   scram-sha-256
+            host    all   all   ::1/128        scram-sha-256
+
+            """
+        try rules.write(to: hba, atomically: true, encoding: .utf8)
+        try await giveToServerUser(hba)
+        try await pgCtl(["reload", "-D", dataDirectory.path])
+    }
+
+    static func randomPassword() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<32).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
+    }
+
+    /// Writes a file only its owner may read (created with mode 0600, never wider for a moment).
+    static func writePrivateFile(_ url: URL, _ text: String) throws {
+        unlink(url.path)
+        let descriptor = open(url.path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard descriptor >= 0 else {
+            throw Failure(description: "cannot write \(url.path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        let bytes = Array(text.utf8)
+        guard write(descriptor, bytes, bytes.count) == bytes.count else {
+            throw Failure(description: "cannot write \(url.path): \(String(cString: strerror(errno)))")
         }
     }
 

@@ -19,13 +19,18 @@ public struct AnthropicClient: Sendable {
     let timeout: Duration
     let attempts: Int
     let backoff: Duration
+    /// Retries never wait past it (the run's timeout).
+    let deadline: ContinuousClock.Instant?
+    /// The longest wait a `retry-after` may ask for.
+    static let maxRetryAfter: Duration = .seconds(60)
     /// One per concurrent caller: a client runs its transfers one at a time.
     let client = CurlClient()
 
     public init(
         apiKey: String, baseURL: String?, model: String, timeout: Duration, attempts: Int = 4,
-        backoff: Duration = .seconds(1)
+        backoff: Duration = .seconds(1), deadline: ContinuousClock.Instant? = nil
     ) {
+        self.deadline = deadline
         self.apiKey = apiKey
         self.baseURL = (baseURL?.isEmpty == false ? baseURL! : "https://api.anthropic.com")
         self.model = model
@@ -67,23 +72,40 @@ public struct AnthropicClient: Sendable {
                     if block["type"] == "text", case .string(let text)? = block["text"] { text } else { nil }
                 }.joined()
                 func tokens(_ name: String) -> Int {
-                    if case .number(let count)? = json["usage"]?[name] { Int(count) } else { 0 }
+                    if case .number(let count)? = json["usage"]?[name], let tokens = Checked.int(count), tokens >= 0 {
+                        tokens
+                    } else {
+                        0
+                    }
                 }
                 return Answer(text: text, inputTokens: tokens("input_tokens"), outputTokens: tokens("output_tokens"))
             case 429, 529, 500...599:
                 lastProblem = "HTTP \(response.status)"
                 guard attempt < attempts else { break }
-                // retry-after is in seconds; never wait less than our own backoff.
-                let wait = response.headers["retry-after"].flatMap(Double.init).map {
-                    Duration.milliseconds(Int64($0 * 1000))
+                let wait = Self.wait(retryAfter: response.headers["retry-after"], backoff: delay)
+                if let deadline, ContinuousClock.now + wait >= deadline {
+                    throw Failure(
+                        description: "Anthropic answered HTTP \(response.status) and asks to wait longer than the run has left")
                 }
-                try await Task.sleep(for: max(wait ?? delay, delay))
+                try await Task.sleep(for: wait)
                 delay *= 2
             default:
-                let detail = String(decoding: response.body.prefix(200), as: UTF8.self)
+                let detail = EmailAddress.escaped(String(decoding: response.body.prefix(200), as: UTF8.self))
                 throw Failure(description: "Anthropic answered HTTP \(response.status): \(detail)")
             }
         }
         throw Failure(description: "Anthropic did not answer after \(attempts) attempts (\(lastProblem))")
+    }
+
+    /// The wait before a retry: `retry-after` (seconds) when it is a sane number, never less
+    /// than our own backoff, never more than ``maxRetryAfter``.
+    static func wait(retryAfter: String?, backoff: Duration) -> Duration {
+        var wait = backoff
+        if let text = retryAfter?.trimmingCharacters(in: .whitespaces), let seconds = Double(text), seconds.isFinite,
+            seconds > 0
+        {
+            wait = max(backoff, .milliseconds(Int64(min(seconds, maxRetryAfter.timeInterval) * 1000)))
+        }
+        return min(wait, maxRetryAfter)
     }
 }

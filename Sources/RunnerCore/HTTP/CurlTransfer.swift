@@ -16,6 +16,9 @@ struct CurlTransfer {
         let message: String
         /// The protocol response code, when the server answered (SMTP 4xx/5xx, say).
         let responseCode: Int
+        /// Whether the request (an HTTP request, or an SMTP message's content after DATA) had
+        /// started to leave: after that, the server may have acted on it.
+        var requestSent = false
         var description: String { message }
     }
 
@@ -31,6 +34,8 @@ struct CurlTransfer {
     var password: String?
     var timeout: Duration = .seconds(30)
     var connectTimeout: Duration = .seconds(10)
+    /// A response body past this size aborts the transfer with a clear error.
+    var maxResponseBytes = 1 << 20
 
     private static let globalInit: Void = {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -42,14 +47,15 @@ struct CurlTransfer {
             throw Failure(code: -1, message: "curl_easy_init failed", responseCode: 0)
         }
         defer { curl_easy_cleanup(handle) }
-        let state = TransferState(upload: body ?? Data())
+        let state = TransferState(upload: body ?? Data(), limit: maxResponseBytes)
         let context = Unmanaged.passRetained(state)
         defer { context.release() }
 
         runner_curl_setopt_string(handle, CURLOPT_URL, url)
         runner_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        runner_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout.components.seconds * 1000))
-        runner_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(connectTimeout.components.seconds * 1000))
+        // Milliseconds, at least 1: libcurl reads 0 as no timeout at all.
+        runner_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout))
+        runner_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(connectTimeout))
         runner_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context.toOpaque())
         runner_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, curlWrite)
         runner_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context.toOpaque())
@@ -93,22 +99,37 @@ struct CurlTransfer {
         runner_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &responseCode)
         guard code == CURLE_OK else {
             let detail = String(cString: errorBuffer)
-            let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            throw Failure(code: Int(code.rawValue), message: message, responseCode: responseCode)
+            var message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            if state.overflowed { message = "the response is larger than \(maxResponseBytes) bytes; not read" }
+            var requestSize = 0
+            runner_curl_getinfo_long(handle, CURLINFO_REQUEST_SIZE, &requestSize)
+            var failure = Failure(code: Int(code.rawValue), message: message, responseCode: responseCode)
+            failure.requestSent = mailFrom == nil ? requestSize > 0 || state.uploadOffset > 0 : state.uploadOffset > 0
+            throw failure
         }
         return Response(status: responseCode, headers: state.headers, body: state.received)
+    }
+}
+
+extension CurlTransfer {
+    static func milliseconds(_ duration: Duration) -> Int {
+        let value = duration.milliseconds.rounded(.up)
+        return value.isFinite ? Int(min(max(value, 1), 86_400_000)) : 86_400_000
     }
 }
 
 /// What the C callbacks read from and write to; owned by one transfer on one thread.
 private final class TransferState {
     let upload: Data
+    let limit: Int
     var uploadOffset = 0
     var received = Data()
+    var overflowed = false
     var headers: [String: String] = [:]
 
-    init(upload: Data) {
+    init(upload: Data, limit: Int) {
         self.upload = upload
+        self.limit = limit
     }
 }
 
@@ -119,6 +140,11 @@ private func curlWrite(
 {
     guard let data, let context else { return 0 }
     let state = Unmanaged<TransferState>.fromOpaque(context).takeUnretainedValue()
+    guard state.received.count + size * count <= state.limit else {
+        // Returning less than was given aborts the transfer.
+        state.overflowed = true
+        return 0
+    }
     state.received.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: size * count)
     return size * count
 }

@@ -35,7 +35,7 @@ public struct GitHubClient: Sendable {
             "Accept: application/vnd.github+json", "X-GitHub-Api-Version: 2022-11-28", "User-Agent: runner",
         ]
         if let token { transfer.headers.append("Authorization: Bearer \(token)") }
-        transfer.timeout = .seconds(15)
+        transfer.timeout = .seconds(5)
         let response: CurlTransfer.Response
         do {
             response = try await client.perform(transfer)
@@ -55,8 +55,9 @@ public struct GitHubClient: Sendable {
                 let date = InstantFormat.parse(created), date >= since
             else { continue }
             activity.pushes += 1
-            if case .number(let size)? = event["payload"]?["size"] {
-                activity.commits += Int(size)
+            // Counts from the reply are outside values: a size that is not a sane count is ignored.
+            if case .number(let size)? = event["payload"]?["size"], let count = Checked.int(size), (0...1_000_000).contains(count) {
+                activity.commits += count
             } else if case .array(let commits)? = event["payload"]?["commits"] {
                 activity.commits += commits.count
             }

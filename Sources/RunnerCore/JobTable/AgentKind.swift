@@ -7,15 +7,17 @@ public enum AgentKind: String, Sendable, CaseIterable {
 
     public enum OptionType: Sendable {
         case duration, string, positiveInteger
+        /// Comma-separated email addresses, each parsed by ``EmailAddress``; may be empty.
+        case emailAddresses
     }
 
     /// Every key `with:` may hold for this agent, and its type.
     public var optionTypes: [String: OptionType] {
         switch self {
         case .taskMonitor:
-            return ["stuck_after": .duration, "realert_after": .duration, "alert_to": .string]
+            return ["stuck_after": .duration, "realert_after": .duration, "alert_to": .emailAddresses]
         case .approvalNudger:
-            return ["cooldown": .duration, "escalate_to": .string]
+            return ["cooldown": .duration, "escalate_to": .emailAddresses]
         case .timesheetDrafter:
             return ["lookback": .duration]
         case .insightGenerator:

@@ -4,8 +4,9 @@ import Foundation
 public struct Job: Sendable {
     public enum Action: Sendable, Equatable {
         case agent(AgentKind, AgentOptions)
-        /// An argv run without a shell.
-        case command([String])
+        /// An argv run without a shell, with `${VAR}` expanded; `written` is the same argv as the
+        /// job table has it (variables unexpanded), the only form that goes into history.
+        case command([String], written: [String])
     }
 
     public enum Overlap: String, Sendable, CaseIterable {

@@ -226,7 +226,9 @@ struct JobTableReader {
             if let with = keyNodes["with"] {
                 error(at: with, "job \"\(name)\": with: holds agent options, and this is a command job")
             }
-            if let argv = command(commandNode, context("command")) { action = .command(argv) }
+            if let argv = command(commandNode, context("command")) {
+                action = .command(argv, written: commandNode.sequence?.compactMap { $0.scalar?.string } ?? argv)
+            }
         }
 
         let zone = values["timezone"].flatMap { timeZone($0, context("timezone")) } ?? defaults.timeZone
@@ -280,6 +282,14 @@ struct JobTableReader {
                 if let duration = positiveDuration(value, context) { options.values[key] = .duration(duration) }
             case .string:
                 if let text = string(value, context) { options.values[key] = .string(text) }
+            case .emailAddresses:
+                guard let text = string(value, context) else { continue }
+                do {
+                    _ = try EmailAddress.list(parsing: text)
+                    options.values[key] = .string(text)
+                } catch {
+                    self.error(at: value, "\(context): \(error) (expected addresses separated by commas)")
+                }
             case .positiveInteger:
                 if let text = string(value, context) {
                     if let number = Int(text), number >= 1 {

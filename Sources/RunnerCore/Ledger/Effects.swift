@@ -7,10 +7,19 @@ import Foundation
 /// - the same effect is never recorded twice, however many runs find it;
 /// - only one process at a time attempts it (the lease);
 /// - an attempt whose process died mid-send leaves an expired lease and no outcome; it is
-///   not repeated (at most once) but marked failed with that reason, for a person to check.
+///   not repeated (at most once) but marked unknown with that reason, for a person to check.
 public struct Effects: Sendable {
     public enum Status: String, Sendable, Codable, CaseIterable {
-        case pending, sent, draft, failed
+        /// Recorded, not yet performed (or failed transiently: tried again later).
+        case pending
+        case sent
+        /// Nothing is configured to perform it; kept for a person to read.
+        case draft
+        /// Refused, or not performable (an invalid recipient): not retried.
+        case failed
+        /// Maybe performed: the attempt stopped after the request had left. Never retried by
+        /// itself; a person checks and resends.
+        case unknown
     }
 
     public struct Effect: Sendable, Equatable {
@@ -102,7 +111,7 @@ public struct Effects: Sendable {
         try await connection.query(
             """
             UPDATE runner.effects
-            SET status = 'failed', done_at = now(), leased_until = NULL,
+            SET status = 'unknown', done_at = now(), leased_until = NULL,
                 last_error = 'outcome unknown: the process attempting it stopped mid-attempt; '
                              || 'not repeated, to avoid a duplicate'
             WHERE \(condition) AND status = 'pending' AND leased_until < now() AND last_error IS NULL
@@ -122,6 +131,37 @@ public struct Effects: Sendable {
     /// A permanent failure: recorded, not retried.
     public func markFailed(_ id: Int64, error: String) async throws {
         try await finish(id, status: .failed, error: error)
+    }
+
+    /// Maybe performed (a timeout or reset after the request left): not retried by itself.
+    public func markUnknown(_ id: Int64, error: String) async throws {
+        try await finish(id, status: .unknown, error: error)
+    }
+
+    /// Records an effect that cannot be performed (an email to an address that does not parse)
+    /// as failed with the reason, once per key; true if this call recorded it.
+    @discardableResult
+    public func recordFailed(kind: String, key: String, runID: Int64?, target: String, error: String) async throws
+        -> Bool
+    {
+        try await connection.query(
+            """
+            INSERT INTO runner.effects (kind, key, run_id, status, target, payload, last_error, done_at)
+            VALUES ($1, $2, $3::bigint, 'failed', $4, '{}'::jsonb, $5, now())
+            ON CONFLICT (kind, key) DO NOTHING
+            """,
+            [PostgresValue(kind), PostgresValue(key), .int64(runID), PostgresValue(target), PostgresValue(error)]
+        ).affectedRows == 1
+    }
+
+    /// This ledger's random id, made by its first migration: Message-IDs and provider
+    /// idempotency keys carry it, so two ledgers (staging and production, or a reset one) on
+    /// one provider account never reuse each other's.
+    public func ledgerID() async throws -> String {
+        guard let id = try await connection.query("SELECT id FROM runner.ledger").first?.string("id") else {
+            throw PostgresError(.query, "runner.ledger has no id: run runner migrate")
+        }
+        return id
     }
 
     /// A transient failure: stays pending, with the reason, for a later attempt.

@@ -23,6 +23,13 @@ public struct CommandProcess: Sendable {
 
     public struct SpawnError: Error, CustomStringConvertible, Sendable {
         public let description: String
+        /// The cause alone (the system's error), naming no argument.
+        public var reason: String
+
+        init(description: String, reason: String? = nil) {
+            self.description = description
+            self.reason = reason ?? description
+        }
     }
 
     public static let tailBytes = 4096
@@ -120,7 +127,9 @@ public struct CommandProcess: Sendable {
         guard result == 0 else {
             close(stdoutPipe[0])
             close(stderrPipe[0])
-            throw SpawnError(description: "cannot start \"\(program)\": \(String(cString: strerror(result)))")
+            throw SpawnError(
+                description: "cannot start \"\(program)\": \(String(cString: strerror(result)))",
+                reason: String(cString: strerror(result)))
         }
         return Child(pid: pid, output: OutputCollector(stdout: stdoutPipe[0], stderr: stderrPipe[0]))
     }

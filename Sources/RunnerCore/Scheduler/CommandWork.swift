@@ -3,13 +3,15 @@ import Foundation
 /// A `command:` job: its argv, run without a shell, with the run's id and slot in the environment.
 struct CommandWork: RunWork {
     let argv: [String]
+    /// The argv as the job table writes it (`${VAR}` unexpanded): what outcomes may show.
+    let written: [String]
     let environment: [String: String]
 
     func perform(_ run: RunInfo) async -> RunResult {
         if run.dryRun {
             // A command's effects cannot be switched off, so a dry run does not start it.
             return RunResult(
-                status: .succeeded, outcome: ["dry_run": true, "would_run": .array(argv.map(JSONValue.string))])
+                status: .succeeded, outcome: ["dry_run": true, "would_run": .array(written.map(JSONValue.string))])
         }
         var environment = self.environment
         environment["RUNNER_RUN_ID"] = String(run.runID)
@@ -20,7 +22,9 @@ struct CommandWork: RunWork {
         do {
             result = try await process.run()
         } catch {
-            return RunResult(status: .failed, outcome: ["argv": .array(argv.map(JSONValue.string))], error: "\(error)")
+            return RunResult(
+                status: .failed, outcome: ["argv": .array(written.map(JSONValue.string))],
+                error: "\(written.first ?? "") could not start: \(Self.reason(error))")
         }
         var outcome: [String: JSONValue] = [
             "stdout_tail": .string(result.stdoutTail), "stderr_tail": .string(result.stderrTail),
@@ -48,5 +52,11 @@ struct CommandWork: RunWork {
             (status, error) = (.failed, "ended without an exit status")
         }
         return RunResult(status: status, outcome: .object(outcome), error: error, metrics: metrics)
+    }
+
+    /// Why a command could not start, without its expanded arguments (they may hold secrets).
+    static func reason(_ error: Error) -> String {
+        if let failure = error as? CommandProcess.SpawnError { return failure.reason }
+        return "it could not be started"
     }
 }

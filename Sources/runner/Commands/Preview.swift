@@ -18,6 +18,9 @@ struct Preview: AsyncParsableCommand {
     @Flag(help: "Print the HTML body instead of the text body.")
     var html = false
 
+    @Flag(help: "Include what earlier runs already sent (the task monitor: every stuck task, unabridged).")
+    var all = false
+
     @OptionGroup var config: ConfigOptions
     @OptionGroup var database: DatabaseOptions
 
@@ -37,15 +40,15 @@ struct Preview: AsyncParsableCommand {
         let context = AgentContext(
             runID: 0, job: job.name, database: product, effects: Effects(connection: ledger), mailer: nil, now: Date(),
             logger: database.logger, options: options, dryRun: true, environment: ProcessInfo.processInfo.environment)
-        let emails = try await AgentRegistry.agent(kind).preview(context, user: user)
+        let emails = try await AgentRegistry.agent(kind).preview(context, user: user, includeRecorded: all)
         guard !emails.isEmpty else {
             print("\(job.name) would send no email now")
             return
         }
         for (index, email) in emails.enumerated() {
             if index > 0 { print("\n" + String(repeating: "-", count: 72) + "\n") }
-            print("To: \(email.to.joined(separator: ", "))")
-            if !email.cc.isEmpty { print("Cc: \(email.cc.joined(separator: ", "))") }
+            print("To: \(email.to.map(\.description).joined(separator: ", "))")
+            if !email.cc.isEmpty { print("Cc: \(email.cc.map(\.description).joined(separator: ", "))") }
             print("Subject: \(email.subject)\n")
             print(html ? email.html : email.text)
         }

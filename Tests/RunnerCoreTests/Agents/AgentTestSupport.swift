@@ -51,3 +51,10 @@ func smtpMailer(port: Int) -> SMTPMailer {
         host: "127.0.0.1", port: port, security: .none, username: nil, password: nil, from: "runner@example.com",
         client: CurlClient())
 }
+
+/// Addresses written in tests are literals known to parse.
+extension EmailAddress: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) {
+        try! self.init(parsing: value)
+    }
+}

@@ -29,14 +29,7 @@ struct ApprovalNudgerTests {
         var result: [String: String] = [:]
         for message in try smtp.messages() {
             let to = message.split(separator: "\r\n").first { $0.hasPrefix("X-Envelope-To: ") }?.dropFirst(15) ?? ""
-            let subjectLine = message.split(separator: "\r\n").first { $0.hasPrefix("Subject: ") }?.dropFirst(9) ?? ""
-            var subject = String(subjectLine)
-            if subject.hasPrefix("=?UTF-8?B?"),
-                let data = Data(base64Encoded: String(subject.dropFirst(10).dropLast(2)))
-            {
-                subject = String(decoding: data, as: UTF8.self)
-            }
-            result[String(to)] = subject
+            result[String(to)] = headerValue("Subject", in: message)
         }
         return result
     }
@@ -137,15 +130,16 @@ struct ApprovalNudgerTests {
     func parallelRendering() async {
         let steps = (0..<53).map { index in
             ApprovalNudger.Step(
-                id: "s\(index)", stage: "FINANCE_CHECK", assignee: "a\(index)@example.com", project: "P\(index % 5)",
+                id: "s\(index)", stage: "FINANCE_CHECK", assignee: .success(EmailAddress(stringLiteral: "a\(index)@example.com")), project: "P\(index % 5)",
                 amount: Double(index) * 1000.5, deadline: "2026-11-\(10 + index % 10) 09:00 UTC",
                 daysOverdue: index % 12,
                 requiredDocs: index % 2 == 0 ? ["Receipt"] : [], lastNudgedAt: "never")
         }
-        let sequential = steps.map { ApprovalNudger.email(for: $0, escalateTo: "boss@example.com") }
-        let chunked = await ApprovalNudger.emails(for: steps, escalateTo: "boss@example.com", chunk: 7)
+        let sequential = steps.compactMap { ApprovalNudger.email(for: $0, escalateTo: ["boss@example.com"]) }
+        let chunked = await ApprovalNudger.emails(for: steps, escalateTo: ["boss@example.com"], chunk: 7)
+        #expect(chunked.count == 53)
         #expect(chunked == sequential)
-        #expect(chunked.map(\.to) == steps.map { [$0.assignee] })
+        #expect(chunked.map(\.to) == (0..<53).map { [EmailAddress(stringLiteral: "a\($0)@example.com")] })
     }
 
     @Test(

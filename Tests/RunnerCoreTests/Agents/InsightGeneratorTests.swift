@@ -34,7 +34,7 @@ struct InsightGeneratorTests {
 
     /// How many insights the rules, applied here in Swift, find among the open deals.
     static func expectedInsights(_ database: ZoarkDatabase, now: Date) async throws -> Int {
-        let deals = try await InsightGenerator.page(after: "", limit: 1000, on: database.connection)
+        let deals = try await InsightGenerator.page(after: "", limit: 1000, on: database.connection).deals
         return deals.reduce(0) { $0 + DealRules.anomalies(of: $1, now: now).count }
     }
 
@@ -121,7 +121,7 @@ struct InsightGeneratorTests {
     @Test("a claim left pending by a run that stopped is finished after ten minutes, not before")
     func stalePendingClaim() async throws {
         let database = try await Self.database("insightspending")
-        let deals = try await InsightGenerator.page(after: "", limit: 1000, on: database.connection)
+        let deals = try await InsightGenerator.page(after: "", limit: 1000, on: database.connection).deals
         let anomalous = deals.compactMap { deal in
             DealRules.anomalies(of: deal, now: Date()).first.map { (deal.id, $0.kind.rawValue) }
         }
@@ -136,8 +136,9 @@ struct InsightGeneratorTests {
                 ('insight', $2, $3::bigint, 'pending', 'insights', now() - interval '1 minute')
             """,
             [
-                PostgresValue("deal-insights:\(stale.0):\(stale.1):0"),
-                PostgresValue("deal-insights:\(fresh.0):\(fresh.1):0"), .int64(crashed),
+                PostgresValue(InsightHistory.key(job: "deal-insights", deal: stale.0, type: stale.1, after: nil)),
+                PostgresValue(InsightHistory.key(job: "deal-insights", deal: fresh.0, type: fresh.1, after: nil)),
+                .int64(crashed),
             ])
         let report = try await InsightGenerator().run(
             database.context(

@@ -79,7 +79,7 @@ struct AgentCommandTests {
         let recipients = try Self.recipients(slow)
         #expect(Set(recipients).count == recipients.count, "duplicates: \(recipients.sorted())")
         let unknown = try await setup.count(
-            "SELECT count(*) FROM runner.effects WHERE status = 'failed' AND last_error LIKE 'outcome unknown%'")
+            "SELECT count(*) FROM runner.effects WHERE status = 'unknown' AND last_error LIKE 'outcome unknown%'")
         let sent = try await setup.count("SELECT count(*) FROM runner.effects WHERE status = 'sent'")
         // Every nudge was either sent once or, if it was the one in flight, left alone: never twice.
         #expect(sent + unknown == 7)

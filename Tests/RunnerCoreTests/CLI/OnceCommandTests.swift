@@ -17,9 +17,9 @@ struct OnceCommandTests {
         #expect(missing.stderr.contains("run `runner migrate` first"))
         let first = try setup.runner("migrate")
         #expect(first.status == 0)
-        #expect(first.stdout == "applied migrations 1, 2; runner schema is at version 2\n")
+        #expect(first.stdout == "applied migrations 1, 2, 3; runner schema is at version 3\n")
         let second = try setup.runner("migrate")
-        #expect(second.stdout == "runner schema is up to date (version 2)\n")
+        #expect(second.stdout == "runner schema is up to date (version 3)\n")
     }
 
     @Test("once runs the current slot; a second call in the same slot does nothing and exits 0")

@@ -68,7 +68,7 @@ struct JobTableTests {
         #expect(a.catchup == .seconds(900))
         #expect(a.retries == Job.Retries(max: 5, backoff: .seconds(10), maxBackoff: .seconds(600)))
         let b = try #require(table.job(named: "b"))
-        #expect(b.action == .command(["/bin/echo", "hello world"]))
+        #expect(b.action == .command(["/bin/echo", "hello world"], written: ["/bin/echo", "hello world"]))
         #expect(b.timeZone.identifier == "America/New_York")
         #expect(b.timeout == .seconds(5400))
         #expect(b.retries == Job.Retries(max: 5, backoff: .seconds(10), maxBackoff: .seconds(3600)))

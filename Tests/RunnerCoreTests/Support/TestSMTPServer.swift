@@ -75,3 +75,32 @@ func decodedParts(_ message: String) -> (text: String, html: String) {
     }
     return (text, html)
 }
+
+/// A header of a message as a reader sees it: folded lines joined, RFC 2047 words decoded.
+func headerValue(_ name: String, in message: String) -> String? {
+    let head = message.components(separatedBy: "\r\n\r\n").first ?? ""
+    var lines: [String] = []
+    for line in head.components(separatedBy: "\r\n") {
+        if line.hasPrefix(" ") || line.hasPrefix("\t"), !lines.isEmpty {
+            lines[lines.count - 1] += line
+        } else {
+            lines.append(line)
+        }
+    }
+    guard let line = lines.first(where: { $0.lowercased().hasPrefix(name.lowercased() + ":") }) else { return nil }
+    let value = line.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces)
+    // Encoded words, with the whitespace between adjacent ones dropped (RFC 2047, section 6.2).
+    var decoded = ""
+    var rest = Substring(value)
+    var lastWasWord = false
+    while let start = rest.range(of: "=?UTF-8?B?") {
+        let between = rest[..<start.lowerBound]
+        if !(lastWasWord && between.allSatisfy(\.isWhitespace)) { decoded += between }
+        guard let end = rest[start.upperBound...].range(of: "?=") else { break }
+        let data = Data(base64Encoded: String(rest[start.upperBound..<end.lowerBound])) ?? Data()
+        decoded += String(decoding: data, as: UTF8.self)
+        rest = rest[end.upperBound...]
+        lastWasWord = true
+    }
+    return decoded + rest
+}

@@ -61,8 +61,15 @@ public enum DealRules {
     static let lowProbability = ["lead": 5, "qualified": 20, "proposal": 40, "negotiation": 60]
     static let lowProbabilityDefault = 10
 
+    /// Whole days, rounded down; the caller passes finite dates (the page query reports others as bad rows).
     static func wholeDays(from start: Date, to end: Date) -> Int {
-        Int((end.timeIntervalSince(start) / 86_400).rounded(.down))
+        Checked.int((end.timeIntervalSince(start) / 86_400).rounded(.down)) ?? 0
+    }
+
+    /// A deal value as whole units; huge values in exponent form, never a trapping conversion.
+    static func formatValue(_ value: Double) -> String {
+        if let whole = Checked.int(value) { return String(whole) }
+        return value.isFinite ? String(format: "%.3g", value) : "unknown"
     }
 
     /// Every anomaly of a deal at `now`, most urgent first.
@@ -103,7 +110,7 @@ public enum DealRules {
                 found.append(
                     Anomaly(
                         kind: .highValueAtRisk, priority: .critical,
-                        detail: "value \(Int(value)) at risk: " + reasons.joined(separator: ", ")))
+                        detail: "value \(formatValue(value)) at risk: " + reasons.joined(separator: ", ")))
             }
         }
         if let closeDate = deal.closeDate, let probability = deal.probability, probability < 70 {

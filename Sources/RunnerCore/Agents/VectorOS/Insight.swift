@@ -72,6 +72,10 @@ struct InsightWriter: Sendable {
         var error: String?
         /// Time spent writing on a connection of its own (the one-statement path).
         var busy: Duration = .zero
+        /// Anomalies the model's answer left out, written from the rules instead.
+        var ruleFallbacks = 0
+        /// Fields of the model's answer that failed the insight shape and were replaced by the rule's.
+        var replacedFields = 0
     }
 
     let context: AgentContext
@@ -96,7 +100,8 @@ struct InsightWriter: Sendable {
             func start(_ candidate: InsightGenerator.Candidate) {
                 // A client per call: each runs on a thread of its own.
                 let client = AnthropicClient(
-                    apiKey: apiKey, baseURL: baseURL, model: model, timeout: timeout, backoff: backoff)
+                    apiKey: apiKey, baseURL: baseURL, model: model, timeout: timeout, backoff: backoff,
+                    deadline: context.deadline)
                 group.addTask { await self.write(candidate, model: client) }
             }
             for _ in 0..<limit {
@@ -170,6 +175,13 @@ struct InsightWriter: Sendable {
         return result
     }
 
+    /// Claims another run holds but may be taken over: left pending by a run that stopped, or
+    /// done though their pair has no insight now (it was deleted). Ten minutes keeps a run
+    /// that is still working on them from being overtaken.
+    static let redoable = """
+        status IN ('pending', 'sent') AND coalesce(done_at, created_at) < now() - interval '10 minutes'
+        """
+
     /// A page's insights as the CTE `input`: `InsightRows.parameters` from `$first` on.
     static func input(from first: Int) -> String {
         let types = ["text", "text", "text", "text", "text", "text", "float8", "text", "text", "text", "text"]
@@ -213,8 +225,8 @@ struct InsightWriter: Sendable {
         return """
             WITH \(input(from: 3)), \(claimed),
             redone AS (
-                UPDATE runner.effects e SET status = 'sent', done_at = now(), attempts = e.attempts + 1
-                WHERE e.kind = $1 AND e.status = 'pending' AND e.created_at < now() - interval '10 minutes'
+                UPDATE runner.effects e SET status = 'sent', done_at = now(), attempts = e.attempts + 1, run_id = $2::bigint
+                WHERE e.kind = $1 AND \(redoable)
                   AND e.key IN (SELECT key FROM input EXCEPT SELECT key FROM claimed)
                 RETURNING e.key
             ),
@@ -248,8 +260,18 @@ struct InsightWriter: Sendable {
                 prompt: InsightPrompt.prompt(for: deal, anomalies: candidate.anomalies, now: context.now))
             result.inputTokens = answer.inputTokens
             result.outputTokens = answer.outputTokens
-            insights = InsightPrompt.parse(answer.text, anomalies: candidate.anomalies) ?? []
+            let parsed = InsightPrompt.parse(answer.text, anomalies: candidate.anomalies, deal: deal)
+            insights = parsed?.insights ?? []
+            result.replacedFields = parsed?.replaced ?? 0
             if insights.isEmpty { fallback = "rules (the model's answer was unusable)" }
+            // Every claimed anomaly gets its insight: those the model left out take the rule's.
+            for anomaly in candidate.anomalies where !insights.contains(where: { $0.type == anomaly.kind.rawValue }) {
+                guard fallback == nil else { break }
+                var insight = Insight.fromRule(anomaly, deal: deal)
+                insight.source = "rules (the model left this anomaly out)"
+                insights.append(insight)
+                result.ruleFallbacks += 1
+            }
         } catch {
             context.logger.warning(
                 "Claude call failed; rule-based insights instead",

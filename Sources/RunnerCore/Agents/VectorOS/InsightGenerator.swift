@@ -27,6 +27,7 @@ public struct InsightGenerator: Agent {
             "workspaces": 0, "deals_scanned": 0, "anomalous_deals": 0, "insights_created": 0,
             "skipped_duplicates": 0, "llm_calls": 0, "failures": 0,
         ]
+        var bad = BadRows()
         var workspaces = Set<String>()
         var results: [InsightWriter.Result] = []
         let writer = InsightWriter(context: context)
@@ -50,11 +51,12 @@ public struct InsightGenerator: Agent {
                 var cursor = ""
                 // Page by page, so memory stays bounded.
                 while true {
-                    let page = try await timed("read_ms") {
+                    let (page, unusable, lastID) = try await timed("read_ms") {
                         try await Self.page(after: cursor, limit: pageSize, on: context.database)
                     }
-                    guard let last = page.last else { break }
-                    cursor = last.id
+                    guard let lastID else { break }
+                    cursor = lastID
+                    for (id, reason) in unusable { bad.add(id: id, reason: reason, logger: context.logger) }
                     counts["deals_scanned"]! += page.count
                     for deal in page { workspaces.insert(deal.workspaceID) }
                     let anomalous = page.compactMap { deal -> (Deal, [Anomaly])? in
@@ -94,9 +96,12 @@ public struct InsightGenerator: Agent {
             counts["skipped_duplicates"]! += result.skipped
             counts["llm_calls"]! += result.llmCalls
             counts["failures"]! += result.failed
+            if result.ruleFallbacks > 0 { counts["model_left_out", default: 0] += result.ruleFallbacks }
+            if result.replacedFields > 0 { counts["model_fields_replaced", default: 0] += result.replacedFields }
             phases["write_ms", default: .zero] += result.busy
         }
         var report = Self.report(counts)
+        bad.report(into: &report.outcome, metrics: &report.metrics)
         report.outcome["source"] = writer.usesModel ? "claude" : "rules"
         let tokens = results.reduce((0, 0)) { ($0.0 + $1.inputTokens, $0.1 + $1.outputTokens) }
         report.metrics += [Metric("llm_input_tokens", Double(tokens.0)), Metric("llm_output_tokens", Double(tokens.1))]
@@ -136,27 +141,50 @@ public struct InsightGenerator: Agent {
             metrics: counts.sorted { $0.key < $1.key }.map { Metric($0.key, Double($0.value)) })
     }
 
-    /// One keyset page of open deals, in every workspace.
-    static func page(after cursor: String, limit: Int, on database: PostgresConnection) async throws -> [Deal] {
-        try await database.query(
+    /// One keyset page of open deals, in every workspace: the deals the rules can read, those
+    /// they cannot (an infinite timestamp, a value that is not a finite number) with why, and
+    /// the page's last id for the next page (nil when there are no more).
+    static func page(after cursor: String, limit: Int, on database: PostgresConnection) async throws -> (
+        deals: [Deal], bad: [(id: String, reason: String)], lastID: String?
+    ) {
+        let rows = try await database.query(
             """
             SELECT d."id", d."workspaceId", d."title", d."value", d."stage", d."probability",
-                   extract(epoch FROM d."closeDate") AS close_date, extract(epoch FROM d."createdAt") AS created_at,
-                   extract(epoch FROM d."updatedAt") AS updated_at
+                   CASE WHEN isfinite(d."closeDate") THEN extract(epoch FROM d."closeDate") END AS close_date,
+                   d."closeDate" IS NOT NULL AND NOT isfinite(d."closeDate") AS close_infinite,
+                   CASE WHEN isfinite(d."createdAt") THEN extract(epoch FROM d."createdAt") END AS created_at,
+                   CASE WHEN isfinite(d."updatedAt") THEN extract(epoch FROM d."updatedAt") END AS updated_at
             FROM deals d
             WHERE d."id" > $1 AND lower(d."stage") NOT IN ('won', 'lost')
             ORDER BY d."id"
             LIMIT $2::integer
-            """, [PostgresValue(cursor), .int(limit)]
-        ).map { row in
-            Deal(
-                id: try row.string("id", default: ""), workspaceID: try row.string("workspaceId", default: ""),
-                title: try row.string("title", default: ""), value: try row.double("value"),
-                stage: try row.string("stage", default: ""), probability: try row.int("probability"),
-                closeDate: try row.double("close_date").map(Date.init(timeIntervalSince1970:)),
-                createdAt: Date(timeIntervalSince1970: try row.double("created_at") ?? 0),
-                updatedAt: Date(timeIntervalSince1970: try row.double("updated_at") ?? 0))
+            """, [PostgresValue(cursor), .int(limit)])
+        var deals: [Deal] = []
+        var bad: [(String, String)] = []
+        var lastID: String?
+        for row in rows {
+            let id = try row.string("id", default: "")
+            lastID = id
+            let value = try row.double("value")
+            guard let created = try row.double("created_at"), let updated = try row.double("updated_at"),
+                try row.bool("close_infinite") != true
+            else {
+                bad.append((id, "a timestamp (createdAt, updatedAt or closeDate) is not finite"))
+                continue
+            }
+            guard value?.isFinite ?? true else {
+                bad.append((id, "the value is not a finite number"))
+                continue
+            }
+            deals.append(
+                Deal(
+                    id: id, workspaceID: try row.string("workspaceId", default: ""),
+                    title: try row.string("title", default: ""), value: value,
+                    stage: try row.string("stage", default: ""), probability: try row.int("probability"),
+                    closeDate: try row.double("close_date").map(Date.init(timeIntervalSince1970:)),
+                    createdAt: Date(timeIntervalSince1970: created), updatedAt: Date(timeIntervalSince1970: updated)))
         }
+        return (deals, bad, lastID)
     }
 
     /// Records every (deal, type, episode) in the effects ledger in one statement; keeps the
@@ -177,7 +205,7 @@ public struct InsightGenerator: Agent {
             SELECT key FROM inserted
             UNION
             SELECT key FROM runner.effects
-            WHERE kind = $1 AND key = ANY($3::text[]) AND status = 'pending' AND created_at < now() - interval '10 minutes'
+            WHERE kind = $1 AND key = ANY($3::text[]) AND \(InsightWriter.redoable)
             """, [PostgresValue(effectKind), .int64(context.runID), .array(keys)])
         let mine = Set(try rows.compactMap { try $0.string("key") })
         return candidates.compactMap { candidate in
@@ -188,13 +216,20 @@ public struct InsightGenerator: Agent {
 }
 
 /// The insights the open deals already have, per (deal, anomaly type): whether one blocks a
-/// new insight (it is open, or closed within the quiet period) and how many there were, which
-/// numbers the next episode. One scan of `insights` per run: VectorOS has no index on "dealId",
+/// new insight (it is open, or closed within the quiet period) and the newest closed one, which
+/// names the next episode. One scan of `insights` per run: VectorOS has no index on "dealId",
 /// so a query per page would read the whole table once per page.
+///
+/// An episode is keyed by what started it: the deal, the type, and the insight it follows (the
+/// newest closed one, or none). Counts would shift when a user deletes an insight and land on
+/// a key already used; this key does not move. A pair that nothing blocks has no insight under
+/// its key, so a claim found done for it (its insight was deleted) is redone, writing the
+/// insight again under the same id.
 struct InsightHistory: Sendable {
     struct Pair: Sendable {
         var blocked: Bool
-        var earlier: Int
+        /// The id of the newest dismissed or actioned insight of the pair.
+        var latestClosed: String?
     }
 
     /// Keyed by deal id and type, separated by a unit separator.
@@ -207,7 +242,8 @@ struct InsightHistory: Sendable {
                    bool_or(i."status" IN ('new', 'viewed')) AS open,
                    bool_or(i."status" NOT IN ('new', 'viewed')
                            AND i."updatedAt" > ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval) AS quiet,
-                   count(*) AS earlier
+                   (array_agg(i."id" ORDER BY i."updatedAt" DESC, i."id" DESC)
+                        FILTER (WHERE i."status" NOT IN ('new', 'viewed')))[1] AS latest_closed
             FROM insights i JOIN deals d ON d."id" = i."dealId"
             WHERE lower(d."stage") NOT IN ('won', 'lost') AND i."type" = ANY($3::text[])
             GROUP BY i."dealId", i."type"
@@ -218,13 +254,18 @@ struct InsightHistory: Sendable {
         for row in rows {
             let pair = Self.pair(try row.string("dealId", default: ""), try row.string("type", default: ""))
             history.pairs[pair] = Pair(
-                blocked: try row.bool("open") == true || row.bool("quiet") == true, earlier: try row.int("earlier") ?? 0
-            )
+                blocked: try row.bool("open") == true || row.bool("quiet") == true,
+                latestClosed: try row.string("latest_closed"))
         }
         return history
     }
 
     static func pair(_ deal: String, _ type: String) -> String { deal + "\u{1F}" + type }
+
+    /// The effect key of an episode: deal, type, and the closed insight it follows.
+    static func key(job: String, deal: String, type: String, after closed: String?) -> String {
+        "\(job):\(deal):\(type):after:\(closed ?? "none")"
+    }
 
     /// The anomalies that may become insights, with their effect keys, and how many were
     /// dropped because an insight blocks them.
@@ -239,7 +280,8 @@ struct InsightHistory: Sendable {
                     skipped += 1
                     return false
                 }
-                keys[anomaly.kind] = "\(job):\(deal.id):\(anomaly.kind.rawValue):\(earlier?.earlier ?? 0)"
+                keys[anomaly.kind] = Self.key(
+                    job: job, deal: deal.id, type: anomaly.kind.rawValue, after: earlier?.latestClosed)
                 return true
             }
             if !fresh.isEmpty { candidates.append(.init(deal: deal, anomalies: fresh, keys: keys)) }

@@ -34,6 +34,13 @@ enum InsightPrompt {
     /// object holding "insights"). Out-of-range fields are clamped; anything naming a deal is
     /// ignored. Nil when nothing usable is there.
     static func parse(_ text: String, anomalies: [Anomaly]) -> [Insight]? {
+        parse(text, anomalies: anomalies, deal: nil)?.insights
+    }
+
+    /// As ``parse(_:anomalies:)``, checking each insight against the shape VectorOS reads: an
+    /// action that is not `{action, priority, timeline, expected_impact}` with a known priority
+    /// and text fields is replaced by the rule's action for that anomaly; `replaced` counts them.
+    static func parse(_ text: String, anomalies: [Anomaly], deal: Deal?) -> (insights: [Insight], replaced: Int)? {
         guard let json = extractJSON(text) else { return nil }
         var items: [JSONValue]
         switch json {
@@ -45,6 +52,7 @@ enum InsightPrompt {
         items = Array(items.prefix(3))
         let kinds = anomalies.map(\.kind.rawValue)
         var insights: [Insight] = []
+        var replaced = 0
         for (index, item) in items.enumerated() {
             guard case .string(let title)? = item["title"], !title.trimmingCharacters(in: .whitespaces).isEmpty,
                 case .string(let description)? = item["description"]
@@ -64,26 +72,55 @@ enum InsightPrompt {
             case .string(let value)?: confidence = Double(value) ?? 0.7
             default: break
             }
+            let ruleActions: [JSONValue] = {
+                guard let deal, let anomaly = anomalies.first(where: { $0.kind.rawValue == type }) else { return [] }
+                return Insight.fromRule(anomaly, deal: deal).actions
+            }()
             var actions: [JSONValue] = []
             if case .array(let list)? = item["actions"] {
-                actions = list.prefix(5).compactMap { action in
-                    guard case .object(let fields) = action, case .string(let what)? = fields["action"] else {
-                        return nil
+                for action in list.prefix(5) {
+                    if let valid = Self.action(action) {
+                        actions.append(valid)
+                    } else {
+                        replaced += 1
+                        actions += ruleActions.prefix(1)
                     }
-                    return [
-                        "action": .string(String(what.prefix(200))),
-                        "priority": fields["priority"] ?? .string(priority.rawValue),
-                        "timeline": fields["timeline"] ?? "this week",
-                        "expected_impact": fields["expected_impact"] ?? "",
-                    ]
                 }
+            } else if item["actions"] != nil {
+                replaced += 1
+                actions = ruleActions
             }
             insights.append(
                 Insight(
                     type: type, title: title.trimmingCharacters(in: .whitespaces), description: description,
                     priority: priority, confidence: confidence, actions: actions, source: "claude"))
         }
-        return insights.isEmpty ? nil : insights
+        return insights.isEmpty ? nil : (insights, replaced)
+    }
+
+    /// One action as VectorOS reads it, or nil: `action` a non-empty string, `priority` one of
+    /// low, medium, high, critical, `timeline` and `expected_impact` strings (or missing); each
+    /// text cut to its limit.
+    static func action(_ value: JSONValue) -> JSONValue? {
+        guard case .object(let fields) = value, case .string(let what)? = fields["action"],
+            !what.trimmingCharacters(in: .whitespaces).isEmpty,
+            case .string(let priorityName)? = fields["priority"],
+            let priority = Anomaly.Priority(rawValue: priorityName.lowercased())
+        else { return nil }
+        func text(_ key: String, default fallback: String, limit: Int) -> String? {
+            switch fields[key] {
+            case nil, .null?: return fallback
+            case .string(let text)?: return Insight.cut(text, to: limit)
+            default: return nil
+            }
+        }
+        guard let timeline = text("timeline", default: "this week", limit: 100),
+            let impact = text("expected_impact", default: "", limit: 200)
+        else { return nil }
+        return [
+            "action": .string(Insight.cut(what, to: 200)), "priority": .string(priority.rawValue),
+            "timeline": .string(timeline), "expected_impact": .string(impact),
+        ]
     }
 
     /// The first JSON value in `text`: inside a ``` fence if there is one, else from the first

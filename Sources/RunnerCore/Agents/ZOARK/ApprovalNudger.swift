@@ -31,7 +31,8 @@ public struct ApprovalNudger: Agent {
     struct Step: Sendable {
         let id: String
         let stage: String
-        let assignee: String
+        /// The assignee, parsed; a value that is not one address is recorded as an invalid recipient.
+        let assignee: Result<EmailAddress, EmailAddress.Invalid>
         let project: String
         let amount: Double
         let deadline: String
@@ -44,15 +45,16 @@ public struct ApprovalNudger: Agent {
     public init() {}
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
-        let (cooldown, escalateTo) = Self.settings(context.options)
+        let (cooldown, escalateTo) = try Self.settings(context.options)
         let clock = ContinuousClock()
         let queryStart = clock.now
-        let steps = try await Self.findOverdue(context, cooldown: cooldown)
+        let (steps, bad) = try await Self.findOverdue(context, cooldown: cooldown)
         var outcome: [String: JSONValue] = ["overdue": .number(Double(steps.count))]
         var metrics = [
             Metric("overdue", Double(steps.count)),
             Metric("query_ms", (clock.now - queryStart).milliseconds, unit: "ms"),
         ]
+        bad.report(into: &outcome, metrics: &metrics)
         for urgency in Urgency.allCases {
             let count = steps.filter { Urgency(daysOverdue: $0.daysOverdue) == urgency }.count
             if count > 0 { outcome[urgency.rawValue] = .number(Double(count)) }
@@ -62,18 +64,27 @@ public struct ApprovalNudger: Agent {
             return AgentReport(outcome: outcome, metrics: metrics)
         }
 
+        let delivery = EmailDelivery(context: context)
+        var results: [EmailDelivery.Result] = []
+        var deliverable: [Step] = []
+        for step in steps {
+            switch step.assignee {
+            case .success: deliverable.append(step)
+            case .failure(let invalid):
+                let result = try await delivery.recordInvalid(invalid, key: Self.key(step))
+                if result != .alreadyRecorded { results.append(result) }
+            }
+        }
         let renderStart = clock.now
-        let emails = await Self.emails(for: steps, escalateTo: escalateTo)
-        let keys = steps.map { EmailDelivery.recordedKey(Self.key($0), job: context.job) }
+        let emails = await Self.emails(for: deliverable, escalateTo: escalateTo)
+        let keys = deliverable.map { EmailDelivery.recordedKey(Self.key($0), job: context.job) }
         metrics.append(Metric("render_ms", (clock.now - renderStart).milliseconds, unit: "ms"))
         let recordStart = clock.now
         let recorded = try await Self.record(emails, keys: keys, context: context)
         metrics.append(Metric("record_ms", (clock.now - recordStart).milliseconds, unit: "ms"))
 
-        let delivery = EmailDelivery(context: context)
-        var results: [EmailDelivery.Result] = []
         var repaired = 0
-        for (index, step) in steps.enumerated() {
+        for (index, step) in deliverable.enumerated() {
             guard let effect = recorded[keys[index]] else { continue }
             switch effect.status {
             case .pending:
@@ -86,7 +97,7 @@ public struct ApprovalNudger: Agent {
                 repaired += 1
             case .draft:
                 if effect.isNew { results.append(.drafted) }
-            case .failed:
+            case .failed, .unknown:
                 if effect.isNew { results.append(.failed) }
             }
         }
@@ -96,24 +107,30 @@ public struct ApprovalNudger: Agent {
         return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
     }
 
-    public func preview(_ context: AgentContext, user: String?) async throws -> [Email] {
-        let (cooldown, escalateTo) = Self.settings(context.options)
-        let steps = try await Self.findOverdue(context, cooldown: cooldown)
+    public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {
+        let (cooldown, escalateTo) = try Self.settings(context.options)
+        let steps = try await Self.findOverdue(context, cooldown: cooldown).steps.filter {
+            if case .success = $0.assignee { true } else { false }
+        }
         let keys = steps.map { EmailDelivery.recordedKey(Self.key($0), job: context.job) }
-        let recorded = try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
-        return zip(steps, keys).filter { !recorded.contains($0.1) }.map {
+        let recorded = includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
+        return zip(steps, keys).filter { !recorded.contains($0.1) }.compactMap {
             Self.email(for: $0.0, escalateTo: escalateTo)
         }
     }
 
-    /// The main query, `$1` now and `$2` the threshold (the benchmark runs it alone too).
+    /// The main query, `$1` now and `$2` the threshold (the benchmark runs it alone too). A
+    /// `-infinity` deadline is overdue but has no day count (NULL): that row is reported bad.
     public static let overdueQuery = """
         SELECT s."id", s."stage"::text AS stage, s."assigneeEmail" AS assignee, p."name" AS project,
                i."amount", s."requiredDocs" AS docs,
-               to_char(s."deadline", 'YYYY-MM-DD HH24:MI "UTC"') AS deadline,
-               floor(extract(epoch FROM ($1::timestamptz AT TIME ZONE 'UTC') - s."deadline") / 86400)::int
-                   AS days_overdue,
-               coalesce(to_char(s."lastNudgedAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'never') AS last_nudged
+               CASE WHEN isfinite(s."deadline") THEN to_char(s."deadline", 'YYYY-MM-DD HH24:MI "UTC"') END AS deadline,
+               CASE WHEN isfinite(s."deadline") THEN
+                   floor(extract(epoch FROM ($1::timestamptz AT TIME ZONE 'UTC') - s."deadline") / 86400)::int
+               END AS days_overdue,
+               CASE WHEN s."lastNudgedAt" IS NULL THEN 'never'
+                    WHEN isfinite(s."lastNudgedAt") THEN to_char(s."lastNudgedAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+                    ELSE s."lastNudgedAt"::text END AS last_nudged
         FROM "ApprovalStep" s
         JOIN "Invoice" i ON i."id" = s."invoiceId"
         JOIN "Project" p ON p."id" = i."projectId"
@@ -123,11 +140,11 @@ public struct ApprovalNudger: Agent {
         ORDER BY s."deadline", s."id"
         """
 
-    /// `cooldown` (24h) and `escalate_to` (nil when empty).
-    static func settings(_ options: AgentOptions) -> (cooldown: Duration, escalateTo: String?) {
+    /// `cooldown` (24h) and `escalate_to` (none when empty; checked by the job table loader).
+    static func settings(_ options: AgentOptions) throws -> (cooldown: Duration, escalateTo: [EmailAddress]) {
         (
             options.duration("cooldown", default: .seconds(24 * 3600)),
-            options.string("escalate_to").flatMap { $0.isEmpty ? nil : $0 }
+            try EmailAddress.list(parsing: options.string("escalate_to") ?? "")
         )
     }
 
@@ -136,18 +153,37 @@ public struct ApprovalNudger: Agent {
         "nudge:\(step.id)@\(step.lastNudgedAt)"
     }
 
-    static func findOverdue(_ context: AgentContext, cooldown: Duration) async throws -> [Step] {
-        try await context.database.query(
-            Self.overdueQuery, [.timestamp(context.now), .interval(cooldown)]
-        ).map { row in
-            let requiredDocs = try row.stringArray("docs")?.compactMap { $0 } ?? []
-            return Step(
-                id: try row.string("id", default: ""), stage: try row.string("stage", default: ""),
-                assignee: try row.string("assignee", default: ""), project: try row.string("project", default: ""),
-                amount: try row.double("amount") ?? 0, deadline: try row.string("deadline", default: ""),
-                daysOverdue: try row.int("days_overdue") ?? 0, requiredDocs: requiredDocs,
-                lastNudgedAt: try row.string("last_nudged", default: "never"))
+    /// The overdue steps, and the rows that cannot be nudged (an infinite deadline, an amount
+    /// that is not a finite number of dollars, a value that does not decode).
+    static func findOverdue(_ context: AgentContext, cooldown: Duration) async throws -> (
+        steps: [Step], bad: BadRows
+    ) {
+        var bad = BadRows()
+        var steps: [Step] = []
+        for row in try await context.database.query(Self.overdueQuery, [.timestamp(context.now), .interval(cooldown)]) {
+            let id = (try? row.string("id", default: "")) ?? ""
+            do {
+                guard let amount = try row.double("amount"), amount.isFinite, abs(amount) < 1e15 else {
+                    bad.add(id: id, reason: "the invoice amount is not a finite number of dollars", logger: context.logger)
+                    continue
+                }
+                guard let days = try row.int("days_overdue"), let deadline = try row.string("deadline") else {
+                    bad.add(id: id, reason: "the deadline is not a finite timestamp", logger: context.logger)
+                    continue
+                }
+                let assignee = try row.string("assignee", default: "")
+                steps.append(
+                    Step(
+                        id: id, stage: try row.string("stage", default: ""),
+                        assignee: Result { () throws(EmailAddress.Invalid) in try EmailAddress(parsing: assignee) },
+                        project: try row.string("project", default: ""), amount: amount, deadline: deadline,
+                        daysOverdue: days, requiredDocs: try row.stringArray("docs")?.compactMap { $0 } ?? [],
+                        lastNudgedAt: try row.string("last_nudged", default: "never")))
+            } catch {
+                bad.add(id: id, reason: "\(error)", logger: context.logger)
+            }
         }
+        return (steps, bad)
     }
 
     struct Recorded {
@@ -176,7 +212,7 @@ public struct ApprovalNudger: Agent {
                 """,
                 [
                     PostgresValue(EmailDelivery.kind), .int64(context.runID), PostgresValue(status.rawValue),
-                    .array(Array(keys[range])), .array(emails[range].map { $0.to.joined(separator: ", ") }),
+                    .array(Array(keys[range])), .array(emails[range].map(\.recipients)),
                     .array(emails[range].map(\.payloadText)),
                 ])
             for row in inserted {
@@ -210,12 +246,13 @@ public struct ApprovalNudger: Agent {
     }
 
     /// Every step's email, rendered in chunks on all cores: a large run renders 100,000.
-    static func emails(for steps: [Step], escalateTo: String?, chunk: Int = 5000) async -> [Email] {
-        guard steps.count > chunk else { return steps.map { email(for: $0, escalateTo: escalateTo) } }
+    /// Steps whose assignee does not parse are the caller's to record; they render nothing here.
+    static func emails(for steps: [Step], escalateTo: [EmailAddress], chunk: Int = 5000) async -> [Email] {
+        guard steps.count > chunk else { return steps.compactMap { email(for: $0, escalateTo: escalateTo) } }
         return await withTaskGroup(of: (Int, [Email]).self) { group in
             for start in stride(from: 0, to: steps.count, by: chunk) {
                 let slice = steps[start..<min(start + chunk, steps.count)]
-                group.addTask { (start, slice.map { email(for: $0, escalateTo: escalateTo) }) }
+                group.addTask { (start, slice.compactMap { email(for: $0, escalateTo: escalateTo) }) }
             }
             var chunks: [(Int, [Email])] = []
             for await rendered in group { chunks.append(rendered) }
@@ -223,7 +260,8 @@ public struct ApprovalNudger: Agent {
         }
     }
 
-    static func email(for step: Step, escalateTo: String?) -> Email {
+    static func email(for step: Step, escalateTo: [EmailAddress]) -> Email? {
+        guard case .success(let assignee) = step.assignee else { return nil }
         let urgency = Urgency(daysOverdue: step.daysOverdue)
         let amount = formatDollars(step.amount)
         let subject = "[\(urgency.label)] Approval Pending — \(step.stage) (\(amount))"
@@ -255,12 +293,14 @@ public struct ApprovalNudger: Agent {
             <p>Required documents:</p><ul>\(docItems.isEmpty ? "<li>none listed</li>" : docItems)</ul>
             </body></html>
             """
-        let cc = urgency == .critical ? escalateTo.map { [$0] } ?? [] : []
-        return Email(to: [step.assignee], cc: cc, subject: subject, text: text, html: html)
+        let cc = urgency == .critical ? escalateTo : []
+        return Email(to: [assignee], cc: cc, subject: subject, text: text, html: html)
     }
 
     /// `$25,000.00`: grouped thousands, two decimals, whatever the machine's locale.
     static func formatDollars(_ amount: Double) -> String {
+        // The caller skips other amounts as bad rows; this never traps on one either.
+        guard amount.isFinite, abs(amount) < 1e15 else { return "an amount that is not a number" }
         let cents = Int64((abs(amount) * 100).rounded())
         var whole = String(cents / 100)
         var grouped = ""

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// ZOARK's timesheet drafter: every user whose `"timesheetStatus"` is not 'completed' gets one
 /// reminder per ISO week, with the tasks they finished in the last 7 days (through their
@@ -7,7 +8,7 @@ public struct TimesheetDrafter: Agent {
     struct Reminder: Sendable {
         let userID: String
         let name: String
-        let email: String
+        let email: Result<EmailAddress, EmailAddress.Invalid>
         let githubUsername: String?
         let tasks: [(title: String, project: String)]
         var github: Result<GitHubActivity, GitHubClient.Failure>?
@@ -29,8 +30,14 @@ public struct TimesheetDrafter: Agent {
         let delivery = EmailDelivery(context: context)
         var results = try await delivery.finishPending()
         for reminder in reminders {
-            let result = try await delivery.deliver(
-                Self.email(reminder, week: week), key: Self.key(reminder, week: week))
+            let result: EmailDelivery.Result
+            switch reminder.email {
+            case .success(let address):
+                result = try await delivery.deliver(
+                    Self.email(reminder, to: address, week: week), key: Self.key(reminder, week: week))
+            case .failure(let invalid):
+                result = try await delivery.recordInvalid(invalid, key: Self.key(reminder, week: week))
+            }
             if result != .alreadyRecorded { results.append(result) }
         }
         outcome["week"] = .string(week)
@@ -39,12 +46,15 @@ public struct TimesheetDrafter: Agent {
         return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
     }
 
-    public func preview(_ context: AgentContext, user: String?) async throws -> [Email] {
+    public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {
         let week = Self.isoWeek(context.now)
         let reminders = try await Self.reminders(context, onlyUser: user)
         let keys = reminders.map { EmailDelivery.recordedKey(Self.key($0, week: week), job: context.job) }
-        let recorded = try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
-        return zip(reminders, keys).filter { !recorded.contains($0.1) }.map { Self.email($0.0, week: week) }
+        let recorded = includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
+        return zip(reminders, keys).filter { !recorded.contains($0.1) }.compactMap { reminder, _ in
+            guard case .success(let address) = reminder.email else { return nil }
+            return Self.email(reminder, to: address, week: week)
+        }
     }
 
     /// The reminders a run would send (all users, or one), with their context gathered:
@@ -91,25 +101,60 @@ public struct TimesheetDrafter: Agent {
                     }
                 }
             }
+            let email = try row.string("email", default: "")
             return Reminder(
                 userID: try row.string("id", default: ""), name: try row.string("name", default: ""),
-                email: try row.string("email", default: ""),
+                email: Result { () throws(EmailAddress.Invalid) in try EmailAddress(parsing: email) },
                 githubUsername: try row.string("githubUsername").flatMap { $0.isEmpty ? nil : $0 }, tasks: tasks)
         }
-        let github = GitHubClient(environment: context.environment)
-        let since = context.now.addingTimeInterval(-lookback.timeInterval)
-        for index in reminders.indices {
-            guard let username = reminders[index].githubUsername else { continue }
-            do {
-                reminders[index].github = .success(try await github.activity(of: username, since: since))
-            } catch {
-                context.logger.warning(
-                    "GitHub activity unavailable",
-                    metadata: ["user_id": "\(reminders[index].userID)", "error": "\(error)"])
-                reminders[index].github = .failure(error)
+        let activity = await Self.githubActivity(
+            of: reminders.map(\.githubUsername), since: context.now.addingTimeInterval(-lookback.timeInterval),
+            client: GitHubClient(environment: context.environment), logger: context.logger)
+        for index in reminders.indices { reminders[index].github = activity[index] }
+        return reminders
+    }
+
+    /// Looks up each username's activity, `concurrency` at a time. After `giveUpAfter` failures
+    /// in a row GitHub counts as down: the remaining users are not asked, and their reminders
+    /// say no activity is available, so a GitHub outage never holds the reminders back.
+    static func githubActivity(
+        of usernames: [String?], since: Date, client: GitHubClient, logger: Logger, concurrency: Int = 4,
+        giveUpAfter: Int = 3
+    ) async -> [Result<GitHubActivity, GitHubClient.Failure>?] {
+        var results = [Result<GitHubActivity, GitHubClient.Failure>?](repeating: nil, count: usernames.count)
+        let wanted = usernames.indices.filter { usernames[$0] != nil }
+        var failuresInARow = 0
+        var next = wanted.makeIterator()
+        await withTaskGroup(of: (Int, Result<GitHubActivity, GitHubClient.Failure>).self) { group in
+            func start() -> Bool {
+                guard failuresInARow < giveUpAfter, let index = next.next(), let username = usernames[index] else {
+                    return false
+                }
+                group.addTask {
+                    do throws(GitHubClient.Failure) {
+                        return (index, .success(try await client.activity(of: username, since: since)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+                return true
+            }
+            for _ in 0..<max(1, concurrency) where !start() { break }
+            for await (index, result) in group {
+                results[index] = result
+                if case .failure(let error) = result {
+                    failuresInARow += 1
+                    logger.warning("GitHub activity unavailable", metadata: ["error": "\(error)"])
+                } else {
+                    failuresInARow = 0
+                }
+                _ = start()
             }
         }
-        return reminders
+        for index in wanted where results[index] == nil {
+            results[index] = .failure(GitHubClient.Failure(description: "GitHub skipped after \(giveUpAfter) failures in a row"))
+        }
+        return results
     }
 
     /// One reminder per user per ISO week.
@@ -125,7 +170,7 @@ public struct TimesheetDrafter: Agent {
         return String(format: "%04d-W%02d", parts.yearForWeekOfYear ?? 0, parts.weekOfYear ?? 0)
     }
 
-    static func email(_ reminder: Reminder, week: String) -> Email {
+    static func email(_ reminder: Reminder, to address: EmailAddress, week: String) -> Email {
         let subject = "Timesheet reminder: please complete your timesheet for \(week)"
         var text = "Hi \(reminder.name),\n\nYour timesheet for \(week) is not completed yet.\n\n"
         var html =
@@ -158,6 +203,6 @@ public struct TimesheetDrafter: Agent {
             break
         }
         html += "</body></html>"
-        return Email(to: [reminder.email], subject: subject, text: text, html: html)
+        return Email(to: [address], subject: subject, text: text, html: html)
     }
 }

@@ -1,0 +1,35 @@
+import Logging
+
+/// Rows of a product's table that a run cannot use (an infinite timestamp, a NaN amount, a
+/// value that does not decode): each is skipped, counted in the outcome (`bad_rows`, with the
+/// first ids in `bad_row_ids`) and logged once, while the run goes on with every other row.
+struct BadRows: Sendable {
+    private(set) var count = 0
+    private(set) var samples: [(id: String, reason: String)] = []
+    static let sampleLimit = 20
+
+    mutating func add(id: String, reason: String, logger: Logger) {
+        count += 1
+        guard samples.count < Self.sampleLimit else { return }
+        let shown = EmailAddress.escaped(id)
+        samples.append((shown, reason))
+        logger.warning("row skipped", metadata: ["row_id": "\(shown)", "reason": "\(reason)"])
+    }
+
+    /// Adds `bad_rows` and `bad_row_ids` to the outcome and a `bad_rows` metric, when there are any.
+    func report(into outcome: inout [String: JSONValue], metrics: inout [Metric]) {
+        guard count > 0 else { return }
+        outcome["bad_rows"] = .number(Double(count))
+        outcome["bad_row_ids"] = .array(samples.map { .string($0.id) })
+        metrics.append(Metric("bad_rows", Double(count)))
+    }
+}
+
+/// Checked conversions of outside numbers: nil instead of a trap.
+enum Checked {
+    /// A whole number from a double, when it is finite and fits.
+    static func int(_ value: Double) -> Int? {
+        guard value.isFinite, abs(value) < 9.0e15 else { return nil }
+        return Int(value)
+    }
+}
