@@ -150,18 +150,18 @@ enum MIMEHeader {
         return plain ? "\"\(text)\"" : encodedWords(text)
     }
 
-    /// `=?UTF-8?B?…?=` words of at most 45 bytes of text each (60 of base64), never splitting a
+    /// `=?UTF-8?B?…?=` words of at most 39 bytes of text each (52 of base64), never splitting a
     /// character, joined by folding whitespace.
     static func encodedWords(_ text: String) -> String {
         var words: [String] = []
         var chunk: [UInt8] = []
         for character in text {
             let bytes = Array(String(character).utf8)
-            if chunk.count + bytes.count > 45, !chunk.isEmpty {
+            if chunk.count + bytes.count > 39, !chunk.isEmpty {
                 words.append("=?UTF-8?B?\(Data(chunk).base64EncodedString())?=")
                 chunk = []
             }
-            chunk += bytes.prefix(45)
+            chunk += bytes.prefix(39)
         }
         if !chunk.isEmpty || words.isEmpty { words.append("=?UTF-8?B?\(Data(chunk).base64EncodedString())?=") }
         return words.joined(separator: "\r\n ")

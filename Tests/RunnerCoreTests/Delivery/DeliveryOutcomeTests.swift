@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+
+@testable import RunnerCore
+
+/// How an attempt ends is judged by what the server may have done: not sent (transient),
+/// refused (failed), or maybe delivered (unknown, never retried by itself).
+@Suite("Delivery outcomes")
+struct DeliveryOutcomeTests {
+    static let email = Email(to: ["a@example.com"], subject: "Hello", text: "plain", html: "<p>html</p>")
+
+    @Test("row 7: SendGrid accepts but answers after the timeout: one POST, recorded unknown, never sent again")
+    func lateHTTPAnswer() async throws {
+        let database = try await ZoarkDatabase("outcomelatehttp")
+        let server = try TestHTTPServer(routes: ["POST /v3/mail/send": ["status": 202, "body": [:], "delay": 3]])
+        var mailer = try #require(
+            try MailerConfiguration.mailer(environment: [
+                "EMAIL_PROVIDER": "sendgrid", "SENDGRID_API_KEY": "SG.k", "SENDGRID_FROM_EMAIL": "runner@zoark.example",
+                "SENDGRID_BASE_URL": server.baseURL,
+            ]) as? HTTPMailer)
+        mailer.timeout = .seconds(1)
+        let context = database.context(job: "j", runID: try await database.newRun("j"), options: AgentOptions(), mailer: mailer)
+        let delivery = EmailDelivery(context: context, attempts: 3, backoff: .milliseconds(10))
+        #expect(try await delivery.deliver(Self.email, key: "late") == .unknown)
+        #expect(try server.requests().count == 1)
+        let effect = try #require(try await context.effects.effect(kind: "email", key: "j:late"))
+        #expect(effect.status == .unknown)
+        #expect(effect.lastError?.hasPrefix("outcome unknown") == true)
+        // Later runs neither resend it nor find it pending.
+        #expect(try await delivery.deliver(Self.email, key: "late") == .alreadyRecorded)
+        #expect(try await delivery.finishPending().isEmpty)
+        #expect(try await context.effects.list(kind: "email", status: .unknown).map(\.key) == ["j:late"])
+        #expect(try server.requests().count == 1)
+    }
+
+    @Test("row 8: SMTP times out after DATA was sent: unknown, not failed; a connect error before it is transient")
+    func smtpAfterData() async throws {
+        let database = try await ZoarkDatabase("outcomesmtp")
+        let slow = try TestSMTPServer(delay: 3)
+        let mailer = SMTPMailer(
+            host: "127.0.0.1", port: slow.port, security: .none, username: nil, password: nil,
+            from: "runner@example.com", client: CurlClient(), timeout: .seconds(1))
+        let context = database.context(job: "j", runID: try await database.newRun("j"), options: AgentOptions(), mailer: mailer)
+        let delivery = EmailDelivery(context: context, attempts: 3, backoff: .milliseconds(10))
+        #expect(try await delivery.deliver(Self.email, key: "slow") == .unknown)
+        // The server did take it: it arrives once, and nothing sends it again.
+        var arrived = 0
+        for _ in 0..<100 where arrived == 0 {
+            try await Task.sleep(for: .milliseconds(100))
+            arrived = try slow.messages().count
+        }
+        #expect(arrived == 1)
+        #expect(try await delivery.finishPending().isEmpty)
+        #expect(try slow.messages().count == 1)
+
+        let nobody = SMTPMailer(
+            host: "127.0.0.1", port: try EmbeddedPostgres.freePort(), security: .none, username: nil, password: nil,
+            from: "runner@example.com", client: CurlClient(), timeout: .seconds(2))
+        let refused = EmailDelivery(
+            context: database.context(job: "j", runID: try await database.newRun("j"), options: AgentOptions(), mailer: nobody),
+            attempts: 1)
+        #expect(try await refused.deliver(Self.email, key: "refused") == .pending)
+        #expect(try await context.effects.effect(kind: "email", key: "j:refused")?.status == .pending)
+    }
+
+    @Test("row 13: credentials make STARTTLS the default on every port; none must be written out, and then it warns")
+    func credentialsNeedTLS() async throws {
+        let plain = try TestSMTPServer()
+        func mailer(_ extra: [String: String]) throws -> SMTPMailer {
+            try #require(
+                try MailerConfiguration.mailer(
+                    environment: ["EMAIL_PROVIDER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_FROM": "runner@example.com"]
+                        .merging(extra) { $1 }) as? SMTPMailer)
+        }
+        let withUser = try mailer(["SMTP_PORT": String(plain.port), "SMTP_USER": "u", "SMTP_PASSWORD": "hunter2"])
+        #expect(withUser.security == .startTLS)
+        #expect(withUser.insecureCredentials == nil)
+        for port in ["25", "2525", "587"] {
+            #expect(try mailer(["SMTP_PORT": port, "SMTP_USER": "u"]).security == .startTLS)
+        }
+        #expect(try mailer(["SMTP_PORT": "465", "SMTP_USER": "u"]).security == .tls)
+        #expect(try mailer(["SMTP_PORT": "25"]).security == .none)
+        do {
+            try await withUser.send(Self.email, messageID: "m@example.com")
+            Issue.record("a server without STARTTLS got credentials")
+        } catch {
+            #expect(error.disposition == .transient)
+            #expect(!error.message.contains("hunter2"))
+        }
+        #expect(try plain.messages().isEmpty)
+        let insecure = try mailer(["SMTP_PORT": "25", "SMTP_USER": "u", "SMTP_SECURITY": "none"])
+        #expect(insecure.security == .none)
+        #expect(insecure.insecureCredentials?.contains("SMTP_SECURITY=none") == true)
+        #expect(throws: MailerConfiguration.Problem.self) { try mailer(["SMTP_PORT": "99999"]) }
+        #expect(throws: MailerConfiguration.Problem.self) { try mailer(["SMTP_FROM": "a@b.c\r\nBcc: x@evil.com"]) }
+    }
+
+    @Test("row 17: Message-ID and Idempotency-Key carry the ledger's random id and the sending domain")
+    func idsPerLedger() async throws {
+        let server = try TestHTTPServer(routes: ["POST /emails": ["status": 200, "body": ["id": "x"]]])
+        let mailer = try #require(
+            try MailerConfiguration.mailer(environment: [
+                "EMAIL_PROVIDER": "resend", "RESEND_API_KEY": "re_k", "RESEND_FROM_EMAIL": "Runner <runner@zoark.example>",
+                "RESEND_BASE_URL": server.baseURL,
+            ]))
+        var keys: [String] = []
+        for label in ["outcomestaging", "outcomeproduction"] {
+            let database = try await ZoarkDatabase(label)
+            let context = database.context(
+                job: "j", runID: try await database.newRun("j"), options: AgentOptions(), mailer: mailer)
+            #expect(try await EmailDelivery(context: context).deliver(Self.email, key: "k") == .sent)
+            let ledger = try await context.effects.ledgerID()
+            #expect(ledger.count == 32)
+            let effectID = try #require(try await context.effects.effect(kind: "email", key: "j:k")?.id)
+            let request = try #require(try server.requests().last)
+            guard case .string(let key)? = request["headers"]?["Idempotency-Key"] else {
+                Issue.record("no Idempotency-Key")
+                return
+            }
+            #expect(key == "effect-\(effectID).\(ledger)@zoark.example")
+            let body = try #require(request["body"].flatMap { if case .string(let t) = $0 { JSONValue.parse(t) } else { nil } })
+            #expect(body["headers"]?["Message-ID"] == .string("<\(key)>"))
+            #expect(body["from"] == "\"Runner\" <runner@zoark.example>")
+            keys.append(key)
+        }
+        #expect(keys.count == 2 && keys[0] != keys[1])
+    }
+}
