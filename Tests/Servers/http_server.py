@@ -1,7 +1,7 @@
 """A small HTTP server for the tests that answers from a routes file and logs every request.
 
 Usage: python3 http_server.py PORT ROUTES.json LOG.jsonl
-ROUTES maps "METHOD /path" to {"status": 200, "body": <json>, "headers": {...}, "delay": seconds};
+ROUTES maps "METHOD /path" (or "METHOD /prefix*") to {"status": 200, "body": <json>, "headers": {...}, "delay": seconds};
 a list of such answers is used in turn (the last one repeats). Each request is appended to LOG
 as one JSON line: method, path, headers, body. Prints "ready" once it listens on 127.0.0.1.
 """
@@ -29,7 +29,10 @@ def main():
                 with open(log_path, "a") as log:
                     log.write(json.dumps({"method": self.command, "path": self.path,
                                           "headers": dict(self.headers), "body": body}) + "\n")
-                answers = routes.get(route, {"status": 404, "body": {"message": "Not Found"}})
+                answers = routes.get(route)
+                if answers is None:  # "GET /users/*" answers every path under /users/
+                    matches = [key for key in routes if key.endswith("*") and route.startswith(key[:-1])]
+                    answers = routes[max(matches, key=len)] if matches else {"status": 404, "body": {"message": "Not Found"}}
                 if isinstance(answers, list):
                     index = served.get(route, 0)
                     served[route] = index + 1

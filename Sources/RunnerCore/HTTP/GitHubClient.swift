@@ -24,6 +24,18 @@ public struct GitHubClient: Sendable {
         self.client = client
     }
 
+    private init(baseURL: String, token: String?, client: CurlClient) {
+        self.baseURL = baseURL
+        self.token = token
+        self.client = client
+    }
+
+    /// The same client on a transfer thread of its own: a client performs one call at a time,
+    /// so concurrent lookups take one each.
+    func onOwnThread() -> GitHubClient {
+        GitHubClient(baseURL: baseURL, token: token, client: CurlClient())
+    }
+
     /// Push events of `username` since `since` (the events API covers the last 90 days).
     public func activity(of username: String, since: Date) async throws(Failure) -> GitHubActivity {
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-"))

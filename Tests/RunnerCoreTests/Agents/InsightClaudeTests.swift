@@ -127,6 +127,45 @@ struct InsightClaudeTests {
         #expect(try row.double("confidence") == 0)
     }
 
+    @Test("row 12: actions that fail the insight shape are replaced by the rule's and counted")
+    func invalidActions() async throws {
+        let answer = """
+            [{"type": "stale", "title": "Quiet deal", "description": "Ten days.", "priority": "high", "confidence": 0.8,
+              "actions": [{"action": "Call", "priority": "SUPER", "timeline": "now", "expected_impact": "x"},
+                          {"action": "Email", "priority": "low", "timeline": {"nested": ["object"]}, "expected_impact": "y"},
+                          {"action": "Visit", "priority": "Medium", "timeline": "this week", "expected_impact": "z"},
+                          "not an object"]},
+             {"type": "high_value_at_risk", "title": "At risk", "description": "Big.", "priority": "critical",
+              "confidence": 0.9, "actions": "call them"}]
+            """
+        let (report, database, _) = try await run([Self.message(answer)])
+        #expect(report.outcome["insights_created"] == 2)
+        #expect(report.outcome["model_fields_replaced"] == 4)
+        let rows = try await database.connection.query(
+            #"SELECT "type", actions::text AS actions FROM insights ORDER BY "type""#)
+        let allowed: Set<String> = ["low", "medium", "high", "critical"]
+        for row in rows {
+            guard case .array(let actions)? = JSONValue.parse(try row.string("actions") ?? "") else {
+                Issue.record("actions are not an array")
+                continue
+            }
+            #expect(!actions.isEmpty)
+            for action in actions {
+                guard case .string(let priority)? = action["priority"], case .string? = action["timeline"],
+                    case .string? = action["action"], case .string? = action["expected_impact"]
+                else {
+                    Issue.record("an action of the wrong shape was stored: \(action.text)")
+                    continue
+                }
+                #expect(allowed.contains(priority))
+            }
+        }
+        let stale = try #require(rows.first { try $0.string("type") == "stale" })
+        let staleActions = try stale.string("actions") ?? ""
+        #expect(staleActions.contains("\"Visit\"") && staleActions.contains("\"medium\""))
+        #expect(!staleActions.contains("SUPER") && !staleActions.contains("nested"))
+    }
+
     @Test("garbage: rule-based insights, marked as such")
     func garbage() async throws {
         let (report, database, _) = try await run([Self.message("I'm sorry, I can't help with that.")])

@@ -320,6 +320,37 @@ struct OnceCommandTests {
         #expect(ran == "x\nx\nx\n")
     }
 
+    @Test("row 15: outcomes and history keep a command's argv as written, never the expanded secret")
+    func argvAsWritten() async throws {
+        let setup = try await Setup(
+            "argvwritten",
+            jobs: """
+                defaults: {retries: {max: 0}}
+                jobs:
+                  call:
+                    command: ["curl", "-H", "Authorization: Bearer ${API_TOKEN}", "https://example.invalid"]
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
+                  missing:
+                    command: ["/nonexistent/${API_TOKEN}/tool", "${API_TOKEN}"]
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
+                """, extraEnvironment: ["API_TOKEN": "tok-SECRET-4242"])
+        #expect(try setup.runner("once", "call", "--dry-run").status == 0)
+        let failed = try setup.runner("once", "missing")
+        #expect(failed.status == 1)
+        let history = try setup.runner("history", "--json")
+        #expect(history.status == 0)
+        for text in [history.stdout, failed.stdout, failed.stderr] {
+            #expect(!text.contains("SECRET-4242"))
+        }
+        #expect(history.stdout.contains("Authorization: Bearer ${API_TOKEN}"))
+        #expect(history.stdout.contains("/nonexistent/${API_TOKEN}/tool could not start"))
+        let stored = try await setup.connection.query("SELECT outcome::text || coalesce(error, '') AS t FROM runner.runs")
+        #expect(stored.count == 2)
+        for row in stored { #expect(try row.string("t")?.contains("SECRET") == false) }
+    }
+
     @Test("--dry-run records a dry run and starts nothing")
     func dryRun() async throws {
         let setup = try await Setup(

@@ -117,6 +117,21 @@ struct JobTableTests {
     /// Each broken file and the one diagnostic it must produce: line, column, and words of the message.
     static let errors: [(name: String, yaml: String, line: Int, column: Int, message: String)] = [
         (
+            "alert_to smuggling a second recipient",
+            "jobs:\n  a:\n    agent: task-monitor\n    schedule: \"@daily\"\n    with: {alert_to: \"Ops <ops@x>, evil@example.com\"}\n",
+            5, 22, "job \"a\", key \"with.alert_to\": invalid recipient \"Ops <ops@x>\""
+        ),
+        (
+            "escalate_to with a line break",
+            "jobs:\n  a:\n    agent: approval-nudger\n    schedule: \"@daily\"\n    with: {escalate_to: \"cfo@example.com\\r\\nBcc: x@example.com\"}\n",
+            5, 25, "job \"a\", key \"with.escalate_to\": invalid recipient \"cfo@example.com\\r\\nBcc: x@example.com\": contains a control character"
+        ),
+        (
+            "zero request timeout",
+            "jobs:\n  a:\n    agent: insight-generator\n    schedule: \"@daily\"\n    with: {request_timeout: 0ms}\n",
+            5, 29, "job \"a\", key \"with.request_timeout\": must be greater than zero, got \"0ms\""
+        ),
+        (
             "unknown top-level key", "jobz: 1\njobs:\n  a: {command: [x], schedule: \"@daily\"}\n", 1, 1,
             "unknown key \"jobz\" in the top level (expected one of defaults, jobs)"
         ),

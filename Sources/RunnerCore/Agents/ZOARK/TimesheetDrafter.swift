@@ -130,6 +130,7 @@ public struct TimesheetDrafter: Agent {
                 guard failuresInARow < giveUpAfter, let index = next.next(), let username = usernames[index] else {
                     return false
                 }
+                let client = client.onOwnThread()
                 group.addTask {
                     do throws(GitHubClient.Failure) {
                         return (index, .success(try await client.activity(of: username, since: since)))
@@ -139,7 +140,9 @@ public struct TimesheetDrafter: Agent {
                 }
                 return true
             }
-            for _ in 0..<max(1, concurrency) where !start() { break }
+            for _ in 0..<max(1, concurrency) {
+                guard start() else { break }
+            }
             for await (index, result) in group {
                 results[index] = result
                 if case .failure(let error) = result {
