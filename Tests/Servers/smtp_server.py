@@ -4,7 +4,8 @@ Usage: python3 smtp_server.py PORT FOLDER [--fail-first N] [--reject]
   --fail-first N  answer the first N DATA commands with 451 (a transient failure)
   --reject        answer every DATA command with 550 (a permanent failure)
   --delay SECONDS wait this long before accepting each message (a slow server)
-  --hang-at N     make the Nth message wait 5 seconds before it is accepted (a send in flight)
+  --hang-at N     hold the Nth message before accepting it (a send in flight): the server writes
+                  FOLDER/holding when it holds it, and goes on once FOLDER/release exists
 Prints "ready" on stdout once it listens on 127.0.0.1:PORT.
 """
 import argparse
@@ -37,7 +38,11 @@ class Store:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.received == self.hang_at:
-            await asyncio.sleep(5)
+            open(os.path.join(self.folder, "holding"), "w").close()
+            for _ in range(1200):  # at most 60 seconds
+                if os.path.exists(os.path.join(self.folder, "release")):
+                    break
+                await asyncio.sleep(0.05)
         number = next(self.counter)
         path = os.path.join(self.folder, f"{time.time_ns()}-{number}.eml")
         with open(path + ".tmp", "wb") as handle:

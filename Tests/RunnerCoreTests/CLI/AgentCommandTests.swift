@@ -39,8 +39,9 @@ struct AgentCommandTests {
             for index in 0..<8 {
                 // Half as scheduled runs of the same slot, half forced manual runs racing them.
                 group.addTask {
-                    try index % 2 == 0
-                        ? setup.runner("once", "approval-nudges") : setup.runner("once", "approval-nudges", "--force")
+                    index % 2 == 0
+                        ? try await setup.runner("once", "approval-nudges")
+                        : try await setup.runner("once", "approval-nudges", "--force")
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -58,14 +59,10 @@ struct AgentCommandTests {
         let slow = try TestSMTPServer(hangAt: 3)
         let setup = try await Self.setup("nudgerkill", smtp: slow)
         let process = try RunnerProcess.launch(["once", "approval-nudges"], environment: setup.environment)
-        var delivered = 0
-        for _ in 0..<200 where delivered < 2 {
-            try await Task.sleep(for: .milliseconds(50))
-            delivered = try slow.messages().count
-        }
-        try await Task.sleep(for: .milliseconds(500))
+        // Killed while the server holds the third message: no sleep decides when.
+        try await slow.waitUntilHolding()
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        try await offPool { process.waitUntilExit() }
         let beforeRerun = try Self.recipients(slow).count
         #expect(beforeRerun == 2)
 
@@ -74,8 +71,9 @@ struct AgentCommandTests {
             "UPDATE runner.effects SET leased_until = now() - interval '1 second' WHERE leased_until IS NOT NULL")
         try await setup.connection.execute(
             "UPDATE runner.runs SET heartbeat_at = now() - interval '1 hour' WHERE status = 'running'")
-        let rerun = try setup.runner("once", "approval-nudges", "--force")
-        try await Task.sleep(for: .seconds(5))  // the hung send completes on the server side
+        let rerun = try await setup.runner("once", "approval-nudges", "--force")
+        slow.release()  // the held send goes on on the server side, its client long gone
+        try await Task.sleep(for: .milliseconds(500))
         let recipients = try Self.recipients(slow)
         #expect(Set(recipients).count == recipients.count, "duplicates: \(recipients.sorted())")
         let unknown = try await setup.count(

@@ -5,39 +5,39 @@ import Testing
 @Suite("runner check and runner next")
 struct CheckAndNextCommandTests {
     @Test("check prints ok and exits 0 for a valid table")
-    func checkValid() throws {
+    func checkValid() async throws {
         let directory = try TemporaryDirectory()
         let file = try directory.write(
             "jobs.yaml",
             "jobs:\n  a:\n    command: [\"true\"]\n    schedule: \"@hourly\"\n  b:\n    agent: task-monitor\n    schedule: \"*/30 * * * *\"\n"
         )
-        let result = try RunnerProcess.run(["check", "--config", file.path])
+        let result = try await RunnerProcess.run(["check", "--config", file.path])
         #expect(result.status == 0)
         #expect(result.stdout == "ok: 2 jobs\n")
     }
 
     @Test("check finds ./jobs.yaml by default and RUNNER_CONFIG when set")
-    func checkDefaultPaths() throws {
+    func checkDefaultPaths() async throws {
         let directory = try TemporaryDirectory()
         _ = try directory.write("jobs.yaml", "jobs:\n  a: {command: [\"true\"], schedule: \"@daily\"}\n")
-        let local = try RunnerProcess.run(["check"], currentDirectory: directory.url)
+        let local = try await RunnerProcess.run(["check"], currentDirectory: directory.url)
         #expect(local.stdout == "ok: 1 job\n")
         let other = try directory.write(
             "other.yaml",
             "jobs:\n  a: {command: [x], schedule: \"@daily\"}\n  b: {command: [y], schedule: \"@daily\"}\n")
-        let fromEnvironment = try RunnerProcess.run(
+        let fromEnvironment = try await RunnerProcess.run(
             ["check"], environment: ["RUNNER_CONFIG": other.path], currentDirectory: directory.url)
         #expect(fromEnvironment.stdout == "ok: 2 jobs\n")
     }
 
     @Test("check prints every error as PATH:LINE:COL and exits 2")
-    func checkInvalid() throws {
+    func checkInvalid() async throws {
         let directory = try TemporaryDirectory()
         let file = try directory.write(
             "jobs.yaml",
             "jobs:\n  a:\n    agent: nope\n    schedule: \"0 0 30 2 *\"\n  b:\n    command: [x]\n    schedule: */5 * * * *\n"
         )
-        let result = try RunnerProcess.run(["check", "--config", file.path])
+        let result = try await RunnerProcess.run(["check", "--config", file.path])
         #expect(result.status == 2)
         #expect(result.stdout.isEmpty)
         let lines = result.stderr.split(separator: "\n").map(String.init)
@@ -49,20 +49,20 @@ struct CheckAndNextCommandTests {
     }
 
     @Test("check on a missing file names it and exits 2")
-    func checkMissingFile() throws {
-        let result = try RunnerProcess.run(["check", "--config", "/nonexistent/jobs.yaml"])
+    func checkMissingFile() async throws {
+        let result = try await RunnerProcess.run(["check", "--config", "/nonexistent/jobs.yaml"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("/nonexistent/jobs.yaml:1:1: cannot read the file"))
     }
 
     @Test("check reports an unset variable naming the job and key, and never prints other values")
-    func checkUnsetVariable() throws {
+    func checkUnsetVariable() async throws {
         let directory = try TemporaryDirectory()
         let file = try directory.write(
             "jobs.yaml",
             "jobs:\n  insights:\n    agent: insight-generator\n    schedule: \"@hourly\"\n    database: \"${RUNNER_TEST_UNSET_URL}\"\n"
         )
-        let result = try RunnerProcess.run(["check", "--config", file.path])
+        let result = try await RunnerProcess.run(["check", "--config", file.path])
         #expect(result.status == 2)
         #expect(
             result.stderr.contains(
@@ -70,8 +70,8 @@ struct CheckAndNextCommandTests {
     }
 
     @Test("next prints ISO-8601 instants with offsets, one per line")
-    func nextSchedule() throws {
-        let result = try RunnerProcess.run([
+    func nextSchedule() async throws {
+        let result = try await RunnerProcess.run([
             "next", "--schedule", "30 2 * * *", "--timezone", "Europe/Berlin", "--after", "2026-03-28T12:00:00Z",
             "--count", "3",
         ])
@@ -80,25 +80,25 @@ struct CheckAndNextCommandTests {
     }
 
     @Test("next of a job uses the job's schedule and time zone")
-    func nextJob() throws {
+    func nextJob() async throws {
         let directory = try TemporaryDirectory()
         let file = try directory.write(
             "jobs.yaml",
             "jobs:\n  reminders:\n    agent: timesheet-drafter\n    schedule: \"0 16 * * FRI\"\n    timezone: Europe/London\n"
         )
-        let result = try RunnerProcess.run([
+        let result = try await RunnerProcess.run([
             "next", "reminders", "--config", file.path, "--after", "2026-10-20T00:00:00+02:00", "--count", "2",
         ])
         #expect(result.status == 0)
         #expect(result.stdout == "2026-10-23T16:00:00+01:00\n2026-10-30T16:00:00+00:00\n")
-        let missing = try RunnerProcess.run(["next", "nope", "--config", file.path])
+        let missing = try await RunnerProcess.run(["next", "nope", "--config", file.path])
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("no job \"nope\""))
     }
 
     @Test("next finds the next leap day from 2026")
-    func nextLeapDay() throws {
-        let result = try RunnerProcess.run([
+    func nextLeapDay() async throws {
+        let result = try await RunnerProcess.run([
             "next", "--schedule", "0 0 29 2 *", "--after", "2026-03-01T00:00:00Z", "--count", "2",
         ])
         #expect(result.stdout == "2028-02-29T00:00:00+00:00\n2032-02-29T00:00:00+00:00\n")
@@ -115,19 +115,19 @@ struct CheckAndNextCommandTests {
             ["next", "--schedule", "@daily", "--count", "0"],
             ["frobnicate"],
         ])
-    func nextRejects(arguments: [String]) throws {
-        let result = try RunnerProcess.run(arguments)
+    func nextRejects(arguments: [String]) async throws {
+        let result = try await RunnerProcess.run(arguments)
         #expect(result.status == 2, "\(arguments): \(result.stderr)")
         #expect(!result.stderr.isEmpty)
     }
 
     @Test("help describes the commands and exits 0")
-    func help() throws {
-        let result = try RunnerProcess.run(["--help"])
+    func help() async throws {
+        let result = try await RunnerProcess.run(["--help"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("check"))
         #expect(result.stdout.contains("next"))
-        let nextHelp = try RunnerProcess.run(["next", "--help"])
+        let nextHelp = try await RunnerProcess.run(["next", "--help"])
         #expect(nextHelp.status == 0)
         #expect(nextHelp.stdout.contains("--schedule"))
     }

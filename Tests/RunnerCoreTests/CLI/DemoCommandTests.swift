@@ -12,14 +12,14 @@ struct DemoCommandTests {
         environment["RUNNER_HOME"] = directory.url.appendingPathComponent("home").path
         environment["DATABASE_URL"] = "postgres://must-not-be-used@127.0.0.1:1/nope"
         environment.removeValue(forKey: "EMAIL_PROVIDER")
-        func runner(_ arguments: String...) throws -> RunnerProcess.Result {
-            try RunnerProcess.run(arguments, environment: environment, currentDirectory: directory.url)
+        func runner(_ arguments: String...) async throws -> RunnerProcess.Result {
+            try await RunnerProcess.run(arguments, environment: environment, currentDirectory: directory.url)
         }
         defer {
             environment["DATABASE_URL"] = nil
-            _ = try? RunnerProcess.run(["db", "stop"], environment: environment, currentDirectory: directory.url)
+            _ = try? RunnerProcess.blockingRun(["db", "stop"], environment: environment, currentDirectory: directory.url)
         }
-        let first = try runner("demo")
+        let first = try await runner("demo")
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.contains("stuck-tasks: run 1 succeeded"))
         #expect(first.stdout.contains(#""newly_stuck":5"#))
@@ -30,7 +30,7 @@ struct DemoCommandTests {
                 "[CRITICAL — Immediate Action Required] Approval Pending — EXECUTIVE_APPROVAL ($312,000.00)"))
         #expect(first.stdout.components(separatedBy: "  draft  ").count - 1 == 8)
 
-        let second = try runner("demo")
+        let second = try await runner("demo")
         #expect(second.status == 0)
         #expect(
             second.stdout.contains(#"stuck-tasks: run 5 succeeded {"drafted":0,"emailed":0,"newly_stuck":0,"stuck":5}"#)
@@ -41,17 +41,17 @@ struct DemoCommandTests {
         #expect(second.stdout.components(separatedBy: "  draft  ").count - 1 == 8)
 
         environment["DATABASE_URL"] = ""
-        let drafts = try runner("outbox", "--status", "draft", "--json")
+        let drafts = try await runner("outbox", "--status", "draft", "--json")
         guard case .array(let items)? = JSONValue.parse(drafts.stdout) else {
             Issue.record("outbox --json printed \(drafts.stdout)")
             return
         }
         #expect(items.count == 8)
-        #expect(try runner("outbox", "--status", "failed").stdout == "the outbox is empty (status failed)\n")
+        #expect(try await runner("outbox", "--status", "failed").stdout == "the outbox is empty (status failed)\n")
 
         // Preview renders without recording: a newly overdue step shows up, and stays unrecorded.
         let config = try directory.write("jobs.yaml", DemoData.jobs)
-        let url = try runner("db", "url").stdout.trimmingCharacters(in: .newlines)
+        let url = try await runner("db", "url").stdout.trimmingCharacters(in: .newlines)
         let connection = try await PostgresConnection.connect(ConnectionString(url))
         try await connection.execute(
             """
@@ -60,17 +60,17 @@ struct DemoCommandTests {
                     (now() AT TIME ZONE 'UTC') - interval '8 days 1 hour', now())
             """)
         let effectsBefore = try await connection.query("SELECT count(*) AS n FROM runner.effects").first?.int("n")
-        let preview = try runner("preview", "approval-nudges", "--config", config.path)
+        let preview = try await runner("preview", "approval-nudges", "--config", config.path)
         #expect(preview.status == 0, "\(preview.stderr)")
         #expect(
             preview.stdout.hasPrefix(
                 "To: new@zoark.example\nCc: cfo@zoark.example\nSubject: [CRITICAL — Immediate Action Required] Approval Pending — LEGAL_REVIEW ($7,800.00)"
             ))
         #expect(preview.stdout.contains("Required documents: NDA"))
-        let html = try runner("preview", "approval-nudges", "--config", config.path, "--html")
+        let html = try await runner("preview", "approval-nudges", "--config", config.path, "--html")
         #expect(html.stdout.contains("<li>NDA</li>"))
         #expect(try await connection.query("SELECT count(*) AS n FROM runner.effects").first?.int("n") == effectsBefore)
-        let user = try runner("preview", "timesheet-reminders", "--config", config.path, "--user", "demo-u2")
+        let user = try await runner("preview", "timesheet-reminders", "--config", config.path, "--user", "demo-u2")
         #expect(user.stdout == "timesheet-reminders would send no email now\n")
         await connection.close()
     }

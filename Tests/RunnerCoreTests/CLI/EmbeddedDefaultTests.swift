@@ -15,20 +15,20 @@ struct EmbeddedDefaultTests {
         environment["DATABASE_URL"] = ""
         environment["RUNNER_HOME"] = directory.url.appendingPathComponent("home").path
         environment["RUNNER_CONFIG"] = config.path
-        func runner(_ arguments: String...) throws -> RunnerProcess.Result {
-            try RunnerProcess.run(arguments, environment: environment, currentDirectory: directory.url)
+        func runner(_ arguments: String...) async throws -> RunnerProcess.Result {
+            try await RunnerProcess.run(arguments, environment: environment, currentDirectory: directory.url)
         }
-        defer { _ = try? runner("db", "stop") }
+        defer { _ = try? RunnerProcess.blockingRun(["db", "stop"], environment: environment, currentDirectory: directory.url) }
 
-        let once = try runner("once", "hello")
+        let once = try await runner("once", "hello")
         #expect(once.status == 0, "\(once.stderr)")
         #expect(once.stdout.hasPrefix("run 1 of hello succeeded"))
         let notices = once.stderr.split(separator: "\n").filter { $0.contains("DATABASE_URL is not set") }
         #expect(notices.count == 1)
-        #expect(try runner("once", "hello").stdout.contains("already ran"))
-        #expect(try runner("history").stdout.contains("hello"))
+        #expect(try await runner("once", "hello").stdout.contains("already ran"))
+        #expect(try await runner("history").stdout.contains("hello"))
 
-        let url = try runner("db", "url")
+        let url = try await runner("db", "url")
         #expect(url.status == 0)
         #expect(url.stdout.hasPrefix("postgresql:///runner?host="))
         let connection = try await PostgresConnection.connect(
@@ -36,8 +36,8 @@ struct EmbeddedDefaultTests {
         #expect(try await connection.query("SELECT count(*) AS n FROM runner.runs").first?.int("n") == 1)
         await connection.close()
 
-        let stop = try runner("db", "stop")
+        let stop = try await runner("db", "stop")
         #expect(stop.stdout.hasPrefix("stopped the embedded PostgreSQL"))
-        #expect(try runner("db", "stop").stdout.contains("is not running"))
+        #expect(try await runner("db", "stop").stdout.contains("is not running"))
     }
 }

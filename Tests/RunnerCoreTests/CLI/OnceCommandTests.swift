@@ -12,13 +12,13 @@ struct OnceCommandTests {
     func migrate() async throws {
         let setup = try await Setup(
             "climigrate", jobs: "jobs:\n  a: {command: [\"true\"], schedule: \"@daily\"}\n", migrate: false)
-        let missing = try setup.runner("history")
+        let missing = try await setup.runner("history")
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("run `runner migrate` first"))
-        let first = try setup.runner("migrate")
+        let first = try await setup.runner("migrate")
         #expect(first.status == 0)
         #expect(first.stdout == "applied migrations 1, 2, 3; runner schema is at version 3\n")
-        let second = try setup.runner("migrate")
+        let second = try await setup.runner("migrate")
         #expect(second.stdout == "runner schema is up to date (version 3)\n")
     }
 
@@ -33,10 +33,10 @@ struct OnceCommandTests {
                     schedule: "0 0 1 1 *"
                     catchup: 400d
                 """)
-        let first = try setup.runner("once", "count")
+        let first = try await setup.runner("once", "count")
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.hasPrefix("run 1 of count succeeded"))
-        let second = try setup.runner("once", "count")
+        let second = try await setup.runner("once", "count")
         #expect(second.status == 0)
         #expect(second.stdout.contains("count already ran in slot"))
         #expect(second.stdout.contains("(run 1, succeeded); nothing to do"))
@@ -66,7 +66,7 @@ struct OnceCommandTests {
                 """)
         let results = try await withThrowingTaskGroup(of: RunnerProcess.Result.self) { group in
             for _ in 0..<8 {
-                group.addTask { try setup.runner("once", "once-only") }
+                group.addTask { try await setup.runner("once", "once-only") }
             }
             return try await group.reduce(into: []) { $0.append($1) }
         }
@@ -92,7 +92,7 @@ struct OnceCommandTests {
                     retries: {max: 0}
                 """)
         let started = Date()
-        let result = try setup.runner("once", "slow")
+        let result = try await setup.runner("once", "slow")
         #expect(result.status == 1)
         #expect(Date().timeIntervalSince(started) < 10)
         #expect(result.stdout.contains("timed_out"))
@@ -122,7 +122,7 @@ struct OnceCommandTests {
                     catchup: 400d
                     retries: {max: 3, backoff: 100ms, max_backoff: 150ms}
                 """)
-        let result = try setup.runner("once", "flaky")
+        let result = try await setup.runner("once", "flaky")
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         let lines = result.stdout.split(separator: "\n")
         #expect(lines.count == 3)
@@ -142,7 +142,7 @@ struct OnceCommandTests {
         #expect(keys.count == 3 && keys[1] == keys[0] + "#2" && keys[2] == keys[0] + "#3")
         #expect(Set(try runs.map { try $0.string("slot") ?? "" }).count == 1)
         // The slot is done: another call does nothing.
-        let again = try setup.runner("once", "flaky")
+        let again = try await setup.runner("once", "flaky")
         #expect(again.status == 0)
         #expect(again.stdout.contains("already ran"))
         #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 3)
@@ -159,7 +159,7 @@ struct OnceCommandTests {
                     schedule: "@every 1h"
                     retries: {max: 1, backoff: 100ms}
                 """)
-        let result = try setup.runner("once", "broken")
+        let result = try await setup.runner("once", "broken")
         #expect(result.status == 1)
         #expect(result.stdout.split(separator: "\n").count == 2)
         let tries = try String(contentsOf: setup.directory.url.appendingPathComponent("tries"), encoding: .utf8)
@@ -213,9 +213,9 @@ struct OnceCommandTests {
                     ping_url: \(server.baseURL)/ping/check-secret/
                     retries: {max: 1, backoff: 100ms}
                 """)
-        #expect(try setup.runner("once", "good").status == 0)
-        #expect(try setup.runner("once", "good").stdout.contains("nothing to do"))
-        #expect(try setup.runner("once", "good", "--dry-run").status == 0)
+        #expect(try await setup.runner("once", "good").status == 0)
+        #expect(try await setup.runner("once", "good").stdout.contains("nothing to do"))
+        #expect(try await setup.runner("once", "good", "--dry-run").status == 0)
         var requests = try server.requests()
         func line(_ request: JSONValue) -> String {
             guard case .string(let method)? = request["method"], case .string(let path)? = request["path"] else {
@@ -230,7 +230,7 @@ struct OnceCommandTests {
         }
         #expect(body.hasPrefix("run 1 of good succeeded"))
 
-        #expect(try setup.runner("once", "bad").status == 1)
+        #expect(try await setup.runner("once", "bad").status == 1)
         requests = Array(try server.requests().dropFirst(2))
         #expect(requests.map(line) == ["GET /ping/check-secret/start", "POST /ping/check-secret/fail"])
         guard case .string(let failure)? = requests.last?["body"] else {
@@ -252,7 +252,7 @@ struct OnceCommandTests {
                     schedule: "@every 1h"
                     ping_url: http://127.0.0.1:\(port)/ping/check-secret
                 """)
-        let result = try setup.runner("once", "good")
+        let result = try await setup.runner("once", "good")
         #expect(result.status == 0)
         #expect(result.stdout.contains("succeeded"))
         #expect(result.stderr.contains("ping failed"))
@@ -292,7 +292,7 @@ struct OnceCommandTests {
                     schedule: "@every 1h"
                     retries: {max: 0}
                 """)
-        let result = try setup.runner("once", "noisy")
+        let result = try await setup.runner("once", "noisy")
         #expect(result.status == 1)
         #expect(result.stdout.contains("failed"))
         #expect(result.stdout.contains("exit code 7: it broke"))
@@ -309,9 +309,9 @@ struct OnceCommandTests {
         let setup = try await Setup(
             "force",
             jobs: "jobs:\n  job:\n    command: [\"sh\", \"-c\", \"echo x >> ran.txt\"]\n    schedule: \"@every 1h\"\n")
-        #expect(try setup.runner("once", "job", "--force").status == 0)
-        #expect(try setup.runner("once", "job", "--force").status == 0)
-        let scheduled = try setup.runner("once", "job")
+        #expect(try await setup.runner("once", "job", "--force").status == 0)
+        #expect(try await setup.runner("once", "job", "--force").status == 0)
+        let scheduled = try await setup.runner("once", "job")
         #expect(scheduled.stdout.contains("succeeded"))
         let triggers = try await setup.connection.query("SELECT trigger, slot_key FROM runner.runs ORDER BY id")
         #expect(try triggers.map { try $0.string("trigger") ?? "" } == ["manual", "manual", "once"])
@@ -336,10 +336,10 @@ struct OnceCommandTests {
                     schedule: "0 0 1 1 *"
                     catchup: 400d
                 """, extraEnvironment: ["API_TOKEN": "tok-SECRET-4242"])
-        #expect(try setup.runner("once", "call", "--dry-run").status == 0)
-        let failed = try setup.runner("once", "missing")
+        #expect(try await setup.runner("once", "call", "--dry-run").status == 0)
+        let failed = try await setup.runner("once", "missing")
         #expect(failed.status == 1)
-        let history = try setup.runner("history", "--json")
+        let history = try await setup.runner("history", "--json")
         #expect(history.status == 0)
         for text in [history.stdout, failed.stdout, failed.stderr] {
             #expect(!text.contains("SECRET-4242"))
@@ -356,14 +356,14 @@ struct OnceCommandTests {
         let setup = try await Setup(
             "dryrun",
             jobs: "jobs:\n  job:\n    command: [\"sh\", \"-c\", \"echo x >> ran.txt\"]\n    schedule: \"@every 1h\"\n")
-        let result = try setup.runner("once", "job", "--dry-run")
+        let result = try await setup.runner("once", "job", "--dry-run")
         #expect(result.status == 0)
         #expect(result.stdout.contains("(dry run)"))
         #expect(!FileManager.default.fileExists(atPath: setup.directory.url.appendingPathComponent("ran.txt").path))
         let row = try await setup.connection.query("SELECT dry_run, slot_key FROM runner.runs")
         #expect(try row.first?.bool("dry_run") == true)
         #expect(try row.first?.string("slot_key")?.hasPrefix("dry-run:") == true)
-        #expect(try setup.runner("once", "job").stdout.contains("succeeded"))
+        #expect(try await setup.runner("once", "job").stdout.contains("succeeded"))
     }
 
     @Test("a slot older than catchup is not claimed")
@@ -371,7 +371,7 @@ struct OnceCommandTests {
         let setup = try await Setup(
             "catchup",
             jobs: "jobs:\n  yearly:\n    command: [\"true\"]\n    schedule: \"0 0 1 1 *\"\n    catchup: 1h\n")
-        let result = try setup.runner("once", "yearly")
+        let result = try await setup.runner("once", "yearly")
         let january = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date())
         guard !(january.month == 1 && january.day == 1 && january.hour == 0) else { return }
         #expect(result.status == 0)
@@ -389,7 +389,7 @@ struct OnceCommandTests {
             VALUES ('job', now() - interval '3 hours', 'old', 'once', 'running', 'gone-host:42', 30,
                     now() - interval '3 hours', now() - interval '2 hours')
             """)
-        let status = try setup.runner("status", "--json")
+        let status = try await setup.runner("status", "--json")
         #expect(status.status == 0, "\(status.stderr)")
         let abandoned = try await setup.connection.query("SELECT status, error FROM runner.runs WHERE slot_key = 'old'")
         #expect(try abandoned.first?.string("status") == "abandoned")
@@ -403,7 +403,7 @@ struct OnceCommandTests {
         #expect(item["last_status"] == "abandoned")
         #expect(item["schedule"] == "@every 1h")
         #expect(item["timezone"] == "UTC")
-        #expect(try setup.runner("once", "job").stdout.contains("succeeded"))
+        #expect(try await setup.runner("once", "job").stdout.contains("succeeded"))
     }
 
     @Test("history prints a table or JSON, newest first, with filters")
@@ -415,15 +415,15 @@ struct OnceCommandTests {
                   good: {command: ["true"], schedule: "@every 1h"}
                   bad: {command: ["false"], schedule: "@every 1h", retries: {max: 0}}
                 """)
-        _ = try setup.runner("once", "good")
-        _ = try setup.runner("once", "bad")
-        let table = try setup.runner("history")
+        _ = try await setup.runner("once", "good")
+        _ = try await setup.runner("once", "bad")
+        let table = try await setup.runner("history")
         let lines = table.stdout.split(separator: "\n")
         #expect(lines.count == 3)
         #expect(lines[0].hasPrefix("RUN  JOB   SLOT"))
         #expect(lines[1].contains("bad") && lines[1].contains("failed") && lines[1].contains("exit code 1"))
         #expect(lines[2].contains("good") && lines[2].contains("succeeded"))
-        let json = try setup.runner("history", "--json", "--status", "failed")
+        let json = try await setup.runner("history", "--json", "--status", "failed")
         guard case .array(let runs)? = JSONValue.parse(json.stdout) else {
             Issue.record("history --json printed \(json.stdout)")
             return
@@ -435,16 +435,16 @@ struct OnceCommandTests {
             #expect(run[key] != nil, "missing \(key)")
         }
         #expect(run["job"] == "bad")
-        #expect(try setup.runner("history", "--job", "good", "--json").stdout.contains("\"good\""))
-        #expect(try setup.runner("history", "--since", "soon").status == 2)
+        #expect(try await setup.runner("history", "--job", "good", "--json").stdout.contains("\"good\""))
+        #expect(try await setup.runner("history", "--since", "soon").status == 2)
     }
 
     @Test("exit codes: 2 for configuration and usage errors")
     func configurationErrors() async throws {
         let setup = try await Setup("exitcodes", jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"@daily\"}\n")
-        #expect(try setup.runner("once", "nope").status == 2)
-        #expect(try setup.runner("once").status == 2)
-        #expect(try setup.runner("once", "job", "--config", "/nonexistent.yaml").status == 2)
+        #expect(try await setup.runner("once", "nope").status == 2)
+        #expect(try await setup.runner("once").status == 2)
+        #expect(try await setup.runner("once", "job", "--config", "/nonexistent.yaml").status == 2)
     }
 
     @Test("exit code 3 when the database is unreachable, and the password never appears")
@@ -457,7 +457,7 @@ struct OnceCommandTests {
             "host=127.0.0.1 port=1 user=runner password=\(secret)",
             "postgresql://runner:\(secret)@127.0.0.1:1/runner?no_such_option=1",
         ] {
-            let result = try RunnerProcess.run(
+            let result = try await RunnerProcess.run(
                 ["once", "job"], environment: setup.environment.merging(["DATABASE_URL": url]) { $1 })
             #expect(result.status == 3, "\(url): \(result.stderr)")
             #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))
@@ -470,7 +470,7 @@ struct OnceCommandTests {
         let setup = try await Setup("password", jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"@daily\"}\n")
         let wrong = "Wr0ngPassw0rd-abc123"
         let url = TestDatabase.cluster.tcpConnectionString(database: "postgres", user: "secretive", password: wrong)
-        let result = try RunnerProcess.run(
+        let result = try await RunnerProcess.run(
             ["once", "job"], environment: setup.environment.merging(["DATABASE_URL": url.raw]) { $1 })
         #expect(result.status == 3)
         #expect(result.stderr.contains("password authentication failed"))
@@ -478,7 +478,7 @@ struct OnceCommandTests {
         // The right password gets in (and then finds no runner schema: exit 2).
         let right = TestDatabase.cluster.tcpConnectionString(
             database: "postgres", user: "secretive", password: TestDatabase.secretPassword)
-        let ok = try RunnerProcess.run(
+        let ok = try await RunnerProcess.run(
             ["history"], environment: setup.environment.merging(["DATABASE_URL": right.raw]) { $1 })
         #expect(ok.status == 2)
         #expect(ok.stderr.contains("runner migrate"))

@@ -21,8 +21,8 @@ final class CLISetup: Sendable {
         ].merging(extraEnvironment) { $1 }
     }
 
-    func runner(_ arguments: String...) throws -> RunnerProcess.Result {
-        try RunnerProcess.run(arguments, environment: environment, currentDirectory: directory.url)
+    func runner(_ arguments: String...) async throws -> RunnerProcess.Result {
+        try await RunnerProcess.run(arguments, environment: environment, currentDirectory: directory.url)
     }
 
     func count(_ sql: String) async throws -> Int {

@@ -30,8 +30,17 @@ struct RunnerProcess {
         return process
     }
 
+    /// Runs `runner` to its end. The waiting happens on a thread of its own, never on the
+    /// cooperative pool, so a slow child cannot starve the other tests.
     static func run(
         _ arguments: [String], environment: [String: String] = [:], currentDirectory: URL? = nil
+    ) async throws -> Result {
+        try await offPool { try blockingRun(arguments, environment: environment, currentDirectory: currentDirectory) }
+    }
+
+    /// Waits on the calling thread: only for cleanup in a `defer`, which cannot await.
+    static func blockingRun(
+        _ arguments: [String], environment: [String: String], currentDirectory: URL?
     ) throws -> Result {
         let process = Process()
         process.executableURL = executable
@@ -59,6 +68,13 @@ struct RunnerProcess {
         return Result(
             status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
             stderr: String(decoding: errBox.data, as: UTF8.self))
+    }
+}
+
+/// Runs blocking work (waiting for a process, reading a pipe) on a dispatch thread and awaits it.
+func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
     }
 }
 

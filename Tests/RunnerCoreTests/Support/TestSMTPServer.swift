@@ -36,6 +36,21 @@ final class TestSMTPServer: @unchecked Sendable {
         }
     }
 
+    /// Waits (without blocking a thread) until the server holds the `hangAt` message.
+    func waitUntilHolding(timeout: Duration = .seconds(60)) async throws {
+        let marker = folder.url.appendingPathComponent("holding").path
+        let deadline = ContinuousClock.now + timeout
+        while !FileManager.default.fileExists(atPath: marker) {
+            guard ContinuousClock.now < deadline else { throw TestDatabaseError("the SMTP server never held a message") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Lets a held message go on.
+    func release() {
+        FileManager.default.createFile(atPath: folder.url.appendingPathComponent("release").path, contents: Data())
+    }
+
     /// Environment variables that point the runner's SMTP mailer at this server.
     var environment: [String: String] {
         [
