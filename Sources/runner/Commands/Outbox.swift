@@ -6,11 +6,11 @@ extension Effects.Status: ExpressibleByArgument {}
 
 struct Outbox: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the emails the agents recorded: sent, drafts, pending retries and failures.",
+        abstract: "List the emails the agents recorded: sent, drafts, pending retries, failures and unknown outcomes.",
         discussion: "Drafts are emails kept because no EMAIL_PROVIDER is configured (or no recipient); nothing is lost."
     )
 
-    @Option(help: "Only emails with this status (pending, sent, draft, failed).")
+    @Option(help: "Only emails with this status (pending, sent, draft, failed, unknown).")
     var status: Effects.Status?
 
     @Option(help: "At most this many emails.")

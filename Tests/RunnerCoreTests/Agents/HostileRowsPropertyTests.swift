@@ -10,18 +10,7 @@ import Testing
 /// handled, and a second run finds nothing new.
 @Suite("Hostile rows, property-based")
 struct HostileRowsPropertyTests {
-    /// SplitMix64: the same rows for the same seed, so a failure can be replayed.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func pick<T>(_ items: [T]) -> T { items[Int(next() % UInt64(items.count))] }
-    }
+    typealias Random = SplitMix64
 
     static let texts = [
         "plain", "", "ctl \u{1}\u{7}\u{1B}[31m red", "line\r\nBcc: x@evil.com\r\n\r\nbody", "quote ' \" \\ {} ,",
@@ -42,7 +31,7 @@ struct HostileRowsPropertyTests {
 
     @Test("task monitor", arguments: seeds)
     func taskMonitor(seed: UInt64) async throws {
-        var random = Random(state: seed)
+        var random = SplitMix64(seed: seed)
         let database = try await ZoarkDatabase("proptasks")
         let projects = (0..<3).map { _ in random.pick(Self.texts) }
         try await database.connection.query(
@@ -82,7 +71,7 @@ struct HostileRowsPropertyTests {
 
     @Test("approval nudger", arguments: seeds)
     func approvalNudger(seed: UInt64) async throws {
-        var random = Random(state: seed)
+        var random = SplitMix64(seed: seed)
         let database = try await ZoarkDatabase("propnudger")
         try await database.connection.query(
             #"INSERT INTO "Project" ("id", "name", "updatedAt") VALUES ('p1', $1, now())"#,
@@ -145,7 +134,7 @@ struct HostileRowsPropertyTests {
 
     @Test("timesheet drafter", arguments: seeds)
     func timesheetDrafter(seed: UInt64) async throws {
-        var random = Random(state: seed)
+        var random = SplitMix64(seed: seed)
         let database = try await ZoarkDatabase("proptimesheet")
         var users: [(email: (String, Bool), status: String, github: String?)] = []
         for i in 0..<30 {
@@ -193,7 +182,7 @@ struct HostileRowsPropertyTests {
 
     @Test("insight generator", arguments: seeds)
     func insightGenerator(seed: UInt64) async throws {
-        var random = Random(state: seed)
+        var random = SplitMix64(seed: seed)
         let database = try await ZoarkDatabase("propinsights")
         try await database.connection.execute(VectorOSSchema.sql)
         try await database.connection.execute(
@@ -270,4 +259,9 @@ struct HostileRowsPropertyTests {
             database.context(job: "di", runID: try await database.newRun("di"), options: AgentOptions(), sharesLedger: true))
         #expect(again.outcome["insights_created"] == 0)
     }
+}
+
+extension SplitMix64 {
+    /// One of `items`, the same one for the same seed and draw.
+    mutating func pick<T>(_ items: [T]) -> T { items[Int(next() % UInt64(items.count))] }
 }
