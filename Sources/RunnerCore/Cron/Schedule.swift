@@ -31,7 +31,12 @@ public struct Schedule: Sendable, Equatable {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if trimmed.lowercased().hasPrefix("@every") {
             let argument = trimmed.dropFirst("@every".count).trimmingCharacters(in: .whitespaces)
-            guard let duration = try? DurationParser.parse(argument) else {
+            let duration: Duration
+            do {
+                duration = try DurationParser.parse(argument)
+            } catch where error.tooLong {
+                throw CronError("@every \(argument) is longer than 100 years")
+            } catch {
                 throw CronError("@every needs a duration such as 90s, 5m or 1h30m, got \"\(argument)\"")
             }
             guard duration >= .seconds(1), duration.components.attoseconds == 0 else {

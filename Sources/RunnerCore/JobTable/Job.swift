@@ -45,6 +45,8 @@ public struct Job: Sendable {
     /// Another database for the agent's own data; nil means the ledger's database.
     public let database: String?
     public let pingURL: String?
+    /// What a command job's environment holds beyond the minimal one (`env:`).
+    public var environment = CommandEnvironment()
     /// Where the job is defined in its file.
     public let line: Int
 
@@ -54,6 +56,26 @@ public struct Job: Sendable {
 
     public static let defaultTimeout: Duration = .seconds(600)
     public static let defaultCatchup: Duration = .seconds(3600)
+}
+
+/// A command's environment: a minimal one (PATH, HOME, LANG, TZ, `RUNNER_*`, `DATABASE_URL`)
+/// plus what the job lists under `env:`, never the runner's provider secrets unless listed.
+public struct CommandEnvironment: Sendable, Equatable {
+    /// Names passed through from the runner's environment when set there.
+    public var passThrough: [String] = []
+    /// `NAME: value` pairs (`${VAR}` expanded).
+    public var values: [String: String] = [:]
+
+    static let minimal = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "DATABASE_URL"]
+
+    /// The environment a command starts with, from the runner's own.
+    public func build(from environment: [String: String]) -> [String: String] {
+        var result = environment.filter { Self.minimal.contains($0.key) || $0.key.hasPrefix("RUNNER_") }
+        for name in passThrough { if let value = environment[name] { result[name] = value } }
+        result.merge(values) { $1 }
+        if result["PATH"] == nil { result["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
+        return result
+    }
 }
 
 /// The whole job table, jobs in file order.

@@ -16,6 +16,18 @@ public struct JobTableLoader: Sendable {
     }
 
     public func load(path: String) throws(JobTableError) -> JobTable {
+        func problem(_ message: String) -> JobTableError {
+            JobTableError(path: path, diagnostics: [ConfigDiagnostic(line: 1, column: 1, message: message)])
+        }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+            throw problem(
+                "no such file (looked for \(path) in \(FileManager.default.currentDirectoryPath)); "
+                    + "point --config or RUNNER_CONFIG at your jobs.yaml")
+        }
+        guard !isFolder.boolValue else {
+            throw problem("this is a folder, not a file: point --config or RUNNER_CONFIG at the jobs.yaml inside it")
+        }
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -72,7 +84,15 @@ struct JobTableReader {
     mutating func read(_ original: String) -> [Job] {
         let (text, starDiagnostics) = YAMLPreflight.quoteStarValues(in: original)
         diagnostics += starDiagnostics
-        guard let root = compose(text) else { return [] }
+        guard let root = compose(text) else {
+            if diagnostics.isEmpty {
+                diagnostics.append(
+                    ConfigDiagnostic(
+                        line: 1, column: 1,
+                        message: "the file holds no jobs: it must have jobs: with at least one job (see the README)"))
+            }
+            return []
+        }
         guard let mapping = root.mapping else {
             error(at: root, "the file must be a mapping with the keys defaults and jobs")
             return []
@@ -200,7 +220,7 @@ struct JobTableReader {
         }
         let keys = [
             "agent", "command", "schedule", "timezone", "timeout", "overlap", "catchup", "retries", "with",
-            "database", "ping_url",
+            "database", "ping_url", "env",
         ]
         var values: [String: Node] = [:]
         var keyNodes: [String: Node] = [:]
@@ -244,12 +264,22 @@ struct JobTableReader {
         let retries = values["retries"].map { self.retries($0, over: defaults.retries, context: "job \"\(name)\"") }
         let database = values["database"].flatMap { string($0, context("database")) }
         let pingURL = values["ping_url"].flatMap { self.pingURL($0, context("ping_url")) }
+        var commandEnvironment = CommandEnvironment()
+        if let envNode = values["env"] {
+            if values["agent"] != nil {
+                error(at: keyNodes["env"]!, "job \"\(name)\": env: sets a command's environment, and this is an agent job")
+            } else {
+                commandEnvironment = environment(envNode, context("env"))
+            }
+        }
 
         guard diagnostics.count == before, let action, let schedule else { return nil }
-        return Job(
+        var job = Job(
             name: name, action: action, schedule: schedule, timeout: timeout, overlap: overlap, catchup: catchup,
             retries: retries ?? defaults.retries, database: database?.isEmpty == false ? database : nil,
             pingURL: pingURL?.isEmpty == false ? pingURL : nil, line: keyNode.mark?.line ?? 1)
+        job.environment = commandEnvironment
+        return job
     }
 
     private static var agentList: String {
@@ -394,6 +424,40 @@ struct JobTableReader {
         return retries
     }
 
+    /// `env: [NAME, OTHER: value]` or `env: {NAME: value}`: names to pass through, and values to set.
+    private mutating func environment(_ node: Node, _ context: String) -> CommandEnvironment {
+        var result = CommandEnvironment()
+        func name(_ keyNode: Node) -> String? {
+            guard let text = keyNode.scalar?.string,
+                let first = text.unicodeScalars.first, first == "_" || (first.isASCII && first.properties.isAlphabetic),
+                text.unicodeScalars.allSatisfy({ $0 == "_" || ($0.isASCII && $0.properties.isAlphabetic) || ("0"..."9").contains($0) })
+            else {
+                error(at: keyNode, "\(context): \"\(keyNode.scalar?.string ?? "")\" is not a variable name (letters, digits, _)")
+                return nil
+            }
+            return text
+        }
+        func add(_ mapping: Node.Mapping) {
+            for (keyNode, value) in mapping {
+                if let key = name(keyNode), let text = string(value, context) { result.values[key] = text }
+            }
+        }
+        if let mapping = node.mapping {
+            add(mapping)
+        } else if let sequence = node.sequence {
+            for item in sequence {
+                if let mapping = item.mapping {
+                    add(mapping)
+                } else if let key = name(item) {
+                    result.passThrough.append(key)
+                }
+            }
+        } else {
+            error(at: node, "\(context): expected a list of names, NAME: value pairs, or both, such as [PGOPTIONS, MODE: fast]")
+        }
+        return result
+    }
+
     private mutating func pingURL(_ node: Node, _ context: String) -> String? {
         guard let text = string(node, context) else { return nil }
         guard text.isEmpty || text.hasPrefix("https://") || text.hasPrefix("http://") else {
@@ -405,9 +469,15 @@ struct JobTableReader {
 
     private mutating func positiveDuration(_ node: Node, _ context: String) -> Duration? {
         guard let text = string(node, context) else { return nil }
-        guard let duration = try? DurationParser.parse(text) else {
-            error(
-                at: node, "\(context): \"\(text)\" is not a duration (expected forms such as 90s, 30m, 48h, 7d, 1h30m)")
+        let duration: Duration
+        do {
+            duration = try DurationParser.parse(text)
+        } catch {
+            self.error(
+                at: node,
+                error.tooLong
+                    ? "\(context): \"\(text)\" is longer than 100 years"
+                    : "\(context): \"\(text)\" is not a duration (expected forms such as 90s, 30m, 48h, 7d, 1h30m)")
             return nil
         }
         guard duration > .zero else {

@@ -10,6 +10,8 @@ public struct Database: Sendable {
         case schemaOutdated(current: Int, required: Int)
         /// The embedded cluster could not be started.
         case embedded(String)
+        /// `DATABASE_URL` does not parse (exit code 2): retrying cannot help.
+        case invalidURL(String)
 
         public var description: String {
             switch self {
@@ -19,6 +21,7 @@ public struct Database: Sendable {
                     ? "the runner schema does not exist in this database: run `runner migrate` first"
                     : "the runner schema is at version \(current), this runner needs \(required): run `runner migrate`"
             case .embedded(let message): return "cannot start the embedded PostgreSQL: \(message)"
+            case .invalidURL(let message): return message
             }
         }
     }
@@ -68,6 +71,11 @@ public struct Database: Sendable {
         -> (connection: PostgresConnection, url: ConnectionString)
     {
         let target = try await connectionString()
+        do {
+            try target.validate()
+        } catch {
+            throw Failure.invalidURL(error.message)
+        }
         var delay: Duration = .milliseconds(250)
         var lastError: PostgresError?
         for attempt in 1...max(1, attempts) {

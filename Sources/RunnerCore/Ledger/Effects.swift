@@ -150,7 +150,7 @@ public struct Effects: Sendable {
             VALUES ($1, $2, $3::bigint, 'failed', $4, '{}'::jsonb, $5, now())
             ON CONFLICT (kind, key) DO NOTHING
             """,
-            [PostgresValue(kind), PostgresValue(key), .int64(runID), PostgresValue(target), PostgresValue(error)]
+            [PostgresValue(kind), PostgresValue(key), .int64(runID), PostgresValue(target), PostgresValue(Self.storable(error))]
         ).affectedRows == 1
     }
 
@@ -168,10 +168,16 @@ public struct Effects: Sendable {
     public func markRetryable(_ id: Int64, error: String) async throws {
         try await connection.query(
             "UPDATE runner.effects SET leased_until = NULL, last_error = $2 WHERE id = $1::bigint AND status = 'pending'",
-            [.int64(id), PostgresValue(error)])
+            [.int64(id), PostgresValue(Self.storable(error))])
+    }
+
+    /// An effect's error as stored: redacted, storable, at most 4 KiB.
+    static func storable(_ error: String?) -> String? {
+        error.map { Storable.text(Redactor.process($0), limit: 4096) }
     }
 
     private func finish(_ id: Int64, status: Status, error: String?) async throws {
+        let error = Self.storable(error)
         try await connection.query(
             """
             UPDATE runner.effects SET status = $2, last_error = coalesce($3, last_error), done_at = now(),

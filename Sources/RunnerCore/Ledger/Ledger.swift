@@ -170,9 +170,29 @@ public struct Ledger: Sendable {
     }
 
     /// Records how a run ended, with its metrics: one statement, so one round trip and atomic.
+    /// The outcome and error are redacted and made storable (no NUL, no NaN, the error at most
+    /// 4 KiB); if the server still refuses the outcome, the run is finished without it, with
+    /// why, so no run is ever left `running` by what it printed.
     public func finish(
         runID: Int64, job: String, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?,
         metrics: [Metric]
+    ) async throws {
+        let redact = Redactor.process
+        let error = error.map { Storable.text(redact($0), limit: 4096) }
+        do {
+            try await write(
+                runID: runID, status: status, durationMs: durationMs, outcome: outcome.map { redact(Storable.json($0)) },
+                error: error, metrics: metrics)
+        } catch let refused as PostgresError where refused.kind == .query {
+            try await write(
+                runID: runID, status: status, durationMs: durationMs,
+                outcome: ["outcome_dropped": .string(Storable.text(redact(refused.message), limit: 512))], error: error,
+                metrics: metrics.filter { $0.value.isFinite })
+        }
+    }
+
+    private func write(
+        runID: Int64, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?, metrics: [Metric]
     ) async throws {
         try await connection.query(
             """

@@ -38,13 +38,30 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
     public func validate() throws(PostgresError) {
         var errorMessage: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(raw, &errorMessage) else {
+            let detail = errorMessage.map { String(cString: $0) } ?? ""
             if let errorMessage { PQfreemem(errorMessage) }
             throw PostgresError(
                 .connection,
-                "DATABASE_URL is not a valid connection string "
+                "DATABASE_URL is not a valid connection string: \(Self.problem(in: detail)) "
                     + "(expected postgres://user:password@host:port/dbname?options or key=value pairs)")
         }
         PQconninfoFree(options)
+    }
+
+    /// libpq's parse error with every quoted fragment left out: it may quote a piece of the
+    /// string, and that piece may be a password.
+    static func problem(in message: String) -> String {
+        var output = ""
+        var inQuote = false
+        for character in message.trimmingCharacters(in: .whitespacesAndNewlines) {
+            if character == "\"" {
+                if !inQuote { output += "\"…\"" }
+                inQuote.toggle()
+            } else if !inQuote {
+                output.append(character)
+            }
+        }
+        return output.isEmpty ? "it does not parse" : output
     }
 }
 

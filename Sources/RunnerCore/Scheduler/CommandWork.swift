@@ -11,7 +11,7 @@ struct CommandWork: RunWork {
         if run.dryRun {
             // A command's effects cannot be switched off, so a dry run does not start it.
             return RunResult(
-                status: .succeeded, outcome: ["dry_run": true, "would_run": .array(written.map(JSONValue.string))])
+                status: .succeeded, outcome: ["dry_run": true, "would_run": Storable.argv(written)])
         }
         var environment = self.environment
         environment["RUNNER_RUN_ID"] = String(run.runID)
@@ -23,8 +23,8 @@ struct CommandWork: RunWork {
             result = try await process.run()
         } catch {
             return RunResult(
-                status: .failed, outcome: ["argv": .array(written.map(JSONValue.string))],
-                error: "\(written.first ?? "") could not start: \(Self.reason(error))")
+                status: .failed, outcome: ["argv": Storable.argv(written)],
+                error: "\(Storable.text(written.first ?? "", limit: 512)) could not start: \(Self.reason(error))")
         }
         var outcome: [String: JSONValue] = [
             "stdout_tail": .string(result.stdoutTail), "stderr_tail": .string(result.stderrTail),

@@ -27,7 +27,8 @@ public struct RunExecutor: Sendable {
 
     func work(for job: Job) -> RunWork {
         switch job.action {
-        case .command(let argv, let written): return CommandWork(argv: argv, written: written, environment: environment)
+        case .command(let argv, let written):
+            return CommandWork(argv: argv, written: written, environment: job.environment.build(from: environment))
         case .agent(let kind, let options):
             return AgentWork(
                 agent: AgentRegistry.agent(kind), options: options, ledger: ledger,

@@ -4,7 +4,13 @@ import Foundation
 public enum DurationParser {
     public struct Failure: Error, Equatable, Sendable {
         public let text: String
+        /// The text is a duration, but longer than ``maximum``.
+        public var tooLong = false
     }
+
+    /// The longest duration anything accepts: 100 years. Anything longer is a typo, and
+    /// arithmetic on it (instants, intervals, milliseconds) could overflow.
+    public static let maximum: Duration = .seconds(100 * 36_525 * 864)
 
     static let units: [(suffix: String, milliseconds: Int64)] = [
         ("ms", 1), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000),
@@ -24,6 +30,7 @@ public enum DurationParser {
             guard !overflow, product < Int64.max - total else { throw Failure(text: text) }
             total += product
         }
+        guard Duration.milliseconds(total) <= maximum else { throw Failure(text: text, tooLong: true) }
         return .milliseconds(total)
     }
 

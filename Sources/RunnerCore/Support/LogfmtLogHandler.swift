@@ -2,7 +2,8 @@ import Foundation
 import Logging
 
 /// One line per event on stderr, as logfmt (`ts=… level=info msg="run claimed" job=x run_id=5`)
-/// or JSON. Callers put job and run id in the metadata; nothing here ever sees a secret.
+/// or JSON. Callers put job and run id in the metadata; every value passes the ``Redactor``, so a
+/// secret that reaches a message (a provider echoing its key in an error) is masked.
 public struct LogfmtLogHandler: LogHandler {
     public enum Format: String, Sendable, CaseIterable {
         case logfmt, json
@@ -24,11 +25,12 @@ public struct LogfmtLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        let redact = Redactor.process
         var fields: [(String, String)] = [
-            ("ts", Self.timestamp()), ("level", event.level.rawValue), ("msg", event.message.description),
+            ("ts", Self.timestamp()), ("level", event.level.rawValue), ("msg", redact(event.message.description)),
         ]
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for key in merged.keys.sorted() { fields.append((key, merged[key]!.description)) }
+        for key in merged.keys.sorted() { fields.append((key, redact(merged[key]!.description))) }
         let line: String
         switch format {
         case .logfmt:

@@ -52,7 +52,35 @@ struct CheckAndNextCommandTests {
     func checkMissingFile() async throws {
         let result = try await RunnerProcess.run(["check", "--config", "/nonexistent/jobs.yaml"])
         #expect(result.status == 2)
-        #expect(result.stderr.contains("/nonexistent/jobs.yaml:1:1: cannot read the file"))
+        #expect(result.stderr.contains("/nonexistent/jobs.yaml:1:1: no such file"))
+        #expect(result.stderr.contains("point --config or RUNNER_CONFIG at your jobs.yaml"))
+    }
+
+    @Test("an empty or comment-only table, or a folder given as --config, is an error with exit 2")
+    func emptyTableAndFolder() async throws {
+        let directory = try TemporaryDirectory()
+        for text in ["", "# nothing yet\n", "\n\n"] {
+            let file = try directory.write("jobs.yaml", text)
+            let result = try await RunnerProcess.run(["check", "--config", file.path])
+            #expect(result.status == 2)
+            #expect(result.stderr.contains("jobs.yaml:1:1: the file holds no jobs"))
+        }
+        let folder = try await RunnerProcess.run(["check", "--config", directory.url.path])
+        #expect(folder.status == 2)
+        #expect(folder.stderr.contains("this is a folder, not a file"))
+        #expect(!folder.stderr.contains("NSCocoaErrorDomain"))
+    }
+
+    @Test("durations and @every above 100 years are refused with line and column")
+    func hugeDurations() async throws {
+        let directory = try TemporaryDirectory()
+        let file = try directory.write(
+            "jobs.yaml",
+            "jobs:\n  a:\n    command: [\"true\"]\n    schedule: \"@every 106751992d\"\n    timeout: 36526d\n")
+        let result = try await RunnerProcess.run(["check", "--config", file.path])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("jobs.yaml:4:15: job \"a\", key \"schedule\": \"@every 106751992d\": @every 106751992d is longer than 100 years"))
+        #expect(result.stderr.contains("jobs.yaml:5:14: job \"a\", key \"timeout\": \"36526d\" is longer than 100 years"))
     }
 
     @Test("check reports an unset variable naming the job and key, and never prints other values")

@@ -455,11 +455,27 @@ struct OnceCommandTests {
             "postgresql://runner:\(secret)@127.0.0.1:1/runner",
             "postgres://runner:\(secret)@127.0.0.1:1/runner?sslmode=disable&connect_timeout=2",
             "host=127.0.0.1 port=1 user=runner password=\(secret)",
-            "postgresql://runner:\(secret)@127.0.0.1:1/runner?no_such_option=1",
         ] {
             let result = try await RunnerProcess.run(
                 ["once", "job"], environment: setup.environment.merging(["DATABASE_URL": url]) { $1 })
             #expect(result.status == 3, "\(url): \(result.stderr)")
+            #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))
+        }
+    }
+
+    @Test("a malformed DATABASE_URL exits 2 at once, naming the problem and never the password")
+    func malformedURL() async throws {
+        let setup = try await Setup("malformedurl", jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"@daily\"}\n")
+        let secret = "Sup3rS3cretPw-9f8e"
+        for url in [
+            "postgresql://u:\(secret)@[::1", "host=127.0.0.1 password='\(secret)",
+            "postgresql://runner:\(secret)@127.0.0.1:1/runner?no_such_option=1",
+        ] {
+            let result = try await RunnerProcess.run(
+                ["once", "job"], environment: setup.environment.merging(["DATABASE_URL": url]) { $1 })
+            #expect(result.status == 2, "\(url): \(result.stderr)")
+            #expect(result.stderr.contains("DATABASE_URL is not a valid connection string: "))
+            #expect(!result.stderr.contains("retrying"))
             #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))
         }
     }
