@@ -151,17 +151,19 @@ enum MIMEHeader {
     }
 
     /// `=?UTF-8?B?…?=` words of at most 39 bytes of text each (52 of base64), never splitting a
-    /// character, joined by folding whitespace.
+    /// UTF-8 sequence, joined by folding whitespace.
     static func encodedWords(_ text: String) -> String {
         var words: [String] = []
         var chunk: [UInt8] = []
-        for character in text {
-            let bytes = Array(String(character).utf8)
+        // By scalar: a word must hold whole UTF-8 sequences, and a scalar is at most 4 bytes
+        // (a grapheme cluster may be longer than a word).
+        for scalar in text.unicodeScalars {
+            let bytes = Array(String(scalar).utf8)
             if chunk.count + bytes.count > 39, !chunk.isEmpty {
                 words.append("=?UTF-8?B?\(Data(chunk).base64EncodedString())?=")
                 chunk = []
             }
-            chunk += bytes.prefix(39)
+            chunk += bytes
         }
         if !chunk.isEmpty || words.isEmpty { words.append("=?UTF-8?B?\(Data(chunk).base64EncodedString())?=") }
         return words.joined(separator: "\r\n ")

@@ -91,11 +91,13 @@ public struct EmailDelivery: Sendable {
             return .drafted
         }
         if circuit.isOpen { return .pending }
+        // Read before any lease: a lease taken and then abandoned on this lookup's failure
+        // would make an unsent email look as if it had died mid-send.
+        let messageID = "effect-\(id).\(try await ledgerID.get(effects))@\(mailer.from.domain)"
         var delay = backoff
         for attempt in 1...max(1, attempts) {
             guard try await effects.lease(id, runID: context.runID, for: .seconds(300)) else { return .alreadyRecorded }
             let failure: DeliveryError?
-            let messageID = "effect-\(id).\(try await ledgerID.get(effects))@\(mailer.from.domain)"
             do {
                 try await mailer.send(email, messageID: messageID)
                 failure = nil

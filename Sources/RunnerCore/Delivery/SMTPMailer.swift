@@ -111,15 +111,18 @@ public struct HTTPMailer: Mailer {
             provider: "resend", from: from, endpoint: baseURL + "/emails", apiKey: apiKey,
             body: { email, from, messageID in
                 var body: [String: JSONValue] = [
-                    "from": .string(from.header), "to": .array(email.to.map { .string($0.header) }),
+                    "from": .string(from.description), "to": .array(email.to.map { .string($0.description) }),
                     "subject": .string(MIMEHeader.singleLine(email.subject)),
                     "text": .string(email.text), "html": .string(email.html),
                     "headers": ["Message-ID": .string("<\(messageID)>")],
                 ]
-                if !email.cc.isEmpty { body["cc"] = .array(email.cc.map { .string($0.header) }) }
+                if !email.cc.isEmpty { body["cc"] = .array(email.cc.map { .string($0.description) }) }
                 return .object(body)
             }, client: client)
     }
+
+    /// Whether the provider answers a repeated idempotency key without sending again.
+    var deduplicatesRequests: Bool { provider == "resend" }
 
     public func send(_ email: Email, messageID: String) async throws(DeliveryError) {
         var transfer = CurlTransfer(url: endpoint)
@@ -127,8 +130,11 @@ public struct HTTPMailer: Mailer {
         // Resend answers a repeated key (for 24 hours) without sending again, so a retry after a
         // lost reply cannot duplicate the email; the key names this ledger, so two ledgers on one
         // account never collide.
+        // The key is the Message-ID's part before the domain: effect and ledger, nothing that
+        // a change of sender could move.
+        let idempotencyKey = messageID.split(separator: "@").first.map(String.init) ?? messageID
         transfer.headers = [
-            "Authorization: Bearer \(apiKey)", "Content-Type: application/json", "Idempotency-Key: \(messageID)",
+            "Authorization: Bearer \(apiKey)", "Content-Type: application/json", "Idempotency-Key: \(idempotencyKey)",
         ]
         transfer.body = Data(body(email, from, messageID).text.utf8)
         transfer.timeout = timeout
@@ -136,7 +142,11 @@ public struct HTTPMailer: Mailer {
         do {
             response = try await client.perform(transfer)
         } catch {
-            throw DeliveryError(error.requestSent ? .unknown : .transient, "\(provider): \(error.message)")
+            // Resend keeps an idempotency key for 24 hours, so repeating a request whose answer
+            // was lost cannot send twice; SendGrid keeps none, so its lost answers are unknown.
+            let disposition: DeliveryError.Disposition =
+                error.requestSent && !deduplicatesRequests ? .unknown : .transient
+            throw DeliveryError(disposition, "\(provider): \(error.message)")
         }
         guard (200..<300).contains(response.status) else {
             let detail = EmailAddress.escaped(String(decoding: response.body.prefix(300), as: UTF8.self))

@@ -66,13 +66,23 @@ public struct EmbeddedPostgres: Sendable {
     /// path `socket-location` keeps (it is checked before each start: see ``prepareSocketDirectory()``).
     var socketDirectory: URL {
         let preferred = clusterDirectory.appendingPathComponent("socket")
-        if preferred.path.utf8.count + 20 < 100 { return preferred }
+        if Self.fitsPreferredSocket(preferred.path) { return preferred }
         let recorded = (try? String(contentsOf: socketLocationFile, encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines)
         return URL(fileURLWithPath: recorded.flatMap { $0.isEmpty ? nil : $0 } ?? "/nonexistent/runner-socket")
     }
 
     private var socketLocationFile: URL { clusterDirectory.appendingPathComponent("socket-location") }
+
+    /// The socket's own path must fit the 107-byte limit, and pass pg_ctl's shell (it quotes
+    /// `-o` options with `'`) and libpq's conninfo as it is: plain characters only.
+    static func fitsPreferredSocket(_ path: String) -> Bool {
+        path.utf8.count + 20 < 100
+            && path.utf8.allSatisfy { byte in
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                    || "/._-+".utf8.contains(byte)
+            }
+    }
 
     /// The port in the cluster's configuration (it names the socket file too).
     var port: Int {
@@ -105,7 +115,8 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     private func answers() -> Bool {
-        let conninfo = "host='\(socketDirectory.path)' port=\(port) dbname=postgres connect_timeout=3"
+        let conninfo =
+            "postgresql:///postgres?host=\(Self.percentEncode(socketDirectory.path))&port=\(port)&connect_timeout=3"
         let ping = PQping(conninfo)
         return ping == PQPING_OK || ping == PQPING_REJECT
     }
@@ -121,6 +132,7 @@ public struct EmbeddedPostgres: Sendable {
             if !FileManager.default.fileExists(atPath: dataDirectory.appendingPathComponent("PG_VERSION").path) {
                 try await initialise()
             }
+            try await checkClusterFolder()
             guard !answers() else {
                 if socketDirectory == clusterDirectory.appendingPathComponent("socket") {
                     try await makePrivate(socketDirectory)
@@ -160,13 +172,14 @@ public struct EmbeddedPostgres: Sendable {
         try fileManager.createDirectory(at: home, withIntermediateDirectories: true)
         var cluster = home.appendingPathComponent("postgres")
         if isRoot, await !serverUserCanWrite(under: home) {
-            cluster = URL(fileURLWithPath: "/var/tmp/runner-postgres-\(Self.shortHash(home.path))")
+            // A fresh folder with an unpredictable name: nobody can have made it first.
+            cluster = try Self.freshFolder("/var/tmp/runner-postgres-XXXXXXXX")
             try cluster.path.write(
                 to: home.appendingPathComponent("postgres-location"), atomically: true, encoding: .utf8)
         }
         try? fileManager.removeItem(at: cluster.appendingPathComponent("data"))
         try fileManager.createDirectory(at: cluster, withIntermediateDirectories: true)
-        try await giveToServerUser(cluster)
+        try await makePrivate(cluster)
         let password = Self.randomPassword()
         // initdb reads the password from a file of the server user's, removed right after.
         let initialPassword = cluster.appendingPathComponent("initdb-password")
@@ -223,19 +236,41 @@ public struct EmbeddedPostgres: Sendable {
     /// with mode 0700; otherwise, or the first time, a new one with a random name is made.
     private func prepareSocketDirectory() async throws {
         let preferred = clusterDirectory.appendingPathComponent("socket")
-        if preferred.path.utf8.count + 20 < 100 {
+        if Self.fitsPreferredSocket(preferred.path) {
             try FileManager.default.createDirectory(at: preferred, withIntermediateDirectories: true)
             try await makePrivate(preferred)
             return
         }
         if Self.isPrivateFolder(socketDirectory.path, owner: try serverUserID()) { return }
-        var template = Array("/tmp/runner-pg-XXXXXXXX".utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw Failure(description: "cannot make a socket folder in /tmp: \(String(cString: strerror(errno)))")
-        }
-        let folder = URL(fileURLWithPath: String(cString: made))
+        let folder = try Self.freshFolder("/tmp/runner-pg-XXXXXXXX")
         try await makePrivate(folder)
         try folder.path.write(to: socketLocationFile, atomically: true, encoding: .utf8)
+    }
+
+    /// `mkdtemp`: a new folder (mode 0700) whose name ends in random characters.
+    static func freshFolder(_ template: String) throws -> URL {
+        var bytes = Array(template.utf8CString)
+        guard let made = bytes.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw Failure(description: "cannot make a folder like \(template): \(String(cString: strerror(errno)))")
+        }
+        return URL(fileURLWithPath: String(cString: made))
+    }
+
+    /// The cluster's folder holds the password file and the socket's location: it must be a
+    /// real folder of the server's user, and it is made mode 0700 (clusters from older runners
+    /// had 0755). One that is a link, or another user's, is refused.
+    private func checkClusterFolder() async throws {
+        let path = clusterDirectory.path
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        let owner = try serverUserID()
+        guard (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == owner || info.st_uid == geteuid() else {
+            throw Failure(
+                description: "\(path) is not a folder of this user or of the server's user; remove it and start again")
+        }
+        guard chmod(path, 0o700) == 0 else {
+            throw Failure(description: "cannot make \(path) private: \(String(cString: strerror(errno)))")
+        }
     }
 
     private func makePrivate(_ folder: URL) async throws {
@@ -268,12 +303,20 @@ public struct EmbeddedPostgres: Sendable {
         let pidFile = dataDirectory.appendingPathComponent("postmaster.pid")
         guard let text = try? String(contentsOf: pidFile, encoding: .utf8) else { return }
         let pid = text.split(separator: "\n").first.flatMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
-        if let pid, pid > 0, kill(pid, 0) == 0 || errno == EPERM,
-            let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd"),
-            URL(fileURLWithPath: cwd).resolvingSymlinksInPath().path == dataDirectory.resolvingSymlinksInPath().path
-        {
-            try await pgCtl(["stop", "-D", dataDirectory.path, "-m", "fast", "-w", "-t", "60"])
-            return
+        if let pid, pid > 0, kill(pid, 0) == 0 || errno == EPERM {
+            // Alive: ours only if it works in this data folder; if that cannot be read, the
+            // file stays (removing a live server's would let a second one start on its data).
+            guard let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd") else {
+                throw Failure(
+                    description: "\(pidFile.path) names process \(pid), which is alive and may be this cluster's "
+                        + "server, but its socket does not answer; stop that process or remove the file")
+            }
+            if URL(fileURLWithPath: cwd).resolvingSymlinksInPath().path
+                == dataDirectory.resolvingSymlinksInPath().path
+            {
+                try await pgCtl(["stop", "-D", dataDirectory.path, "-m", "fast", "-w", "-t", "60"])
+                return
+            }
         }
         try FileManager.default.removeItem(at: pidFile)
     }
@@ -284,12 +327,12 @@ public struct EmbeddedPostgres: Sendable {
         guard !FileManager.default.fileExists(atPath: passwordFile.path) else { return }
         let password = Self.randomPassword()
         let trusted = ConnectionString(
-            "host='\(socketDirectory.path)' port=\(port) user=\(Self.role) dbname=postgres")
+            "postgresql:///postgres?host=\(Self.percentEncode(socketDirectory.path))&port=\(port)&user=\(Self.role)")
         let connection = try await PostgresConnection.connect(trusted)
-        // The password is random letters and digits, so it needs no quoting beyond the quotes.
-        try await connection.execute("ALTER ROLE \(Self.role) PASSWORD '\(password)'")
+        // Only the verifier travels (and could reach the server's log); it holds no quote.
+        let verifier = try await connection.encryptedPassword(password, user: Self.role)
+        try await connection.execute("ALTER ROLE \(Self.role) PASSWORD '\(verifier)'")
         await connection.close()
-        try Self.writePrivateFile(passwordFile, "*:*:*:\(Self.role):\(password)\n")
         let hba = dataDirectory.appendingPathComponent("pg_hba.conf")
         let rules = """
             # runner embedded cluster: every connection needs the password (see passfile beside the data)
@@ -301,6 +344,8 @@ public struct EmbeddedPostgres: Sendable {
         try rules.write(to: hba, atomically: true, encoding: .utf8)
         try await giveToServerUser(hba)
         try await pgCtl(["reload", "-D", dataDirectory.path])
+        // Last: its presence says the upgrade is done, so a failure before it is tried again.
+        try Self.writePrivateFile(passwordFile, "*:*:*:\(Self.role):\(password)\n")
     }
 
     static func randomPassword() -> String {

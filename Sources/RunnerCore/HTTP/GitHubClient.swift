@@ -12,6 +12,8 @@ public struct GitHubActivity: Sendable, Equatable {
 public struct GitHubClient: Sendable {
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public let description: String
+        /// GitHub itself is down or unreachable (a network error or a 5xx), not this user.
+        public var isOutage = false
     }
 
     let baseURL: String
@@ -48,14 +50,17 @@ public struct GitHubClient: Sendable {
         ]
         if let token { transfer.headers.append("Authorization: Bearer \(token)") }
         transfer.timeout = .seconds(5)
+        // A page of 100 events with pull requests in it can pass 1 MiB.
+        transfer.maxResponseBytes = 8 << 20
         let response: CurlTransfer.Response
         do {
             response = try await client.perform(transfer)
         } catch {
-            throw Failure(description: "GitHub: \(error.message)")
+            throw Failure(description: "GitHub: \(error.message)", isOutage: true)
         }
         guard response.status == 200 else {
-            throw Failure(description: "GitHub answered HTTP \(response.status) for \(username)")
+            throw Failure(
+                description: "GitHub answered HTTP \(response.status) for \(username)", isOutage: response.status >= 500)
         }
         guard case .array(let events)? = JSONValue.parse(String(decoding: response.body, as: UTF8.self)) else {
             throw Failure(description: "GitHub's answer for \(username) is not a list of events")

@@ -114,6 +114,17 @@ public actor PostgresConnection {
         }
     }
 
+    /// The server's verifier for `password` (SCRAM-SHA-256 by default), computed here: an
+    /// `ALTER ROLE … PASSWORD` with it never sends the password itself.
+    public func encryptedPassword(_ password: String, user: String) throws(PostgresError) -> String {
+        let connection = try open()
+        guard let encrypted = PQencryptPasswordConn(connection, password, user, nil) else {
+            throw PostgresError(.query, "cannot encrypt a password: \(Self.cleanMessage(PQerrorMessage(connection)))")
+        }
+        defer { PQfreemem(encrypted) }
+        return String(cString: encrypted)
+    }
+
     /// True if the connection still answers.
     public func isAlive() -> Bool {
         (try? execute("SELECT 1")) != nil

@@ -135,8 +135,9 @@ struct ApprovalNudgerTests {
                 daysOverdue: index % 12,
                 requiredDocs: index % 2 == 0 ? ["Receipt"] : [], lastNudgedAt: "never")
         }
-        let sequential = steps.compactMap { ApprovalNudger.email(for: $0, escalateTo: ["boss@example.com"]) }
-        let chunked = await ApprovalNudger.emails(for: steps, escalateTo: ["boss@example.com"], chunk: 7)
+        let addressed = steps.map { step in (step: step, to: try! step.assignee.get()) }
+        let sequential = addressed.map { ApprovalNudger.email(for: $0.step, to: $0.to, escalateTo: ["boss@example.com"]) }
+        let chunked = await ApprovalNudger.emails(for: addressed, escalateTo: ["boss@example.com"], chunk: 7)
         #expect(chunked.count == 53)
         #expect(chunked == sequential)
         #expect(chunked.map(\.to) == (0..<53).map { [EmailAddress(stringLiteral: "a\($0)@example.com")] })

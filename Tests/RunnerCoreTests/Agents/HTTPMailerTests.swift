@@ -72,7 +72,7 @@ struct HTTPMailerTests {
         }
         let requests = try server.requests()
         #expect(requests.count == 4)
-        #expect(requests[1]["headers"]?["Idempotency-Key"] == "effect-2@runner")
+        #expect(requests[1]["headers"]?["Idempotency-Key"] == "effect-2")
         #expect(requests[1]["headers"]?["Authorization"] == "Bearer re_secret")
         let body = try #require(
             requests[1]["body"].flatMap { if case .string(let text) = $0 { JSONValue.parse(text) } else { nil } })

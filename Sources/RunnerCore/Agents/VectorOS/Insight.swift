@@ -128,8 +128,7 @@ struct InsightWriter: Sendable {
             (candidate, candidate.anomalies.map { Insight.fromRule($0, deal: candidate.deal) })
         }
         do {
-            try await insert(batches)
-            result.created = batches.reduce(0) { $0 + $1.1.count }
+            result.created = try await insert(batches)
             try await markDone(candidates)
         } catch {
             result.failed = candidates.count
@@ -287,8 +286,7 @@ struct InsightWriter: Sendable {
             }
         }
         do {
-            try await insert([(candidate, insights)])
-            result.created = insights.count
+            result.created = try await insert([(candidate, insights)])
             try await markDone([candidate])
         } catch {
             result.failed = 1
@@ -298,12 +296,15 @@ struct InsightWriter: Sendable {
     }
 
     /// One statement, so one transaction, for the given deals' insights.
-    func insert(_ batches: [(InsightGenerator.Candidate, [Insight])]) async throws {
+    /// Returns how many rows were inserted (an id already there is skipped, not counted).
+    @discardableResult
+    func insert(_ batches: [(InsightGenerator.Candidate, [Insight])]) async throws -> Int {
         var rows = InsightRows()
         for (candidate, insights) in batches { rows.append(candidate, insights) }
-        guard rows.count > 0 else { return }
-        try await context.database.query(
-            "WITH \(Self.input(from: 1)) \(Self.insertInput) ON CONFLICT (\"id\") DO NOTHING", rows.parameters)
+        guard rows.count > 0 else { return 0 }
+        return try await context.database.query(
+            "WITH \(Self.input(from: 1)) \(Self.insertInput) ON CONFLICT (\"id\") DO NOTHING", rows.parameters
+        ).affectedRows
     }
 
     /// A stable id from an effect key, so redoing a claim cannot insert twice.

@@ -228,7 +228,8 @@ public struct InsightGenerator: Agent {
 struct InsightHistory: Sendable {
     struct Pair: Sendable {
         var blocked: Bool
-        /// The id of the newest dismissed or actioned insight of the pair.
+        /// The id of the newest (by creation: an edit must not move it) dismissed or actioned
+        /// insight of the pair.
         var latestClosed: String?
     }
 
@@ -242,7 +243,7 @@ struct InsightHistory: Sendable {
                    bool_or(i."status" IN ('new', 'viewed')) AS open,
                    bool_or(i."status" NOT IN ('new', 'viewed')
                            AND i."updatedAt" > ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval) AS quiet,
-                   (array_agg(i."id" ORDER BY i."updatedAt" DESC, i."id" DESC)
+                   (array_agg(i."id" ORDER BY i."createdAt" DESC, i."id" DESC)
                         FILTER (WHERE i."status" NOT IN ('new', 'viewed')))[1] AS latest_closed
             FROM insights i JOIN deals d ON d."id" = i."dealId"
             WHERE lower(d."stage") NOT IN ('won', 'lost') AND i."type" = ANY($3::text[])

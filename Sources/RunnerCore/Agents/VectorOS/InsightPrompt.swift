@@ -78,12 +78,14 @@ enum InsightPrompt {
             }()
             var actions: [JSONValue] = []
             if case .array(let list)? = item["actions"] {
+                var ruleActionAdded = false
                 for action in list.prefix(5) {
                     if let valid = Self.action(action) {
                         actions.append(valid)
                     } else {
                         replaced += 1
-                        actions += ruleActions.prefix(1)
+                        if !ruleActionAdded { actions += ruleActions.prefix(1) }
+                        ruleActionAdded = true
                     }
                 }
             } else if item["actions"] != nil {

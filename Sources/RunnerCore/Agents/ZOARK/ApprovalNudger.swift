@@ -66,10 +66,10 @@ public struct ApprovalNudger: Agent {
 
         let delivery = EmailDelivery(context: context)
         var results: [EmailDelivery.Result] = []
-        var deliverable: [Step] = []
+        var deliverable: [(step: Step, to: EmailAddress)] = []
         for step in steps {
             switch step.assignee {
-            case .success: deliverable.append(step)
+            case .success(let address): deliverable.append((step, address))
             case .failure(let invalid):
                 let result = try await delivery.recordInvalid(invalid, key: Self.key(step))
                 if result != .alreadyRecorded { results.append(result) }
@@ -77,14 +77,14 @@ public struct ApprovalNudger: Agent {
         }
         let renderStart = clock.now
         let emails = await Self.emails(for: deliverable, escalateTo: escalateTo)
-        let keys = deliverable.map { EmailDelivery.recordedKey(Self.key($0), job: context.job) }
+        let keys = deliverable.map { EmailDelivery.recordedKey(Self.key($0.step), job: context.job) }
         metrics.append(Metric("render_ms", (clock.now - renderStart).milliseconds, unit: "ms"))
         let recordStart = clock.now
         let recorded = try await Self.record(emails, keys: keys, context: context)
         metrics.append(Metric("record_ms", (clock.now - recordStart).milliseconds, unit: "ms"))
 
         var repaired = 0
-        for (index, step) in deliverable.enumerated() {
+        for (index, (step, _)) in deliverable.enumerated() {
             guard let effect = recorded[keys[index]] else { continue }
             switch effect.status {
             case .pending:
@@ -109,13 +109,13 @@ public struct ApprovalNudger: Agent {
 
     public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {
         let (cooldown, escalateTo) = try Self.settings(context.options)
-        let steps = try await Self.findOverdue(context, cooldown: cooldown).steps.filter {
-            if case .success = $0.assignee { true } else { false }
+        let steps = try await Self.findOverdue(context, cooldown: cooldown).steps.compactMap { step in
+            if case .success(let address) = step.assignee { (step, address) } else { nil }
         }
-        let keys = steps.map { EmailDelivery.recordedKey(Self.key($0), job: context.job) }
+        let keys = steps.map { EmailDelivery.recordedKey(Self.key($0.0), job: context.job) }
         let recorded = includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
-        return zip(steps, keys).filter { !recorded.contains($0.1) }.compactMap {
-            Self.email(for: $0.0, escalateTo: escalateTo)
+        return zip(steps, keys).filter { !recorded.contains($0.1) }.map {
+            Self.email(for: $0.0.0, to: $0.0.1, escalateTo: escalateTo)
         }
     }
 
@@ -246,13 +246,15 @@ public struct ApprovalNudger: Agent {
     }
 
     /// Every step's email, rendered in chunks on all cores: a large run renders 100,000.
-    /// Steps whose assignee does not parse are the caller's to record; they render nothing here.
-    static func emails(for steps: [Step], escalateTo: [EmailAddress], chunk: Int = 5000) async -> [Email] {
-        guard steps.count > chunk else { return steps.compactMap { email(for: $0, escalateTo: escalateTo) } }
+    /// One email per step, in the steps' order, each to its parsed assignee.
+    static func emails(for steps: [(step: Step, to: EmailAddress)], escalateTo: [EmailAddress], chunk: Int = 5000)
+        async -> [Email]
+    {
+        guard steps.count > chunk else { return steps.map { email(for: $0.step, to: $0.to, escalateTo: escalateTo) } }
         return await withTaskGroup(of: (Int, [Email]).self) { group in
             for start in stride(from: 0, to: steps.count, by: chunk) {
                 let slice = steps[start..<min(start + chunk, steps.count)]
-                group.addTask { (start, slice.compactMap { email(for: $0, escalateTo: escalateTo) }) }
+                group.addTask { (start, slice.map { email(for: $0.step, to: $0.to, escalateTo: escalateTo) }) }
             }
             var chunks: [(Int, [Email])] = []
             for await rendered in group { chunks.append(rendered) }
@@ -260,8 +262,7 @@ public struct ApprovalNudger: Agent {
         }
     }
 
-    static func email(for step: Step, escalateTo: [EmailAddress]) -> Email? {
-        guard case .success(let assignee) = step.assignee else { return nil }
+    static func email(for step: Step, to assignee: EmailAddress, escalateTo: [EmailAddress]) -> Email {
         let urgency = Urgency(daysOverdue: step.daysOverdue)
         let amount = formatDollars(step.amount)
         let subject = "[\(urgency.label)] Approval Pending — \(step.stage) (\(amount))"

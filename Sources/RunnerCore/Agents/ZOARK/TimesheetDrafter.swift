@@ -114,8 +114,8 @@ public struct TimesheetDrafter: Agent {
         return reminders
     }
 
-    /// Looks up each username's activity, `concurrency` at a time. After `giveUpAfter` failures
-    /// in a row GitHub counts as down: the remaining users are not asked, and their reminders
+    /// Looks up each username's activity, `concurrency` at a time. After `giveUpAfter` outages
+    /// (network errors, 5xx) in a row GitHub counts as down: the remaining users are not asked, and their reminders
     /// say no activity is available, so a GitHub outage never holds the reminders back.
     static func githubActivity(
         of usernames: [String?], since: Date, client: GitHubClient, logger: Logger, concurrency: Int = 4,
@@ -146,7 +146,8 @@ public struct TimesheetDrafter: Agent {
             for await (index, result) in group {
                 results[index] = result
                 if case .failure(let error) = result {
-                    failuresInARow += 1
+                    // A user GitHub does not know (404) is an answer: GitHub is up.
+                    failuresInARow = error.isOutage ? failuresInARow + 1 : 0
                     logger.warning("GitHub activity unavailable", metadata: ["error": "\(error)"])
                 } else {
                     failuresInARow = 0
