@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include "system_shims.h"
 
 int runner_pipe_cloexec(int fds[2]) {
@@ -10,4 +11,8 @@ int runner_pipe_cloexec(int fds[2]) {
 
 int runner_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+int runner_become_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }

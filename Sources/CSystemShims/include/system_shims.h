@@ -8,4 +8,7 @@ int runner_pipe_cloexec(int fds[2]);
 /// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+): close every descriptor >= from in the child.
 int runner_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int from);
 
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are adopted by this process, not init.
+int runner_become_subreaper(void);
+
 #endif

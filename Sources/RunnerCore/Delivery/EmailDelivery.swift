@@ -96,6 +96,8 @@ public struct EmailDelivery: Sendable {
         let messageID = "effect-\(id).\(try await ledgerID.get(effects))@\(mailer.from.domain)"
         var delay = backoff
         for attempt in 1...max(1, attempts) {
+            // A stopping run starts no new send: the email stays pending for the next run.
+            if Task.isCancelled { return .pending }
             guard try await effects.lease(id, runID: context.runID, for: .seconds(300)) else { return .alreadyRecorded }
             let failure: DeliveryError?
             do {
@@ -127,7 +129,11 @@ public struct EmailDelivery: Sendable {
             }
             try await effects.markRetryable(id, error: error.message)
             if attempt < attempts {
-                try await Task.sleep(for: delay)
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    return .pending
+                }
                 delay *= 2
             }
         }

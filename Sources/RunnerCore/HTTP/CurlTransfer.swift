@@ -41,13 +41,13 @@ struct CurlTransfer {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
     }()
 
-    func perform() throws(Failure) -> Response {
+    func perform(cancel: CancelFlag = CancelFlag()) throws(Failure) -> Response {
         _ = Self.globalInit
         guard let handle = curl_easy_init() else {
             throw Failure(code: -1, message: "curl_easy_init failed", responseCode: 0)
         }
         defer { curl_easy_cleanup(handle) }
-        let state = TransferState(upload: body ?? Data(), limit: maxResponseBytes)
+        let state = TransferState(upload: body ?? Data(), limit: maxResponseBytes, cancel: cancel)
         let context = Unmanaged.passRetained(state)
         defer { context.release() }
 
@@ -60,6 +60,10 @@ struct CurlTransfer {
         runner_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, curlWrite)
         runner_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context.toOpaque())
         runner_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, curlHeader)
+        // Called about once a second even while waiting: a cancelled run aborts its transfer.
+        runner_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
+        runner_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, context.toOpaque())
+        runner_curl_setopt_progress_callback(handle, curlProgress)
         if let username { runner_curl_setopt_string(handle, CURLOPT_USERNAME, username) }
         if let password { runner_curl_setopt_string(handle, CURLOPT_PASSWORD, password) }
         if requireTLS { runner_curl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue)) }
@@ -101,6 +105,7 @@ struct CurlTransfer {
             let detail = String(cString: errorBuffer)
             var message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
             if state.overflowed { message = "the response is larger than \(maxResponseBytes) bytes; not read" }
+            if cancel.isSet { message = "stopped: the run is stopping" }
             var requestSize = 0
             runner_curl_getinfo_long(handle, CURLINFO_REQUEST_SIZE, &requestSize)
             var failure = Failure(code: Int(code.rawValue), message: message, responseCode: responseCode)
@@ -122,14 +127,16 @@ extension CurlTransfer {
 private final class TransferState {
     let upload: Data
     let limit: Int
+    let cancel: CancelFlag
     var uploadOffset = 0
     var received = Data()
     var overflowed = false
     var headers: [String: String] = [:]
 
-    init(upload: Data, limit: Int) {
+    init(upload: Data, limit: Int, cancel: CancelFlag) {
         self.upload = upload
         self.limit = limit
+        self.cancel = cancel
     }
 }
 
@@ -165,6 +172,14 @@ private func curlHeader(
     return size * count
 }
 
+private func curlProgress(
+    _ context: UnsafeMutableRawPointer?, _ downloadTotal: curl_off_t, _ downloaded: curl_off_t,
+    _ uploadTotal: curl_off_t, _ uploaded: curl_off_t
+) -> Int32 {
+    guard let context else { return 0 }
+    return Unmanaged<TransferState>.fromOpaque(context).takeUnretainedValue().cancel.isSet ? 1 : 0
+}
+
 private func curlRead(
     _ buffer: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?
 )
@@ -192,7 +207,35 @@ public actor CurlClient {
 
     public init() {}
 
-    func perform(_ transfer: CurlTransfer) throws(CurlTransfer.Failure) -> CurlTransfer.Response {
-        try transfer.perform()
+    /// Performs the transfer on this client's thread; cancelling the awaiting task aborts it.
+    nonisolated func perform(_ transfer: CurlTransfer) async throws(CurlTransfer.Failure) -> CurlTransfer.Response {
+        let cancel = CancelFlag()
+        let result = await withTaskCancellationHandler {
+            await performNow(transfer, cancel: cancel)
+        } onCancel: {
+            cancel.set()
+        }
+        return try result.get()
     }
+
+    private func performNow(_ transfer: CurlTransfer, cancel: CancelFlag) -> Result<
+        CurlTransfer.Response, CurlTransfer.Failure
+    > {
+        if Task.isCancelled { cancel.set() }
+        do throws(CurlTransfer.Failure) {
+            return .success(try transfer.perform(cancel: cancel))
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+/// A flag set from any thread (a cancellation handler) and read by a transfer's callbacks.
+final class CancelFlag: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var value = false
+
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }

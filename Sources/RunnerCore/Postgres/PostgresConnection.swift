@@ -3,28 +3,39 @@ import Foundation
 
 /// One libpq connection, owned by an actor that runs on its own thread: every blocking libpq
 /// call happens there, never on Swift's cooperative pool.
+///
+/// A connection opened with `cancelsWithTask` (an agent's connection to its product's data)
+/// cancels a statement when the awaiting task is cancelled: `PQcancel` reaches the server from
+/// the cancelling thread while the actor's thread waits for the answer. The ledger's own
+/// connection does not: the end of a stopped run must still be written. A connection the
+/// server dropped (a restart) is reset before the next statement.
 public actor PostgresConnection {
     private let executor: QueueExecutor
     /// Owned by this actor alone; freed in the isolated deinit.
     private var connection: OpaquePointer?
     public nonisolated let target: String
+    /// Asks the server to cancel the running statement; usable from any thread.
+    private nonisolated let canceller = Canceller()
+    /// Whether a cancelled task cancels its statement.
+    public nonisolated let cancelsWithTask: Bool
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         executor.asUnownedSerialExecutor()
     }
 
-    private init(target: String) {
+    private init(target: String, cancelsWithTask: Bool) {
         self.target = target
+        self.cancelsWithTask = cancelsWithTask
         executor = QueueExecutor(label: "runner.postgres")
     }
 
     /// Connects, and sets the session to UTC so that `now()` and timestamps never depend on
     /// the server's TimeZone setting.
     public static func connect(
-        _ connectionString: ConnectionString, applicationName: String = "runner"
+        _ connectionString: ConnectionString, applicationName: String = "runner", cancelsWithTask: Bool = false
     ) async throws(PostgresError) -> PostgresConnection {
         try connectionString.validate()
-        let connection = PostgresConnection(target: connectionString.redacted)
+        let connection = PostgresConnection(target: connectionString.redacted, cancelsWithTask: cancelsWithTask)
         try await connection.open(connectionString.raw, applicationName: applicationName)
         return connection
     }
@@ -45,18 +56,66 @@ public actor PostgresConnection {
         }
         runner_pq_silence_notices(handle)
         connection = handle
-        _ = try execute("SET TimeZone TO 'UTC'")
+        try startSession(handle)
+    }
+
+    /// What every session (and every reset one) starts with.
+    private func startSession(_ handle: OpaquePointer) throws(PostgresError) {
+        canceller.set(PQgetCancel(handle))
+        _ = try rows(of: PQexec(handle, "SET TimeZone TO 'UTC'"), on: handle)
     }
 
     isolated deinit {
+        canceller.set(nil)
         if let connection { PQfinish(connection) }
     }
 
     /// Closes the connection now; later calls fail.
     public func close() {
+        canceller.set(nil)
         if let connection { PQfinish(connection) }
         connection = nil
     }
+
+    /// Runs one statement, cancelled on the server if the awaiting task is cancelled.
+    @discardableResult
+    public nonisolated func query(_ sql: String, _ parameters: [PostgresValue] = []) async throws(PostgresError)
+        -> PostgresRows
+    {
+        try await cancellable { connection throws(PostgresError) in try connection.query(sql, parameters) }
+    }
+
+    /// Runs statements without parameters, cancelled on the server with the awaiting task.
+    @discardableResult
+    public nonisolated func execute(_ sql: String) async throws(PostgresError) -> PostgresRows {
+        try await cancellable { connection throws(PostgresError) in try connection.execute(sql) }
+    }
+
+    private nonisolated func cancellable(
+        _ body: @Sendable (isolated PostgresConnection) throws(PostgresError) -> PostgresRows
+    ) async throws(PostgresError) -> PostgresRows {
+        guard cancelsWithTask else { return try await self.run(body).get() }
+        if Task.isCancelled { throw Self.cancelled }
+        let canceller = self.canceller
+        let result: Result<PostgresRows, PostgresError> = await withTaskCancellationHandler {
+            await self.run(body)
+        } onCancel: {
+            canceller.cancel()
+        }
+        return try result.get()
+    }
+
+    private func run(_ body: @Sendable (isolated PostgresConnection) throws(PostgresError) -> PostgresRows) -> Result<
+        PostgresRows, PostgresError
+    > {
+        do throws(PostgresError) {
+            return .success(try body(self))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    static let cancelled = PostgresError(.query, "canceling statement: the run is stopping", sqlState: "57014")
 
     /// Runs one statement with `$1…` parameters sent separately from the SQL text.
     @discardableResult
@@ -78,6 +137,15 @@ public actor PostgresConnection {
 
     private func open() throws(PostgresError) -> OpaquePointer {
         guard let connection else { throw PostgresError(.connection, "the connection to \(target) is closed") }
+        if PQstatus(connection) != CONNECTION_OK {
+            // The server went away (a restart, a failover): connect again with the same settings.
+            PQreset(connection)
+            guard PQstatus(connection) == CONNECTION_OK else {
+                throw PostgresError(
+                    .connection, "lost the connection to \(target): \(Self.cleanMessage(PQerrorMessage(connection)))")
+            }
+            try startSession(connection)
+        }
         return connection
     }
 
@@ -152,4 +220,31 @@ private func withOptionalCStrings<R>(
     var pointers: [UnsafePointer<CChar>?] = duplicated.map { $0.map { UnsafePointer($0) } }
     pointers.append(nil)
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// A `PGcancel` handle, replaced when the connection is (re)opened; `PQcancel` is safe to call
+/// from any thread while another thread waits on the connection.
+private final class Canceller: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var handle: OpaquePointer?
+
+    func set(_ new: OpaquePointer?) {
+        lock.withLock {
+            if let handle { PQfreeCancel(handle) }
+            handle = new
+        }
+    }
+
+    func cancel() {
+        lock.withLock {
+            guard let handle else { return }
+            var buffer = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(handle, &buffer, Int32(buffer.count))
+        }
+    }
+
+    deinit {
+        if let handle { PQfreeCancel(handle) }
+    }
 }

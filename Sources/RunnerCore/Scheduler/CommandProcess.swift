@@ -19,6 +19,11 @@ public struct CommandProcess: Sendable {
         public var stderrBytes: Int
         /// True when the runner stopped it (timeout or cancellation).
         public var stopped: Bool
+        /// Descendants that left the process group (setsid, a double fork) and outlived the
+        /// command, killed after it ended.
+        public var escapedKilled = 0
+        /// The output was still held open when the runner stopped reading it.
+        public var outputAbandoned = false
     }
 
     public struct SpawnError: Error, CustomStringConvertible, Sendable {
@@ -39,15 +44,31 @@ public struct CommandProcess: Sendable {
     /// How long a stopped command gets between SIGTERM and SIGKILL.
     public let killGrace: Duration
 
-    public init(argv: [String], environment: [String: String], killGrace: Duration = .seconds(5)) {
+    /// Whether descendants that escape the process group are found (by a token in their
+    /// environment) and killed once the command has ended. Off for the runner's own helpers
+    /// (pg_ctl starts a server that must outlive it).
+    public let killsEscapedDescendants: Bool
+    private let token = UUID().uuidString
+
+    public init(
+        argv: [String], environment: [String: String], killGrace: Duration = .seconds(5),
+        killsEscapedDescendants: Bool = false
+    ) {
         self.argv = argv
         self.environment = environment
         self.killGrace = killGrace
+        self.killsEscapedDescendants = killsEscapedDescendants
     }
+
+    static let tokenVariable = "RUNNER_COMMAND_TOKEN"
+
+    /// Orphans of our commands come back to us (not init), so they can be reaped once killed.
+    private static let subreaper: Void = { _ = runner_become_subreaper() }()
 
     /// Runs to completion. Cancelling the calling task stops the process group: SIGTERM, then
     /// SIGKILL after `killGrace`.
     public func run() async throws -> Result {
+        if killsEscapedDescendants { _ = Self.subreaper }
         let child = try spawn()
         let exit = ExitWaiter(pid: child.pid)
         let status: Int32 = await withTaskCancellationHandler {
@@ -56,17 +77,41 @@ public struct CommandProcess: Sendable {
             Self.stop(group: child.pid, grace: killGrace, exit: exit)
         }
         // The leader is gone; whatever it left in its group goes too, so the pipes close.
-        let stragglersDone = child.output.waitForEnd(timeout: 2)
-        if !stragglersDone {
+        var escaped = 0
+        var abandoned = false
+        if await !child.output.waitForEnd(timeout: 1) {
             kill(-child.pid, SIGKILL)
+            if killsEscapedDescendants { escaped = Self.killDescendants(token: token) }
+            // Something outside the group (and not found) still holds the output: stop reading.
+            abandoned = await !child.output.waitForEnd(timeout: 1)
         }
-        let (stdout, stderr) = child.output.finish()
+        let (stdout, stderr) = child.output.snapshot()
         let exited = status & 0x7f == 0
         return Result(
             exitCode: exited ? (status >> 8) & 0xff : nil, signal: exited ? nil : status & 0x7f,
             stdoutTail: String(decoding: stdout.tail, as: UTF8.self),
             stderrTail: String(decoding: stderr.tail, as: UTF8.self),
-            stdoutBytes: stdout.total, stderrBytes: stderr.total, stopped: Task.isCancelled)
+            stdoutBytes: stdout.total, stderrBytes: stderr.total, stopped: Task.isCancelled, escapedKilled: escaped,
+            outputAbandoned: abandoned)
+    }
+
+    /// Kills every process whose environment carries `token` (descendants of one command,
+    /// wherever they moved), reaping those that were re-parented to us; returns how many.
+    static func killDescendants(token: String) -> Int {
+        let marker = Array("\(tokenVariable)=\(token)".utf8)
+        var killed: [pid_t] = []
+        let me = getpid()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(name), pid != me,
+                let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
+            else { continue }
+            let found = environ.split(separator: 0).contains { $0.elementsEqual(marker) }
+            if found, kill(pid, SIGKILL) == 0 { killed.append(pid) }
+        }
+        for pid in killed {
+            for _ in 0..<50 where waitpid(pid, nil, WNOHANG) == 0 { usleep(10_000) }
+        }
+        return killed.count
     }
 
     private static func stop(group pid: pid_t, grace: Duration, exit: ExitWaiter) {
@@ -115,6 +160,8 @@ public struct CommandProcess: Sendable {
             &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
         let cArguments = argv.map { strdup($0) } + [nil]
+        var environment = self.environment
+        if killsEscapedDescendants { environment[Self.tokenVariable] = token }
         let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             cArguments.forEach { free($0) }
@@ -205,9 +252,12 @@ private final class OutputCollector: @unchecked Sendable {
                     if stream.tail.count > CommandProcess.tailBytes * 2 {
                         stream.tail.removeFirst(stream.tail.count - CommandProcess.tailBytes)
                     }
+                    // Kept current, so a reader abandoned on an open pipe still reports.
+                    lock.lock()
+                    streams[index] = stream
+                    lock.unlock()
                 }
                 close(descriptor)
-                stream.tail = Array(stream.tail.suffix(CommandProcess.tailBytes))
                 lock.lock()
                 streams[index] = stream
                 lock.unlock()
@@ -216,14 +266,23 @@ private final class OutputCollector: @unchecked Sendable {
         }
     }
 
-    func waitForEnd(timeout: Double) -> Bool {
-        done.wait(timeout: .now() + timeout) == .success
+    /// Waits, off the cooperative pool, for both streams to end; false if `timeout` passes first.
+    func waitForEnd(timeout: Double) async -> Bool {
+        let done = self.done
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: done.wait(timeout: .now() + timeout) == .success)
+            }
+        }
     }
 
-    func finish() -> (Stream, Stream) {
-        done.wait()
+    /// What has been read so far (all of it, once both streams ended), tails cut to size.
+    func snapshot() -> (Stream, Stream) {
         lock.lock()
         defer { lock.unlock() }
-        return (streams[0], streams[1])
+        var result = (streams[0], streams[1])
+        result.0.tail = Array(result.0.tail.suffix(CommandProcess.tailBytes))
+        result.1.tail = Array(result.1.tail.suffix(CommandProcess.tailBytes))
+        return result
     }
 }

@@ -17,7 +17,7 @@ struct CommandWork: RunWork {
         environment["RUNNER_RUN_ID"] = String(run.runID)
         environment["RUNNER_SLOT"] = Ledger.slotKey(for: run.slot)
         environment["RUNNER_JOB"] = run.job.name
-        let process = CommandProcess(argv: argv, environment: environment)
+        let process = CommandProcess(argv: argv, environment: environment, killsEscapedDescendants: true)
         let result: CommandProcess.Result
         do {
             result = try await process.run()
@@ -38,6 +38,8 @@ struct CommandWork: RunWork {
             metrics.append(Metric("exit_code", Double(code)))
         }
         if let signal = result.signal { outcome["signal"] = .number(Double(signal)) }
+        if result.escapedKilled > 0 { outcome["escaped_processes_killed"] = .number(Double(result.escapedKilled)) }
+        if result.outputAbandoned { outcome["output_abandoned"] = true }
         let status: RunStatus
         let error: String?
         switch (result.exitCode, result.signal) {

@@ -49,9 +49,9 @@ public struct RunExecutor: Sendable {
         let elapsed = ContinuousClock.now - started
         let durationMs = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         let metrics = result.metrics + [Metric("duration_ms", Double(durationMs), unit: "ms")]
-        try await ledger.finish(
+        try await finishRetrying(
             runID: runID, job: job.name, status: result.status, durationMs: durationMs, outcome: result.outcome,
-            error: result.error, metrics: metrics)
+            error: result.error, metrics: metrics, logger: logger)
         let level: Logger.Level = result.status == .succeeded ? .info : .error
         logger.log(
             level: level, "run finished",
@@ -65,58 +65,153 @@ public struct RunExecutor: Sendable {
         return record
     }
 
-    /// How the race between the work and its deadline ended.
-    private enum Race: Sendable {
-        case finished(RunResult)
-        case deadline
-        /// The caller cancelled the run (SIGTERM, SIGINT): the work is stopped and recorded
-        /// as interrupted.
-        case cancelled
+    /// Writes the run's end, retrying while the database is unreachable (a restart): up to
+    /// ``finishPatience``. If it is still not written, the row stays `running` with a stale
+    /// heartbeat and the next call marks it abandoned: never half-written.
+    private func finishRetrying(
+        runID: Int64, job: String, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?,
+        metrics: [Metric], logger: Logger
+    ) async throws {
+        let giveUp = ContinuousClock.now + Self.finishPatience
+        var delay: Duration = .milliseconds(250)
+        while true {
+            do {
+                try await ledger.finish(
+                    runID: runID, job: job, status: status, durationMs: durationMs, outcome: outcome, error: error,
+                    metrics: metrics)
+                return
+            } catch let failure as PostgresError where failure.kind == .connection && ContinuousClock.now < giveUp {
+                logger.warning("cannot record the run's end yet; retrying", metadata: ["error": "\(failure)"])
+                // Detached from cancellation: a second signal must not lose the record.
+                let wait = delay
+                await Task { try? await Task.sleep(for: wait) }.value
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
     }
 
+    static let finishPatience: Duration = .seconds(120)
+
+    /// How long stopped work may take to report what it did before the run is recorded without it.
+    static let stopGrace: Duration = .seconds(5)
+
+    /// How the race between the work, its deadline, its lease and the caller ended.
+    private enum Race: Sendable {
+        case finished(RunResult)
+        case stopped(StopReason)
+    }
+
+    /// Runs the work in a task of its own and stops it, with a reason, at the first of: the
+    /// deadline, the caller's cancellation (SIGTERM, SIGINT), or a lease the heartbeat could
+    /// not renew. Stopped work has ``stopGrace`` to report; after that the run is recorded
+    /// without its report, so a stop is never longer than that.
     private func runWithTimeout(_ work: RunWork, _ info: RunInfo, timeout: Duration, logger: Logger) async -> RunResult
     {
         let ledger = self.ledger
         let interval = heartbeatInterval
-        return await withTaskGroup(of: Race.self) { group in
-            group.addTask { .finished(await work.perform(info)) }
-            group.addTask {
-                do {
-                    try await Task.sleep(for: timeout)
-                    return .deadline
-                } catch {
-                    return .cancelled
-                }
-            }
-            let heartbeat = Task {
+        let lease = self.lease
+        let workTask = Task { await work.perform(info) }
+        // The first of four events decides; none of them waits for another (a task group would
+        // wait for the work at its end, however long the work ignores being stopped).
+        let race = FirstOf<Race>()
+        let watchers = [
+            Task { race.settle(.finished(await workTask.value)) },
+            Task {
+                guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                race.settle(.stopped(.deadline))
+            },
+            Task {
+                // Renews the lease; gives up (fences the run) once no renewal has succeeded for
+                // a whole lease, or the row is no longer running (another process abandoned it).
+                var lastRenewal = ContinuousClock.now
                 while !Task.isCancelled {
                     try? await Task.sleep(for: interval)
-                    if Task.isCancelled { break }
+                    if Task.isCancelled { return }
                     do {
-                        if try await !ledger.heartbeat(runID: info.runID) {
-                            logger.warning("heartbeat found the run no longer running (marked abandoned?)")
+                        if try await ledger.heartbeat(runID: info.runID) {
+                            lastRenewal = .now
+                        } else {
+                            logger.error("the run is no longer running in the ledger (abandoned by another process); stopping")
+                            race.settle(.stopped(.leaseLost))
+                            return
                         }
                     } catch {
                         logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+                        if ContinuousClock.now - lastRenewal > lease {
+                            logger.error("the lease could not be renewed for \(DurationParser.format(lease)); stopping")
+                            race.settle(.stopped(.leaseLost))
+                            return
+                        }
                     }
                 }
-            }
-            defer { heartbeat.cancel() }
-            let first = await group.next() ?? .cancelled
-            group.cancelAll()
+            },
+        ]
+        let first = await withTaskCancellationHandler {
+            await race.value
+        } onCancel: {
+            race.settle(.stopped(.shutdown))
+        }
+        for watcher in watchers { watcher.cancel() }
+        guard case .stopped(let reason) = first else {
             if case .finished(let result) = first { return result }
-            // The deadline or the caller stopped the work; keep what it reports, with the reason.
-            var stopped = RunResult(status: .failed)
-            for await race in group {
-                if case .finished(let result) = race { stopped = result }
+            return RunResult(status: .failed)
+        }
+        info.stop.set(reason)
+        workTask.cancel()
+        // Unstructured tasks: not cancelled with this (maybe cancelled) one, so the grace is
+        // waited out in full, and not waited for beyond it.
+        let grace = FirstOf<RunResult?>()
+        let reportWatcher = Task { grace.settle(await workTask.value) }
+        let timer = Task {
+            try? await Task.sleep(for: Self.stopGrace)
+            grace.settle(nil)
+        }
+        let reported = await grace.value
+        reportWatcher.cancel()
+        timer.cancel()
+        var stopped = reported ?? RunResult(status: .failed)
+        stopped.status = reason == .deadline ? .timedOut : .interrupted
+        let what = if case .command = info.job.action { "; the command's process group was stopped" } else { "" }
+        let why: String
+        switch reason {
+        case .deadline: why = "timed out after \(DurationParser.format(timeout))"
+        case .shutdown: why = "interrupted by shutdown"
+        case .leaseLost: why = "stopped: its lease could not be renewed, so another process may run the slot"
+        }
+        let late = reported == nil ? "; the work did not stop within \(DurationParser.format(Self.stopGrace)), recorded without its report" : ""
+        stopped.error = why + what + late + (stopped.error.map { " (\($0))" } ?? "")
+        if reported == nil { stopped.outcome = ["stop": .string(reason.rawValue), "report": "none in time"] }
+        return stopped
+    }
+}
+
+/// A value settled once, by whichever of several racers comes first; awaited by one waiter.
+final class FirstOf<Value: Sendable>: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var settled: Value?
+    private var waiter: CheckedContinuation<Value, Never>?
+
+    func settle(_ value: Value) {
+        let resume: CheckedContinuation<Value, Never>? = lock.withLock {
+            guard settled == nil else { return nil }
+            settled = value
+            defer { waiter = nil }
+            return waiter
+        }
+        resume?.resume(returning: value)
+    }
+
+    var value: Value {
+        get async {
+            await withCheckedContinuation { continuation in
+                let ready: Value? = lock.withLock {
+                    if let settled { return settled }
+                    waiter = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
             }
-            let timedOut: Bool
-            if case .deadline = first { timedOut = true } else { timedOut = false }
-            stopped.status = timedOut ? .timedOut : .interrupted
-            let what = if case .command = info.job.action { "; the command's process group was stopped" } else { "" }
-            let reason = timedOut ? "timed out after \(DurationParser.format(timeout))" : "interrupted by shutdown"
-            stopped.error = reason + what + (stopped.error.map { " (\($0))" } ?? "")
-            return stopped
         }
     }
 }

@@ -32,4 +32,33 @@ public struct RunInfo: Sendable {
     public let job: Job
     public let slot: Date
     public let dryRun: Bool
+    /// Why the work is being stopped, once it is; set before the work's task is cancelled.
+    public var stop = StopSignal()
+}
+
+/// Why a run's work is stopped: kept apart from the cancellation itself, so the work and the
+/// record say what happened rather than guess.
+public enum StopReason: String, Sendable {
+    /// The job's `timeout` passed.
+    case deadline
+    /// SIGTERM or SIGINT: the runner is shutting down.
+    case shutdown
+    /// The heartbeat could not renew the run's lease: another process may claim the slot, so
+    /// this one stops rather than overlap.
+    case leaseLost = "lease_lost"
+}
+
+/// The stop reason of one run, written once by the executor and read by the work.
+public final class StopSignal: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var stored: StopReason?
+
+    public init() {}
+
+    public var reason: StopReason? { lock.withLock { stored } }
+
+    func set(_ reason: StopReason) {
+        lock.withLock { if stored == nil { stored = reason } }
+    }
 }

@@ -51,6 +51,8 @@ public struct InsightGenerator: Agent {
                 var cursor = ""
                 // Page by page, so memory stays bounded.
                 while true {
+                    // A stopping run reads no further page.
+                    try Task.checkCancellation()
                     let (page, unusable, lastID) = try await timed("read_ms") {
                         try await Self.page(after: cursor, limit: pageSize, on: context.database)
                     }
@@ -121,7 +123,7 @@ public struct InsightGenerator: Agent {
         var connections: [PostgresConnection] = []
         do {
             for _ in 0..<max(1, context.options.integer("write_concurrency", default: 2)) {
-                connections.append(try await PostgresConnection.connect(url))
+                connections.append(try await PostgresConnection.connect(url, cancelsWithTask: true))
             }
         } catch {
             for connection in connections { await connection.close() }
