@@ -154,6 +154,22 @@ public struct Effects: Sendable {
         ).affectedRows == 1
     }
 
+    /// Puts an unknown or failed effect back to pending, deliberately (`runner outbox resend`),
+    /// noting who asked and when; nil when there is no such effect in either state.
+    public func requeue(_ id: Int64, kind: String, by who: String) async throws -> Effect? {
+        try await connection.query(
+            """
+            UPDATE runner.effects
+            SET status = 'pending', leased_until = NULL, done_at = NULL,
+                last_error = format('queued again by %s at %s; was %s: %s', $3::text,
+                                    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), status,
+                                    coalesce(last_error, ''))
+            WHERE id = $1::bigint AND kind = $2 AND status IN ('unknown', 'failed')
+            RETURNING \(Effect.columns)
+            """, [.int64(id), PostgresValue(kind), PostgresValue(Storable.text(who, limit: 200))]
+        ).first.map(Effect.init(row:))
+    }
+
     /// This ledger's random id, made by its first migration: Message-IDs and provider
     /// idempotency keys carry it, so two ledgers (staging and production, or a reset one) on
     /// one provider account never reuse each other's.

@@ -116,6 +116,17 @@ public struct Ledger: Sendable {
         return try await takenRun(request)
     }
 
+    /// The latest attempt of a slot (its key, or `KEY#n` for retries).
+    public func latestAttempt(job: String, slotKey: String) async throws -> RunRecord? {
+        try await connection.query(
+            """
+            SELECT \(RunRecord.columns) FROM runner.runs
+            WHERE job = $1 AND (slot_key = $2 OR starts_with(slot_key, $2 || '#'))
+            ORDER BY attempt DESC, id DESC LIMIT 1
+            """, [PostgresValue(job), PostgresValue(slotKey)]
+        ).first.map(RunRecord.init(row:))
+    }
+
     private func existingRun(job: String, slotKey: String) async throws -> (id: Int64, status: RunStatus)? {
         let rows = try await connection.query(
             "SELECT id, status FROM runner.runs WHERE job = $1 AND slot_key = $2",

@@ -54,7 +54,21 @@ public struct OnceRunner: Sendable {
                 skipIfRunning: skipIfRunning))
         switch claim {
         case .taken(let runID, let status):
-            return .alreadyClaimed(runID: runID, status: status, slot: slot)
+            // A run of this slot whose process is gone (a stale heartbeat) is a failed attempt:
+            // it is marked abandoned and the slot is retried per `retries:`, not lost.
+            if retry, !dryRun, !force, status == .running || status == .abandoned {
+                if status == .running { try await ledger.markAbandoned(job: job.name) }
+                if let latest = try await ledger.latestAttempt(job: job.name, slotKey: slotKey),
+                    latest.status == .abandoned, latest.attempt <= job.retries.max
+                {
+                    executor.logger.warning(
+                        "the slot's run was abandoned (its process is gone); retrying",
+                        metadata: ["job": "\(job.name)", "run_id": "\(latest.id)"])
+                    return try await retried(latest, job: job, slot: slot, slotKey: slotKey)
+                }
+            }
+            let current = try await ledger.run(id: runID)?.status ?? status
+            return .alreadyClaimed(runID: runID, status: current, slot: slot)
         case .skipped(let runID, let liveRunID):
             executor.logger.info(
                 "slot skipped: the previous run is still running",
@@ -89,8 +103,10 @@ public struct OnceRunner: Sendable {
     func retried(_ first: RunRecord, job: Job, slot: Date, slotKey: String) async throws -> Outcome {
         var earlier: [RunRecord] = []
         var last = first
-        var attempt = 1
-        while last.status == .failed || last.status == .timedOut, attempt <= job.retries.max {
+        var attempt = first.attempt
+        while last.status == .failed || last.status == .timedOut || last.status == .abandoned,
+            attempt <= job.retries.max
+        {
             attempt += 1
             let wait = job.retries.delay(beforeAttempt: attempt)
             executor.logger.warning(

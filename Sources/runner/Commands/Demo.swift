@@ -52,7 +52,7 @@ struct Demo: AsyncParsableCommand {
         print(
             try insights.map { "\(try $0.string("priority") ?? "?"): \(try $0.int("n") ?? 0)" }.joined(separator: ", "))
         print("\n== outbox (runner outbox) ==")
-        let outbox = try Outbox.parse(["--limit", "30"])
+        let outbox = try Outbox.List.parse(["--limit", "30"])
         try await outbox.run()
         print("\nRun `runner demo` again: the second runs send nothing new. Preview an email with")
         print(

@@ -6,54 +6,96 @@ extension Effects.Status: ExpressibleByArgument {}
 
 struct Outbox: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the emails the agents recorded: sent, drafts, pending retries, failures and unknown outcomes.",
-        discussion: "Drafts are emails kept because no EMAIL_PROVIDER is configured (or no recipient); nothing is lost."
-    )
+        abstract: "The emails the agents recorded: list them, or queue one again.",
+        subcommands: [List.self, Resend.self], defaultSubcommand: List.self)
+}
 
-    @Option(help: "Only emails with this status (pending, sent, draft, failed, unknown).")
-    var status: Effects.Status?
+extension Outbox {
+    /// Queues an email whose outcome is unknown (or that failed) to be sent again by its job's next run.
+    struct Resend: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue an unknown or failed email again; its job's next run sends it.",
+            discussion:
+                "Check first that it did not arrive (an unknown outcome may have been delivered). The ledger keeps who asked and when."
+        )
 
-    @Option(help: "At most this many emails.")
-    var limit: Int = 50
+        @Argument(help: "The email's ID, as runner outbox lists it.")
+        var id: Int64
 
-    @Flag(help: "Print a JSON array instead of a table.")
-    var json = false
+        @OptionGroup var database: DatabaseOptions
 
-    @OptionGroup var database: DatabaseOptions
-
-    func run() async throws {
-        let connection = try await database.connect()
-        let emails = try await Effects(connection: connection).list(
-            kind: EmailDelivery.kind, status: status, limit: limit)
-        if json {
+        func run() async throws {
+            let connection = try await database.connect()
+            let who =
+                "\(ProcessInfo.processInfo.environment["USER"] ?? String(getuid()))@\(ProcessInfo.processInfo.hostName)"
+            guard let effect = try await Effects(connection: connection).requeue(id, kind: EmailDelivery.kind, by: who)
+            else {
+                throw CommandError(
+                    "email \(id) is not in the outbox as unknown or failed (runner outbox --status unknown lists them)")
+            }
             print(
-                JSONValue.array(
-                    emails.map { effect in
-                        [
-                            "id": .number(Double(effect.id)), "key": .string(effect.key),
-                            "status": .string(effect.status.rawValue),
-                            "to": .string(effect.target ?? ""), "subject": effect.payload["subject"] ?? .null,
-                            "attempts": .number(Double(effect.attempts)),
-                            "error": effect.lastError.map(JSONValue.string) ?? .null,
-                            "created_at": .string(utc(effect.createdAt)),
-                        ]
-                    }
-                ).text)
-            return
+                "email \(effect.id) to \(effect.target ?? "(no recipient)") is queued again; the next run of its job sends it"
+            )
         }
-        guard !emails.isEmpty else {
-            print("the outbox is empty\(status.map { " (status \($0.rawValue))" } ?? "")")
-            return
+    }
+}
+
+extension Outbox {
+    /// `runner outbox [list]`.
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract:
+                "List the emails the agents recorded: sent, drafts, pending retries, failures and unknown outcomes.",
+            discussion:
+                "Drafts are emails kept because no EMAIL_PROVIDER is configured (or no recipient); nothing is lost."
+        )
+
+        @Option(help: "Only emails with this status (pending, sent, draft, failed, unknown).")
+        var status: Effects.Status?
+
+        @Option(help: "At most this many emails.")
+        var limit: Int = 50
+
+        @Flag(help: "Print a JSON array instead of a table.")
+        var json = false
+
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let connection = try await database.connect()
+            let emails = try await Effects(connection: connection).list(
+                kind: EmailDelivery.kind, status: status, limit: limit)
+            if json {
+                print(
+                    JSONValue.array(
+                        emails.map { effect in
+                            [
+                                "id": .number(Double(effect.id)), "key": .string(effect.key),
+                                "status": .string(effect.status.rawValue),
+                                "to": .string(effect.target ?? ""), "subject": effect.payload["subject"] ?? .null,
+                                "attempts": .number(Double(effect.attempts)),
+                                "error": effect.lastError.map(JSONValue.string) ?? .null,
+                                "created_at": .string(utc(effect.createdAt)),
+                            ]
+                        }
+                    ).text)
+                return
+            }
+            guard !emails.isEmpty else {
+                print("the outbox is empty\(status.map { " (status \($0.rawValue))" } ?? "")")
+                return
+            }
+            let rows = emails.map { effect -> [String] in
+                var subject = "-"
+                if case .string(let text)? = effect.payload["subject"] { subject = text }
+                return [
+                    String(effect.id), effect.status.rawValue, utc(effect.createdAt),
+                    effect.target.flatMap { $0.isEmpty ? nil : $0 } ?? "(no recipient)", subject,
+                    effect.lastError.map { String($0.prefix(60)) } ?? "",
+                ]
+            }
+            print(alignedTable(header: ["ID", "STATUS", "CREATED", "TO", "SUBJECT", "ERROR"], rows: rows))
         }
-        let rows = emails.map { effect -> [String] in
-            var subject = "-"
-            if case .string(let text)? = effect.payload["subject"] { subject = text }
-            return [
-                String(effect.id), effect.status.rawValue, utc(effect.createdAt),
-                effect.target.flatMap { $0.isEmpty ? nil : $0 } ?? "(no recipient)", subject,
-                effect.lastError.map { String($0.prefix(60)) } ?? "",
-            ]
-        }
-        print(alignedTable(header: ["ID", "STATUS", "CREATED", "TO", "SUBJECT", "ERROR"], rows: rows))
     }
 }
