@@ -8,7 +8,19 @@ enum AgentLog {
         case timesheetReminder = "TIMESHEET_REMINDER"
     }
 
+    /// A stopping run skips it (its statements are being cancelled): the run's own record in
+    /// the ledger still says what happened.
     static func write(_ action: Action, outcome: [String: JSONValue], failed: Bool, on database: PostgresConnection)
+        async throws
+    {
+        do {
+            try await insert(action, outcome: outcome, failed: failed, on: database)
+        } catch where Task.isCancelled {
+            return
+        }
+    }
+
+    private static func insert(_ action: Action, outcome: [String: JSONValue], failed: Bool, on database: PostgresConnection)
         async throws
     {
         let exists = try await database.query("SELECT to_regclass('\"AgentLog\"') IS NOT NULL AS present")

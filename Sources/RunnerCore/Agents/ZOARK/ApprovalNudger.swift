@@ -84,13 +84,25 @@ public struct ApprovalNudger: Agent {
         metrics.append(Metric("record_ms", (clock.now - recordStart).milliseconds, unit: "ms"))
 
         var repaired = 0
+        var notAttempted = 0
         for (index, (step, _)) in deliverable.enumerated() {
             guard let effect = recorded[keys[index]] else { continue }
+            // A stopping run starts no further nudge; those left stay pending for the next run.
+            if Task.isCancelled, effect.status == .pending {
+                notAttempted += 1
+                continue
+            }
             switch effect.status {
             case .pending:
                 let result = try await delivery.attempt(effect.id, emails[index])
                 results.append(result)
-                if result == .sent { try await Self.markNudged(step, at: Date(), on: context.database) }
+                if result == .sent {
+                    do {
+                        try await Self.markNudged(step, at: Date(), on: context.database)
+                    } catch where Task.isCancelled {
+                        // Cancelled mid-statement: the next run starts the cooldown (the `.sent` case below).
+                    }
+                }
             case .sent:
                 // Sent by a run that stopped before it could start the cooldown: start it now.
                 try await Self.markNudged(step, at: effect.doneAt ?? Date(), on: context.database)
@@ -102,6 +114,7 @@ public struct ApprovalNudger: Agent {
             }
         }
         if repaired > 0 { outcome["cooldowns_repaired"] = .number(Double(repaired)) }
+        if notAttempted > 0 { outcome["not_attempted"] = .number(Double(notAttempted)) }
         let failure = EmailDelivery.summarize(results, into: &outcome, metrics: &metrics)
         try await AgentLog.write(.approvalNudge, outcome: outcome, failed: failure != nil, on: context.database)
         return AgentReport(outcome: outcome, metrics: metrics, failure: failure)

@@ -1,0 +1,290 @@
+import Foundation
+import Testing
+
+@testable import RunnerCore
+
+/// Issue "honest under faults": each fault an operator meets, done to `runner once` against the
+/// real servers, with the time the stop took bounded by the job's timeout plus 5 s.
+@Suite("Faults")
+struct FaultTests {
+    /// Sixty overdue steps for the nudger.
+    static let sixtySteps = """
+        INSERT INTO "Project" ("id", "name", "updatedAt") VALUES ('p1', 'Apollo', NOW);
+        INSERT INTO "Invoice" ("id", "projectId", "amount", "updatedAt") VALUES ('i1', 'p1', 100, NOW);
+        INSERT INTO "ApprovalStep" ("id", "invoiceId", "stage", "requiredDocs", "assigneeEmail", "status", "deadline", "updatedAt")
+        SELECT 's' || lpad(g::text, 2, '0'), 'i1', 'FINANCE_CHECK', '{}', 'a' || g || '@example.com', 'PENDING',
+               NOW - interval '3 days', NOW
+        FROM generate_series(1, 60) g;
+        """
+
+    static func nudger(_ label: String, smtp: TestSMTPServer, timeout: String) async throws -> CLISetup {
+        let setup = try await CLISetup(
+            label,
+            jobs: """
+                jobs:
+                  nudges:
+                    agent: approval-nudger
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
+                    timeout: \(timeout)
+                    retries: {max: 0}
+                """, extraEnvironment: smtp.environment)
+        try await setup.connection.execute(ZoarkSchema.sql)
+        try await setup.connection.execute(Self.sixtySteps.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
+        return setup
+    }
+
+    static func elapsed(since start: ContinuousClock.Instant) -> Double {
+        (ContinuousClock.now - start).timeInterval
+    }
+
+    @Test("a table locked for 60 s: stuck-tasks with timeout 5s is cancelled in the server and recorded timed_out in time")
+    func lockedTable() async throws {
+        let setup = try await CLISetup(
+            "faultlock",
+            jobs: """
+                jobs:
+                  stuck:
+                    agent: task-monitor
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
+                    timeout: 5s
+                    retries: {max: 0}
+                """)
+        try await setup.connection.execute(ZoarkSchema.sql)
+        let holder = try await PostgresConnection.connect(setup.url)
+        try await holder.execute("BEGIN")
+        try await holder.execute(#"LOCK TABLE "Task" IN ACCESS EXCLUSIVE MODE"#)
+        let start = ContinuousClock.now
+        let result = try await setup.runner("once", "stuck")
+        let took = Self.elapsed(since: start)
+        try await holder.execute("ROLLBACK")
+        #expect(result.status == 1)
+        #expect(took < 5 + 5, "stopped after \(took) s")
+        let row = try #require(try await setup.connection.query("SELECT status, error, outcome::text AS outcome FROM runner.runs").first)
+        #expect(try row.string("status") == "timed_out")
+        #expect(try row.string("error")?.hasPrefix("timed out after 5s") == true)
+        // The work did not finish behind the record's back.
+        #expect(try row.string("outcome")?.contains("\"stuck\"") != true)
+        print("fault: locked table, timeout 5s: stopped after \(String(format: "%.2f", took)) s")
+    }
+
+    @Test("a slow SMTP server and timeout 3s: the nudger stops sending, reports what it sent, in time")
+    func slowSMTP() async throws {
+        let smtp = try TestSMTPServer(delay: 0.2)
+        let setup = try await Self.nudger("faultslowsmtp", smtp: smtp, timeout: "3s")
+        let start = ContinuousClock.now
+        let result = try await setup.runner("once", "nudges")
+        let took = Self.elapsed(since: start)
+        #expect(result.status == 1)
+        #expect(took < 3 + 5, "stopped after \(took) s")
+        try await Task.sleep(for: .milliseconds(500))
+        let delivered = try smtp.messages().count
+        #expect(delivered < 40, "\(delivered) of 60 were sent after the deadline")
+        let row = try #require(try await setup.connection.query("SELECT status, outcome->>'emailed' AS emailed FROM runner.runs").first)
+        #expect(try row.string("status") == "timed_out")
+        let emailed = try #require(Int(try row.string("emailed") ?? ""))
+        // What it says it sent arrived; at most the one in flight is unknown.
+        #expect(emailed <= delivered && delivered <= emailed + 1)
+        #expect(try await setup.count("SELECT count(*) FROM runner.effects WHERE status = 'sent'") == emailed)
+        print("fault: slow SMTP, timeout 3s: stopped after \(String(format: "%.2f", took)) s, \(delivered) of 60 sent")
+    }
+
+    @Test("SIGTERM one second into a slow nudger run: exits within 5 s, interrupted, nothing sent after")
+    func sigtermDuringSends() async throws {
+        let smtp = try TestSMTPServer(delay: 0.2)
+        let setup = try await Self.nudger("faultsigterm", smtp: smtp, timeout: "10m")
+        let process = try RunnerProcess.launch(["once", "nudges"], environment: setup.environment)
+        var delivered = 0
+        for _ in 0..<500 where delivered < 2 {
+            try await Task.sleep(for: .milliseconds(20))
+            delivered = try smtp.messages().count
+        }
+        let start = ContinuousClock.now
+        kill(process.processIdentifier, SIGTERM)
+        try await offPool { process.waitUntilExit() }
+        let took = Self.elapsed(since: start)
+        #expect(took < 5, "exited \(took) s after SIGTERM")
+        try await Task.sleep(for: .milliseconds(500))
+        let after = try smtp.messages().count
+        #expect(after < 30, "\(after) of 60 were sent")
+        let row = try #require(try await setup.connection.query("SELECT status, outcome->>'emailed' AS emailed FROM runner.runs").first)
+        #expect(try row.string("status") == "interrupted")
+        let emailed = try #require(Int(try row.string("emailed") ?? ""))
+        #expect(emailed <= after && after <= emailed + 1)
+        print("fault: SIGTERM during sends: exited after \(String(format: "%.2f", took)) s, \(after) of 60 sent")
+    }
+
+    @Test("a child that escapes with setsid cannot hold the run open; it is killed and counted")
+    func escapedChild() async throws {
+        let setup = try await CLISetup(
+            "faultsetsid",
+            jobs: """
+                jobs:
+                  escape:
+                    command: ["sh", "-c", "setsid sleep 45 & echo $! > escaped.pid; echo done"]
+                    schedule: "@every 1h"
+                    timeout: 2s
+                    retries: {max: 0}
+                """)
+        let start = ContinuousClock.now
+        let result = try await setup.runner("once", "escape")
+        let took = Self.elapsed(since: start)
+        #expect(took < 2 + 5, "ended after \(took) s")
+        #expect(result.status == 0, "\(result.stderr)")
+        let row = try #require(
+            try await setup.connection.query(
+                "SELECT status, outcome->>'escaped_processes_killed' AS killed, outcome->>'stdout_tail' AS tail FROM runner.runs"
+            ).first)
+        #expect(try row.string("killed") == "1")
+        #expect(try row.string("tail") == "done\n")
+        let pidText = try String(contentsOf: setup.directory.url.appendingPathComponent("escaped.pid"), encoding: .utf8)
+        let pid = try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: ")").last?
+            .split(separator: " ").first ?? "gone"
+        #expect(state == "gone" || state == "Z", "the escaped sleep \(pid) is still running (\(state))")
+        print("fault: setsid child, timeout 2s: run ended after \(String(format: "%.2f", took)) s")
+    }
+
+    @Test("output with NUL bytes and a 5 MB argv that cannot start: both runs end with a storable, small record")
+    func unstorableOutput() async throws {
+        let huge = String(repeating: "A", count: 5 << 20)
+        let setup = try await CLISetup(
+            "faultnul",
+            jobs: """
+                defaults: {retries: {max: 0}}
+                jobs:
+                  nul: {command: ["printf", "a\\\\0b"], schedule: "@every 1h"}
+                  huge: {command: ["/nonexistent/tool", "\(huge)"], schedule: "@every 1h"}
+                """)
+        let nul = try await setup.runner("once", "nul")
+        #expect(nul.status == 0, "\(nul.stderr)")
+        let stored = try await setup.connection.query(
+            "SELECT status, outcome->>'stdout_tail' AS tail FROM runner.runs WHERE job = 'nul'")
+        #expect(try stored.first?.string("status") == "succeeded")
+        #expect(try stored.first?.string("tail") == "a\\0b")
+        let failed = try await setup.runner("once", "huge")
+        #expect(failed.status == 1)
+        let row = try #require(
+            try await setup.connection.query(
+                "SELECT status, length(outcome::text) + length(coalesce(error, '')) AS size FROM runner.runs WHERE job = 'huge'"
+            ).first)
+        #expect(try row.string("status") == "failed")
+        #expect(try row.int("size") ?? .max < 2000)
+    }
+
+    @Test("a run left running with an hour-old heartbeat is abandoned and its slot retried, not skipped")
+    func staleHeartbeat() async throws {
+        let setup = try await CLISetup(
+            "faultstale",
+            jobs: """
+                jobs:
+                  yearly:
+                    command: ["true"]
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
+                    retries: {max: 2, backoff: 100ms, max_backoff: 100ms}
+                """)
+        let schedule = try Schedule(parsing: "0 0 1 1 *", timeZone: TimeZone(identifier: "UTC")!)
+        let slot = try #require(schedule.previous(atOrBefore: Date(), within: .seconds(400 * 86_400)))
+        try await setup.connection.query(
+            """
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, started_at, heartbeat_at)
+            VALUES ('yearly', $1::timestamptz, $2, 'once', 'running', 'gone:1', 30, now() - interval '2 hours', now() - interval '1 hour')
+            """, [.timestamp(slot), PostgresValue(Ledger.slotKey(for: slot))])
+        let result = try await setup.runner("once", "yearly")
+        #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
+        let rows = try await setup.connection.query("SELECT attempt, status, slot_key FROM runner.runs ORDER BY id")
+        #expect(try rows.map { try $0.string("status") ?? "" } == ["abandoned", "succeeded"])
+        #expect(try rows.map { try $0.int("attempt") ?? 0 } == [1, 2])
+        #expect(try Array(rows).last?.string("slot_key") == Ledger.slotKey(for: slot) + "#2")
+    }
+
+    @Test("a provider that echoes the API key: the key reaches no log line and no stored error")
+    func echoingProvider() async throws {
+        let secret = "SG.echo-secret-7f3e1d"
+        let server = try TestHTTPServer(routes: [
+            "POST /v3/mail/send": ["status": 400, "body": ["errors": [["message": .string("bad key Bearer \(secret)")]]]]
+        ])
+        let setup = try await CLISetup(
+            "faultecho",
+            jobs: """
+                jobs:
+                  nudges: {agent: approval-nudger, schedule: "0 0 1 1 *", catchup: 400d, retries: {max: 0}}
+                """,
+            extraEnvironment: [
+                "EMAIL_PROVIDER": "sendgrid", "SENDGRID_API_KEY": secret, "SENDGRID_FROM_EMAIL": "runner@example.com",
+                "SENDGRID_BASE_URL": server.baseURL,
+            ])
+        try await setup.connection.execute(ZoarkSchema.sql)
+        try await setup.connection.execute(
+            ApprovalNudgerTests.seed.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
+        let result = try await setup.runner("once", "nudges")
+        #expect(result.status == 1)
+        #expect(!result.stderr.contains(secret) && !result.stdout.contains(secret))
+        #expect(result.stderr.contains("[redacted]"))
+        let stored = try await setup.connection.query(
+            "SELECT string_agg(coalesce(last_error, ''), ' ') AS errors FROM runner.effects")
+        let errors = try stored.first?.string("errors") ?? ""
+        #expect(errors.contains("[redacted]"))
+        #expect(!errors.contains(secret))
+        let runs = try await setup.connection.query("SELECT outcome::text || coalesce(error, '') AS t FROM runner.runs")
+        #expect(try runs.allSatisfy { try $0.string("t")?.contains(secret) == false })
+    }
+
+    @Test("command jobs get a minimal environment plus what env: lists, never the runner's secrets")
+    func minimalEnvironment() async throws {
+        let setup = try await CLISetup(
+            "faultenv",
+            jobs: """
+                jobs:
+                  printenv:
+                    command: ["sh", "-c", "env | sort"]
+                    schedule: "@every 1h"
+                    env: [PASS_ME, {SET_ME: "fixed-${PASS_ME}"}]
+                """,
+            extraEnvironment: [
+                "SMTP_PASSWORD": "smtp-secret-1", "ANTHROPIC_API_KEY": "sk-ant-secret-2", "SENDGRID_API_KEY": "SG.3",
+                "PASS_ME": "passed", "NOT_LISTED": "hidden",
+            ])
+        let result = try await setup.runner("once", "printenv")
+        #expect(result.status == 0, "\(result.stderr)")
+        let tail = try #require(try await setup.connection.query("SELECT outcome->>'stdout_tail' AS t FROM runner.runs").first?.string("t"))
+        let names = Set(tail.split(separator: "\n").compactMap { $0.split(separator: "=").first.map(String.init) })
+        #expect(names.isSuperset(of: ["PATH", "PASS_ME", "SET_ME", "RUNNER_RUN_ID", "RUNNER_SLOT", "RUNNER_JOB", "DATABASE_URL"]))
+        #expect(names.isDisjoint(with: ["SMTP_PASSWORD", "ANTHROPIC_API_KEY", "SENDGRID_API_KEY", "NOT_LISTED"]))
+        #expect(tail.contains("SET_ME=fixed-passed\n"))
+    }
+
+    @Test("Postgres restarted (immediate) under a running command: the run reconnects and is recorded when the command ends")
+    func serverRestart() async throws {
+        let directory = try TemporaryDirectory()
+        let cluster = EmbeddedPostgres(home: directory.url.appendingPathComponent("pg"), fast: true)
+        try await cluster.start()
+        let url = cluster.connectionString()
+        let admin = try await PostgresConnection.connect(url)
+        _ = try await Migrator(connection: admin).migrate()
+        await admin.close()
+        let config = try directory.write(
+            "jobs.yaml", "jobs:\n  slow: {command: [\"sleep\", \"6\"], schedule: \"@every 1h\", retries: {max: 0}}\n")
+        let environment = ["DATABASE_URL": url.raw, "RUNNER_CONFIG": config.path, "RUNNER_HEARTBEAT_INTERVAL": "1s"]
+        let process = try RunnerProcess.launch(["once", "slow"], environment: environment)
+        try await Task.sleep(for: .seconds(1.5))
+        let pgCtl = try cluster.binary("pg_ctl")
+        let argv = (geteuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + [
+            pgCtl, "restart", "-D", cluster.dataDirectory.path, "-m", "immediate", "-w", "-t", "60",
+            "-l", cluster.logFile.path, "-o",
+            "-c unix_socket_directories='\(cluster.socketDirectory.path)' -c unix_socket_permissions=0700",
+        ]
+        let restart = try await CommandProcess(argv: argv, environment: ["PATH": "/usr/bin:/bin"]).run()
+        #expect(restart.exitCode == 0, "\(restart.stderrTail)")
+        try await offPool { process.waitUntilExit() }
+        #expect(process.terminationStatus == 0)
+        let check = try await PostgresConnection.connect(url)
+        let row = try await check.query("SELECT status, finished_at IS NOT NULL AS finished FROM runner.runs").first
+        #expect(try row?.string("status") == "succeeded")
+        #expect(try row?.bool("finished") == true)
+        await check.close()
+        try await cluster.stop()
+    }
+}
