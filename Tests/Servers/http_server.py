@@ -3,7 +3,7 @@
 Usage: python3 http_server.py PORT ROUTES.json LOG.jsonl
 ROUTES maps "METHOD /path" (or "METHOD /prefix*") to {"status": 200, "body": <json>, "headers": {...}, "delay": seconds};
 a list of such answers is used in turn (the last one repeats). Each request is appended to LOG
-as one JSON line: method, path, headers, body. Prints "ready" once it listens on 127.0.0.1.
+as one JSON line: method, path, at (seconds since the epoch), headers, body. Prints "ready" once it listens on 127.0.0.1.
 """
 import json
 import sys
@@ -27,7 +27,7 @@ def main():
                 routes = json.load(handle)
             with lock:
                 with open(log_path, "a") as log:
-                    log.write(json.dumps({"method": self.command, "path": self.path,
+                    log.write(json.dumps({"method": self.command, "path": self.path, "at": time.time(),
                                           "headers": dict(self.headers), "body": body}) + "\n")
                 answers = routes.get(route)
                 if answers is None:  # "GET /users/*" answers every path under /users/

@@ -67,6 +67,7 @@ struct HTTPMailerTests {
         }
         do {
             try await mailer.send(Self.email, messageID: "effect-4@runner")
+            Issue.record("503 should fail")
         } catch {
             #expect(error.transient)
         }
