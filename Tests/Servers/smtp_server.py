@@ -6,6 +6,9 @@ Usage: python3 smtp_server.py PORT FOLDER [--fail-first N] [--reject]
   --delay SECONDS wait this long before accepting each message (a slow server)
   --hang-at N     hold the Nth message before accepting it (a send in flight): the server writes
                   FOLDER/holding when it holds it, and goes on once FOLDER/release exists
+  --tls-cert F --tls-key K   offer STARTTLS with this certificate, and require it
+  --auth USER:PASSWORD       require AUTH (only after STARTTLS) with these credentials; the
+                             logins tried are appended to FOLDER/auth.log
 Prints "ready" on stdout once it listens on 127.0.0.1:PORT.
 """
 import argparse
@@ -15,7 +18,10 @@ import os
 import sys
 import time
 
+import ssl
+
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Store:
@@ -61,10 +67,31 @@ def main():
     parser.add_argument("--reject", action="store_true")
     parser.add_argument("--delay", type=float, default=0)
     parser.add_argument("--hang-at", type=int, default=0)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--auth")
     arguments = parser.parse_args()
     os.makedirs(arguments.folder, exist_ok=True)
+    options = {}
+    if arguments.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(arguments.tls_cert, arguments.tls_key)
+        options.update(tls_context=context, require_starttls=True)
+    if arguments.auth:
+        user, password = arguments.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            login = auth_data.login.decode() if isinstance(auth_data, LoginPassword) else ""
+            with open(os.path.join(arguments.folder, "auth.log"), "a") as log:
+                log.write(f"{mechanism} {login} tls={session.ssl is not None}\n")
+            ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \
+                and auth_data.password.decode() == password
+            return AuthResult(success=ok)
+
+        options.update(authenticator=authenticator, auth_require_tls=True, auth_required=True)
     controller = Controller(
-        Store(arguments.folder, arguments.fail_first, arguments.reject, arguments.delay, arguments.hang_at), hostname="127.0.0.1", port=arguments.port
+        Store(arguments.folder, arguments.fail_first, arguments.reject, arguments.delay, arguments.hang_at),
+        hostname="127.0.0.1", port=arguments.port, **options
     )
     controller.start()
     print("ready", flush=True)

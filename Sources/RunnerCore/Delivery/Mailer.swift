@@ -96,9 +96,11 @@ public enum MailerConfiguration {
             guard let fromText = value("SMTP_FROM") ?? user else {
                 throw Problem(description: "EMAIL_PROVIDER=smtp needs SMTP_FROM (or SMTP_USER) in the environment")
             }
-            return SMTPMailer(
+            var mailer = SMTPMailer(
                 host: host, port: port, security: security, username: user, password: value("SMTP_PASSWORD"),
                 from: try sender(fromText, "SMTP_FROM"), client: client)
+            mailer.caFile = value("SMTP_CA_FILE")
+            return mailer
         case "sendgrid":
             return HTTPMailer.sendGrid(
                 apiKey: try required("SENDGRID_API_KEY", for: "sendgrid"),

@@ -23,6 +23,8 @@ public struct SMTPMailer: Mailer {
     let client: CurlClient
     /// The whole submission, connect to the final reply.
     var timeout: Duration = .seconds(30)
+    /// `SMTP_CA_FILE`: the CA certificates to trust for this server instead of the system's.
+    var caFile: String?
     public var provider: String { "smtp" }
 
     public init(
@@ -56,6 +58,7 @@ public struct SMTPMailer: Mailer {
         transfer.username = username
         transfer.password = password
         transfer.timeout = timeout
+        transfer.caFile = caFile
         do {
             _ = try await client.perform(transfer)
         } catch {

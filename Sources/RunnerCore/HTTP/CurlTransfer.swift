@@ -32,6 +32,8 @@ struct CurlTransfer {
     var requireTLS = false
     var username: String?
     var password: String?
+    /// CA certificates to trust instead of the system's (a private relay's own CA).
+    var caFile: String?
     var timeout: Duration = .seconds(30)
     var connectTimeout: Duration = .seconds(10)
     /// A response body past this size aborts the transfer with a clear error.
@@ -67,6 +69,7 @@ struct CurlTransfer {
         if let username { runner_curl_setopt_string(handle, CURLOPT_USERNAME, username) }
         if let password { runner_curl_setopt_string(handle, CURLOPT_PASSWORD, password) }
         if requireTLS { runner_curl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue)) }
+        if let caFile { runner_curl_setopt_string(handle, CURLOPT_CAINFO, caFile) }
 
         var headerList: UnsafeMutablePointer<curl_slist>?
         var recipientList: UnsafeMutablePointer<curl_slist>?

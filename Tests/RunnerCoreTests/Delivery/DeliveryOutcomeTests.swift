@@ -95,6 +95,35 @@ struct DeliveryOutcomeTests {
         #expect(throws: MailerConfiguration.Problem.self) { try mailer(["SMTP_FROM": "a@b.c\r\nBcc: x@evil.com"]) }
     }
 
+    @Test("STARTTLS and AUTH as production runs them: delivered over TLS and logged in; a certificate not trusted sends nothing")
+    func startTLSAndAuth() async throws {
+        let server = try TestSMTPServer(tls: true, auth: ("runner", "app-password-1"))
+        func mailer(password: String) throws -> SMTPMailer {
+            try #require(
+                try MailerConfiguration.mailer(environment: [
+                    "EMAIL_PROVIDER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": String(server.port),
+                    "SMTP_USER": "runner", "SMTP_PASSWORD": password, "SMTP_FROM": "runner@example.com",
+                    "SMTP_CA_FILE": server.certificateFile ?? "",
+                ]) as? SMTPMailer)
+        }
+        let good = try mailer(password: "app-password-1")
+        #expect(good.security == .startTLS)
+        try await good.send(Self.email, messageID: "m1@example.com")
+        #expect(try server.messages().count == 1)
+        #expect(server.authLog().allSatisfy { $0.hasSuffix("tls=True") })
+        #expect(server.authLog().count == 1)
+        // Without the throwaway CA the certificate is not trusted: nothing is sent.
+        var untrusting = try mailer(password: "app-password-1")
+        untrusting.caFile = nil
+        do {
+            try await untrusting.send(Self.email, messageID: "m3@example.com")
+            Issue.record("an untrusted certificate was accepted")
+        } catch {
+            #expect(error.disposition == .transient)
+        }
+        #expect(try server.messages().count == 1)
+    }
+
     @Test("row 17: Message-ID and Idempotency-Key carry the ledger's random id and the sending domain")
     func idsPerLedger() async throws {
         let server = try TestHTTPServer(routes: ["POST /emails": ["status": 200, "body": ["id": "x"]]])

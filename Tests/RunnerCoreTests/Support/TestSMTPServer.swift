@@ -7,6 +7,8 @@ final class TestSMTPServer: @unchecked Sendable {
     // Set once in init; the process is only signalled after.
     let port: Int
     let folder: TemporaryDirectory
+    /// The certificate a client must trust (with `tls`).
+    let certificateFile: String?
     private let process: Process
     private let input = Pipe()
 
@@ -14,7 +16,12 @@ final class TestSMTPServer: @unchecked Sendable {
         TestDatabase.packageRoot.appendingPathComponent("Tests/Servers/smtp_server.py").path
     }
 
-    init(failFirst: Int = 0, reject: Bool = false, delay: Double = 0, hangAt: Int = 0, port: Int? = nil) throws {
+    /// With `tls`, the server offers STARTTLS with a throwaway certificate for 127.0.0.1 (made
+    /// by openssl) and requires it; with `auth`, it requires AUTH with these credentials.
+    init(
+        failFirst: Int = 0, reject: Bool = false, delay: Double = 0, hangAt: Int = 0, port: Int? = nil,
+        tls: Bool = false, auth: (user: String, password: String)? = nil
+    ) throws {
         self.port = try port ?? EmbeddedPostgres.freePort()
         folder = try TemporaryDirectory()
         process = Process()
@@ -23,6 +30,25 @@ final class TestSMTPServer: @unchecked Sendable {
         if reject { arguments.append("--reject") }
         if delay > 0 { arguments += ["--delay", String(delay)] }
         if hangAt > 0 { arguments += ["--hang-at", String(hangAt)] }
+        if tls {
+            let certificate = folder.url.appendingPathComponent("cert.pem").path
+            let key = folder.url.appendingPathComponent("key.pem").path
+            let openssl = Process()
+            openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            openssl.arguments = [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
+                "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            ]
+            openssl.standardError = FileHandle.nullDevice
+            try openssl.run()
+            openssl.waitUntilExit()
+            guard openssl.terminationStatus == 0 else { throw TestDatabaseError("openssl could not make a certificate") }
+            arguments += ["--tls-cert", certificate, "--tls-key", key]
+            certificateFile = certificate
+        } else {
+            certificateFile = nil
+        }
+        if let auth { arguments += ["--auth", "\(auth.user):\(auth.password)"] }
         process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
@@ -57,6 +83,12 @@ final class TestSMTPServer: @unchecked Sendable {
             "EMAIL_PROVIDER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": String(port), "SMTP_SECURITY": "none",
             "SMTP_FROM": "runner@example.com",
         ]
+    }
+
+    /// The AUTH attempts the server saw: mechanism, login, and whether TLS was on.
+    func authLog() -> [String] {
+        let text = (try? String(contentsOf: folder.url.appendingPathComponent("auth.log"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init)
     }
 
     /// The messages received so far, oldest first, as raw RFC 5322 text.
