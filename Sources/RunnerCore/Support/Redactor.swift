@@ -80,7 +80,16 @@ public struct Redactor: Sendable {
 /// JSON has no NaN; long values are cut at a character boundary.
 enum Storable {
     static func text(_ text: String, limit: Int) -> String {
-        var clean = text.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\\0") : text
+        // By scalar: a NUL followed by a combining mark is one Character, which a Character
+        // search would not find.
+        var clean = text
+        if text.unicodeScalars.contains("\u{0}") {
+            var scalars = String.UnicodeScalarView()
+            for scalar in text.unicodeScalars {
+                if scalar == "\u{0}" { scalars.append(contentsOf: "\\0".unicodeScalars) } else { scalars.append(scalar) }
+            }
+            clean = String(scalars)
+        }
         if clean.utf8.count > limit {
             var cut = ""
             for character in clean {
