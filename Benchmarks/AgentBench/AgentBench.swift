@@ -77,6 +77,12 @@ struct AgentBench {
             let renderMs = report.metrics.first { $0.name == "render_ms" }?.value
             let psqlMs = psqlTimes.sorted()[1]
             print("\(label): \(JSONValue.object(report.outcome).text)")
+            benchmarkCheck(report.failure == nil, "\(label) failed: \(report.failure ?? "")")
+            let found = report.outcome["stuck"] ?? report.outcome["overdue"]
+            let expectedDrafts: JSONValue = agent == .task ? 1 : (found ?? 0)
+            benchmarkCheck(
+                found != nil && found != 0 && report.outcome["drafted"] == expectedDrafts,
+                "\(label) drafted \(report.outcome["drafted"]?.text ?? "nothing") of \(found?.text ?? "none") found")
             print(String(format: "  psql, main query alone (median of 3): %8.0f ms", psqlMs))
             print(
                 String(format: "  agent run, wall time:                 %8.0f ms  (%.2fx psql)", runMs, runMs / psqlMs))

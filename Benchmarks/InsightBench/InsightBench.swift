@@ -51,6 +51,9 @@ struct InsightBench {
         let rulesMs = (clock.now - started).milliseconds
         let cpu = processCPUSeconds() - cpuBefore
         print("rules: \(JSONValue.object(rules.outcome).text)")
+        benchmarkCheck(
+            rules.failure == nil && rules.outcome["insights_created"] != 0 && rules.outcome["failures"] == 0,
+            "the rule pass wrote no insights, or failed: \(rules.failure ?? "")")
         print(
             String(
                 format:
@@ -65,6 +68,7 @@ struct InsightBench {
         let again = try await InsightGenerator().run(
             try await context(rulesDB, url: rulesURL, environment: [:], options: rulesOptions))
         print("rules again: \(JSONValue.object(again.outcome).text)")
+        benchmarkCheck(again.outcome["insights_created"] == 0, "the second rule pass wrote insights again")
         print(
             String(
                 format: "  the next run (everything already has an open insight): %.2f s",
@@ -91,6 +95,9 @@ struct InsightBench {
                 options: AgentOptions(["max_concurrency": .integer(8)])))
         let modelMs = (clock.now - started).milliseconds
         print("model: \(JSONValue.object(model.outcome).text)")
+        benchmarkCheck(
+            model.failure == nil && model.outcome["llm_calls"] == model.outcome["anomalous_deals"],
+            "the model pass made \(model.outcome["llm_calls"]?.text ?? "no") calls for \(model.outcome["anomalous_deals"]?.text ?? "no") deals")
         print(
             String(
                 format:

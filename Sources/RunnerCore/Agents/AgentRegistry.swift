@@ -29,8 +29,10 @@ struct AgentWork: RunWork {
             guard let databaseURL else { return .failed("no database to run the agent against") }
             // A connection of its own: the agent's long queries never delay the ledger's heartbeats.
             let database = try await PostgresConnection.connect(databaseURL, cancelsWithTask: true)
-            // The backstop if a cancel is lost: no statement outlives the run's timeout.
-            let budget = max(1000, Int64(run.job.timeout.milliseconds))
+            // The backstop if a cancel is lost: no statement outlives the run's timeout by more than
+            // the stop grace. A little longer than the timeout, so the deadline (a clean timed_out)
+            // comes first.
+            let budget = Int64(run.job.timeout.milliseconds) + 2000
             try await database.execute("SET statement_timeout = \(budget); SET lock_timeout = \(budget)")
             var logger = self.logger
             logger[metadataKey: "job"] = "\(run.job.name)"
