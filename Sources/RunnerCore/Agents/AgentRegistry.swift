@@ -32,8 +32,9 @@ struct AgentWork: RunWork {
             // The backstop if a cancel is lost: no statement outlives the run's timeout by more than
             // the stop grace. A little longer than the timeout, so the deadline (a clean timed_out)
             // comes first.
-            let budget = Int64(run.job.timeout.milliseconds) + 2000
-            try await database.execute("SET statement_timeout = \(budget); SET lock_timeout = \(budget)")
+            // int4 milliseconds at most (24.8 days); 0 (none) beyond, the deadline still applies.
+            let budget = min(Int64(run.job.timeout.milliseconds) + 2000, Int64(Int32.max))
+            try await database.setSessionDefaults("SET statement_timeout = \(budget); SET lock_timeout = \(budget)")
             var logger = self.logger
             logger[metadataKey: "job"] = "\(run.job.name)"
             logger[metadataKey: "run_id"] = "\(run.runID)"

@@ -39,7 +39,7 @@ public struct HealthPing: Sendable {
             transfer.headers = ["Content-Type: text/plain; charset=utf-8"]
             transfer.body = Data(summary.utf8)
         }
-        transfer.timeout = .seconds(10)
+        transfer.timeout = .seconds(3)
         transfer.connectTimeout = .seconds(5)
         do {
             let response = try await client.perform(transfer)

@@ -66,11 +66,17 @@ public struct CommandEnvironment: Sendable, Equatable {
     /// `NAME: value` pairs (`${VAR}` expanded).
     public var values: [String: String] = [:]
 
-    static let minimal = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "DATABASE_URL"]
+    static let minimal: Set<String> = [
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TERM", "LANG", "TZ", "DATABASE_URL",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    ]
 
     /// The environment a command starts with, from the runner's own.
     public func build(from environment: [String: String]) -> [String: String] {
-        var result = environment.filter { Self.minimal.contains($0.key) || $0.key.hasPrefix("RUNNER_") }
+        var result = environment.filter {
+            Self.minimal.contains($0.key) || $0.key.hasPrefix("RUNNER_") || $0.key.hasPrefix("LC_")
+        }
         for name in passThrough { if let value = environment[name] { result[name] = value } }
         result.merge(values) { $1 }
         if result["PATH"] == nil { result["PATH"] = "/usr/local/bin:/usr/bin:/bin" }

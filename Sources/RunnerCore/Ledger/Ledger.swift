@@ -191,8 +191,10 @@ public struct Ledger: Sendable {
         let redact = Redactor.process
         let error = error.map { Storable.text(redact($0), limit: 4096) }
         do {
+            // Redacted before it is cut, so no secret is left half-masked at a cut.
             try await write(
-                runID: runID, status: status, durationMs: durationMs, outcome: outcome.map { redact(Storable.json($0)) },
+                runID: runID, status: status, durationMs: durationMs,
+                outcome: outcome.map { Storable.json(redact($0)) },
                 error: error, metrics: metrics)
         } catch let refused as PostgresError where refused.kind == .query {
             try await write(
@@ -211,7 +213,7 @@ public struct Ledger: Sendable {
                 UPDATE runner.runs
                 SET status = $2, finished_at = now(), heartbeat_at = now(), duration_ms = $3::bigint,
                     outcome = $4::jsonb, error = $5
-                WHERE id = $1::bigint
+                WHERE id = $1::bigint AND status = 'running'
                 RETURNING id, job
             )
             INSERT INTO runner.metrics (run_id, job, name, value, unit)

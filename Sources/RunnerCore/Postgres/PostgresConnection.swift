@@ -42,8 +42,13 @@ public actor PostgresConnection {
 
     private func open(_ raw: String, applicationName: String) throws(PostgresError) {
         // Defaults first, the user's string last: with expand_dbname its settings win.
-        let keywords = ["application_name", "connect_timeout", "dbname"]
-        let values = [applicationName, "10", raw]
+        // TCP keepalives and a user timeout: a heartbeat on a connection whose server vanished
+        // (a failover, a cut network) fails within seconds instead of hanging (ignored on sockets).
+        let keywords = [
+            "application_name", "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+            "tcp_user_timeout", "dbname",
+        ]
+        let values = [applicationName, "10", "5", "2", "3", "10000", raw]
         let handle = withCStrings(keywords) { keywordPointers in
             withCStrings(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)
@@ -59,10 +64,20 @@ public actor PostgresConnection {
         try startSession(handle)
     }
 
+    /// Settings a caller added with ``setSessionDefaults(_:)``: replayed after a reset.
+    private var sessionDefaults: [String] = []
+
     /// What every session (and every reset one) starts with.
     private func startSession(_ handle: OpaquePointer) throws(PostgresError) {
         canceller.set(PQgetCancel(handle))
         _ = try rows(of: PQexec(handle, "SET TimeZone TO 'UTC'"), on: handle)
+        for sql in sessionDefaults { _ = try rows(of: PQexec(handle, sql), on: handle) }
+    }
+
+    /// Runs `sql` (SET statements) now and again whenever the connection is reset.
+    public func setSessionDefaults(_ sql: String) throws(PostgresError) {
+        try execute(sql)
+        sessionDefaults.append(sql)
     }
 
     isolated deinit {
@@ -108,6 +123,8 @@ public actor PostgresConnection {
     private func run(_ body: @Sendable (isolated PostgresConnection) throws(PostgresError) -> PostgresRows) -> Result<
         PostgresRows, PostgresError
     > {
+        // Cancelled while it waited for this connection's thread: its cancel reached nothing.
+        if cancelsWithTask && Task.isCancelled { return .failure(Self.cancelled) }
         do throws(PostgresError) {
             return .success(try body(self))
         } catch {
@@ -236,11 +253,15 @@ private final class Canceller: @unchecked Sendable {
         }
     }
 
+    /// Sends the cancel from a thread of its own: `PQcancel` connects to the server and may
+    /// wait on it, which must delay neither the cancelling task nor the cooperative pool.
     func cancel() {
-        lock.withLock {
-            guard let handle else { return }
-            var buffer = [CChar](repeating: 0, count: 256)
-            _ = PQcancel(handle, &buffer, Int32(buffer.count))
+        Thread.detachNewThread { [self] in
+            lock.withLock {
+                guard let handle else { return }
+                var buffer = [CChar](repeating: 0, count: 256)
+                _ = PQcancel(handle, &buffer, Int32(buffer.count))
+            }
         }
     }
 

@@ -84,6 +84,9 @@ public struct CommandProcess: Sendable {
             if killsEscapedDescendants { escaped = Self.killDescendants(token: token) }
             // Something outside the group (and not found) still holds the output: stop reading.
             abandoned = await !child.output.waitForEnd(timeout: 1)
+        } else if killsEscapedDescendants {
+            // A daemon that let go of the output (stdio on /dev/null) outlives the command too.
+            escaped = Self.killDescendants(token: token)
         }
         let (stdout, stderr) = child.output.snapshot()
         let exited = status & 0x7f == 0

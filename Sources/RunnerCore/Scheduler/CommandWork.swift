@@ -17,7 +17,10 @@ struct CommandWork: RunWork {
         environment["RUNNER_RUN_ID"] = String(run.runID)
         environment["RUNNER_SLOT"] = Ledger.slotKey(for: run.slot)
         environment["RUNNER_JOB"] = run.job.name
-        let process = CommandProcess(argv: argv, environment: environment, killsEscapedDescendants: true)
+        // SIGKILL 2 s after SIGTERM: well inside the executor's 5 s grace, so the report (exit
+        // status, output) is in the record.
+        let process = CommandProcess(
+            argv: argv, environment: environment, killGrace: .seconds(2), killsEscapedDescendants: true)
         let result: CommandProcess.Result
         do {
             result = try await process.run()

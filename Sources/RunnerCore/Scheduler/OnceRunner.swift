@@ -91,7 +91,9 @@ public struct OnceRunner: Sendable {
                 var summary = "run \(last.id) of \(job.name) \(last.status.rawValue)"
                 if last.attempt > 1 { summary += " (attempt \(last.attempt))" }
                 if let error = last.error { summary += ": \(error)" }
-                await ping.send(last.status == .succeeded ? .success : .fail, summary: summary)
+                // Its own task: after SIGTERM this task is cancelled, and the last ping must still go.
+                let event: HealthPing.Signal = last.status == .succeeded ? .success : .fail
+                await Task { await ping.send(event, summary: summary) }.value
             }
             return outcome
         }

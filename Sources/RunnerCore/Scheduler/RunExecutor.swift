@@ -45,7 +45,10 @@ public struct RunExecutor: Sendable {
         logger.info("run started", metadata: ["slot": "\(Ledger.slotKey(for: slot))", "dry_run": "\(dryRun)"])
         let info = RunInfo(runID: runID, job: job, slot: slot, dryRun: dryRun)
         let started = ContinuousClock.now
-        let result = await runWithTimeout(work(for: job), info, timeout: job.timeout, logger: logger)
+        let (result, heartbeat) = await runWithTimeout(work(for: job), info, timeout: job.timeout, logger: logger)
+        // The lease is renewed until the end is written: a stopped run's grace and a finish that
+        // waits for the database must not look abandoned to another process.
+        defer { heartbeat.cancel() }
         let elapsed = ContinuousClock.now - started
         let durationMs = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         let metrics = result.metrics + [Metric("duration_ms", Double(durationMs), unit: "ms")]
@@ -105,8 +108,9 @@ public struct RunExecutor: Sendable {
     /// deadline, the caller's cancellation (SIGTERM, SIGINT), or a lease the heartbeat could
     /// not renew. Stopped work has ``stopGrace`` to report; after that the run is recorded
     /// without its report, so a stop is never longer than that.
-    private func runWithTimeout(_ work: RunWork, _ info: RunInfo, timeout: Duration, logger: Logger) async -> RunResult
-    {
+    private func runWithTimeout(_ work: RunWork, _ info: RunInfo, timeout: Duration, logger: Logger) async -> (
+        RunResult, heartbeat: Task<Void, Never>
+    ) {
         let ledger = self.ledger
         let interval = heartbeatInterval
         let lease = self.lease
@@ -114,36 +118,41 @@ public struct RunExecutor: Sendable {
         // The first of four events decides; none of them waits for another (a task group would
         // wait for the work at its end, however long the work ignores being stopped).
         let race = FirstOf<Race>()
+        // The run steps aside well before another process may take its slot: the lease less a
+        // heartbeat and the stop grace.
+        let fenceAfter = max(interval, lease - interval - Self.stopGrace)
+        let heartbeat = Task {
+            // Renews the lease; gives up (fences the run) once no renewal has succeeded for
+            // `fenceAfter`, or the row is no longer running (another process abandoned it).
+            var lastRenewal = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                if Task.isCancelled { return }
+                do {
+                    if try await ledger.heartbeat(runID: info.runID) {
+                        lastRenewal = .now
+                    } else {
+                        logger.error(
+                            "the run is no longer running in the ledger (abandoned by another process); stopping")
+                        race.settle(.stopped(.leaseLost))
+                        return
+                    }
+                } catch {
+                    logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+                    if ContinuousClock.now - lastRenewal > fenceAfter {
+                        logger.error(
+                            "the lease could not be renewed for \(DurationParser.format(fenceAfter)); stopping")
+                        race.settle(.stopped(.leaseLost))
+                        return
+                    }
+                }
+            }
+        }
         let watchers = [
             Task { race.settle(.finished(await workTask.value)) },
             Task {
                 guard (try? await Task.sleep(for: timeout)) != nil else { return }
                 race.settle(.stopped(.deadline))
-            },
-            Task {
-                // Renews the lease; gives up (fences the run) once no renewal has succeeded for
-                // a whole lease, or the row is no longer running (another process abandoned it).
-                var lastRenewal = ContinuousClock.now
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: interval)
-                    if Task.isCancelled { return }
-                    do {
-                        if try await ledger.heartbeat(runID: info.runID) {
-                            lastRenewal = .now
-                        } else {
-                            logger.error("the run is no longer running in the ledger (abandoned by another process); stopping")
-                            race.settle(.stopped(.leaseLost))
-                            return
-                        }
-                    } catch {
-                        logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
-                        if ContinuousClock.now - lastRenewal > lease {
-                            logger.error("the lease could not be renewed for \(DurationParser.format(lease)); stopping")
-                            race.settle(.stopped(.leaseLost))
-                            return
-                        }
-                    }
-                }
             },
         ]
         let first = await withTaskCancellationHandler {
@@ -153,19 +162,20 @@ public struct RunExecutor: Sendable {
         }
         for watcher in watchers { watcher.cancel() }
         guard case .stopped(let reason) = first else {
-            if case .finished(let result) = first { return result }
-            return RunResult(status: .failed)
+            if case .finished(let result) = first { return (result, heartbeat) }
+            return (RunResult(status: .failed), heartbeat)
         }
         info.stop.set(reason)
-        workTask.cancel()
         // Unstructured tasks: not cancelled with this (maybe cancelled) one, so the grace is
-        // waited out in full, and not waited for beyond it.
+        // waited out in full, and not waited for beyond it. The timer starts before the cancel,
+        // so however long cancelling takes, the grace does not grow.
         let grace = FirstOf<RunResult?>()
-        let reportWatcher = Task { grace.settle(await workTask.value) }
         let timer = Task {
             try? await Task.sleep(for: Self.stopGrace)
             grace.settle(nil)
         }
+        workTask.cancel()
+        let reportWatcher = Task { grace.settle(await workTask.value) }
         let reported = await grace.value
         reportWatcher.cancel()
         timer.cancel()
@@ -178,10 +188,13 @@ public struct RunExecutor: Sendable {
         case .shutdown: why = "interrupted by shutdown"
         case .leaseLost: why = "stopped: its lease could not be renewed, so another process may run the slot"
         }
-        let late = reported == nil ? "; the work did not stop within \(DurationParser.format(Self.stopGrace)), recorded without its report" : ""
+        let late =
+            reported == nil
+            ? "; the work did not stop within \(DurationParser.format(Self.stopGrace)), recorded without its report"
+            : ""
         stopped.error = why + what + late + (stopped.error.map { " (\($0))" } ?? "")
         if reported == nil { stopped.outcome = ["stop": .string(reason.rawValue), "report": "none in time"] }
-        return stopped
+        return (stopped, heartbeat)
     }
 }
 

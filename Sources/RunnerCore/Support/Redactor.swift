@@ -16,10 +16,11 @@ public struct Redactor: Sendable {
         for (name, value) in environment {
             let upper = name.uppercased()
             if Self.suffixes.contains(where: upper.hasSuffix) || upper == "PASSWORD" || upper == "PGPASSWORD" {
-                // A value this short would mask ordinary words; such a secret is no secret.
-                if value.count >= 4 { values.insert(value) }
+                // A value this short would mask ordinary words ("postgres" in every URL); such a
+                // secret is no secret.
+                if value.count >= 8 { values.insert(value) }
             }
-            if let password = Self.urlPassword(in: value), password.count >= 4 { values.insert(password) }
+            if let password = Self.urlPassword(in: value), password.count >= 8 { values.insert(password) }
         }
         secrets = values.sorted { $0.count > $1.count }
     }
@@ -86,7 +87,11 @@ enum Storable {
         if text.unicodeScalars.contains("\u{0}") {
             var scalars = String.UnicodeScalarView()
             for scalar in text.unicodeScalars {
-                if scalar == "\u{0}" { scalars.append(contentsOf: "\\0".unicodeScalars) } else { scalars.append(scalar) }
+                if scalar == "\u{0}" {
+                    scalars.append(contentsOf: "\\0".unicodeScalars)
+                } else {
+                    scalars.append(scalar)
+                }
             }
             clean = String(scalars)
         }

@@ -30,7 +30,8 @@ struct FaultTests {
                     retries: {max: 0}
                 """, extraEnvironment: smtp.environment)
         try await setup.connection.execute(ZoarkSchema.sql)
-        try await setup.connection.execute(Self.sixtySteps.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
+        try await setup.connection.execute(
+            Self.sixtySteps.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
         return setup
     }
 
@@ -38,7 +39,9 @@ struct FaultTests {
         (ContinuousClock.now - start).timeInterval
     }
 
-    @Test("a table locked for 60 s: stuck-tasks with timeout 5s is cancelled in the server and recorded timed_out in time")
+    @Test(
+        "a table locked for 60 s: stuck-tasks with timeout 5s is cancelled in the server and recorded timed_out in time"
+    )
     func lockedTable() async throws {
         let setup = try await CLISetup(
             "faultlock",
@@ -60,8 +63,10 @@ struct FaultTests {
         let took = Self.elapsed(since: start)
         try await holder.execute("ROLLBACK")
         #expect(result.status == 1)
-        #expect(took < 5 + 5, "stopped after \(took) s")
-        let row = try #require(try await setup.connection.query("SELECT status, error, outcome::text AS outcome FROM runner.runs").first)
+        // Timeout plus the stop grace, plus room for a busy machine to start two processes.
+        #expect(took < 5 + 5 + 3, "stopped after \(took) s")
+        let row = try #require(
+            try await setup.connection.query("SELECT status, error, outcome::text AS outcome FROM runner.runs").first)
         #expect(try row.string("status") == "timed_out")
         #expect(try row.string("error")?.hasPrefix("timed out after 5s") == true)
         // The work did not finish behind the record's back.
@@ -77,11 +82,13 @@ struct FaultTests {
         let result = try await setup.runner("once", "nudges")
         let took = Self.elapsed(since: start)
         #expect(result.status == 1)
-        #expect(took < 3 + 5, "stopped after \(took) s")
+        #expect(took < 3 + 5 + 3, "stopped after \(took) s")
         try await Task.sleep(for: .milliseconds(500))
         let delivered = try smtp.messages().count
+        #expect(delivered >= 2, "the run sent nothing before its deadline: nothing was stopped")
         #expect(delivered < 40, "\(delivered) of 60 were sent after the deadline")
-        let row = try #require(try await setup.connection.query("SELECT status, outcome->>'emailed' AS emailed FROM runner.runs").first)
+        let row = try #require(
+            try await setup.connection.query("SELECT status, outcome->>'emailed' AS emailed FROM runner.runs").first)
         #expect(try row.string("status") == "timed_out")
         let emailed = try #require(Int(try row.string("emailed") ?? ""))
         // What it says it sent arrived; at most the one in flight is unknown.
@@ -104,11 +111,13 @@ struct FaultTests {
         kill(process.processIdentifier, SIGTERM)
         try await offPool { process.waitUntilExit() }
         let took = Self.elapsed(since: start)
-        #expect(took < 5, "exited \(took) s after SIGTERM")
+        #expect(delivered >= 2)
+        #expect(took < 5 + 3, "exited \(took) s after SIGTERM")
         try await Task.sleep(for: .milliseconds(500))
         let after = try smtp.messages().count
         #expect(after < 30, "\(after) of 60 were sent")
-        let row = try #require(try await setup.connection.query("SELECT status, outcome->>'emailed' AS emailed FROM runner.runs").first)
+        let row = try #require(
+            try await setup.connection.query("SELECT status, outcome->>'emailed' AS emailed FROM runner.runs").first)
         #expect(try row.string("status") == "interrupted")
         let emailed = try #require(Int(try row.string("emailed") ?? ""))
         #expect(emailed <= after && after <= emailed + 1)
@@ -130,7 +139,7 @@ struct FaultTests {
         let start = ContinuousClock.now
         let result = try await setup.runner("once", "escape")
         let took = Self.elapsed(since: start)
-        #expect(took < 2 + 5, "ended after \(took) s")
+        #expect(took < 2 + 5 + 3, "ended after \(took) s")
         #expect(result.status == 0, "\(result.stderr)")
         let row = try #require(
             try await setup.connection.query(
@@ -140,7 +149,8 @@ struct FaultTests {
         #expect(try row.string("tail") == "done\n")
         let pidText = try String(contentsOf: setup.directory.url.appendingPathComponent("escaped.pid"), encoding: .utf8)
         let pid = try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
-        let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: ")").last?
+        let state =
+            (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: ")").last?
             .split(separator: " ").first ?? "gone"
         #expect(state == "gone" || state == "Z", "the escaped sleep \(pid) is still running (\(state))")
         print("fault: setsid child, timeout 2s: run ended after \(String(format: "%.2f", took)) s")
@@ -204,7 +214,9 @@ struct FaultTests {
     func echoingProvider() async throws {
         let secret = "SG.echo-secret-7f3e1d"
         let server = try TestHTTPServer(routes: [
-            "POST /v3/mail/send": ["status": 400, "body": ["errors": [["message": .string("bad key Bearer \(secret)")]]]]
+            "POST /v3/mail/send": [
+                "status": 400, "body": ["errors": [["message": .string("bad key Bearer \(secret)")]]],
+            ]
         ])
         let setup = try await CLISetup(
             "faultecho",
@@ -249,14 +261,20 @@ struct FaultTests {
             ])
         let result = try await setup.runner("once", "printenv")
         #expect(result.status == 0, "\(result.stderr)")
-        let tail = try #require(try await setup.connection.query("SELECT outcome->>'stdout_tail' AS t FROM runner.runs").first?.string("t"))
+        let tail = try #require(
+            try await setup.connection.query("SELECT outcome->>'stdout_tail' AS t FROM runner.runs").first?.string("t"))
         let names = Set(tail.split(separator: "\n").compactMap { $0.split(separator: "=").first.map(String.init) })
-        #expect(names.isSuperset(of: ["PATH", "PASS_ME", "SET_ME", "RUNNER_RUN_ID", "RUNNER_SLOT", "RUNNER_JOB", "DATABASE_URL"]))
+        #expect(
+            names.isSuperset(of: [
+                "PATH", "PASS_ME", "SET_ME", "RUNNER_RUN_ID", "RUNNER_SLOT", "RUNNER_JOB", "DATABASE_URL",
+            ]))
         #expect(names.isDisjoint(with: ["SMTP_PASSWORD", "ANTHROPIC_API_KEY", "SENDGRID_API_KEY", "NOT_LISTED"]))
         #expect(tail.contains("SET_ME=fixed-passed\n"))
     }
 
-    @Test("Postgres restarted (immediate) under a running command: the run reconnects and is recorded when the command ends")
+    @Test(
+        "Postgres restarted (immediate) under a running command: the run reconnects and is recorded when the command ends"
+    )
     func serverRestart() async throws {
         let directory = try TemporaryDirectory()
         let cluster = EmbeddedPostgres(home: directory.url.appendingPathComponent("pg"), fast: true)
@@ -271,11 +289,12 @@ struct FaultTests {
         let process = try RunnerProcess.launch(["once", "slow"], environment: environment)
         try await Task.sleep(for: .seconds(1.5))
         let pgCtl = try cluster.binary("pg_ctl")
-        let argv = (geteuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + [
-            pgCtl, "restart", "-D", cluster.dataDirectory.path, "-m", "immediate", "-w", "-t", "60",
-            "-l", cluster.logFile.path, "-o",
-            "-c unix_socket_directories='\(cluster.socketDirectory.path)' -c unix_socket_permissions=0700",
-        ]
+        let argv =
+            (geteuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + [
+                pgCtl, "restart", "-D", cluster.dataDirectory.path, "-m", "immediate", "-w", "-t", "60",
+                "-l", cluster.logFile.path, "-o",
+                "-c unix_socket_directories='\(cluster.socketDirectory.path)' -c unix_socket_permissions=0700",
+            ]
         let restart = try await CommandProcess(argv: argv, environment: ["PATH": "/usr/bin:/bin"]).run()
         #expect(restart.exitCode == 0, "\(restart.stderrTail)")
         try await offPool { process.waitUntilExit() }
@@ -286,5 +305,48 @@ struct FaultTests {
         #expect(try row?.bool("finished") == true)
         await check.close()
         try await cluster.stop()
+    }
+
+    @Test(
+        "an email of unknown outcome is listed, queued again by runner outbox resend with who and when, and sent by the next run"
+    )
+    func resendUnknown() async throws {
+        let smtp = try TestSMTPServer()
+        let setup = try await AgentCommandTests.setup("faultresend", smtp: smtp)
+        let first = try await setup.runner("once", "approval-nudges")
+        #expect(first.status == 0, "\(first.stderr)")
+        let sent = try smtp.messages().count
+        #expect(sent == 7)
+        // One of them is made unknown, as a send cut off after DATA would leave it.
+        let id = try #require(
+            try await setup.connection.query(
+                "UPDATE runner.effects SET status = 'unknown', last_error = 'outcome unknown: timed out after DATA' "
+                    + "WHERE id = (SELECT min(id) FROM runner.effects WHERE kind = 'email') RETURNING id"
+            ).first?.int64("id"))
+        let listed = try await setup.runner("outbox", "--status", "unknown")
+        #expect(listed.stdout.contains("unknown") && listed.stdout.split(separator: "\n").count == 2)
+        let resend = try await setup.runner("outbox", "resend", String(id))
+        #expect(resend.status == 0, "\(resend.stderr)")
+        #expect(resend.stdout.contains("queued again"))
+        let row = try #require(
+            try await setup.connection.query(
+                "SELECT status, last_error FROM runner.effects WHERE id = $1::bigint", [.int64(id)]
+            ).first)
+        #expect(try row.string("status") == "pending")
+        #expect(try row.string("last_error")?.hasPrefix("queued again by ") == true)
+        #expect(try row.string("last_error")?.contains("was unknown: outcome unknown: timed out after DATA") == true)
+        // A sent email cannot be queued again by mistake.
+        let refused = try await setup.runner("outbox", "resend", String(id + 1))
+        #expect(refused.status != 0)
+        // As after a real unknown send, the cooldown never started: the next run finds the step due.
+        try await setup.connection.query(
+            #"UPDATE "ApprovalStep" SET "lastNudgedAt" = NULL WHERE "id" = (SELECT split_part(split_part(key, 'nudge:', 2), '@', 1) FROM runner.effects WHERE id = $1::bigint)"#,
+            [.int64(id)])
+        let second = try await setup.runner("once", "approval-nudges", "--force")
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(try smtp.messages().count == sent + 1)
+        #expect(
+            try await setup.connection.query("SELECT status FROM runner.effects WHERE id = $1::bigint", [.int64(id)])
+                .first?.string("status") == "sent")
     }
 }
