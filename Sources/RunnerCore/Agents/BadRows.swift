@@ -11,7 +11,7 @@ struct BadRows: Sendable {
     mutating func add(id: String, reason: String, logger: Logger) {
         count += 1
         guard samples.count < Self.sampleLimit else { return }
-        let shown = EmailAddress.escaped(id)
+        let shown = displayEscaped(id)
         samples.append((shown, reason))
         logger.warning("row skipped", metadata: ["row_id": "\(shown)", "reason": "\(reason)"])
     }

@@ -24,7 +24,7 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
     /// non-ASCII local parts, a local part over 64 or an address over 254 bytes, and a domain
     /// without a dot (other than `localhost`).
     public init(parsing input: String) throws(Invalid) {
-        func invalid(_ reason: String) -> Invalid { Invalid(value: Self.escaped(input), reason: reason) }
+        func invalid(_ reason: String) -> Invalid { Invalid(value: displayEscaped(input), reason: reason) }
         guard input.utf8.count <= 1024 else { throw invalid("longer than 1024 bytes") }
         guard !input.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
             throw invalid("contains a control character")
@@ -98,30 +98,6 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
         return "\"\(displayName)\" <\(address)>"
     }
 
-    /// A value shown in an error or a log: control characters and non-ASCII as escapes, at most 200 bytes.
-    static func escaped(_ text: String) -> String {
-        var output = ""
-        for scalar in text.unicodeScalars {
-            if output.utf8.count >= 200 {
-                output += "…"
-                break
-            }
-            switch scalar {
-            case "\r": output += "\\r"
-            case "\n": output += "\\n"
-            case "\t": output += "\\t"
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    output += String(format: "\\x%02X", scalar.value)
-                } else {
-                    output.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return output
-    }
 }
 
 /// Header values built from data: encoded words, never raw text.

@@ -152,7 +152,7 @@ public struct HTTPMailer: Mailer {
             throw DeliveryError(disposition, "\(provider): \(error.message)")
         }
         guard (200..<300).contains(response.status) else {
-            let detail = EmailAddress.escaped(String(decoding: response.body.prefix(300), as: UTF8.self))
+            let detail = displayEscaped(String(decoding: response.body.prefix(300), as: UTF8.self))
             let disposition: DeliveryError.Disposition =
                 response.status == 429 || response.status >= 500 ? .transient : .permanent
             throw DeliveryError(disposition, "\(provider) answered HTTP \(response.status): \(detail)")

@@ -90,7 +90,7 @@ public struct AnthropicClient: Sendable {
                 try await Task.sleep(for: wait)
                 delay *= 2
             default:
-                let detail = EmailAddress.escaped(String(decoding: response.body.prefix(200), as: UTF8.self))
+                let detail = displayEscaped(String(decoding: response.body.prefix(200), as: UTF8.self))
                 throw Failure(description: "Anthropic answered HTTP \(response.status): \(detail)")
             }
         }

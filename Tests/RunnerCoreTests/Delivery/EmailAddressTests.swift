@@ -60,7 +60,7 @@ struct EmailAddressTests {
     func invalid(text: String) {
         do {
             let parsed = try EmailAddress(parsing: text)
-            Issue.record("\(EmailAddress.escaped(text)) parsed as \(parsed.address)")
+            Issue.record("\(displayEscaped(text)) parsed as \(parsed.address)")
         } catch {
             #expect(!error.value.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F })
             #expect(error.value.utf8.count <= 210)
