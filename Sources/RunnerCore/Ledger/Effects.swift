@@ -192,8 +192,28 @@ public struct Effects: Sendable {
         error.map { Storable.text(Redactor.process($0), limit: 4096) }
     }
 
+    /// Records how an attempt ended. The outside effect has happened (or not) already, so the
+    /// record must not be lost to a database restart: the statement is idempotent and is
+    /// retried through a lost connection for up to ``markPatience`` (the connection resets
+    /// itself on the next try). Only after that does the effect fall to the lost-lease rule.
     private func finish(_ id: Int64, status: Status, error: String?) async throws {
         let error = Self.storable(error)
+        let giveUp = ContinuousClock.now + Self.markPatience
+        var delay: Duration = .milliseconds(200)
+        while true {
+            do {
+                try await write(id, status: status, error: error)
+                return
+            } catch let failure as PostgresError where failure.kind == .connection && ContinuousClock.now < giveUp {
+                let wait = delay
+                // Not cut short by a stopping run: this record is what the stop must keep.
+                await Task { try? await Task.sleep(for: wait) }.value
+                delay = min(delay * 2, .seconds(2))
+            }
+        }
+    }
+
+    private func write(_ id: Int64, status: Status, error: String?) async throws {
         try await connection.query(
             """
             UPDATE runner.effects SET status = $2, last_error = coalesce($3, last_error), done_at = now(),
@@ -201,6 +221,8 @@ public struct Effects: Sendable {
             WHERE id = $1::bigint
             """, [.int64(id), PostgresValue(status.rawValue), PostgresValue(error)])
     }
+
+    static let markPatience: Duration = .seconds(30)
 
     /// Pending effects of a kind that a new run should finish: never attempted, or attempted
     /// and failed transiently. Effects whose attempt died mid-send are marked failed first.

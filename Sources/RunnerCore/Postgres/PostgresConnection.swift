@@ -179,7 +179,12 @@ public actor PostgresConnection {
         default:
             let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
             let message = Self.cleanMessage(PQresultErrorMessage(result))
-            let kind: PostgresError.Kind = PQstatus(connection) == CONNECTION_OK ? .query : .connection
+            // The session is gone when libpq says so, or when the server ended it: no SQLSTATE (the
+            // socket closed), class 08, or 57P01-57P03 (shutdown, crash, cannot connect now).
+            let lost =
+                PQstatus(connection) != CONNECTION_OK || sqlState == nil || sqlState?.hasPrefix("08") == true
+                || ["57P01", "57P02", "57P03"].contains(sqlState ?? "")
+            let kind: PostgresError.Kind = lost ? .connection : .query
             throw PostgresError(kind, message, sqlState: sqlState)
         }
     }

@@ -349,4 +349,49 @@ struct FaultTests {
             try await setup.connection.query("SELECT status FROM runner.effects WHERE id = $1::bigint", [.int64(id)])
                 .first?.string("status") == "sent")
     }
+
+    /// `pg_ctl restart -m immediate`: the server dies without a checkpoint and comes back.
+    static func restartImmediately(_ cluster: EmbeddedPostgres) async throws -> CommandProcess.Result {
+        let argv = (geteuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + [
+            try cluster.binary("pg_ctl"), "restart", "-D", cluster.dataDirectory.path, "-m", "immediate", "-w", "-t",
+            "60", "-l", cluster.logFile.path, "-o",
+            "-c unix_socket_directories='\(cluster.socketDirectory.path)' -c unix_socket_permissions=0700",
+        ]
+        return try await CommandProcess(argv: argv, environment: ["PATH": "/usr/bin:/bin"]).run()
+    }
+
+    @Test("Postgres restarted while an email is on the wire: once delivered it is recorded sent, not unknown, and nothing is sent twice")
+    func restartDuringSend() async throws {
+        let directory = try TemporaryDirectory()
+        // Durable commits (not the fast test settings): an immediate restart keeps what was committed.
+        let cluster = EmbeddedPostgres(home: directory.url.appendingPathComponent("pg"))
+        try await cluster.start()
+        let url = cluster.connectionString()
+        let admin = try await PostgresConnection.connect(url)
+        _ = try await Migrator(connection: admin).migrate()
+        try await admin.execute(ZoarkSchema.sql)
+        try await admin.execute(ApprovalNudgerTests.seed.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
+        await admin.close()
+        let smtp = try TestSMTPServer(hangAt: 2)
+        let config = try directory.write(
+            "jobs.yaml", "jobs:\n  nudges: {agent: approval-nudger, schedule: \"0 * * * *\", retries: {max: 0}}\n")
+        let environment = smtp.environment.merging(["DATABASE_URL": url.raw, "RUNNER_CONFIG": config.path]) { $1 }
+        let process = try RunnerProcess.launch(["once", "nudges"], environment: environment)
+        try await smtp.waitUntilHolding()
+        let restart = try await Self.restartImmediately(cluster)
+        #expect(restart.exitCode == 0, "\(restart.stderrTail)")
+        smtp.release()
+        try await offPool { process.waitUntilExit() }
+        let check = try await PostgresConnection.connect(url)
+        let statuses = try await check.query("SELECT status, count(*) AS n FROM runner.effects GROUP BY status")
+        let byStatus = Dictionary(uniqueKeysWithValues: try statuses.map { (try $0.string("status") ?? "", try $0.int("n") ?? 0) })
+        #expect(byStatus["unknown"] == nil, "\(byStatus)")
+        let delivered = try smtp.messages().count
+        #expect(byStatus["sent"] == delivered, "\(byStatus)")
+        let run = try await check.query("SELECT status, error FROM runner.runs").first
+        #expect(try run?.string("status") != "running")
+        print("fault: restart during a send: runner exit \(process.terminationStatus), effects \(byStatus), run \(try run?.string("status") ?? "?"): \(try run?.string("error") ?? "")")
+        await check.close()
+        try await cluster.stop()
+    }
 }
