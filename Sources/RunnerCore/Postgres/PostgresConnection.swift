@@ -29,8 +29,9 @@ public actor PostgresConnection {
         executor = QueueExecutor(label: "runner.postgres")
     }
 
-    /// Connects, and sets the session to UTC so that `now()` and timestamps never depend on
-    /// the server's TimeZone setting.
+    /// Connects, and pins the session settings output parsing depends on (TimeZone UTC,
+    /// DateStyle ISO, IntervalStyle postgres, extra_float_digits 3, client_encoding UTF8), so
+    /// that no server or database default changes how a timestamp or number reads.
     public static func connect(
         _ connectionString: ConnectionString, applicationName: String = "runner", cancelsWithTask: Bool = false
     ) async throws(PostgresError) -> PostgresConnection {
@@ -70,7 +71,8 @@ public actor PostgresConnection {
     /// What every session (and every reset one) starts with.
     private func startSession(_ handle: OpaquePointer) throws(PostgresError) {
         canceller.set(PQgetCancel(handle))
-        _ = try rows(of: PQexec(handle, "SET TimeZone TO 'UTC'"), on: handle)
+        // Everything the parsing of output depends on, whatever the server or database says.
+        _ = try rows(of: PQexec(handle, Self.sessionSettings), on: handle)
         for sql in sessionDefaults { _ = try rows(of: PQexec(handle, sql), on: handle) }
     }
 
@@ -131,6 +133,11 @@ public actor PostgresConnection {
             return .failure(error)
         }
     }
+
+    static let sessionSettings = """
+        SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO, MDY'; SET IntervalStyle TO 'postgres';
+        SET extra_float_digits TO 3; SET client_encoding TO 'UTF8'
+        """
 
     static let cancelled = PostgresError(.query, "canceling statement: the run is stopping", sqlState: "57014")
 

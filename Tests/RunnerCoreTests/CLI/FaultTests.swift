@@ -394,4 +394,31 @@ struct FaultTests {
         await check.close()
         try await cluster.stop()
     }
+
+    @Test(
+        "database defaults that change output (DateStyle German, IntervalStyle sql_standard, extra_float_digits, an encoding) change nothing",
+        arguments: [
+            "datestyle = 'German, DMY'", "IntervalStyle = 'sql_standard'", "extra_float_digits = -15",
+            "client_encoding = 'LATIN1'", "TimeZone = 'Pacific/Kiritimati'",
+        ])
+    func sessionSettings(setting: String) async throws {
+        let setup = try await CLISetup(
+            "faultsettings",
+            jobs: """
+                jobs:
+                  yearly: {command: ["true"], schedule: "0 0 1 1 *", catchup: 400d, retries: {max: 0}}
+                """)
+        let name = try #require(try await setup.connection.query("SELECT current_database() AS d").first?.string("d"))
+        try await setup.connection.execute("ALTER DATABASE \(name) SET \(setting)")
+        let once = try await setup.runner("once", "yearly")
+        #expect(once.status == 0, "\(setting): \(once.stdout) \(once.stderr)")
+        #expect(once.stdout.hasPrefix("run 1 of yearly succeeded"), "\(setting): \(once.stdout)")
+        for command in [["history"], ["status"], ["history", "--json"]] {
+            let result = try await RunnerProcess.run(
+                command, environment: setup.environment, currentDirectory: setup.directory.url)
+            #expect(result.status == 0, "\(setting), runner \(command.joined(separator: " ")): \(result.stderr)")
+        }
+        let again = try await setup.runner("once", "yearly")
+        #expect(again.stdout.contains("already ran"), "\(setting): \(again.stdout)")
+    }
 }
