@@ -31,7 +31,7 @@ struct Demo: AsyncParsableCommand {
             throw CommandError(error.description)
         }
         let executor = RunExecutor(
-            ledger: Ledger(connection: connection), logger: options.logger, heartbeatInterval: Once.heartbeatInterval(),
+            ledger: Ledger(connection: connection), logger: options.logger, heartbeatInterval: try Once.heartbeatInterval(),
             databaseURL: url)
         print("== runs ==")
         for job in table.jobs {

@@ -36,7 +36,7 @@ struct Once: AsyncParsableCommand {
         let (connection, url) = try await database.connectReturningURL()
         let executor = RunExecutor(
             ledger: Ledger(connection: connection), logger: database.logger,
-            heartbeatInterval: Self.heartbeatInterval(), databaseURL: url)
+            heartbeatInterval: try Self.heartbeatInterval(), databaseURL: url)
         let outcome: OnceRunner.Outcome
         do {
             let runner = OnceRunner(executor: executor)
@@ -72,9 +72,16 @@ struct Once: AsyncParsableCommand {
         }
     }
 
-    /// `RUNNER_HEARTBEAT_INTERVAL` (a duration), default 5s.
-    static func heartbeatInterval() -> Duration {
-        ProcessInfo.processInfo.environment["RUNNER_HEARTBEAT_INTERVAL"].flatMap { try? DurationParser.parse($0) }
-            ?? .seconds(5)
+    /// `RUNNER_HEARTBEAT_INTERVAL` (a duration from 1s to 10m), default 5s. Anything else is a
+    /// usage error: `0s` would update the run's row thousands of times a second.
+    static func heartbeatInterval() throws -> Duration {
+        guard let text = ProcessInfo.processInfo.environment["RUNNER_HEARTBEAT_INTERVAL"], !text.isEmpty else {
+            return .seconds(5)
+        }
+        guard let interval = try? DurationParser.parse(text), interval >= .seconds(1), interval <= .seconds(600) else {
+            throw CommandError(
+                "RUNNER_HEARTBEAT_INTERVAL=\(text) is not a duration from 1s to 10m (for example 5s)", code: .usage)
+        }
+        return interval
     }
 }

@@ -421,4 +421,15 @@ struct FaultTests {
         let again = try await setup.runner("once", "yearly")
         #expect(again.stdout.contains("already ran"), "\(setting): \(again.stdout)")
     }
+
+    @Test("RUNNER_HEARTBEAT_INTERVAL outside 1s to 10m is a usage error before anything is claimed", arguments: ["0s", "500ms", "11m", "soon"])
+    func heartbeatBounds(value: String) async throws {
+        let setup = try await CLISetup(
+            "faultheartbeat", jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"@every 1h\"}\n",
+            extraEnvironment: ["RUNNER_HEARTBEAT_INTERVAL": value])
+        let result = try await setup.runner("once", "job")
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("RUNNER_HEARTBEAT_INTERVAL=\(value) is not a duration from 1s to 10m"))
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 0)
+    }
 }
