@@ -27,9 +27,16 @@ struct History: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func validate() throws {
-        guard limit >= 1 else { throw ValidationError("--limit must be at least 1.") }
-        if let since, (try? DurationParser.parse(since)) == nil {
-            throw ValidationError("--since \"\(since)\" is not a duration such as 24h or 7d.")
+        guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 100000.") }
+        if let since {
+            do {
+                _ = try DurationParser.parse(since)
+            } catch {
+                throw ValidationError(
+                    error.tooLong
+                        ? "--since \"\(since)\" is longer than 100 years."
+                        : "--since \"\(since)\" is not a duration such as 24h or 7d.")
+            }
         }
     }
 

@@ -62,6 +62,10 @@ extension Outbox {
 
         @OptionGroup var database: DatabaseOptions
 
+        func validate() throws {
+            guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 100000.") }
+        }
+
         func run() async throws {
             let connection = try await database.connect()
             let emails = try await Effects(connection: connection).list(

@@ -432,4 +432,19 @@ struct FaultTests {
         #expect(result.stderr.contains("RUNNER_HEARTBEAT_INTERVAL=\(value) is not a duration from 1s to 10m"))
         #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 0)
     }
+
+    @Test(
+        "flags out of range are usage errors naming the flag, never database errors",
+        arguments: [
+            (["history", "--limit", "99999999999"], "--limit must be from 1 to 100000"),
+            (["history", "--limit", "0"], "--limit must be from 1 to 100000"),
+            (["history", "--since", "1000000d"], "--since \"1000000d\" is longer than 100 years"),
+            (["outbox", "--limit", "999999"], "--limit must be from 1 to 100000"),
+        ])
+    func flagBounds(arguments: [String], message: String) async throws {
+        let setup = try await CLISetup("faultflags", jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"@every 1h\"}\n")
+        let result = try await RunnerProcess.run(arguments, environment: setup.environment, currentDirectory: setup.directory.url)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
 }
