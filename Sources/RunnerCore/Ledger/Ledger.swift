@@ -87,8 +87,9 @@ public struct Ledger: Sendable {
                 """
                 WITH abandoned AS (\(Self.markAbandonedSQL)),
                 live AS (
+                    -- Only scheduled work holds the job: a dry or manual run never makes a slot skip.
                     SELECT id FROM runner.runs
-                    WHERE job = $1 AND status = 'running'
+                    WHERE job = $1 AND status = 'running' AND NOT dry_run AND trigger <> 'manual'
                       AND heartbeat_at >= now() - make_interval(secs => lease_seconds)
                     ORDER BY id LIMIT 1
                 )

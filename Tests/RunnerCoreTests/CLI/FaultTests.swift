@@ -447,4 +447,23 @@ struct FaultTests {
         #expect(result.status == 2)
         #expect(result.stderr.contains(message), "\(result.stderr)")
     }
+
+    @Test("a dry or manual run still running never makes a scheduled slot skip; a scheduled one does", arguments: [
+        ("true", "manual", false), ("false", "manual", false), ("false", "once", true),
+    ])
+    func manualRunsHoldNoSlot(dryRun: String, trigger: String, skips: Bool) async throws {
+        let setup = try await CLISetup(
+            "faultmanual",
+            jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"0 0 1 1 *\", catchup: 400d, overlap: skip}\n")
+        try await setup.connection.query(
+            """
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, dry_run, claimed_by, lease_seconds)
+            VALUES ('job', now(), 'other:' || gen_random_uuid(), $1, 'running', $2::boolean, 'elsewhere:1', 30)
+            """, [PostgresValue(trigger), PostgresValue(dryRun)])
+        let result = try await setup.runner("once", "job")
+        #expect(result.status == 0, "\(result.stderr)")
+        let status = try await setup.connection.query(
+            "SELECT status FROM runner.runs WHERE claimed_by <> 'elsewhere:1'").first?.string("status")
+        #expect(status == (skips ? "skipped" : "succeeded"))
+    }
 }
