@@ -150,7 +150,10 @@ public struct Effects: Sendable {
             VALUES ($1, $2, $3::bigint, 'failed', $4, '{}'::jsonb, $5, now())
             ON CONFLICT (kind, key) DO NOTHING
             """,
-            [PostgresValue(kind), PostgresValue(key), .int64(runID), PostgresValue(target), PostgresValue(Self.storable(error))]
+            [
+                PostgresValue(kind), PostgresValue(key), .int64(runID), PostgresValue(target),
+                PostgresValue(Self.storable(error)),
+            ]
         ).affectedRows == 1
     }
 
@@ -198,18 +201,10 @@ public struct Effects: Sendable {
     /// itself on the next try). Only after that does the effect fall to the lost-lease rule.
     private func finish(_ id: Int64, status: Status, error: String?) async throws {
         let error = Self.storable(error)
-        let giveUp = ContinuousClock.now + Self.markPatience
-        var delay: Duration = .milliseconds(200)
-        while true {
-            do {
-                try await write(id, status: status, error: error)
-                return
-            } catch let failure as PostgresError where failure.kind == .connection && ContinuousClock.now < giveUp {
-                let wait = delay
-                // Not cut short by a stopping run: this record is what the stop must keep.
-                await Task { try? await Task.sleep(for: wait) }.value
-                delay = min(delay * 2, .seconds(2))
-            }
+        try await retryingThroughConnectionLoss(
+            for: Self.markPatience, firstDelay: .milliseconds(200), maxDelay: .seconds(2)
+        ) {
+            try await write(id, status: status, error: error)
         }
     }
 

@@ -81,12 +81,12 @@ public struct CommandProcess: Sendable {
         var abandoned = false
         if await !child.output.waitForEnd(timeout: 1) {
             kill(-child.pid, SIGKILL)
-            if killsEscapedDescendants { escaped = Self.killDescendants(token: token) }
+            if killsEscapedDescendants { escaped = await Self.killDescendantsOffPool(token: token) }
             // Something outside the group (and not found) still holds the output: stop reading.
             abandoned = await !child.output.waitForEnd(timeout: 1)
         } else if killsEscapedDescendants {
             // A daemon that let go of the output (stdio on /dev/null) outlives the command too.
-            escaped = Self.killDescendants(token: token)
+            escaped = await Self.killDescendantsOffPool(token: token)
         }
         let (stdout, stderr) = child.output.snapshot()
         let exited = status & 0x7f == 0
@@ -96,6 +96,13 @@ public struct CommandProcess: Sendable {
             stderrTail: String(decoding: stderr.tail, as: UTF8.self),
             stdoutBytes: stdout.total, stderrBytes: stderr.total, stopped: Task.isCancelled, escapedKilled: escaped,
             outputAbandoned: abandoned)
+    }
+
+    /// ``killDescendants(token:)`` on a dispatch thread: it reads /proc and waits to reap.
+    static func killDescendantsOffPool(token: String) async -> Int {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: killDescendants(token: token)) }
+        }
     }
 
     /// Kills every process whose environment carries `token` (descendants of one command,

@@ -75,21 +75,13 @@ public struct RunExecutor: Sendable {
         runID: Int64, job: String, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?,
         metrics: [Metric], logger: Logger
     ) async throws {
-        let giveUp = ContinuousClock.now + Self.finishPatience
-        var delay: Duration = .milliseconds(250)
-        while true {
-            do {
-                try await ledger.finish(
-                    runID: runID, job: job, status: status, durationMs: durationMs, outcome: outcome, error: error,
-                    metrics: metrics)
-                return
-            } catch let failure as PostgresError where failure.kind == .connection && ContinuousClock.now < giveUp {
-                logger.warning("cannot record the run's end yet; retrying", metadata: ["error": "\(failure)"])
-                // Detached from cancellation: a second signal must not lose the record.
-                let wait = delay
-                await Task { try? await Task.sleep(for: wait) }.value
-                delay = min(delay * 2, .seconds(5))
-            }
+        try await retryingThroughConnectionLoss(
+            for: Self.finishPatience, firstDelay: .milliseconds(250), maxDelay: .seconds(5),
+            onRetry: { logger.warning("cannot record the run's end yet; retrying", metadata: ["error": "\($0)"]) }
+        ) {
+            try await ledger.finish(
+                runID: runID, job: job, status: status, durationMs: durationMs, outcome: outcome, error: error,
+                metrics: metrics)
         }
     }
 

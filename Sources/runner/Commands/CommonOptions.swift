@@ -72,3 +72,8 @@ func alignedTable(header: [String], rows: [[String]]) -> String {
         }.joined(separator: "  ")
     }.joined(separator: "\n")
 }
+
+/// `--limit` of the listing commands: 1 to 100000 (a larger one overflows the server's integer).
+func validateLimit(_ limit: Int) throws {
+    guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 100000.") }
+}

@@ -27,7 +27,7 @@ struct History: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func validate() throws {
-        guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 100000.") }
+        try validateLimit(limit)
         if let since {
             do {
                 _ = try DurationParser.parse(since)

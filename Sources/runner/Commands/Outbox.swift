@@ -63,7 +63,7 @@ extension Outbox {
         @OptionGroup var database: DatabaseOptions
 
         func validate() throws {
-            guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 100000.") }
+            try validateLimit(limit)
         }
 
         func run() async throws {

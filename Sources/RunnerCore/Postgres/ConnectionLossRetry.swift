@@ -1,0 +1,22 @@
+/// Runs an idempotent statement again while the connection to the server is lost (a restart,
+/// a failover), for up to `patience`; the connection resets itself on the next try. The waits
+/// double from `firstDelay` up to `maxDelay` and are not cut short by a cancelled task: what
+/// this records is what a stopping run must keep. Other errors, and a loss that outlasts the
+/// patience, are thrown.
+func retryingThroughConnectionLoss<T: Sendable>(
+    for patience: Duration, firstDelay: Duration, maxDelay: Duration,
+    onRetry: (PostgresError) -> Void = { _ in }, _ body: () async throws -> T
+) async throws -> T {
+    let giveUp = ContinuousClock.now + patience
+    var delay = firstDelay
+    while true {
+        do {
+            return try await body()
+        } catch let failure as PostgresError where failure.kind == .connection && ContinuousClock.now < giveUp {
+            onRetry(failure)
+            let wait = delay
+            await Task { try? await Task.sleep(for: wait) }.value
+            delay = min(delay * 2, maxDelay)
+        }
+    }
+}
