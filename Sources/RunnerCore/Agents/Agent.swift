@@ -90,3 +90,32 @@ extension AgentContext {
             sharesLedgerDatabase: sharesLedgerDatabase, deadline: deadline)
     }
 }
+
+extension AgentContext {
+    /// Calls `body` with each page of the rows of `sql` on the product's database, read through
+    /// a cursor on a connection of its own (``PostgresCursor``), so a run holds one page however
+    /// many rows match, and its writes on `database` commit as they go. Without the database's
+    /// address, the rows are read in one query and handed over a page at a time.
+    func forEachPage(
+        _ sql: String, _ parameters: [PostgresValue], size: Int, _ body: (PostgresRows) async throws -> Void
+    ) async throws {
+        guard let databaseURL else {
+            let rows = try await database.query(sql, parameters)
+            for page in rows.pages(of: size) { try await body(page) }
+            return
+        }
+        let reader = try await PostgresConnection.connect(databaseURL, applicationName: "runner", cancelsWithTask: true)
+        do {
+            if let deadline {
+                // The backstop if a cancel is lost, as on the agent's own connection.
+                let left = max(Int64((deadline - .now).milliseconds) + 2000, 1000)
+                try await reader.setSessionDefaults("SET statement_timeout = \(min(left, Int64(Int32.max)))")
+            }
+            try await PostgresCursor(on: reader, pageSize: size).forEachPage(sql, parameters, body)
+        } catch {
+            await reader.close()
+            throw error
+        }
+        await reader.close()
+    }
+}

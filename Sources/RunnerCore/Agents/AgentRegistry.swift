@@ -17,8 +17,10 @@ public enum AgentRegistry {
 struct AgentWork: RunWork {
     let agent: Agent
     let options: AgentOptions
-    let ledger: Ledger
     let databaseURL: ConnectionString?
+    /// The ledger's database: effects are written over a connection of their own to it, never
+    /// the heartbeat's.
+    let ledgerURL: ConnectionString?
     let environment: [String: String]
     let logger: Logger
 
@@ -35,19 +37,34 @@ struct AgentWork: RunWork {
             // int4 milliseconds at most (24.8 days); 0 (none) beyond, the deadline still applies.
             let budget = min(Int64(run.job.timeout.milliseconds) + 2000, Int64(Int32.max))
             try await database.setSessionDefaults("SET statement_timeout = \(budget); SET lock_timeout = \(budget)")
+            let effects: PostgresConnection
+            do {
+                effects = try await PostgresConnection.connect(ledgerURL ?? databaseURL)
+            } catch {
+                await database.close()
+                throw error
+            }
             var logger = self.logger
             logger[metadataKey: "job"] = "\(run.job.name)"
             logger[metadataKey: "run_id"] = "\(run.runID)"
             let context = AgentContext(
                 runID: run.runID, job: run.job.name, database: database,
-                effects: Effects(connection: ledger.connection),
+                effects: Effects(connection: effects),
                 mailer: mailer, now: Date(), logger: logger, options: options, dryRun: run.dryRun,
                 environment: environment, databaseURL: databaseURL,
                 // A job without `database:` uses the ledger's own.
                 sharesLedgerDatabase: run.job.database == nil, deadline: deadline)
             if let warning = (mailer as? SMTPMailer)?.insecureCredentials { logger.warning("\(warning)") }
-            let report = try await agent.run(context)
+            let report: AgentReport
+            do {
+                report = try await agent.run(context)
+            } catch {
+                await database.close()
+                await effects.close()
+                throw error
+            }
             await database.close()
+            await effects.close()
             return RunResult(
                 status: report.failure == nil ? .succeeded : .failed, outcome: .object(report.outcome),
                 error: report.failure, metrics: report.metrics)

@@ -83,6 +83,32 @@ public struct EmailDelivery: Sendable {
         return results
     }
 
+    /// Sends recorded emails, as many at a time as the mailer has connections; the results
+    /// are in the order given.
+    public func attempt(all emails: [(id: Int64, email: Email)]) async throws -> [Result] {
+        let width = min(emails.count, max(1, context.mailer?.maxConnections ?? 1))
+        guard width > 1 else {
+            var results: [Result] = []
+            for (id, email) in emails { results.append(try await attempt(id, email)) }
+            return results
+        }
+        return try await withThrowingTaskGroup(of: (Int, Result).self) { group in
+            var results = Array(repeating: Result.pending, count: emails.count)
+            var next = 0
+            func startNext() {
+                let index = next
+                next += 1
+                group.addTask { (index, try await attempt(emails[index].id, emails[index].email)) }
+            }
+            for _ in 0..<width { startNext() }
+            while let (index, result) = try await group.next() {
+                results[index] = result
+                if next < emails.count { startNext() }
+            }
+            return results
+        }
+    }
+
     /// Sends an email whose effect the caller recorded itself (in its own transaction).
     public func attempt(_ id: Int64, _ email: Email) async throws -> Result {
         let effects = context.effects
@@ -129,8 +155,11 @@ public struct EmailDelivery: Sendable {
             }
             try await effects.markRetryable(id, error: error.message)
             if attempt < attempts {
+                // At least as long as the provider asked; never past the run's deadline.
+                let wait = max(delay, error.retryAfter ?? .zero)
+                if let deadline = context.deadline, ContinuousClock.now + wait > deadline { break }
                 do {
-                    try await Task.sleep(for: delay)
+                    try await Task.sleep(for: wait)
                 } catch {
                     return .pending
                 }

@@ -15,6 +15,8 @@ public struct DeliveryError: Error, Sendable, CustomStringConvertible {
 
     public let disposition: Disposition
     public let message: String
+    /// How long the provider asked to be left alone (a 429's Retry-After).
+    public var retryAfter: Duration?
 
     public init(_ disposition: Disposition, _ message: String) {
         self.disposition = disposition
@@ -31,6 +33,8 @@ public protocol Mailer: Sendable {
     var provider: String { get }
     /// The sender, whose domain names the Message-ID.
     var from: EmailAddress { get }
+    /// How many emails it may send at once (each on a connection of its own).
+    var maxConnections: Int { get }
     /// Sends one email. `messageID` (without angle brackets) is unique to this email and
     /// ledger, and also serves as the provider's idempotency key.
     func send(_ email: Email, messageID: String) async throws(DeliveryError)
@@ -64,6 +68,28 @@ public enum MailerConfiguration {
             }
         }
         guard let provider = value("EMAIL_PROVIDER")?.lowercased() else { return nil }
+        var connections = 4
+        if let text = value("EMAIL_MAX_CONNECTIONS") {
+            guard let number = Int(text), (1...32).contains(number) else {
+                throw Problem(description: "EMAIL_MAX_CONNECTIONS=\(text) is not a number of connections (1 to 32)")
+            }
+            connections = number
+        }
+        var rate: Double?? = .none
+        if let text = value("EMAIL_RATE_LIMIT") {
+            // Requests per second; "none" lifts a provider's preset.
+            if text.lowercased() == "none" {
+                rate = .some(nil)
+            } else {
+                guard let number = Double(text.hasSuffix("/s") ? String(text.dropLast(2)) : text), number.isFinite,
+                    number > 0, number <= 100_000
+                else {
+                    throw Problem(
+                        description: "EMAIL_RATE_LIMIT=\(text) is not a rate in requests per second (like 2/s) or none")
+                }
+                rate = .some(number)
+            }
+        }
         switch provider {
         case "smtp":
             let preset = value("SMTP_PRESET").flatMap { SMTPMailer.presets[$0.lowercased()] }
@@ -98,19 +124,21 @@ public enum MailerConfiguration {
             }
             var mailer = SMTPMailer(
                 host: host, port: port, security: security, username: user, password: value("SMTP_PASSWORD"),
-                from: try sender(fromText, "SMTP_FROM"), client: client)
+                from: try sender(fromText, "SMTP_FROM"), client: client, maxConnections: connections)
             mailer.caFile = value("SMTP_CA_FILE")
             return mailer
         case "sendgrid":
             return HTTPMailer.sendGrid(
                 apiKey: try required("SENDGRID_API_KEY", for: "sendgrid"),
                 from: try sender(try required("SENDGRID_FROM_EMAIL", for: "sendgrid"), "SENDGRID_FROM_EMAIL"),
-                baseURL: value("SENDGRID_BASE_URL") ?? "https://api.sendgrid.com", client: client)
+                baseURL: value("SENDGRID_BASE_URL") ?? "https://api.sendgrid.com", client: client,
+                maxConnections: connections, ratePerSecond: rate ?? nil)
         case "resend":
             return HTTPMailer.resend(
                 apiKey: try required("RESEND_API_KEY", for: "resend"),
                 from: try sender(try required("RESEND_FROM_EMAIL", for: "resend"), "RESEND_FROM_EMAIL"),
-                baseURL: value("RESEND_BASE_URL") ?? "https://api.resend.com", client: client)
+                baseURL: value("RESEND_BASE_URL") ?? "https://api.resend.com", client: client,
+                maxConnections: connections, ratePerSecond: rate ?? HTTPMailer.resendRate)
         default:
             throw Problem(description: "EMAIL_PROVIDER=\(provider) is not one of smtp, sendgrid, resend")
         }

@@ -20,7 +20,8 @@ public struct SMTPMailer: Mailer {
     public let username: String?
     public let password: String?
     public let from: EmailAddress
-    let client: CurlClient
+    /// `EMAIL_MAX_CONNECTIONS` clients, each keeping its SMTP session open across messages.
+    let clients: CurlPool
     /// The whole submission, connect to the final reply.
     var timeout: Duration = .seconds(30)
     /// `SMTP_CA_FILE`: the CA certificates to trust for this server instead of the system's.
@@ -29,7 +30,7 @@ public struct SMTPMailer: Mailer {
 
     public init(
         host: String, port: Int, security: Security, username: String?, password: String?, from: EmailAddress,
-        client: CurlClient, timeout: Duration = .seconds(30)
+        client: CurlClient, timeout: Duration = .seconds(30), maxConnections: Int = 1
     ) {
         self.host = host
         self.port = port
@@ -37,9 +38,11 @@ public struct SMTPMailer: Mailer {
         self.username = username
         self.password = password
         self.from = from
-        self.client = client
+        self.clients = CurlPool([client] + (1..<max(1, maxConnections)).map { _ in CurlClient() })
         self.timeout = timeout
     }
+
+    public var maxConnections: Int { clients.size }
 
     /// Set when credentials would travel without TLS because `SMTP_SECURITY=none` says so: each
     /// run logs it.
@@ -60,7 +63,7 @@ public struct SMTPMailer: Mailer {
         transfer.timeout = timeout
         transfer.caFile = caFile
         do {
-            _ = try await client.perform(transfer)
+            _ = try await clients.perform(transfer)
         } catch {
             throw DeliveryError(Self.disposition(of: error), "SMTP \(host):\(port): \(error.message)\(error.responseCode >= 400 ? " (\(error.responseCode))" : "")")
         }
@@ -83,10 +86,31 @@ public struct HTTPMailer: Mailer {
     let endpoint: String
     let apiKey: String
     let body: @Sendable (Email, EmailAddress, String) -> JSONValue
-    let client: CurlClient
+    let clients: CurlPool
     var timeout: Duration = .seconds(30)
+    /// Spaces requests to the provider's rate limit and holds them after a 429's Retry-After.
+    let limiter: RateLimiter
 
-    static func sendGrid(apiKey: String, from: EmailAddress, baseURL: String, client: CurlClient) -> HTTPMailer {
+    public var maxConnections: Int { clients.size }
+
+    init(
+        provider: String, from: EmailAddress, endpoint: String, apiKey: String,
+        body: @escaping @Sendable (Email, EmailAddress, String) -> JSONValue, client: CurlClient,
+        maxConnections: Int = 1, ratePerSecond: Double? = nil
+    ) {
+        self.provider = provider
+        self.from = from
+        self.endpoint = endpoint
+        self.apiKey = apiKey
+        self.body = body
+        self.clients = CurlPool([client] + (1..<max(1, maxConnections)).map { _ in CurlClient() })
+        self.limiter = RateLimiter(perSecond: ratePerSecond)
+    }
+
+    static func sendGrid(
+        apiKey: String, from: EmailAddress, baseURL: String, client: CurlClient, maxConnections: Int = 1,
+        ratePerSecond: Double? = nil
+    ) -> HTTPMailer {
         HTTPMailer(
             provider: "sendgrid", from: from, endpoint: baseURL + "/v3/mail/send", apiKey: apiKey,
             body: { email, from, messageID in
@@ -101,7 +125,7 @@ public struct HTTPMailer: Mailer {
                     ],
                     "headers": ["Message-ID": .string("<\(messageID)>")],
                 ]
-            }, client: client)
+            }, client: client, maxConnections: maxConnections, ratePerSecond: ratePerSecond)
     }
 
     static func sendGridAddress(_ address: EmailAddress) -> JSONValue {
@@ -109,7 +133,13 @@ public struct HTTPMailer: Mailer {
         return ["email": .string(address.address), "name": .string(name)]
     }
 
-    static func resend(apiKey: String, from: EmailAddress, baseURL: String, client: CurlClient) -> HTTPMailer {
+    /// Resend's documented default limit is 2 requests per second per team.
+    static let resendRate = 2.0
+
+    static func resend(
+        apiKey: String, from: EmailAddress, baseURL: String, client: CurlClient, maxConnections: Int = 1,
+        ratePerSecond: Double? = resendRate
+    ) -> HTTPMailer {
         HTTPMailer(
             provider: "resend", from: from, endpoint: baseURL + "/emails", apiKey: apiKey,
             body: { email, from, messageID in
@@ -121,7 +151,7 @@ public struct HTTPMailer: Mailer {
                 ]
                 if !email.cc.isEmpty { body["cc"] = .array(email.cc.map { .string($0.description) }) }
                 return .object(body)
-            }, client: client)
+            }, client: client, maxConnections: maxConnections, ratePerSecond: ratePerSecond)
     }
 
     /// Whether the provider answers a repeated idempotency key without sending again.
@@ -141,9 +171,14 @@ public struct HTTPMailer: Mailer {
         ]
         transfer.body = Data(body(email, from, messageID).text.utf8)
         transfer.timeout = timeout
+        do {
+            try await limiter.wait()
+        } catch {
+            throw DeliveryError(.transient, "\(provider): stopped before sending: the run is stopping")
+        }
         let response: CurlTransfer.Response
         do {
-            response = try await client.perform(transfer)
+            response = try await clients.perform(transfer)
         } catch {
             // Resend keeps an idempotency key for 24 hours, so repeating a request whose answer
             // was lost cannot send twice; SendGrid keeps none, so its lost answers are unknown.
@@ -155,7 +190,13 @@ public struct HTTPMailer: Mailer {
             let detail = displayEscaped(String(decoding: response.body.prefix(300), as: UTF8.self))
             let disposition: DeliveryError.Disposition =
                 response.status == 429 || response.status >= 500 ? .transient : .permanent
-            throw DeliveryError(disposition, "\(provider) answered HTTP \(response.status): \(detail)")
+            var error = DeliveryError(disposition, "\(provider) answered HTTP \(response.status): \(detail)")
+            if disposition == .transient, let wait = RateLimiter.retryAfter(response.headers["retry-after"]) {
+                // Every sender holds off, not only this one.
+                await limiter.pause(for: wait)
+                error.retryAfter = wait
+            }
+            throw error
         }
     }
 }

@@ -43,12 +43,27 @@ struct CurlTransfer {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
     }()
 
-    func perform(cancel: CancelFlag = CancelFlag()) throws(Failure) -> Response {
+    static func newHandle() throws(Failure) -> UnsafeMutableRawPointer {
         _ = Self.globalInit
         guard let handle = curl_easy_init() else {
             throw Failure(code: -1, message: "curl_easy_init failed", responseCode: 0)
         }
+        return handle
+    }
+
+    /// Performs the transfer on a handle of its own, closed after.
+    func perform(cancel: CancelFlag = CancelFlag()) throws(Failure) -> Response {
+        let handle = try Self.newHandle()
         defer { curl_easy_cleanup(handle) }
+        return try perform(on: handle, cancel: cancel)
+    }
+
+    /// Performs the transfer on `handle`, whose open connection (and TLS session) the previous
+    /// transfer to the same server left is used again: an SMTP server sees one session with
+    /// several messages, an HTTP server one keep-alive connection.
+    func perform(on handle: UnsafeMutableRawPointer, cancel: CancelFlag) throws(Failure) -> Response {
+        // Forgets the last transfer's options; keeps its live connections and caches.
+        curl_easy_reset(handle)
         let state = TransferState(upload: body ?? Data(), limit: maxResponseBytes, cancel: cancel)
         let context = Unmanaged.passRetained(state)
         defer { context.release() }
@@ -200,15 +215,23 @@ private func curlRead(
     return length
 }
 
-/// Runs libcurl transfers on a thread of their own, never on the cooperative pool.
+/// Runs libcurl transfers on a thread of their own, never on the cooperative pool, one at a
+/// time over one easy handle: a transfer to the server the last one reached reuses its
+/// connection.
 public actor CurlClient {
     private let executor = QueueExecutor(label: "runner.curl")
+    /// Owned by this actor alone; freed in the isolated deinit.
+    private var handle: UnsafeMutableRawPointer?
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         executor.asUnownedSerialExecutor()
     }
 
     public init() {}
+
+    isolated deinit {
+        if let handle { curl_easy_cleanup(handle) }
+    }
 
     /// Performs the transfer on this client's thread; cancelling the awaiting task aborts it.
     nonisolated func perform(_ transfer: CurlTransfer) async throws(CurlTransfer.Failure) -> CurlTransfer.Response {
@@ -226,7 +249,14 @@ public actor CurlClient {
     > {
         if Task.isCancelled { cancel.set() }
         do throws(CurlTransfer.Failure) {
-            return .success(try transfer.perform(cancel: cancel))
+            let handle: UnsafeMutableRawPointer
+            if let existing = self.handle {
+                handle = existing
+            } else {
+                handle = try CurlTransfer.newHandle()
+                self.handle = handle
+            }
+            return .success(try transfer.perform(on: handle, cancel: cancel))
         } catch {
             return .failure(error)
         }
@@ -241,4 +271,47 @@ final class CancelFlag: @unchecked Sendable {
 
     var isSet: Bool { lock.withLock { value } }
     func set() { lock.withLock { value = true } }
+}
+
+/// A fixed number of ``CurlClient``s, each keeping its own connection: up to that many
+/// transfers run at once, and each reuses the connection its client opened last.
+public actor CurlPool {
+    private var idle: [CurlClient]
+    private var waiting: [CheckedContinuation<CurlClient, Never>] = []
+    public nonisolated let size: Int
+
+    public init(_ clients: [CurlClient]) {
+        idle = clients.isEmpty ? [CurlClient()] : clients
+        size = idle.count
+    }
+
+    public init(size: Int) {
+        self.init((0..<max(1, size)).map { _ in CurlClient() })
+    }
+
+    /// Performs the transfer on a free client, waiting for one if all are busy.
+    nonisolated func perform(_ transfer: CurlTransfer) async throws(CurlTransfer.Failure) -> CurlTransfer.Response {
+        let client = await take()
+        let result: Result<CurlTransfer.Response, CurlTransfer.Failure>
+        do throws(CurlTransfer.Failure) {
+            result = .success(try await client.perform(transfer))
+        } catch {
+            result = .failure(error)
+        }
+        await give(client)
+        return try result.get()
+    }
+
+    private func take() async -> CurlClient {
+        if let client = idle.popLast() { return client }
+        return await withCheckedContinuation { waiting.append($0) }
+    }
+
+    private func give(_ client: CurlClient) {
+        if waiting.isEmpty {
+            idle.append(client)
+        } else {
+            waiting.removeFirst().resume(returning: client)
+        }
+    }
 }

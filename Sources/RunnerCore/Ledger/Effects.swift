@@ -6,9 +6,55 @@ import Foundation
 /// statement just before each attempt, and marked after. So:
 /// - the same effect is never recorded twice, however many runs find it;
 /// - only one process at a time attempts it (the lease);
-/// - an attempt whose process died mid-send leaves an expired lease and no outcome; it is
-///   not repeated (at most once) but marked unknown with that reason, for a person to check.
+/// - what becomes of an attempt whose process died is declared per kind (``Recovery``).
+///
+/// This is the only code that speaks SQL to `runner.effects`: agents ask it to record keys,
+/// say which are recorded, claim, lease and mark them.
 public struct Effects: Sendable {
+    /// What happens to an effect whose process died while it was in hand, declared once per kind.
+    public enum Recovery: Sendable, Equatable {
+        /// An email: an attempt whose lease ran out with no outcome may have been delivered, so
+        /// it is never repeated but marked `unknown` for a person to check.
+        case atMostOnce
+        /// An insight row: its write is idempotent by key, so a claim left pending (or done, with
+        /// its row since deleted) for longer than this is taken over and redone.
+        case redo(after: Duration)
+        /// A task-monitor alert: it follows the digest email that carries it (sent, drafted,
+        /// failed: claimable again).
+        case followsGroup
+    }
+
+    /// The recovery policy of each kind of effect.
+    public static func recovery(of kind: String) -> Recovery {
+        switch kind {
+        case InsightGenerator.effectKind: return .redo(after: .seconds(600))
+        case TaskMonitor.alertKind: return .followsGroup
+        default: return .atMostOnce
+        }
+    }
+
+    /// An effect's state as a run needs it to decide what to do with it.
+    public struct Recorded: Sendable, Equatable {
+        public let id: Int64
+        public let status: Status
+        /// Recorded by this call, not found recorded.
+        public let isNew: Bool
+        public let doneAt: Date?
+    }
+
+    /// An effect to record: its key, who it goes to, and what a later run needs to perform it.
+    public struct Entry: Sendable {
+        public let key: String
+        public let target: String?
+        public let payload: String
+
+        public init(key: String, target: String?, payload: String) {
+            self.key = key
+            self.target = target
+            self.payload = payload
+        }
+    }
+
     public enum Status: String, Sendable, Codable, CaseIterable {
         /// Recorded, not yet performed (or failed transiently: tried again later).
         case pending
@@ -54,7 +100,8 @@ public struct Effects: Sendable {
         }
     }
 
-    public let connection: PostgresConnection
+    /// Never the heartbeat's: a long batch of effect writes must not delay the lease's renewal.
+    let connection: PostgresConnection
 
     public init(connection: PostgresConnection) {
         self.connection = connection
@@ -235,12 +282,221 @@ public struct Effects: Sendable {
 
     /// Which of `keys` are already recorded for `kind`: one query.
     public func recordedKeys(kind: String, keys: [String]) async throws -> Set<String> {
+        Set(try await recorded(kind, keys: keys).keys)
+    }
+
+    /// The state of those of `keys` recorded for `kind`: one query per 2,000 keys.
+    public func recorded(_ kind: String, keys: [String]) async throws -> [String: Recorded] {
+        var found: [String: Recorded] = [:]
+        for batch in Self.batches(keys.count) {
+            let rows = try await connection.query(
+                "SELECT id, key, status, done_at FROM runner.effects WHERE kind = $1 AND key = ANY($2::text[])",
+                [PostgresValue(kind), .array(Array(keys[batch]))])
+            for row in rows {
+                found[try row.string("key", default: "")] = Recorded(
+                    id: try row.int64("id") ?? 0,
+                    status: Status(rawValue: try row.string("status", default: "")) ?? .failed, isNew: false,
+                    doneAt: try row.date("done_at"))
+            }
+        }
+        return found
+    }
+
+    /// Records every entry not yet recorded, as `status` (pending, or draft when nothing can
+    /// perform them), and returns the state of all of them: new ones with `isNew`. One insert
+    /// and at most one read per 2,000 entries, which keeps a statement's parameters to a few
+    /// megabytes.
+    public func record(_ kind: String, _ entries: [Entry], runID: Int64?, as status: Status = .pending)
+        async throws -> [String: Recorded]
+    {
+        var recorded: [String: Recorded] = [:]
+        for batch in Self.batches(entries.count) {
+            let slice = entries[batch]
+            let inserted = try await connection.query(
+                """
+                INSERT INTO runner.effects (kind, key, run_id, status, target, payload, done_at)
+                SELECT $1, e.key, $2::bigint, $3, e.target, e.payload::jsonb, CASE WHEN $3 = 'draft' THEN now() END
+                FROM unnest($4::text[], $5::text[], $6::text[]) AS e(key, target, payload)
+                ON CONFLICT (kind, key) DO NOTHING
+                RETURNING id, key
+                """,
+                [
+                    PostgresValue(kind), .int64(runID), PostgresValue(status.rawValue), .array(slice.map(\.key)),
+                    .array(slice.map(\.target)), .array(slice.map(\.payload)),
+                ])
+            for row in inserted {
+                recorded[try row.string("key", default: "")] = Recorded(
+                    id: try row.int64("id") ?? 0, status: status, isNew: true, doneAt: nil)
+            }
+        }
+        let earlier = entries.map(\.key).filter { recorded[$0] == nil }
+        if !earlier.isEmpty { recorded.merge(try await self.recorded(kind, keys: earlier)) { new, _ in new } }
+        return recorded
+    }
+
+    static func batches(_ count: Int, of size: Int = 2000) -> [Range<Int>] {
+        stride(from: 0, to: count, by: size).map { $0..<min($0 + size, count) }
+    }
+
+    // MARK: Claims redone after a lost lease (insights)
+
+    /// The claims of a `.redo` kind another run holds but that may be taken over: left pending
+    /// by a run that stopped, or done though the thing they made is gone. The wait keeps a run
+    /// still working on them from being overtaken.
+    static func redoable(_ kind: String) -> String {
+        guard case .redo(let after) = recovery(of: kind) else { return "false" }
+        return """
+            status IN ('pending', 'sent') AND coalesce(done_at, created_at) < now() - interval '\(after.components.seconds) seconds'
+            """
+    }
+
+    /// Claims `keys` for this run: those newly recorded, and those of a `.redo` kind that may be
+    /// taken over. One statement; keys are taken in sorted order, so concurrent runs claiming
+    /// overlapping keys wait for each other instead of deadlocking.
+    public func claim(_ kind: String, keys: [String], runID: Int64?, target: String) async throws -> Set<String> {
         guard !keys.isEmpty else { return [] }
-        return Set(
+        let rows = try await connection.query(
+            """
+            WITH inserted AS (
+                INSERT INTO runner.effects (kind, key, run_id, status, target)
+                SELECT $1, k, $2::bigint, 'pending', $4 FROM unnest($3::text[]) AS k
+                ON CONFLICT (kind, key) DO NOTHING
+                RETURNING key
+            )
+            SELECT key FROM inserted
+            UNION
+            SELECT key FROM runner.effects
+            WHERE kind = $1 AND key = ANY($3::text[]) AND \(Self.redoable(kind))
+            """, [PostgresValue(kind), .int64(runID), .array(keys.sorted()), PostgresValue(target)])
+        return Set(try rows.compactMap { try $0.string("key") })
+    }
+
+    /// The claims under `keys` are done.
+    public func markDone(_ kind: String, keys: [String]) async throws {
+        try await connection.query(
+            "UPDATE runner.effects SET status = 'sent', done_at = now() WHERE kind = $1 AND key = ANY($2::text[])",
+            [PostgresValue(kind), .array(keys)])
+    }
+
+    /// Claims and performs a page of writes in one statement, on `connection` (a connection to
+    /// the ledger's database of the caller's own): each key is recorded done and its row written,
+    /// or neither. `input` is a CTE named `input` with a `key` column, its parameters from `$3`;
+    /// `write` is the INSERT, given the SQL set of claimed keys (nil: every input row is new).
+    ///
+    /// The first attempt inserts plainly, which costs the server least. If a key is taken (a
+    /// concurrent run claimed it, or a run that stopped early left it) the unique constraint
+    /// refuses the whole statement and the careful form runs instead: it skips keys another
+    /// run holds and takes over those that ``Recovery/redo(after:)`` allows.
+    public static func claimAndWrite(
+        _ kind: String, runID: Int64, input: String, write: (_ claimedKeys: String?) -> String,
+        parameters: [PostgresValue], on connection: PostgresConnection
+    ) async throws -> (claimed: Int, written: Int) {
+        let parameters = [PostgresValue(kind), .int64(runID)] + parameters
+        func claimed(careful: Bool) -> String {
+            """
+            claimed AS (
+                INSERT INTO runner.effects (kind, key, run_id, status, target, attempts, done_at)
+                SELECT $1, key, $2::bigint, 'sent', 'insights', 1, now() FROM input
+                \(careful ? "ON CONFLICT (kind, key) DO NOTHING" : "")
+                RETURNING key
+            )
+            """
+        }
+        let plain = """
+            WITH \(input), \(claimed(careful: false)),
+            written AS (\(write(nil)) RETURNING 1)
+            SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM written) AS written
+            """
+        let careful = """
+            WITH \(input), \(claimed(careful: true)),
+            redone AS (
+                UPDATE runner.effects e SET status = 'sent', done_at = now(), attempts = e.attempts + 1, run_id = $2::bigint
+                WHERE e.kind = $1 AND \(redoable(kind))
+                  AND e.key IN (SELECT key FROM input EXCEPT SELECT key FROM claimed)
+                RETURNING e.key
+            ),
+            written AS (
+                \(write("(SELECT key FROM claimed UNION ALL SELECT key FROM redone)"))
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM claimed) + (SELECT count(*) FROM redone) AS claimed,
+                   (SELECT count(*) FROM written) AS written
+            """
+        let rows: PostgresRows
+        do {
+            rows = try await connection.query(plain, parameters)
+        } catch {
+            guard error.isUniqueViolation else { throw error }
+            rows = try await connection.query(careful, parameters)
+        }
+        return (try rows.first?.int("claimed") ?? 0, try rows.first?.int("written") ?? 0)
+    }
+
+    // MARK: Effects carried by another (task-monitor alerts in their digest)
+
+    /// Claims member effects (alerts) for one leader effect (the digest email that carries
+    /// them) in one transaction, so a crash cannot leave a member recorded without its
+    /// leader. `pages` is called once; it hands each page of member keys to `claim`, which
+    /// returns the keys this run claimed: new ones, those whose leader failed, and failed ones.
+    /// It returns the leader's payload, or nil to record nothing (then nothing was claimed).
+    /// Returns the leader's id, or nil when nothing was claimed.
+    public func recordGroup(
+        members kind: String, leader: (kind: String, key: String), target: String, runID: Int64,
+        pages: (_ claim: ([String]) async throws -> Set<String>) async throws -> String?
+    ) async throws -> Int64? {
+        try await connection.execute("BEGIN")
+        do {
+            guard
+                let leaderID = try await connection.query(
+                    """
+                    INSERT INTO runner.effects (kind, key, run_id, status, target, payload)
+                    VALUES ($1, $2, $3::bigint, 'pending', $4, '{}'::jsonb)
+                    RETURNING id
+                    """, [PostgresValue(leader.kind), PostgresValue(leader.key), .int64(runID), PostgresValue(target)]
+                ).first?.int64("id")
+            else { throw PostgresError(.query, "the digest effect was not recorded") }
+            let payload = try await pages { keys in
+                guard !keys.isEmpty else { return [] }
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO runner.effects AS e (kind, key, run_id, status, target, payload)
+                    SELECT $1, k, $2::bigint, 'pending', $3, jsonb_build_object('digest_effect_id', $5::bigint)
+                    FROM unnest($4::text[]) AS k
+                    ON CONFLICT (kind, key) DO UPDATE
+                        SET run_id = excluded.run_id, status = 'pending', target = excluded.target,
+                            payload = excluded.payload, done_at = NULL, attempts = 0, last_error = NULL
+                        WHERE e.status = 'failed'
+                           OR (e.status = 'pending' AND EXISTS (
+                                SELECT 1 FROM runner.effects d
+                                WHERE d.id = (e.payload->>'digest_effect_id')::bigint AND d.status = 'failed'))
+                    RETURNING key
+                    """,
+                    [PostgresValue(kind), .int64(runID), PostgresValue(target), .array(keys), .int64(leaderID)])
+                return Set(try rows.compactMap { try $0.string("key") })
+            }
+            guard let payload else {
+                try await connection.execute("ROLLBACK")
+                return nil
+            }
             try await connection.query(
-                "SELECT key FROM runner.effects WHERE kind = $1 AND key = ANY($2::text[])",
-                [PostgresValue(kind), .array(keys)]
-            ).compactMap { try $0.string("key") })
+                "UPDATE runner.effects SET payload = $2::jsonb WHERE id = $1::bigint",
+                [.int64(leaderID), PostgresValue(payload)])
+            try await connection.execute("COMMIT")
+            return leaderID
+        } catch {
+            _ = try? await connection.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// The members of a leader take its outcome: sent or drafted (they were told), or failed
+    /// (claimable again by the next run).
+    public func settleGroup(members kind: String, leaderID: Int64, as status: Status) async throws {
+        try await connection.query(
+            """
+            UPDATE runner.effects SET status = $1, done_at = now()
+            WHERE kind = $2 AND payload->>'digest_effect_id' = $3
+            """, [PostgresValue(status.rawValue), PostgresValue(kind), PostgresValue(String(leaderID))])
     }
 
     /// Effects for `runner outbox`, newest first.

@@ -21,6 +21,21 @@ public struct PostgresRows: Sendable, Sequence {
         affectedRows = Int(String(cString: PQcmdTuples(result))) ?? 0
     }
 
+    private init(columns: [String], values: [[String?]], affectedRows: Int) {
+        self.columns = columns
+        self.values = values
+        self.affectedRows = affectedRows
+    }
+
+    /// The rows in pages of at most `size`.
+    func pages(of size: Int) -> [PostgresRows] {
+        let size = Swift.max(1, size)
+        return stride(from: 0, to: values.count, by: size).map {
+            PostgresRows(
+                columns: columns, values: Array(values[$0..<Swift.min($0 + size, values.count)]), affectedRows: 0)
+        }
+    }
+
     public var count: Int { values.count }
     public var first: PostgresRow? { values.isEmpty ? nil : PostgresRow(columns: columns, values: values[0]) }
 

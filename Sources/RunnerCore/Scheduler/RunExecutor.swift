@@ -31,8 +31,8 @@ public struct RunExecutor: Sendable {
             return CommandWork(argv: argv, written: written, environment: job.environment.build(from: environment))
         case .agent(let kind, let options):
             return AgentWork(
-                agent: AgentRegistry.agent(kind), options: options, ledger: ledger,
-                databaseURL: job.database.map(ConnectionString.init) ?? databaseURL,
+                agent: AgentRegistry.agent(kind), options: options,
+                databaseURL: job.database.map(ConnectionString.init) ?? databaseURL, ledgerURL: databaseURL,
                 environment: environment, logger: logger)
         }
     }

@@ -17,8 +17,10 @@ struct AgentCommandTests {
             with: {alert_to: "ops@example.com"}
         """
 
-    static func setup(_ label: String, smtp: TestSMTPServer) async throws -> CLISetup {
-        let setup = try await CLISetup(label, jobs: jobs, extraEnvironment: smtp.environment)
+    static func setup(_ label: String, smtp: TestSMTPServer, connections: Int = 4) async throws -> CLISetup {
+        let setup = try await CLISetup(
+            label, jobs: jobs,
+            extraEnvironment: smtp.environment.merging(["EMAIL_MAX_CONNECTIONS": String(connections)]) { $1 })
         try await setup.connection.execute(ZoarkSchema.sql)
         try await setup.connection.execute(
             ApprovalNudgerTests.seed.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
@@ -57,7 +59,8 @@ struct AgentCommandTests {
     func killedMidSend() async throws {
         // Two emails go through; the third hangs in the server, and the runner is killed then.
         let slow = try TestSMTPServer(hangAt: 3)
-        let setup = try await Self.setup("nudgerkill", smtp: slow)
+        // One connection: the server holds the third message and nothing else is in flight.
+        let setup = try await Self.setup("nudgerkill", smtp: slow, connections: 1)
         let process = try RunnerProcess.launch(["once", "approval-nudges"], environment: setup.environment)
         // Killed while the server holds the third message: no sleep decides when.
         try await slow.waitUntilHolding()
@@ -87,5 +90,51 @@ struct AgentCommandTests {
         #expect(recipients.count == 6)
         #expect(try await setup.count("SELECT count(*) FROM runner.runs WHERE status = 'abandoned'") == 1)
         #expect(rerun.stdout.contains("run "), "\(rerun.stderr)")
+    }
+
+    @Test("a nudger sending on 4 SMTP connections, killed with SIGKILL mid-page: each email at most once")
+    func killedMidPageOnFourConnections() async throws {
+        // The server holds the 40th message; the other connections go on until the kill.
+        let slow = try TestSMTPServer(hangAt: 40)
+        let setup = try await CLISetup(
+            "nudgerkillfour",
+            jobs: """
+                jobs:
+                  nudges:
+                    agent: approval-nudger
+                    schedule: "0 * * * *"
+                """, extraEnvironment: slow.environment.merging(["EMAIL_MAX_CONNECTIONS": "4"]) { $1 })
+        try await setup.connection.execute(ZoarkSchema.sql)
+        try await setup.connection.execute(
+            """
+            INSERT INTO "Project" ("id", "name", "updatedAt") VALUES ('p1', 'Apollo', now());
+            INSERT INTO "Invoice" ("id", "projectId", "amount", "updatedAt") VALUES ('i1', 'p1', 100, now());
+            INSERT INTO "ApprovalStep" ("id", "invoiceId", "stage", "requiredDocs", "assigneeEmail", "status", "deadline", "updatedAt")
+            SELECT 's' || lpad(g::text, 3, '0'), 'i1', 'FINANCE_CHECK', '{}', 'a' || g || '@example.com', 'PENDING',
+                   (now() AT TIME ZONE 'UTC') - interval '3 days', now()
+            FROM generate_series(1, 300) g;
+            """)
+        let process = try RunnerProcess.launch(["once", "nudges"], environment: setup.environment)
+        try await slow.waitUntilHolding()
+        kill(process.processIdentifier, SIGKILL)
+        try await offPool { process.waitUntilExit() }
+        let beforeRerun = try Self.recipients(slow)
+        #expect(beforeRerun.count >= 39, "the other connections stopped when one was held")
+
+        try await setup.connection.execute(
+            "UPDATE runner.effects SET leased_until = now() - interval '1 second' WHERE leased_until IS NOT NULL")
+        try await setup.connection.execute(
+            "UPDATE runner.runs SET heartbeat_at = now() - interval '1 hour' WHERE status = 'running'")
+        let rerun = try await setup.runner("once", "nudges", "--force")
+        slow.release()
+        try await Task.sleep(for: .milliseconds(500))
+        let recipients = try Self.recipients(slow)
+        #expect(Set(recipients).count == recipients.count, "duplicates: \(recipients.count - Set(recipients).count)")
+        let unknown = try await setup.count("SELECT count(*) FROM runner.effects WHERE status = 'unknown'")
+        let sent = try await setup.count("SELECT count(*) FROM runner.effects WHERE status = 'sent'")
+        // Each nudge was sent once, or was in flight at the kill and is left for a person.
+        #expect(sent + unknown == 300, "\(rerun.stdout) \(rerun.stderr)")
+        #expect((1...4).contains(unknown))
+        #expect(sent <= recipients.count && recipients.count <= sent + unknown)
     }
 }

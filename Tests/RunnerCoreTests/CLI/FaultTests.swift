@@ -28,7 +28,9 @@ struct FaultTests {
                     catchup: 400d
                     timeout: \(timeout)
                     retries: {max: 0}
-                """, extraEnvironment: smtp.environment)
+                """,
+            // One connection: these count what one sender does between its deadline and its stop.
+            extraEnvironment: smtp.environment.merging(["EMAIL_MAX_CONNECTIONS": "1"]) { $1 })
         try await setup.connection.execute(ZoarkSchema.sql)
         try await setup.connection.execute(
             Self.sixtySteps.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))

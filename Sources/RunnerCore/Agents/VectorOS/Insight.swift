@@ -141,10 +141,8 @@ struct InsightWriter: Sendable {
     /// each (deal, type, episode) is recorded in the effects ledger as done and its insight
     /// inserted, or neither. Needs the ledger in this database.
     ///
-    /// The first attempt inserts plainly, which costs the server least. If a key is taken (a
-    /// concurrent run claimed it, or a run that stopped early left it pending) the unique
-    /// constraint refuses the whole statement and the careful form runs instead: it skips keys
-    /// another run holds and finishes those left pending for over ten minutes.
+    /// A key another run holds is skipped; one left pending by a run that stopped early is
+    /// finished (``Effects/claimAndWrite(_:runID:input:write:parameters:on:)``).
     func claimAndWriteRules(_ candidates: [InsightGenerator.Candidate], on connection: PostgresConnection) async
         -> Result
     {
@@ -155,17 +153,15 @@ struct InsightWriter: Sendable {
         for candidate in candidates {
             rows.append(candidate, candidate.anomalies.map { Insight.fromRule($0, deal: candidate.deal) })
         }
-        let parameters =
-            [PostgresValue(InsightGenerator.effectKind), .int64(context.runID)] + rows.parameters
         do {
-            let counts: PostgresRow?
-            do {
-                counts = try await connection.query(Self.claimAndWrite(careful: false), parameters).first
-            } catch  where error.isUniqueViolation {
-                counts = try await connection.query(Self.claimAndWrite(careful: true), parameters).first
-            }
-            result.created = try counts?.int("written") ?? 0
-            result.skipped = rows.count - (try counts?.int("claimed") ?? 0)
+            let (claimed, written) = try await Effects.claimAndWrite(
+                InsightGenerator.effectKind, runID: context.runID, input: Self.input(from: 3),
+                write: { claimed in
+                    guard let claimed else { return Self.insertInput }
+                    return "\(Self.insertInput) WHERE i.key IN \(claimed) ON CONFLICT (\"id\") DO NOTHING"
+                }, parameters: rows.parameters, on: connection)
+            result.created = written
+            result.skipped = rows.count - claimed
         } catch {
             result.failed = candidates.count
             result.error = "\(candidates.count) deals: \(error)"
@@ -173,13 +169,6 @@ struct InsightWriter: Sendable {
         result.busy = ContinuousClock.now - started
         return result
     }
-
-    /// Claims another run holds but may be taken over: left pending by a run that stopped, or
-    /// done though their pair has no insight now (it was deleted). Ten minutes keeps a run
-    /// that is still working on them from being overtaken.
-    static let redoable = """
-        status IN ('pending', 'sent') AND coalesce(done_at, created_at) < now() - interval '10 minutes'
-        """
 
     /// A page's insights as the CTE `input`: `InsightRows.parameters` from `$first` on.
     static func input(from first: Int) -> String {
@@ -203,47 +192,9 @@ struct InsightWriter: Sendable {
         FROM input i
         """
 
-    /// The statement of `claimAndWriteRules`: $1 the effect kind, $2 the run, then the page's
-    /// rows from $3.
-    static func claimAndWrite(careful: Bool) -> String {
-        let claimed = """
-            claimed AS (
-                INSERT INTO runner.effects (kind, key, run_id, status, target, attempts, done_at)
-                SELECT $1, key, $2::bigint, 'sent', 'insights', 1, now() FROM input
-                \(careful ? "ON CONFLICT (kind, key) DO NOTHING" : "")
-                RETURNING key
-            )
-            """
-        guard careful else {
-            return """
-                WITH \(input(from: 3)), \(claimed),
-                written AS (\(insertInput) RETURNING 1)
-                SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM written) AS written
-                """
-        }
-        return """
-            WITH \(input(from: 3)), \(claimed),
-            redone AS (
-                UPDATE runner.effects e SET status = 'sent', done_at = now(), attempts = e.attempts + 1, run_id = $2::bigint
-                WHERE e.kind = $1 AND \(redoable)
-                  AND e.key IN (SELECT key FROM input EXCEPT SELECT key FROM claimed)
-                RETURNING e.key
-            ),
-            written AS (
-                \(insertInput)
-                WHERE i.key IN (SELECT key FROM claimed UNION ALL SELECT key FROM redone)
-                ON CONFLICT ("id") DO NOTHING
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM claimed) + (SELECT count(*) FROM redone) AS claimed,
-                   (SELECT count(*) FROM written) AS written
-            """
-    }
-
     private func markDone(_ candidates: [InsightGenerator.Candidate]) async throws {
-        try await context.effects.connection.query(
-            "UPDATE runner.effects SET status = 'sent', done_at = now() WHERE kind = $1 AND key = ANY($2::text[])",
-            [PostgresValue(InsightGenerator.effectKind), .array(candidates.flatMap { Array($0.keys.values) })])
+        try await context.effects.markDone(
+            InsightGenerator.effectKind, keys: candidates.flatMap { Array($0.keys.values) })
     }
 
     /// One deal through the model: its insights, or the rules' when the call fails or the

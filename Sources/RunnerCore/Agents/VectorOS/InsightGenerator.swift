@@ -192,24 +192,8 @@ public struct InsightGenerator: Agent {
     /// Records every (deal, type, episode) in the effects ledger in one statement; keeps the
     /// anomalies this run claimed, plus those a run that stopped early left pending.
     static func claim(_ candidates: [Candidate], context: AgentContext) async throws -> [Candidate] {
-        // Sorted: concurrent runs claiming overlapping keys take their locks in one order, so
-        // they wait for each other instead of deadlocking.
-        let keys = candidates.flatMap { $0.keys.values }.sorted()
-        guard !keys.isEmpty else { return [] }
-        let rows = try await context.effects.connection.query(
-            """
-            WITH inserted AS (
-                INSERT INTO runner.effects (kind, key, run_id, status, target)
-                SELECT $1, k, $2::bigint, 'pending', 'insights' FROM unnest($3::text[]) AS k
-                ON CONFLICT (kind, key) DO NOTHING
-                RETURNING key
-            )
-            SELECT key FROM inserted
-            UNION
-            SELECT key FROM runner.effects
-            WHERE kind = $1 AND key = ANY($3::text[]) AND \(InsightWriter.redoable)
-            """, [PostgresValue(effectKind), .int64(context.runID), .array(keys)])
-        let mine = Set(try rows.compactMap { try $0.string("key") })
+        let mine = try await context.effects.claim(
+            effectKind, keys: candidates.flatMap { $0.keys.values }, runID: context.runID, target: "insights")
         return candidates.compactMap { candidate in
             let anomalies = candidate.anomalies.filter { candidate.keys[$0.kind].map(mine.contains) ?? false }
             return anomalies.isEmpty ? nil : Candidate(deal: candidate.deal, anomalies: anomalies, keys: candidate.keys)

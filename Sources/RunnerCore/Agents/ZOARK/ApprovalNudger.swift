@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// ZOARK's approval nudger: PENDING approval steps past their deadline whose last nudge is
 /// older than `cooldown` (24 h) get an email to their assignee, urgent by days overdue.
@@ -44,74 +45,109 @@ public struct ApprovalNudger: Agent {
 
     public init() {}
 
+    /// Steps read, rendered and recorded at a time: memory holds one page, whatever the backlog.
+    static let pageSize = 2000
+
     public func run(_ context: AgentContext) async throws -> AgentReport {
         let (cooldown, escalateTo) = try Self.settings(context.options)
         let clock = ContinuousClock()
-        let queryStart = clock.now
-        let (steps, bad) = try await Self.findOverdue(context, cooldown: cooldown)
-        var outcome: [String: JSONValue] = ["overdue": .number(Double(steps.count))]
-        var metrics = [
-            Metric("overdue", Double(steps.count)),
-            Metric("query_ms", (clock.now - queryStart).milliseconds, unit: "ms"),
-        ]
-        bad.report(into: &outcome, metrics: &metrics)
-        for urgency in Urgency.allCases {
-            let count = steps.filter { Urgency(daysOverdue: $0.daysOverdue) == urgency }.count
-            if count > 0 { outcome[urgency.rawValue] = .number(Double(count)) }
+        var phases: [String: Duration] = [:]
+        func timed<T>(_ phase: String, _ body: () async throws -> T) async rethrows -> T {
+            let start = clock.now
+            defer { phases[phase, default: .zero] += clock.now - start }
+            return try await body()
         }
-        if context.dryRun {
-            outcome["would_nudge"] = .number(Double(steps.count))
-            return AgentReport(outcome: outcome, metrics: metrics)
-        }
-
         let delivery = EmailDelivery(context: context)
+        var overdue = 0
+        var byUrgency: [Urgency: Int] = [:]
+        var bad = BadRows()
         var results: [EmailDelivery.Result] = []
-        var deliverable: [(step: Step, to: EmailAddress)] = []
-        for step in steps {
-            switch step.assignee {
-            case .success(let address): deliverable.append((step, address))
-            case .failure(let invalid):
-                let result = try await delivery.recordInvalid(invalid, key: Self.key(step))
-                if result != .alreadyRecorded { results.append(result) }
-            }
-        }
-        let renderStart = clock.now
-        let emails = await Self.emails(for: deliverable, escalateTo: escalateTo)
-        let keys = deliverable.map { EmailDelivery.recordedKey(Self.key($0.step), job: context.job) }
-        metrics.append(Metric("render_ms", (clock.now - renderStart).milliseconds, unit: "ms"))
-        let recordStart = clock.now
-        let recorded = try await Self.record(emails, keys: keys, context: context)
-        metrics.append(Metric("record_ms", (clock.now - recordStart).milliseconds, unit: "ms"))
-
         var repaired = 0
         var notAttempted = 0
-        for (index, (step, _)) in deliverable.enumerated() {
-            guard let effect = recorded[keys[index]] else { continue }
-            // A stopping run starts no further nudge; those left stay pending for the next run.
-            if Task.isCancelled, effect.status == .pending {
-                notAttempted += 1
-                continue
-            }
-            switch effect.status {
-            case .pending:
-                let result = try await delivery.attempt(effect.id, emails[index])
-                results.append(result)
-                if result == .sent {
-                    do {
-                        try await Self.markNudged(step, at: Date(), on: context.database)
-                    } catch where Task.isCancelled {
-                        // Cancelled mid-statement: the next run starts the cooldown (the `.sent` case below).
-                    }
+        let readStart = clock.now
+        var firstPage: Duration?
+        try await context.forEachPage(
+            Self.overdueQuery, [.timestamp(context.now), .interval(cooldown)], size: Self.pageSize
+        ) { rows in
+            if firstPage == nil { firstPage = clock.now - readStart }
+            let steps = Self.steps(rows, bad: &bad, logger: context.logger)
+            overdue += steps.count
+            for step in steps { byUrgency[Urgency(daysOverdue: step.daysOverdue), default: 0] += 1 }
+            if context.dryRun { return }
+            // A stopping run starts no further page; its steps wait for the next run.
+            if Task.isCancelled { return }
+            var deliverable: [(step: Step, to: EmailAddress, key: String)] = []
+            for step in steps {
+                switch step.assignee {
+                case .success(let address):
+                    deliverable.append((step, address, EmailDelivery.recordedKey(Self.key(step), job: context.job)))
+                case .failure(let invalid):
+                    let result = try await delivery.recordInvalid(invalid, key: Self.key(step))
+                    if result != .alreadyRecorded { results.append(result) }
                 }
-            case .sent:
-                // Sent by a run that stopped before it could start the cooldown: start it now.
-                try await Self.markNudged(step, at: effect.doneAt ?? Date(), on: context.database)
-                repaired += 1
-            case .draft:
-                if effect.isNew { results.append(.drafted) }
-            case .failed, .unknown:
-                if effect.isNew { results.append(.failed) }
             }
+            // The ledger is asked first: an email recorded by an earlier run is not rendered again.
+            let earlier = try await timed("lookup_ms") {
+                try await context.effects.recorded(EmailDelivery.kind, keys: deliverable.map(\.key))
+            }
+            let unsent = deliverable.filter { earlier[$0.key].map { $0.status == .pending } ?? true }
+            let emails = await timed("render_ms") {
+                await Self.emails(for: unsent.map { ($0.step, $0.to) }, escalateTo: escalateTo)
+            }
+            let fresh = zip(unsent, emails).filter { earlier[$0.0.key] == nil }
+            let recorded = try await timed("record_ms") {
+                try await context.effects.record(
+                    EmailDelivery.kind,
+                    fresh.map { Effects.Entry(key: $0.0.key, target: $0.1.recipients, payload: $0.1.payloadText) },
+                    runID: context.runID, as: context.mailer == nil ? .draft : .pending
+                ).merging(earlier) { new, _ in new }
+            }
+            var sends: [(id: Int64, email: Email)] = []
+            var sendSteps: [Step] = []
+            var cooled: [(step: Step, at: Date)] = []
+            for (index, item) in unsent.enumerated() {
+                guard let effect = recorded[item.key] else { continue }
+                switch effect.status {
+                case .pending:
+                    sends.append((effect.id, emails[index]))
+                    sendSteps.append(item.step)
+                case .draft:
+                    if effect.isNew { results.append(.drafted) }
+                case .failed, .unknown:
+                    if effect.isNew { results.append(.failed) }
+                case .sent:
+                    break
+                }
+            }
+            // Sent by a run that stopped before it could start the cooldown: start it now.
+            for item in deliverable {
+                if let effect = earlier[item.key], effect.status == .sent {
+                    cooled.append((item.step, effect.doneAt ?? Date()))
+                    repaired += 1
+                }
+            }
+            if Task.isCancelled {
+                notAttempted += sends.count
+                sends = []
+            }
+            let sent = try await timed("send_ms") { try await delivery.attempt(all: sends) }
+            results += sent
+            for (step, result) in zip(sendSteps, sent) where result == .sent { cooled.append((step, Date())) }
+            do {
+                try await Self.markNudged(cooled, on: context.database)
+            } catch where Task.isCancelled {
+                // Cancelled mid-statement: the next run starts these cooldowns (the repair above).
+            }
+        }
+        phases["query_ms"] = firstPage ?? (clock.now - readStart)
+        var outcome: [String: JSONValue] = ["overdue": .number(Double(overdue))]
+        var metrics = [Metric("overdue", Double(overdue))]
+        metrics += phases.sorted { $0.key < $1.key }.map { Metric($0.key, $0.value.milliseconds, unit: "ms") }
+        bad.report(into: &outcome, metrics: &metrics)
+        for (urgency, count) in byUrgency { outcome[urgency.rawValue] = .number(Double(count)) }
+        if context.dryRun {
+            outcome["would_nudge"] = .number(Double(overdue))
+            return AgentReport(outcome: outcome, metrics: metrics)
         }
         if repaired > 0 { outcome["cooldowns_repaired"] = .number(Double(repaired)) }
         if notAttempted > 0 { outcome["not_attempted"] = .number(Double(notAttempted)) }
@@ -122,14 +158,22 @@ public struct ApprovalNudger: Agent {
 
     public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {
         let (cooldown, escalateTo) = try Self.settings(context.options)
-        let steps = try await Self.findOverdue(context, cooldown: cooldown).steps.compactMap { step in
-            if case .success(let address) = step.assignee { (step, address) } else { nil }
+        var previews: [Email] = []
+        try await context.forEachPage(
+            Self.overdueQuery, [.timestamp(context.now), .interval(cooldown)], size: Self.pageSize
+        ) { rows in
+            var bad = BadRows()
+            let steps = Self.steps(rows, bad: &bad, logger: context.logger).compactMap { step in
+                if case .success(let address) = step.assignee { (step, address) } else { nil }
+            }
+            let keys = steps.map { EmailDelivery.recordedKey(Self.key($0.0), job: context.job) }
+            let recorded =
+                includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
+            previews += zip(steps, keys).filter { !recorded.contains($0.1) }.map {
+                Self.email(for: $0.0.0, to: $0.0.1, escalateTo: escalateTo)
+            }
         }
-        let keys = steps.map { EmailDelivery.recordedKey(Self.key($0.0), job: context.job) }
-        let recorded = includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
-        return zip(steps, keys).filter { !recorded.contains($0.1) }.map {
-            Self.email(for: $0.0.0, to: $0.0.1, escalateTo: escalateTo)
-        }
+        return previews
     }
 
     /// The main query, `$1` now and `$2` the threshold (the benchmark runs it alone too). A
@@ -166,22 +210,19 @@ public struct ApprovalNudger: Agent {
         "nudge:\(step.id)@\(step.lastNudgedAt)"
     }
 
-    /// The overdue steps, and the rows that cannot be nudged (an infinite deadline, an amount
-    /// that is not a finite number of dollars, a value that does not decode).
-    static func findOverdue(_ context: AgentContext, cooldown: Duration) async throws -> (
-        steps: [Step], bad: BadRows
-    ) {
-        var bad = BadRows()
+    /// A page's overdue steps; the rows that cannot be nudged (an infinite deadline, an amount
+    /// that is not a finite number of dollars, a value that does not decode) go to `bad`.
+    static func steps(_ rows: PostgresRows, bad: inout BadRows, logger: Logger) -> [Step] {
         var steps: [Step] = []
-        for row in try await context.database.query(Self.overdueQuery, [.timestamp(context.now), .interval(cooldown)]) {
+        for row in rows {
             let id = (try? row.string("id", default: "")) ?? ""
             do {
                 guard let amount = try row.double("amount"), amount.isFinite, abs(amount) < 1e15 else {
-                    bad.add(id: id, reason: "the invoice amount is not a finite number of dollars", logger: context.logger)
+                    bad.add(id: id, reason: "the invoice amount is not a finite number of dollars", logger: logger)
                     continue
                 }
                 guard let days = try row.int("days_overdue"), let deadline = try row.string("deadline") else {
-                    bad.add(id: id, reason: "the deadline is not a finite timestamp", logger: context.logger)
+                    bad.add(id: id, reason: "the deadline is not a finite timestamp", logger: logger)
                     continue
                 }
                 let assignee = try row.string("assignee", default: "")
@@ -193,74 +234,26 @@ public struct ApprovalNudger: Agent {
                         daysOverdue: days, requiredDocs: try row.stringArray("docs")?.compactMap { $0 } ?? [],
                         lastNudgedAt: try row.string("last_nudged", default: "never")))
             } catch {
-                bad.add(id: id, reason: "\(error)", logger: context.logger)
+                bad.add(id: id, reason: "\(error)", logger: logger)
             }
         }
-        return (steps, bad)
+        return steps
     }
 
-    struct Recorded {
-        let id: Int64
-        let status: Effects.Status
-        let isNew: Bool
-        let doneAt: Date?
-    }
-
-    /// Records every nudge in one statement (drafts directly when no mailer is configured) and
-    /// reads back those recorded before: two statements however many steps are overdue.
-    static func record(_ emails: [Email], keys: [String], context: AgentContext) async throws -> [String: Recorded] {
-        guard !keys.isEmpty else { return [:] }
-        let status: Effects.Status = context.mailer == nil ? .draft : .pending
-        var recorded: [String: Recorded] = [:]
-        // Batches of a few thousand keep each statement's parameters to a few megabytes.
-        for batch in stride(from: 0, to: keys.count, by: 2000) {
-            let range = batch..<min(batch + 2000, keys.count)
-            let inserted = try await context.effects.connection.query(
-                """
-                INSERT INTO runner.effects (kind, key, run_id, status, target, payload, done_at)
-                SELECT $1, e.key, $2::bigint, $3, e.target, e.payload::jsonb, CASE WHEN $3 = 'draft' THEN now() END
-                FROM unnest($4::text[], $5::text[], $6::text[]) AS e(key, target, payload)
-                ON CONFLICT (kind, key) DO NOTHING
-                RETURNING id, key
-                """,
-                [
-                    PostgresValue(EmailDelivery.kind), .int64(context.runID), PostgresValue(status.rawValue),
-                    .array(Array(keys[range])), .array(emails[range].map(\.recipients)),
-                    .array(emails[range].map(\.payloadText)),
-                ])
-            for row in inserted {
-                recorded[try row.string("key", default: "")] = Recorded(
-                    id: try row.int64("id") ?? 0, status: status, isNew: true, doneAt: nil)
-            }
-        }
-        let earlier = keys.filter { recorded[$0] == nil }
-        if !earlier.isEmpty {
-            let rows = try await context.effects.connection.query(
-                "SELECT id, key, status, done_at FROM runner.effects WHERE kind = $1 AND key = ANY($2::text[])",
-                [PostgresValue(EmailDelivery.kind), .array(earlier)])
-            for row in rows {
-                recorded[try row.string("key", default: "")] = Recorded(
-                    id: try row.int64("id") ?? 0,
-                    status: Effects.Status(rawValue: try row.string("status", default: "")) ?? .failed,
-                    isNew: false, doneAt: try row.date("done_at"))
-            }
-        }
-        return recorded
-    }
-
-    /// Starts the cooldown: only after a send that succeeded.
-    static func markNudged(_ step: Step, at date: Date, on database: PostgresConnection) async throws {
+    /// Starts the cooldowns: only after a send that succeeded. One statement per page.
+    static func markNudged(_ steps: [(step: Step, at: Date)], on database: PostgresConnection) async throws {
+        guard !steps.isEmpty else { return }
         try await database.query(
             """
-            UPDATE "ApprovalStep" SET "lastNudgedAt" = $2::timestamptz AT TIME ZONE 'UTC',
-                                      "updatedAt" = $2::timestamptz AT TIME ZONE 'UTC'
-            WHERE "id" = $1
-            """, [PostgresValue(step.id), .timestamp(date)])
+            UPDATE "ApprovalStep" s SET "lastNudgedAt" = n.at AT TIME ZONE 'UTC', "updatedAt" = n.at AT TIME ZONE 'UTC'
+            FROM unnest($1::text[], $2::timestamptz[]) AS n(id, at)
+            WHERE s."id" = n.id
+            """, [.array(steps.map(\.step.id)), .array(steps.map { PostgresTimestamp.format($0.at) })])
     }
 
-    /// Every step's email, rendered in chunks on all cores: a large run renders 100,000.
+    /// A page's emails, rendered in chunks on all cores.
     /// One email per step, in the steps' order, each to its parsed assignee.
-    static func emails(for steps: [(step: Step, to: EmailAddress)], escalateTo: [EmailAddress], chunk: Int = 5000)
+    static func emails(for steps: [(step: Step, to: EmailAddress)], escalateTo: [EmailAddress], chunk: Int = 1000)
         async -> [Email]
     {
         guard steps.count > chunk else { return steps.map { email(for: $0.step, to: $0.to, escalateTo: escalateTo) } }

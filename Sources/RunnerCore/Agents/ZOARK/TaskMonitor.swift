@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// ZOARK's task monitor: ACTIVE tasks whose `lastUpdated` is older than `stuck_after` (48 h).
 /// Alerts once per stuck episode (task id + lastUpdated), optionally again every
@@ -17,74 +18,74 @@ public struct TaskMonitor: Agent {
 
     public init() {}
 
+    /// Stuck tasks read and claimed at a time: memory holds one page and the digest's list.
+    static let pageSize = 2000
+
     public func run(_ context: AgentContext) async throws -> AgentReport {
         let (stuckAfter, realertAfter, recipients) = try Self.settings(context.options)
         let delivery = EmailDelivery(context: recipients.isEmpty ? context.withoutMailer() : context)
         let retried = try await delivery.finishPending()
 
         let clock = ContinuousClock()
-        let queryStart = clock.now
-        let (stuck, bad) = try await Self.findStuck(context, stuckAfter: stuckAfter)
-        var outcome: [String: JSONValue] = ["stuck": .number(Double(stuck.count))]
+        let readStart = clock.now
+        var firstPage: Duration?
+        var stuck = 0
+        var bad = BadRows()
+        var newly = 0
+        // The oldest newly stuck tasks, which the digest lists in full.
+        var listed: [StuckTask] = []
+        let query: [PostgresValue] = [.timestamp(context.now), .interval(stuckAfter)]
+        let target = recipients.map(\.address).joined(separator: ", ")
+        let job = context.job
+        var digest: (id: Int64, email: Email)?
+        if context.dryRun {
+            try await context.forEachPage(Self.stuckQuery, query, size: Self.pageSize) { rows in
+                if firstPage == nil { firstPage = clock.now - readStart }
+                stuck += Self.tasks(rows, bad: &bad, logger: context.logger).count
+            }
+        } else {
+            // The alerts and their digest are recorded in one transaction: a crash cannot leave an
+            // alert recorded (so never alerted again) without the email that carries it. An alert
+            // whose digest failed is claimed again, so a failed digest leaves its episodes for the
+            // next run.
+            var email: Email?
+            let id = try await context.effects.recordGroup(
+                members: Self.alertKind,
+                leader: (EmailDelivery.kind, EmailDelivery.recordedKey("digest:run-\(context.runID)", job: job)),
+                target: target, runID: context.runID
+            ) { claim in
+                try await context.forEachPage(Self.stuckQuery, query, size: Self.pageSize) { rows in
+                    if firstPage == nil { firstPage = clock.now - readStart }
+                    let tasks = Self.tasks(rows, bad: &bad, logger: context.logger)
+                    stuck += tasks.count
+                    let keys = tasks.map { Self.episodeKey($0, realertAfter: realertAfter, context: context) }
+                    let claimed = try await claim(keys)
+                    for (task, key) in zip(tasks, keys) where claimed.contains(key) {
+                        newly += 1
+                        if listed.count < Self.digestLimit { listed.append(task) }
+                    }
+                }
+                guard newly > 0 else { return nil }
+                let digest = Self.digest(listed, total: newly, to: recipients, stuckAfter: stuckAfter, job: job)
+                email = digest
+                return digest.payloadText
+            }
+            if let id, let email { digest = (id, email) }
+        }
+        var outcome: [String: JSONValue] = ["stuck": .number(Double(stuck))]
         var metrics = [
-            Metric("stuck", Double(stuck.count)), Metric("query_ms", (clock.now - queryStart).milliseconds, unit: "ms"),
+            Metric("stuck", Double(stuck)),
+            Metric("query_ms", (firstPage ?? (clock.now - readStart)).milliseconds, unit: "ms"),
+            Metric("record_ms", (clock.now - readStart).milliseconds, unit: "ms"),
         ]
         bad.report(into: &outcome, metrics: &metrics)
-        let episodes = stuck.map { task in (task, Self.episodeKey(task, realertAfter: realertAfter, context: context)) }
-
         if context.dryRun {
-            outcome["would_alert"] = .number(Double(stuck.count))
+            outcome["would_alert"] = .number(Double(stuck))
             return AgentReport(outcome: outcome, metrics: metrics)
         }
-        // The alerts and their digest are recorded together: a crash cannot leave an alert
-        // recorded (so never alerted again) without the email that carries it. An alert whose
-        // digest failed is claimed again, so a failed digest leaves its episodes for the next run.
-        let job = context.job
-        let runID = context.runID
-        let target = recipients.map(\.address).joined(separator: ", ")
-        let recordStart = clock.now
-        let recorded: (newly: [StuckTask], digest: (id: Int64, email: Email)?) = try await context.effects.connection
-            .transaction { connection in
-                let rows = try connection.query(
-                    """
-                    INSERT INTO runner.effects AS e (kind, key, run_id, status, target, payload)
-                    SELECT $1, k, $2::bigint, 'pending', $3, '{}'::jsonb FROM unnest($4::text[]) AS k
-                    ON CONFLICT (kind, key) DO UPDATE
-                        SET run_id = excluded.run_id, status = 'pending', target = excluded.target, payload = '{}',
-                            done_at = NULL, attempts = 0, last_error = NULL
-                        WHERE e.status = 'failed'
-                           OR (e.status = 'pending' AND EXISTS (
-                                SELECT 1 FROM runner.effects d
-                                WHERE d.id = (e.payload->>'digest_effect_id')::bigint AND d.status = 'failed'))
-                    RETURNING key
-                    """,
-                    [PostgresValue(Self.alertKind), .int64(runID), PostgresValue(target), .array(episodes.map(\.1))])
-                let newKeys = Set(try rows.compactMap { try $0.string("key") })
-                let newly = episodes.filter { newKeys.contains($0.1) }.map(\.0)
-                guard !newly.isEmpty else { return (newly, nil) }
-                let email = Self.digest(newly, to: recipients, stuckAfter: stuckAfter, job: job)
-                let digest = try connection.query(
-                    """
-                    INSERT INTO runner.effects (kind, key, run_id, status, target, payload)
-                    VALUES ($1, $2, $3::bigint, 'pending', $4, $5::jsonb)
-                    RETURNING id
-                    """,
-                    [
-                        PostgresValue(EmailDelivery.kind),
-                        PostgresValue(EmailDelivery.recordedKey("digest:run-\(runID)", job: job)), .int64(runID),
-                        PostgresValue(target), PostgresValue(email.payloadText),
-                    ])
-                try connection.query(
-                    "UPDATE runner.effects SET payload = jsonb_build_object('digest_effect_id', $1::bigint) "
-                        + "WHERE kind = $2 AND key = ANY($3::text[])",
-                    [.int64(try digest.first?.int64("id")), PostgresValue(Self.alertKind), .array(Array(newKeys))])
-                return (newly, (try digest.first?.int64("id") ?? 0, email))
-            }
-
-        metrics.append(Metric("record_ms", (clock.now - recordStart).milliseconds, unit: "ms"))
         var results = retried
         var alerted = 0
-        if let digest = recorded.digest {
+        if let digest {
             let result = try await delivery.attempt(digest.id, digest.email)
             results.append(result)
             // Sent or drafted: the episodes were told. Failed: they are claimed again next run.
@@ -96,15 +97,8 @@ public struct TaskMonitor: Agent {
                 case .failed, .invalidRecipient: .failed
                 default: nil
                 }
-            if let status {
-                try await context.effects.connection.query(
-                    """
-                    UPDATE runner.effects SET status = $1, done_at = now()
-                    WHERE kind = $2 AND payload->>'digest_effect_id' = $3
-                    """,
-                    [PostgresValue(status.rawValue), PostgresValue(Self.alertKind), PostgresValue(String(digest.id))])
-            }
-            if result == .sent || result == .drafted { alerted = recorded.newly.count }
+            if let status { try await context.effects.settleGroup(members: Self.alertKind, leaderID: digest.id, as: status) }
+            if result == .sent || result == .drafted { alerted = newly }
         }
         outcome["newly_stuck"] = .number(Double(alerted))
         metrics.append(Metric("newly_stuck", Double(alerted)))
@@ -115,18 +109,24 @@ public struct TaskMonitor: Agent {
 
     public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {
         let (stuckAfter, realertAfter, recipients) = try Self.settings(context.options)
-        let stuck = try await Self.findStuck(context, stuckAfter: stuckAfter).tasks
-        let keys = stuck.map { Self.episodeKey($0, realertAfter: realertAfter, context: context) }
-        let recorded =
-            includeRecorded ? [] : try await context.effects.recordedKeys(kind: Self.alertKind, keys: keys)
-        let newly = zip(stuck, keys).filter { !recorded.contains($0.1) }.map(\.0)
-        return newly.isEmpty
-            ? []
-            : [
-                Self.digest(
-                    newly, to: recipients, stuckAfter: stuckAfter, job: context.job,
-                    listed: includeRecorded ? Int.max : Self.digestLimit)
-            ]
+        let limit = includeRecorded ? Int.max : Self.digestLimit
+        var listed: [StuckTask] = []
+        var total = 0
+        try await context.forEachPage(
+            Self.stuckQuery, [.timestamp(context.now), .interval(stuckAfter)], size: Self.pageSize
+        ) { rows in
+            var bad = BadRows()
+            let stuck = Self.tasks(rows, bad: &bad, logger: context.logger)
+            let keys = stuck.map { Self.episodeKey($0, realertAfter: realertAfter, context: context) }
+            let recorded =
+                includeRecorded ? [] : try await context.effects.recordedKeys(kind: Self.alertKind, keys: keys)
+            for (task, key) in zip(stuck, keys) where !recorded.contains(key) {
+                total += 1
+                if listed.count < limit { listed.append(task) }
+            }
+        }
+        return total == 0
+            ? [] : [Self.digest(listed, total: total, to: recipients, stuckAfter: stuckAfter, job: context.job)]
     }
 
     /// The main query, `$1` now and `$2` the threshold (the benchmark runs it alone too). A
@@ -157,25 +157,26 @@ public struct TaskMonitor: Agent {
         )
     }
 
-    static func findStuck(_ context: AgentContext, stuckAfter: Duration) async throws -> (
-        tasks: [StuckTask], bad: BadRows
-    ) {
-        var bad = BadRows()
+    /// A page's stuck tasks; a row without a finite "lastUpdated" goes to `bad`.
+    static func tasks(_ rows: PostgresRows, bad: inout BadRows, logger: Logger) -> [StuckTask] {
         var tasks: [StuckTask] = []
-        for row in try await context.database.query(Self.stuckQuery, [.timestamp(context.now), .interval(stuckAfter)])
-        {
+        for row in rows {
             let id = (try? row.string("id", default: "")) ?? ""
-            guard let days = try row.int("days_stuck"), let lastUpdated = try row.string("last_updated") else {
-                bad.add(id: id, reason: "\"lastUpdated\" is not a finite timestamp", logger: context.logger)
-                continue
+            do {
+                guard let days = try row.int("days_stuck"), let lastUpdated = try row.string("last_updated") else {
+                    bad.add(id: id, reason: "\"lastUpdated\" is not a finite timestamp", logger: logger)
+                    continue
+                }
+                tasks.append(
+                    StuckTask(
+                        id: id, title: try row.string("title", default: ""),
+                        project: try row.string("project", default: ""), status: try row.string("status", default: ""),
+                        lastUpdated: lastUpdated, daysStuck: days))
+            } catch {
+                bad.add(id: id, reason: "\(error)", logger: logger)
             }
-            tasks.append(
-                StuckTask(
-                    id: id, title: try row.string("title", default: ""),
-                    project: try row.string("project", default: ""), status: try row.string("status", default: ""),
-                    lastUpdated: lastUpdated, daysStuck: days))
         }
-        return (tasks, bad)
+        return tasks
     }
 
     /// One stuck episode of a task; with `realert_after`, each further period is a new one.
@@ -192,16 +193,17 @@ public struct TaskMonitor: Agent {
     /// command that lists them all. A backlog of thousands stays an email a server accepts.
     static let digestLimit = 200
 
+    /// The digest of `total` newly stuck tasks, listing `tasks` (the oldest) in full and
+    /// counting the rest.
     static func digest(
-        _ tasks: [StuckTask], to recipients: [EmailAddress], stuckAfter: Duration, job: String,
-        listed limit: Int = digestLimit
+        _ tasks: [StuckTask], total: Int, to recipients: [EmailAddress], stuckAfter: Duration, job: String
     ) -> Email {
         let threshold = DurationParser.format(stuckAfter)
         let subject =
-            "[ZOARK] \(tasks.count) task\(tasks.count == 1 ? "" : "s") stuck (no update for \(threshold) or more)"
+            "[ZOARK] \(total) task\(total == 1 ? "" : "s") stuck (no update for \(threshold) or more)"
         var text = "These ACTIVE tasks have had no update for \(threshold) or more:\n\n"
         var rows = ""
-        for task in tasks.prefix(limit) {
+        for task in tasks {
             let days = "\(task.daysStuck) day\(task.daysStuck == 1 ? "" : "s")"
             text +=
                 "- \(task.title) (project \(task.project), \(task.status)): stuck \(days), last updated \(task.lastUpdated)\n"
@@ -210,9 +212,9 @@ public struct TaskMonitor: Agent {
                 + "<td>\(htmlEscape(task.status))</td><td>\(days)</td><td>\(htmlEscape(task.lastUpdated))</td></tr>\n"
         }
         var more = ""
-        if tasks.count > limit {
+        if total > tasks.count {
             let line =
-                "…and \(tasks.count - limit) more stuck task\(tasks.count - limit == 1 ? "" : "s"), not listed here. "
+                "…and \(total - tasks.count) more stuck task\(total - tasks.count == 1 ? "" : "s"), not listed here. "
                 + "List them all with: runner preview \(job) --all"
             text += "\n\(line)\n"
             more = "<p>\(htmlEscape(line))</p>\n"

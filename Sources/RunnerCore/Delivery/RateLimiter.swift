@@ -1,0 +1,34 @@
+import Foundation
+
+/// Spaces requests to at most `perSecond`, shared by every sender of one provider, and holds
+/// them all when the provider answers 429 with a Retry-After.
+actor RateLimiter {
+    private let interval: Duration?
+    private var next = ContinuousClock.now
+
+    init(perSecond: Double?) {
+        interval = perSecond.flatMap { $0 > 0 && $0.isFinite ? .seconds(1 / $0) : nil }
+    }
+
+    /// Waits for this request's turn; throws if the task is cancelled meanwhile.
+    func wait() async throws {
+        let now = ContinuousClock.now
+        let slot = max(now, next)
+        if let interval { next = slot + interval } else { next = max(next, now) }
+        if slot > now { try await Task.sleep(until: slot, clock: .continuous) }
+    }
+
+    /// No request starts before `wait` from now.
+    func pause(for wait: Duration) {
+        next = max(next, ContinuousClock.now + wait)
+    }
+
+    /// A Retry-After header's delay: whole seconds (the form providers send), at most ten
+    /// minutes; nil when absent or not a number of seconds.
+    static func retryAfter(_ header: String?) -> Duration? {
+        guard let header, let seconds = Int(header.trimmingCharacters(in: .whitespaces)), seconds >= 0 else {
+            return nil
+        }
+        return .seconds(min(seconds, 600))
+    }
+}

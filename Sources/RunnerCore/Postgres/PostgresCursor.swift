@@ -1,0 +1,37 @@
+/// Reads a query's rows a page at a time through a server-side cursor, on a connection of its
+/// own: the server runs the query once (one scan, one sort) and the client holds one page.
+///
+/// The cursor lives in a read-only transaction on `connection`, which nothing else may use
+/// meanwhile; writes the caller makes per page go over another connection, so they commit as
+/// they happen and hold no lock for the length of the read.
+public struct PostgresCursor: Sendable {
+    let connection: PostgresConnection
+    let pageSize: Int
+
+    public init(on connection: PostgresConnection, pageSize: Int) {
+        self.connection = connection
+        self.pageSize = max(1, pageSize)
+    }
+
+    /// Calls `body` with each page of the query's rows, in order, until they run out or the
+    /// task is cancelled; the transaction is ended however `body` ends.
+    public func forEachPage(
+        _ sql: String, _ parameters: [PostgresValue] = [], _ body: (PostgresRows) async throws -> Void
+    ) async throws {
+        try await connection.execute("BEGIN READ ONLY")
+        do {
+            try await connection.query("DECLARE runner_page NO SCROLL CURSOR FOR \(sql)", parameters)
+            // A stopping run reads no further page (the caller closes this connection).
+            while !Task.isCancelled {
+                let page = try await connection.execute("FETCH FORWARD \(pageSize) FROM runner_page")
+                if page.count == 0 { break }
+                try await body(page)
+                if page.count < pageSize { break }
+            }
+            if !Task.isCancelled { try await connection.execute("COMMIT") }
+        } catch {
+            _ = try? await connection.execute("ROLLBACK")
+            throw error
+        }
+    }
+}
