@@ -9,6 +9,8 @@ Usage: python3 smtp_server.py PORT FOLDER [--fail-first N] [--reject]
   --tls-cert F --tls-key K   offer STARTTLS with this certificate, and require it
   --auth USER:PASSWORD       require AUTH (only after STARTTLS) with these credentials; the
                              logins tried are appended to FOLDER/auth.log
+Each stored message starts with X-Envelope-From, X-Envelope-To and X-Peer (the client's
+address and port: messages with one X-Peer came over one connection).
 Prints "ready" on stdout once it listens on 127.0.0.1:PORT.
 """
 import argparse
@@ -54,6 +56,8 @@ class Store:
         with open(path + ".tmp", "wb") as handle:
             handle.write(f"X-Envelope-From: {envelope.mail_from}\r\n".encode())
             handle.write(f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n".encode())
+            # The client's port names its connection: messages sharing one came over one session.
+            handle.write(f"X-Peer: {session.peer[0]}:{session.peer[1]}\r\n".encode())
             handle.write(envelope.original_content)
         os.rename(path + ".tmp", path)
         return "250 OK"

@@ -290,13 +290,15 @@ public struct Effects: Sendable {
         var found: [String: Recorded] = [:]
         for batch in Self.batches(keys.count) {
             let rows = try await connection.query(
-                "SELECT id, key, status, done_at FROM runner.effects WHERE kind = $1 AND key = ANY($2::text[])",
-                [PostgresValue(kind), .array(Array(keys[batch]))])
+                """
+                SELECT id, key, status, extract(epoch FROM done_at)::float8 AS done_at
+                FROM runner.effects WHERE kind = $1 AND key = ANY($2::text[])
+                """, [PostgresValue(kind), .array(Array(keys[batch]))])
             for row in rows {
                 found[try row.string("key", default: "")] = Recorded(
                     id: try row.int64("id") ?? 0,
                     status: Status(rawValue: try row.string("status", default: "")) ?? .failed, isNew: false,
-                    doneAt: try row.date("done_at"))
+                    doneAt: try row.double("done_at").map(Date.init(timeIntervalSince1970:)))
             }
         }
         return found

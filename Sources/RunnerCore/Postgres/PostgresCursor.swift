@@ -21,12 +21,18 @@ public struct PostgresCursor: Sendable {
         try await connection.execute("BEGIN READ ONLY")
         do {
             try await connection.query("DECLARE runner_page NO SCROLL CURSOR FOR \(sql)", parameters)
+            let fetch = "FETCH FORWARD \(pageSize) FROM runner_page"
+            var page = try await connection.execute(fetch)
             // A stopping run reads no further page (the caller closes this connection).
-            while !Task.isCancelled {
-                let page = try await connection.execute("FETCH FORWARD \(pageSize) FROM runner_page")
-                if page.count == 0 { break }
+            while page.count > 0, !Task.isCancelled {
+                guard page.count == pageSize else {
+                    try await body(page)
+                    break
+                }
+                // The server reads the next page while this one is worked on.
+                async let next = connection.execute(fetch)
                 try await body(page)
-                if page.count < pageSize { break }
+                page = try await next
             }
             if !Task.isCancelled { try await connection.execute("COMMIT") }
         } catch {

@@ -124,6 +124,37 @@ struct DeliveryOutcomeTests {
         #expect(try server.messages().count == 1)
     }
 
+    @Test("30 emails on 4 connections over STARTTLS and AUTH: at most 4 sessions, one login each, every email once")
+    func connectionsAreReused() async throws {
+        let server = try TestSMTPServer(tls: true, auth: ("runner", "app-password-1"))
+        let mailer = try #require(
+            try MailerConfiguration.mailer(environment: [
+                "EMAIL_PROVIDER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": String(server.port),
+                "SMTP_USER": "runner", "SMTP_PASSWORD": "app-password-1", "SMTP_FROM": "runner@example.com",
+                "SMTP_CA_FILE": server.certificateFile ?? "", "EMAIL_MAX_CONNECTIONS": "4",
+            ]))
+        #expect(mailer.maxConnections == 4)
+        // Eight senders at once on a pool of four: half wait their turn for a connection.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for sender in 0..<8 {
+                group.addTask {
+                    for index in stride(from: sender, to: 30, by: 8) {
+                        try await mailer.send(Self.email, messageID: "m\(index)@example.com")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let messages = try server.messages()
+        #expect(messages.count == 30)
+        let ids = messages.compactMap { headerValue("Message-ID", in: $0) }
+        #expect(Set(ids).count == 30)
+        let peers = Set(messages.compactMap { headerValue("X-Peer", in: $0) })
+        #expect((1...4).contains(peers.count), "\(peers.count) connections for 30 emails")
+        #expect((1...4).contains(server.authLog().count), "\(server.authLog().count) logins")
+        #expect(server.authLog().allSatisfy { $0.hasSuffix("tls=True") })
+    }
+
     @Test("row 17: Message-ID and Idempotency-Key carry the ledger's random id and the sending domain")
     func idsPerLedger() async throws {
         let server = try TestHTTPServer(routes: ["POST /emails": ["status": 200, "body": ["id": "x"]]])
