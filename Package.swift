@@ -64,6 +64,11 @@ let package = Package(
             path: "Benchmarks/AgentBench"
         ),
         .executableTarget(
+            name: "delivery-bench",
+            dependencies: ["RunnerCore", "BenchmarkSupport", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/DeliveryBench"
+        ),
+        .executableTarget(
             name: "insight-bench",
             dependencies: ["RunnerCore", "BenchmarkSupport", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/InsightBench"

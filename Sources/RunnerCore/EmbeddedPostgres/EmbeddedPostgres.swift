@@ -442,7 +442,7 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// A TCP port on 127.0.0.1 that nothing listens on now (the tests' servers use it too).
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let socketDescriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socketDescriptor >= 0 else { throw Failure(description: "cannot open a socket to find a free port") }
         defer { close(socketDescriptor) }
