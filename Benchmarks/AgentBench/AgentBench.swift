@@ -148,7 +148,7 @@ struct AgentBench {
 
     /// The child: one run of the agent, then its wall time and getrusage's peak RSS.
     static func child(agent name: String, url: ConnectionString) async throws {
-        let agent: RunnerCore.Agent = name == "task-monitor" ? TaskMonitor() : ApprovalNudger()
+        let agent: any RunnerCore.Agent = name == "task-monitor" ? TaskMonitor() : ApprovalNudger()
         let connection = try await PostgresConnection.connect(url)
         let effects = try await PostgresConnection.connect(url)
         let runID =
@@ -159,9 +159,8 @@ struct AgentBench {
                 """, [PostgresValue(name)]
             ).first?.int64("id") ?? 0
         let context = AgentContext(
-            runID: runID, job: name, database: connection, effects: Effects(connection: effects), mailer: nil,
-            now: Date(), logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, options: AgentOptions(),
-            dryRun: false, databaseURL: url)
+            runID: runID, job: name, database: connection, effects: Effects(connection: effects), now: Date(),
+            logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, dryRun: false, databaseURL: url)
         let started = ContinuousClock.now
         let report = try await agent.run(context)
         let wall = (ContinuousClock.now - started).milliseconds

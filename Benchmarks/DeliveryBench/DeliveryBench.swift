@@ -120,9 +120,9 @@ struct DeliveryBench {
                 """
             ).first?.int64("id") ?? 0
         let context = AgentContext(
-            runID: runID, job: "nudges", database: connection, effects: Effects(connection: effects), mailer: mailer,
-            now: Date(), logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, options: AgentOptions(),
-            dryRun: false, databaseURL: url)
+            runID: runID, job: "nudges", database: connection, effects: Effects(connection: effects),
+            clients: AgentClients(mailer: mailer), now: Date(),
+            logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, dryRun: false, databaseURL: url)
         let started = ContinuousClock.now
         let report = try await ApprovalNudger().run(context)
         let runMs = (ContinuousClock.now - started).milliseconds

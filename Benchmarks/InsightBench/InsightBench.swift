@@ -38,16 +38,15 @@ struct InsightBench {
                 (clock.now - started).milliseconds / 1000))
         let writers = ProcessInfo.processInfo.environment["WRITE_CONCURRENCY"].flatMap(Int.init)
         let pageSize = ProcessInfo.processInfo.environment["PAGE_SIZE"].flatMap(Int.init)
-        var rulesOptions = AgentOptions(writers.map { ["write_concurrency": .integer($0)] } ?? [:])
-        if let pageSize {
-            rulesOptions = AgentOptions(rulesOptions.values.merging(["page_size": .integer(pageSize)]) { $1 })
-        }
+        var rulesOptions = InsightGenerator.Options()
+        if let writers { rulesOptions.writeConcurrency = writers }
+        if let pageSize { rulesOptions.pageSize = pageSize }
         // Start clean: no dirty pages left by loading the data for the run to pay for.
         try await rulesDB.execute("CHECKPOINT")
         let cpuBefore = processCPUSeconds()
         started = clock.now
-        let rules = try await InsightGenerator().run(
-            try await context(rulesDB, url: rulesURL, environment: [:], options: rulesOptions))
+        let rules = try await InsightGenerator(options: rulesOptions).run(
+            try await context(rulesDB, url: rulesURL, environment: [:]))
         let rulesMs = (clock.now - started).milliseconds
         let cpu = processCPUSeconds() - cpuBefore
         print("rules: \(JSONValue.object(rules.outcome).text)")
@@ -65,8 +64,8 @@ struct InsightBench {
         )
         // The next run, 30 minutes later: every anomaly has its open insight.
         started = clock.now
-        let again = try await InsightGenerator().run(
-            try await context(rulesDB, url: rulesURL, environment: [:], options: rulesOptions))
+        let again = try await InsightGenerator(options: rulesOptions).run(
+            try await context(rulesDB, url: rulesURL, environment: [:]))
         print("rules again: \(JSONValue.object(again.outcome).text)")
         benchmarkCheck(again.outcome["insights_created"] == 0, "the second rule pass wrote insights again")
         print(
@@ -86,13 +85,14 @@ struct InsightBench {
         let modelServer = try startModelServer(delay: 0.2)
         defer { modelServer.terminate() }
         let started = clock.now
-        let model = try await InsightGenerator().run(
+        var modelOptions = InsightGenerator.Options()
+        modelOptions.maxConcurrency = 8
+        let model = try await InsightGenerator(options: modelOptions).run(
             try await context(
                 modelDB, url: modelURL,
                 environment: [
                     "ANTHROPIC_API_KEY": "bench", "ANTHROPIC_BASE_URL": "http://127.0.0.1:\(modelServer.port)",
-                ],
-                options: AgentOptions(["max_concurrency": .integer(8)])))
+                ]))
         let modelMs = (clock.now - started).milliseconds
         print("model: \(JSONValue.object(model.outcome).text)")
         benchmarkCheck(
@@ -146,7 +146,7 @@ struct InsightBench {
 
     /// A context as `runner once` builds it for a job without `database:` (the ledger's database).
     static func context(
-        _ connection: PostgresConnection, url: ConnectionString, environment: [String: String], options: AgentOptions
+        _ connection: PostgresConnection, url: ConnectionString, environment: [String: String]
     ) async throws -> AgentContext {
         let runID =
             try await connection.query(
@@ -157,9 +157,9 @@ struct InsightBench {
             ).first?.int64("id") ?? 0
         return AgentContext(
             runID: runID, job: "deal-insights", database: connection, effects: Effects(connection: connection),
-            mailer: nil,
-            now: Date(), logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, options: options,
-            dryRun: false, environment: environment, databaseURL: url, sharesLedgerDatabase: true)
+            clients: AgentClients(environment: environment), now: Date(),
+            logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, dryRun: false, databaseURL: url,
+            sharesLedgerDatabase: true)
     }
 
     struct ModelServer {

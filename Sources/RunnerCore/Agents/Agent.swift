@@ -1,51 +1,90 @@
 import Foundation
 import Logging
 
-/// What an agent sees of the world: its database, the ledger's effects, a mailer, the clock,
-/// a logger, its options and whether this is a dry run. Nothing else, so each agent can be
-/// tested alone against a real database.
+/// What an agent sees of the world: the run (job, slot, id, clock, dry run, deadline), its
+/// product's database, the ledger's effects, the outside clients built once per run, and a
+/// logger. Its options it holds itself. Nothing else, so each agent can be tested alone
+/// against a real database.
 public struct AgentContext: Sendable {
     public let runID: Int64
     public let job: String
+    /// The nominal instant of the slot this run is for (`now` for a manual run).
+    public let slot: Date
     /// The product's database (the job's `database:`, else the ledger's).
     public let database: PostgresConnection
     public let effects: Effects
-    /// Nil when no email provider is configured: emails are kept as drafts.
-    public let mailer: Mailer?
+    public let clients: AgentClients
     public let now: Date
     public let logger: Logger
-    public let options: AgentOptions
     public let dryRun: Bool
-    public let environment: [String: String]
-    /// Where `database` connects, for agents that write over more than one connection; nil
-    /// when only `database` may be used.
+    /// Where `database` connects, for agents that read or write over more than one connection;
+    /// nil when only `database` may be used.
     public let databaseURL: ConnectionString?
     /// True when the product's tables and the ledger are in one database, so an agent may write
-    /// its rows and their effects in one transaction on `database`.
+    /// its rows and their effects in one statement.
     public let sharesLedgerDatabase: Bool
     /// When the run's timeout ends it; waits (a provider's retry-after) never reach past it.
     public let deadline: ContinuousClock.Instant?
 
     public init(
-        runID: Int64, job: String, database: PostgresConnection, effects: Effects, mailer: Mailer?, now: Date,
-        logger: Logger, options: AgentOptions, dryRun: Bool, environment: [String: String] = [:],
+        runID: Int64, job: String, slot: Date? = nil, database: PostgresConnection, effects: Effects,
+        clients: AgentClients = AgentClients(), now: Date, logger: Logger, dryRun: Bool,
         databaseURL: ConnectionString? = nil, sharesLedgerDatabase: Bool = false,
         deadline: ContinuousClock.Instant? = nil
     ) {
         self.runID = runID
         self.job = job
+        self.slot = slot ?? now
         self.database = database
         self.effects = effects
-        self.mailer = mailer
+        self.clients = clients
         self.now = now
         self.logger = logger
-        self.options = options
         self.dryRun = dryRun
-        self.environment = environment
         self.databaseURL = databaseURL
         self.sharesLedgerDatabase = sharesLedgerDatabase
         self.deadline = deadline
     }
+
+    /// Nil when no email provider is configured: emails are kept as drafts.
+    public var mailer: Mailer? { clients.mailer }
+}
+
+/// The outside services an agent may use, built once per run from the environment.
+public struct AgentClients: Sendable {
+    /// Nil when no email provider is configured.
+    public let mailer: Mailer?
+    public let github: GitHubClient
+    /// Claude, when `ANTHROPIC_API_KEY` is set.
+    public let model: ModelAccess?
+
+    public struct ModelAccess: Sendable {
+        public let apiKey: String
+        /// `ANTHROPIC_BASE_URL`; nil for the real API.
+        public let baseURL: String?
+        /// `RUNNER_LLM_BACKOFF`: the first retry's wait when the API is busy and sends no retry-after.
+        public let backoff: Duration
+    }
+
+    public init(mailer: Mailer? = nil, environment: [String: String] = [:]) {
+        self.mailer = mailer
+        github = GitHubClient(environment: environment)
+        if let key = environment["ANTHROPIC_API_KEY"], !key.isEmpty {
+            model = ModelAccess(
+                apiKey: key, baseURL: environment["ANTHROPIC_BASE_URL"],
+                backoff: environment["RUNNER_LLM_BACKOFF"].flatMap { try? DurationParser.parse($0) } ?? .seconds(1))
+        } else {
+            model = nil
+        }
+    }
+
+    private init(mailer: Mailer?, github: GitHubClient, model: ModelAccess?) {
+        self.mailer = mailer
+        self.github = github
+        self.model = model
+    }
+
+    func withoutMailer() -> AgentClients { AgentClients(mailer: nil, github: github, model: model) }
 }
 
 /// What an agent reports: the run's outcome summary and its counters.
@@ -62,8 +101,13 @@ public struct AgentReport: Sendable, Equatable {
     }
 }
 
-/// One background agent of a product.
+/// One background agent of a product. It holds its options, declared as one typed struct that
+/// the job table loader checks `with:` against; the runner writes the product's activity log
+/// after it.
 public protocol Agent: Sendable {
+    associatedtype Options: AgentOptionSet
+    init(options: Options)
+
     func run(_ context: AgentContext) async throws -> AgentReport
 
     /// The emails a run would send now (those not already recorded, or with `includeRecorded`
@@ -85,8 +129,8 @@ extension AgentContext {
     /// The same context with no mailer: every email becomes a draft.
     func withoutMailer() -> AgentContext {
         AgentContext(
-            runID: runID, job: job, database: database, effects: effects, mailer: nil, now: now, logger: logger,
-            options: options, dryRun: dryRun, environment: environment, databaseURL: databaseURL,
+            runID: runID, job: job, slot: slot, database: database, effects: effects, clients: clients.withoutMailer(),
+            now: now, logger: logger, dryRun: dryRun, databaseURL: databaseURL,
             sharesLedgerDatabase: sharesLedgerDatabase, deadline: deadline)
     }
 }

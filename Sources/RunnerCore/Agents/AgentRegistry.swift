@@ -3,20 +3,31 @@ import Logging
 
 /// The agents built so far, by the name the job table uses.
 public enum AgentRegistry {
-    public static func agent(_ kind: AgentKind) -> Agent {
+    /// The agent with the options the job table gave it, over its declared defaults.
+    public static func agent(_ kind: AgentKind, options: AgentOptions = AgentOptions()) -> any Agent {
         switch kind {
-        case .taskMonitor: return TaskMonitor()
-        case .approvalNudger: return ApprovalNudger()
-        case .timesheetDrafter: return TimesheetDrafter()
-        case .insightGenerator: return InsightGenerator()
+        case .taskMonitor: return TaskMonitor(options: .init(options))
+        case .approvalNudger: return ApprovalNudger(options: .init(options))
+        case .timesheetDrafter: return TimesheetDrafter(options: .init(options))
+        case .insightGenerator: return InsightGenerator(options: .init(options))
+        }
+    }
+
+    /// The row ZOARK's activity feed gets after each (not dry) run of the agent; nil for none.
+    static func activity(_ kind: AgentKind) -> AgentLog.Action? {
+        switch kind {
+        case .taskMonitor: return .taskStuckAlert
+        case .approvalNudger: return .approvalNudge
+        case .timesheetDrafter: return .timesheetReminder
+        case .insightGenerator: return nil
         }
     }
 }
 
 /// An `agent:` job: opens the product's database, builds the agent's context, runs it.
 struct AgentWork: RunWork {
-    let agent: Agent
-    let options: AgentOptions
+    let agent: any Agent
+    let activity: AgentLog.Action?
     let databaseURL: ConnectionString?
     /// The ledger's database: effects are written over a connection of their own to it, never
     /// the heartbeat's.
@@ -48,16 +59,20 @@ struct AgentWork: RunWork {
             logger[metadataKey: "job"] = "\(run.job.name)"
             logger[metadataKey: "run_id"] = "\(run.runID)"
             let context = AgentContext(
-                runID: run.runID, job: run.job.name, database: database,
+                runID: run.runID, job: run.job.name, slot: run.slot, database: database,
                 effects: Effects(connection: effects),
-                mailer: mailer, now: Date(), logger: logger, options: options, dryRun: run.dryRun,
-                environment: environment, databaseURL: databaseURL,
+                clients: AgentClients(mailer: mailer, environment: environment), now: Date(), logger: logger,
+                dryRun: run.dryRun, databaseURL: databaseURL,
                 // A job without `database:` uses the ledger's own.
                 sharesLedgerDatabase: run.job.database == nil, deadline: deadline)
             if let warning = (mailer as? SMTPMailer)?.insecureCredentials { logger.warning("\(warning)") }
             let report: AgentReport
             do {
                 report = try await agent.run(context)
+                if let activity, !run.dryRun {
+                    try await AgentLog.write(
+                        activity, outcome: report.outcome, failed: report.failure != nil, on: database)
+                }
             } catch {
                 await database.close()
                 await effects.close()

@@ -315,8 +315,7 @@ struct JobTableReader {
             case .emailAddresses:
                 guard let text = string(value, context) else { continue }
                 do {
-                    _ = try EmailAddress.list(parsing: text)
-                    options.values[key] = .string(text)
+                    options.values[key] = .addresses(try EmailAddress.list(parsing: text))
                 } catch {
                     self.error(at: value, "\(context): \(error) (expected addresses separated by commas)")
                 }

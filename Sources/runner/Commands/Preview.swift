@@ -38,9 +38,11 @@ struct Preview: AsyncParsableCommand {
             throw CommandError(error.message, code: .databaseUnreachable)
         }
         let context = AgentContext(
-            runID: 0, job: job.name, database: product, effects: Effects(connection: ledger), mailer: nil, now: Date(),
-            logger: database.logger, options: options, dryRun: true, environment: ProcessInfo.processInfo.environment)
-        let emails = try await AgentRegistry.agent(kind).preview(context, user: user, includeRecorded: all)
+            runID: 0, job: job.name, database: product, effects: Effects(connection: ledger),
+            clients: AgentClients(environment: ProcessInfo.processInfo.environment), now: Date(),
+            logger: database.logger, dryRun: true, databaseURL: productURL)
+        let emails = try await AgentRegistry.agent(kind, options: options).preview(
+            context, user: user, includeRecorded: all)
         guard !emails.isEmpty else {
             print("\(job.name) would send no email now")
             return

@@ -19,16 +19,17 @@ struct ZoarkDatabase {
     }
 
     /// With `sharesLedger`, the context `runner once` builds for a job without `database:` (its
-    /// rows and their effects may share a transaction, over connections of its own); without,
+    /// rows and their effects may share one statement, over connections of its own); without,
     /// the one for a job whose product database is elsewhere.
     func context(
-        job: String, runID: Int64, options: AgentOptions, mailer: Mailer? = nil, dryRun: Bool = false,
-        now: Date = Date(), sharesLedger: Bool = false
+        job: String, runID: Int64, mailer: Mailer? = nil, dryRun: Bool = false, now: Date = Date(),
+        sharesLedger: Bool = false, environment: [String: String] = [:]
     ) -> AgentContext {
         AgentContext(
-            runID: runID, job: job, database: connection, effects: Effects(connection: connection), mailer: mailer,
-            now: now, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, options: options, dryRun: dryRun,
-            databaseURL: sharesLedger ? url : nil, sharesLedgerDatabase: sharesLedger)
+            runID: runID, job: job, database: connection, effects: Effects(connection: connection),
+            clients: AgentClients(mailer: mailer, environment: environment), now: now,
+            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, dryRun: dryRun, databaseURL: url,
+            sharesLedgerDatabase: sharesLedger)
     }
 
     /// A run row for effects to point at.

@@ -39,10 +39,10 @@ struct ApprovalNudgerTests {
         let database = try await ZoarkDatabase("nudgerurgency")
         try await database.seed(Self.seed)
         let smtp = try TestSMTPServer()
-        let report = try await ApprovalNudger().run(
+        let report = try await ApprovalNudger(options: .init(escalateTo: ["boss@example.com"])).run(
             database.context(
                 job: "approval-nudges", runID: try await database.newRun("approval-nudges"),
-                options: AgentOptions(["escalate_to": .string("boss@example.com")]), mailer: smtpMailer(port: smtp.port)
+                mailer: smtpMailer(port: smtp.port)
             ))
         #expect(report.outcome["overdue"] == 7)
         #expect(report.outcome["emailed"] == 7)
@@ -78,14 +78,14 @@ struct ApprovalNudgerTests {
         for _ in 0..<3 {
             _ = try await ApprovalNudger().run(
                 database.context(
-                    job: "n", runID: try await database.newRun("n"), options: AgentOptions(), mailer: mailer))
+                    job: "n", runID: try await database.newRun("n"), mailer: mailer))
         }
         #expect(try smtp.messages().count == 7)
         // A day later (the cooldown has passed for s4 only), s4 is nudged again.
         try await database.seed(
             #"UPDATE "ApprovalStep" SET "lastNudgedAt" = NOW - interval '24 hours 1 minute' WHERE "id" = 's4'"#)
         let later = try await ApprovalNudger().run(
-            database.context(job: "n", runID: try await database.newRun("n"), options: AgentOptions(), mailer: mailer))
+            database.context(job: "n", runID: try await database.newRun("n"), mailer: mailer))
         #expect(later.outcome["emailed"] == 1)
         #expect(try smtp.messages().count == 8)
     }
@@ -97,14 +97,14 @@ struct ApprovalNudgerTests {
         let port = try EmbeddedPostgres.freePort()
         let down = try await ApprovalNudger().run(
             database.context(
-                job: "n", runID: try await database.newRun("n"), options: AgentOptions(), mailer: smtpMailer(port: port)
+                job: "n", runID: try await database.newRun("n"), mailer: smtpMailer(port: port)
             ))
         #expect(down.failure != nil)
         #expect(try await database.count(#"SELECT count(*) FROM "ApprovalStep" WHERE "lastNudgedAt" IS NOT NULL"#) == 1)
         let smtp = try TestSMTPServer(port: port)
         let up = try await ApprovalNudger().run(
             database.context(
-                job: "n", runID: try await database.newRun("n"), options: AgentOptions(), mailer: smtpMailer(port: port)
+                job: "n", runID: try await database.newRun("n"), mailer: smtpMailer(port: port)
             ))
         #expect(up.failure == nil)
         #expect(up.outcome["emailed"] == 7)
@@ -117,10 +117,10 @@ struct ApprovalNudgerTests {
         let database = try await ZoarkDatabase("nudgerdrafts")
         try await database.seed(Self.seed)
         let first = try await ApprovalNudger().run(
-            database.context(job: "n", runID: try await database.newRun("n"), options: AgentOptions()))
+            database.context(job: "n", runID: try await database.newRun("n")))
         #expect(first.outcome["drafted"] == 7)
         let second = try await ApprovalNudger().run(
-            database.context(job: "n", runID: try await database.newRun("n"), options: AgentOptions()))
+            database.context(job: "n", runID: try await database.newRun("n")))
         #expect(second.outcome["drafted"] == 0)
         #expect(try await database.count("SELECT count(*) FROM runner.effects WHERE status = 'draft'") == 7)
         #expect(try await database.count(#"SELECT count(*) FROM "ApprovalStep" WHERE "lastNudgedAt" IS NOT NULL"#) == 1)

@@ -39,7 +39,7 @@ struct HostileDataTests {
         func run() async throws -> AgentReport {
             try await ApprovalNudger().run(
                 database.context(
-                    job: "n", runID: try await database.newRun("n"), options: AgentOptions(),
+                    job: "n", runID: try await database.newRun("n"),
                     mailer: smtpMailer(port: smtp.port)))
         }
         let first = try await run()
@@ -98,7 +98,7 @@ struct HostileDataTests {
                 ("negative", "g@example.com", "-1234.5", "NOW - interval '9 days'"),
             ]))
         let report = try await ApprovalNudger().run(
-            database.context(job: "n", runID: try await database.newRun("n"), options: AgentOptions()))
+            database.context(job: "n", runID: try await database.newRun("n")))
         #expect(report.outcome["bad_rows"] == 5)
         #expect(report.outcome["overdue"] == 2)
         #expect(report.outcome["drafted"] == 2)
@@ -127,7 +127,7 @@ struct HostileDataTests {
                 ('pinf', 'p1', 'Future', 'ACTIVE', 'infinity', NOW);
             """)
         let report = try await TaskMonitor().run(
-            database.context(job: "st", runID: try await database.newRun("st"), options: AgentOptions()))
+            database.context(job: "st", runID: try await database.newRun("st")))
         #expect(report.outcome["stuck"] == 1)
         #expect(report.outcome["bad_rows"] == 1)
         #expect(report.outcome["bad_row_ids"] == ["minf"])
@@ -154,7 +154,7 @@ struct HostileDataTests {
                 ('b-good', 'Good B', 5000, 'qualified', 50, NULL, 'w2', NOW - interval '40 days', NOW - interval '20 days');
             """)
         let report = try await InsightGenerator().run(
-            database.context(job: "di", runID: try await database.newRun("di"), options: AgentOptions(), sharesLedger: true))
+            database.context(job: "di", runID: try await database.newRun("di"), sharesLedger: true))
         #expect(report.outcome["bad_rows"] == 4)
         #expect(report.outcome["deals_scanned"] == 3)
         #expect(report.outcome["workspaces"] == 2)
@@ -178,12 +178,11 @@ struct HostileDataTests {
             SELECT 't' || lpad(g::text, 3, '0'), 'p1', 'Task ' || g, 'ACTIVE', NOW - interval '3 days' - g * interval '1 minute', NOW
             FROM generate_series(1, 250) g;
             """)
-        let options = AgentOptions(["alert_to": .string("ops@example.com")])
+        let options = TaskMonitor.Options(alertTo: ["ops@example.com"])
         let rejecting = try TestSMTPServer(reject: true)
-        let refused = try await TaskMonitor().run(
+        let refused = try await TaskMonitor(options: options).run(
             database.context(
-                job: "st", runID: try await database.newRun("st"), options: options,
-                mailer: smtpMailer(port: rejecting.port)))
+                job: "st", runID: try await database.newRun("st"), mailer: smtpMailer(port: rejecting.port)))
         #expect(refused.outcome["stuck"] == 250)
         #expect(refused.outcome["newly_stuck"] == 0)
         #expect(refused.outcome["email_failed"] == 1)
@@ -191,9 +190,9 @@ struct HostileDataTests {
         rejecting.stop()
 
         let smtp = try TestSMTPServer()
-        let told = try await TaskMonitor().run(
+        let told = try await TaskMonitor(options: options).run(
             database.context(
-                job: "st", runID: try await database.newRun("st"), options: options, mailer: smtpMailer(port: smtp.port)))
+                job: "st", runID: try await database.newRun("st"), mailer: smtpMailer(port: smtp.port)))
         #expect(told.outcome["newly_stuck"] == 250)
         #expect(told.outcome["emailed"] == 1)
         let message = try #require(try smtp.messages().first)
@@ -205,13 +204,13 @@ struct HostileDataTests {
         #expect(!text.contains("- Task 50 "))
         #expect(text.contains("…and 50 more stuck tasks, not listed here. List them all with: runner preview st --all"))
 
-        let again = try await TaskMonitor().run(
+        let again = try await TaskMonitor(options: options).run(
             database.context(
-                job: "st", runID: try await database.newRun("st"), options: options, mailer: smtpMailer(port: smtp.port)))
+                job: "st", runID: try await database.newRun("st"), mailer: smtpMailer(port: smtp.port)))
         #expect(again.outcome["newly_stuck"] == 0)
         #expect(try smtp.messages().count == 1)
-        let all = try await TaskMonitor().preview(
-            database.context(job: "st", runID: 0, options: options, dryRun: true), user: nil, includeRecorded: true)
+        let all = try await TaskMonitor(options: options).preview(
+            database.context(job: "st", runID: 0, dryRun: true), user: nil, includeRecorded: true)
         #expect(all.count == 1)
         #expect(all.first?.text.components(separatedBy: "\n").filter { $0.hasPrefix("- Task ") }.count == 250)
     }
@@ -220,7 +219,7 @@ struct HostileDataTests {
     func deletedInsight() async throws {
         let database = try await InsightGeneratorTests.database("hostiledeleted")
         let context = {
-            database.context(job: "di", runID: try await database.newRun("di"), options: AgentOptions(), sharesLedger: true)
+            database.context(job: "di", runID: try await database.newRun("di"), sharesLedger: true)
         }
         let first = try await InsightGenerator().run(try await context())
         let created = try await database.count("SELECT count(*) FROM insights")

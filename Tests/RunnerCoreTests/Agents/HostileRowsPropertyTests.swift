@@ -56,16 +56,16 @@ struct HostileRowsPropertyTests {
         let stuck = rows.filter { $0.status == "ACTIVE" && ($0.kind == "3d" || $0.kind == "10d") }.count
         let bad = rows.filter { $0.status == "ACTIVE" && $0.kind == "-inf" }.count
         #expect(stuck > 0 && bad > 0, "seed \(seed) draws no stuck or no bad task")
-        let options = AgentOptions(["alert_to": .string("ops@example.com")])
-        let report = try await TaskMonitor().run(
-            database.context(job: "st", runID: try await database.newRun("st"), options: options))
+        let options = TaskMonitor.Options(alertTo: ["ops@example.com"])
+        let report = try await TaskMonitor(options: options).run(
+            database.context(job: "st", runID: try await database.newRun("st")))
         #expect(report.outcome["stuck"] == .number(Double(stuck)))
         #expect(report.outcome["bad_rows"] == (bad > 0 ? .number(Double(bad)) : nil))
         #expect(report.outcome["drafted"] == .number(stuck > 0 ? 1 : 0))
         #expect(report.outcome["newly_stuck"] == .number(Double(stuck)))
         #expect(try await database.count("SELECT count(*) FROM runner.effects WHERE kind = 'task-monitor.alert'") == stuck)
-        let again = try await TaskMonitor().run(
-            database.context(job: "st", runID: try await database.newRun("st"), options: options))
+        let again = try await TaskMonitor(options: options).run(
+            database.context(job: "st", runID: try await database.newRun("st")))
         #expect(again.outcome["newly_stuck"] == 0)
     }
 
@@ -121,13 +121,13 @@ struct HostileRowsPropertyTests {
         let valid = selected.filter { row in !bad.contains { $0.email.0 == row.email.0 } && row.email.1 }.count
         #expect(!bad.isEmpty && valid > 0 && good > valid, "seed \(seed) draws too few kinds of step")
         let report = try await ApprovalNudger().run(
-            database.context(job: "n", runID: try await database.newRun("n"), options: AgentOptions()))
+            database.context(job: "n", runID: try await database.newRun("n")))
         #expect(report.outcome["overdue"] == .number(Double(good)))
         #expect(report.outcome["bad_rows"] == (bad.isEmpty ? nil : .number(Double(bad.count))))
         #expect(report.outcome["drafted"] == .number(Double(valid)))
         #expect(report.outcome["invalid_recipients"] == (good - valid > 0 ? .number(Double(good - valid)) : nil))
         let again = try await ApprovalNudger().run(
-            database.context(job: "n", runID: try await database.newRun("n"), options: AgentOptions()))
+            database.context(job: "n", runID: try await database.newRun("n")))
         #expect(again.outcome["drafted"] == 0)
         #expect(again.outcome["invalid_recipients"] == nil)
     }
@@ -163,16 +163,13 @@ struct HostileRowsPropertyTests {
                 ('t2', 'p1', 'done too', 'DONE', now() AT TIME ZONE 'UTC', now());
             """)
         let environment = ["GITHUB_API_URL": "http://127.0.0.1:\(try EmbeddedPostgres.freePort())"]
-        let base = database.context(job: "ts", runID: try await database.newRun("ts"), options: AgentOptions())
         func context(_ runID: Int64) -> AgentContext {
-            AgentContext(
-                runID: runID, job: "ts", database: base.database, effects: base.effects, mailer: nil, now: Date(),
-                logger: base.logger, options: AgentOptions(), dryRun: false, environment: environment)
+            database.context(job: "ts", runID: runID, environment: environment)
         }
         let open = users.filter { $0.status != "completed" }
         let valid = open.filter(\.email.1).count
         #expect(valid > 0 && open.count > valid, "seed \(seed) draws too few kinds of user")
-        let report = try await TimesheetDrafter().run(context(base.runID))
+        let report = try await TimesheetDrafter().run(context(try await database.newRun("ts")))
         #expect(report.outcome["users"] == .number(Double(open.count)))
         #expect(report.outcome["drafted"] == .number(Double(valid)))
         #expect(report.outcome["invalid_recipients"] == (open.count > valid ? .number(Double(open.count - valid)) : nil))
@@ -249,14 +246,14 @@ struct HostileRowsPropertyTests {
         let now = Date()
         let expected = goodDeals.reduce(0) { $0 + DealRules.anomalies(of: $1, now: now).count }
         let context = database.context(
-            job: "di", runID: try await database.newRun("di"), options: AgentOptions(), now: now, sharesLedger: true)
+            job: "di", runID: try await database.newRun("di"), now: now, sharesLedger: true)
         let report = try await InsightGenerator().run(context)
         #expect(report.failure == nil)
         #expect(report.outcome["deals_scanned"] == .number(Double(goodDeals.count)))
         #expect(report.outcome["bad_rows"] == (bad.isEmpty ? nil : .number(Double(bad.count))))
         #expect(report.outcome["insights_created"] == .number(Double(expected)))
         let again = try await InsightGenerator().run(
-            database.context(job: "di", runID: try await database.newRun("di"), options: AgentOptions(), sharesLedger: true))
+            database.context(job: "di", runID: try await database.newRun("di"), sharesLedger: true))
         #expect(again.outcome["insights_created"] == 0)
     }
 }

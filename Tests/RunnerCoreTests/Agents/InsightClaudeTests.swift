@@ -42,16 +42,14 @@ struct InsightClaudeTests {
         try await database.connection.execute(VectorOSSchema.sql)
         try await database.seed(Self.seed)
         let server = try TestHTTPServer(routes: ["POST /v1/messages": .array(answers)])
-        let base = database.context(
-            job: "deal-insights", runID: try await database.newRun("i"), options: AgentOptions())
-        let context = AgentContext(
-            runID: base.runID, job: base.job, database: base.database, effects: base.effects, mailer: nil,
-            now: base.now,
-            logger: base.logger, options: AgentOptions(["model": .string("claude-test-model")]), dryRun: false,
+        let context = database.context(
+            job: "deal-insights", runID: try await database.newRun("i"),
             environment: [
                 "ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": server.baseURL, "RUNNER_LLM_BACKOFF": "50ms",
             ])
-        return (try await InsightGenerator().run(context), database, server)
+        var options = InsightGenerator.Options()
+        options.model = "claude-test-model"
+        return (try await InsightGenerator(options: options).run(context), database, server)
     }
 
     static func insights(_ database: ZoarkDatabase) async throws -> [[String]] {

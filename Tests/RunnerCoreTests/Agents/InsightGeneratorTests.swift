@@ -44,9 +44,8 @@ struct InsightGeneratorTests {
     func scanAndDeduplicate(sharesLedger: Bool) async throws {
         let database = try await Self.database("insights")
         let context = database.context(
-            job: "deal-insights", runID: try await database.newRun("i"),
-            options: AgentOptions(["page_size": .integer(7)]), sharesLedger: sharesLedger)
-        let first = try await InsightGenerator().run(context)
+            job: "deal-insights", runID: try await database.newRun("i"), sharesLedger: sharesLedger)
+        let first = try await InsightGenerator(options: .init(AgentOptions(["page_size": .integer(7)]))).run(context)
         #expect(first.outcome["workspaces"] == 3)
         #expect(first.outcome["deals_scanned"] == 40)
         #expect(first.failure == nil)
@@ -71,7 +70,7 @@ struct InsightGeneratorTests {
 
         let second = try await InsightGenerator().run(
             database.context(
-                job: "deal-insights", runID: try await database.newRun("i"), options: AgentOptions(),
+                job: "deal-insights", runID: try await database.newRun("i"),
                 sharesLedger: sharesLedger))
         #expect(second.outcome["insights_created"] == 0)
         #expect(second.outcome["skipped_duplicates"] == .number(Double(expected)))
@@ -91,10 +90,10 @@ struct InsightGeneratorTests {
             END $$;
             CREATE TRIGGER refuse_d020 BEFORE INSERT ON insights FOR EACH ROW EXECUTE FUNCTION refuse_d020();
             """)
-        let options = AgentOptions(["page_size": .integer(7)])
-        let failed = try await InsightGenerator().run(
+        let options = InsightGenerator.Options(AgentOptions(["page_size": .integer(7)]))
+        let failed = try await InsightGenerator(options: options).run(
             database.context(
-                job: "deal-insights", runID: try await database.newRun("i"), options: options, sharesLedger: true))
+                job: "deal-insights", runID: try await database.newRun("i"), sharesLedger: true))
         let failure = try #require(failed.failure)
         #expect(failure.contains("insights for d020 refused"))
         // d015...d021 share a page (ids in order, seven a page): none of that page is written or claimed.
@@ -110,9 +109,9 @@ struct InsightGeneratorTests {
         #expect(failed.outcome["failures"] != 0)
 
         try await database.connection.execute("DROP TRIGGER refuse_d020 ON insights")
-        let next = try await InsightGenerator().run(
+        let next = try await InsightGenerator(options: options).run(
             database.context(
-                job: "deal-insights", runID: try await database.newRun("i"), options: options, sharesLedger: true))
+                job: "deal-insights", runID: try await database.newRun("i"), sharesLedger: true))
         #expect(next.failure == nil)
         #expect(next.outcome["insights_created"] == .number(Double(expected - written)))
         #expect(try await database.count("SELECT count(*) FROM insights") == expected)
@@ -142,7 +141,7 @@ struct InsightGeneratorTests {
             ])
         let report = try await InsightGenerator().run(
             database.context(
-                job: "deal-insights", runID: try await database.newRun("i"), options: AgentOptions(),
+                job: "deal-insights", runID: try await database.newRun("i"),
                 sharesLedger: true))
         let expected = try await Self.expectedInsights(database, now: Date())
         #expect(report.outcome["insights_created"] == .number(Double(expected - 1)))
@@ -159,21 +158,21 @@ struct InsightGeneratorTests {
     @Test("a dismissed insight comes back only after its quiet period")
     func quietPeriod() async throws {
         let database = try await Self.database("insightsquiet")
-        let options = AgentOptions(["quiet_period": .duration(.seconds(3 * 86_400))])
-        _ = try await InsightGenerator().run(
-            database.context(job: "deal-insights", runID: try await database.newRun("i"), options: options))
+        let options = InsightGenerator.Options(AgentOptions(["quiet_period": .duration(.seconds(3 * 86_400))]))
+        _ = try await InsightGenerator(options: options).run(
+            database.context(job: "deal-insights", runID: try await database.newRun("i"), ))
         let total = try await database.count("SELECT count(*) FROM insights")
         try await database.seed(
             #"UPDATE insights SET "status" = 'dismissed', "updatedAt" = NOW - interval '1 day' WHERE "dealId" = 'd020'"#
         )
         let dismissed = try await database.count(#"SELECT count(*) FROM insights WHERE "dealId" = 'd020'"#)
         #expect(dismissed > 0)
-        let inside = try await InsightGenerator().run(
-            database.context(job: "deal-insights", runID: try await database.newRun("i"), options: options))
+        let inside = try await InsightGenerator(options: options).run(
+            database.context(job: "deal-insights", runID: try await database.newRun("i"), ))
         #expect(inside.outcome["insights_created"] == 0)
         try await database.seed(#"UPDATE insights SET "updatedAt" = NOW - interval '4 days' WHERE "dealId" = 'd020'"#)
-        let after = try await InsightGenerator().run(
-            database.context(job: "deal-insights", runID: try await database.newRun("i"), options: options))
+        let after = try await InsightGenerator(options: options).run(
+            database.context(job: "deal-insights", runID: try await database.newRun("i"), ))
         #expect(after.outcome["insights_created"] == .number(Double(dismissed)))
         #expect(try await database.count("SELECT count(*) FROM insights") == total + dismissed)
     }
@@ -193,12 +192,11 @@ struct InsightGeneratorTests {
                             VALUES ('deal-insights', now(), 'c\(index)', 'manual', 'running', 'test', 30) RETURNING id
                             """
                         ).first?.int64("id") ?? 0
-                    return try await InsightGenerator().run(
+                    return try await InsightGenerator(options: .init(AgentOptions(["page_size": .integer(5)]))).run(
                         AgentContext(
                             runID: runID, job: "deal-insights", database: connection,
-                            effects: Effects(connection: connection),
-                            mailer: nil, now: Date(), logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() },
-                            options: AgentOptions(["page_size": .integer(5)]), dryRun: false,
+                            effects: Effects(connection: connection), now: Date(),
+                            logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() }, dryRun: false,
                             databaseURL: sharesLedger ? url : nil, sharesLedgerDatabase: sharesLedger))
                 }
             }

@@ -20,12 +20,12 @@ struct TaskMonitorTests {
         let database = try await ZoarkDatabase("taskmonitor")
         try await database.seed(Self.seed)
         let smtp = try TestSMTPServer()
-        let options = AgentOptions(["alert_to": .string("ops@example.com")])
+        let options = TaskMonitor.Options(alertTo: ["ops@example.com"])
         let mailer = smtpMailer(port: smtp.port)
 
-        let first = try await TaskMonitor().run(
+        let first = try await TaskMonitor(options: options).run(
             database.context(
-                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options, mailer: mailer))
+                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), mailer: mailer))
         #expect(first.outcome["stuck"] == 2)
         #expect(first.outcome["newly_stuck"] == 2)
         #expect(first.outcome["emailed"] == 1)
@@ -43,10 +43,9 @@ struct TaskMonitorTests {
         #expect(html.contains("Borealis &amp; Co"))
 
         for _ in 0..<3 {
-            let again = try await TaskMonitor().run(
+            let again = try await TaskMonitor(options: options).run(
                 database.context(
-                    job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options,
-                    mailer: mailer))
+                    job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), mailer: mailer))
             #expect(again.outcome["stuck"] == 2)
             #expect(again.outcome["newly_stuck"] == 0)
             #expect(again.outcome["emailed"] == 0)
@@ -56,13 +55,14 @@ struct TaskMonitorTests {
         // Someone touches the task; it goes stale again: a new episode, a new alert.
         try await database.seed(
             #"UPDATE "Task" SET "lastUpdated" = NOW - interval '3 days 1 hour' WHERE "id" = 't-49h'"#)
-        let newEpisode = try await TaskMonitor().run(
+        let newEpisode = try await TaskMonitor(options: options).run(
             database.context(
-                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options, mailer: mailer))
+                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), mailer: mailer))
         #expect(newEpisode.outcome["newly_stuck"] == 1)
         #expect(try smtp.messages().count == 2)
         #expect(try smtp.messages().last?.contains("Subject: [ZOARK] 1 task stuck") == true)
-        #expect(try await database.count(#"SELECT count(*) FROM "AgentLog" WHERE "action" = 'TASK_STUCK_ALERT'"#) == 5)
+        // The agent writes no activity row itself: the runner does, after it (AgentCommandTests).
+        #expect(try await database.count(#"SELECT count(*) FROM "AgentLog""#) == 0)
     }
 
     @Test("with realert_after a still-stuck task is alerted again once per period")
@@ -71,11 +71,11 @@ struct TaskMonitorTests {
         try await database.seed(Self.seed)
         // Without the 47-hour task, which would cross the threshold during the test.
         try await database.seed(#"DELETE FROM "Task" WHERE "id" = 't-47h'"#)
-        let options = AgentOptions(["realert_after": .duration(.seconds(86_400))])
+        let options = TaskMonitor.Options(realertAfter: .seconds(86_400))
         func run(at now: Date) async throws -> AgentReport {
-            try await TaskMonitor().run(
+            try await TaskMonitor(options: options).run(
                 database.context(
-                    job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options, now: now))
+                    job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), now: now))
         }
         let now = Date()
         #expect(try await run(at: now).outcome["newly_stuck"] == 2)
@@ -92,7 +92,7 @@ struct TaskMonitorTests {
         try await database.seed(Self.seed)
         let dry = try await TaskMonitor().run(
             database.context(
-                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: AgentOptions(),
+                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"),
                 dryRun: true))
         #expect(dry.outcome["would_alert"] == 2)
         #expect(try await database.count("SELECT count(*) FROM runner.effects") == 0)
@@ -100,7 +100,7 @@ struct TaskMonitorTests {
         let report = try await TaskMonitor().run(
             database.context(
                 job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"),
-                options: AgentOptions(["alert_to": .string("")]), mailer: smtpMailer(port: 1)))
+                mailer: smtpMailer(port: 1)))
         #expect(report.outcome["drafted"] == 1)
         #expect(report.outcome["emailed"] == 0)
         let draft = try await database.connection.query(
@@ -117,21 +117,19 @@ struct TaskMonitorTests {
         let database = try await ZoarkDatabase("taskmonitordown")
         try await database.seed(Self.seed)
         let port = try EmbeddedPostgres.freePort()
-        let options = AgentOptions(["alert_to": .string("ops@example.com")])
-        let down = try await TaskMonitor().run(
+        let options = TaskMonitor.Options(alertTo: ["ops@example.com"])
+        let down = try await TaskMonitor(options: options).run(
             database.context(
-                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options,
-                mailer: smtpMailer(port: port)))
+                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), mailer: smtpMailer(port: port)))
         #expect(down.failure?.contains("left pending for the next run") == true)
         #expect(
             try await database.count("SELECT count(*) FROM runner.effects WHERE kind = 'email' AND status = 'pending'")
                 == 1)
 
         let smtp = try TestSMTPServer(port: port)
-        let up = try await TaskMonitor().run(
+        let up = try await TaskMonitor(options: options).run(
             database.context(
-                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), options: options,
-                mailer: smtpMailer(port: port)))
+                job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), mailer: smtpMailer(port: port)))
         #expect(up.failure == nil)
         #expect(up.outcome["newly_stuck"] == 0)
         #expect(up.outcome["emailed"] == 1)
@@ -145,20 +143,19 @@ struct TaskMonitorTests {
     func transientAndPermanent() async throws {
         let database = try await ZoarkDatabase("taskmonitorsmtp")
         try await database.seed(Self.seed)
-        let options = AgentOptions(["alert_to": .string("ops@example.com")])
+        let options = TaskMonitor.Options(alertTo: ["ops@example.com"])
         let flaky = try TestSMTPServer(failFirst: 1)
-        let retried = try await TaskMonitor().run(
+        let retried = try await TaskMonitor(options: options).run(
             database.context(
-                job: "a", runID: try await database.newRun("a"), options: options, mailer: smtpMailer(port: flaky.port))
+                job: "a", runID: try await database.newRun("a"), mailer: smtpMailer(port: flaky.port))
         )
         #expect(retried.outcome["emailed"] == 1)
         #expect(try flaky.messages().count == 1)
 
         let rejecting = try TestSMTPServer(reject: true)
-        let rejected = try await TaskMonitor().run(
+        let rejected = try await TaskMonitor(options: options).run(
             database.context(
-                job: "b", runID: try await database.newRun("b"), options: options,
-                mailer: smtpMailer(port: rejecting.port)))
+                job: "b", runID: try await database.newRun("b"), mailer: smtpMailer(port: rejecting.port)))
         #expect(rejected.outcome["email_failed"] == 1)
         let failed = try await database.connection.query(
             "SELECT status, last_error FROM runner.effects WHERE kind = 'email' AND key LIKE 'b:%'")

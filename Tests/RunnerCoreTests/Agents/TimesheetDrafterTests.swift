@@ -57,12 +57,9 @@ struct TimesheetDrafterTests {
         let github = try TestHTTPServer(routes: Self.github(now: now))
         let smtp = try TestSMTPServer()
         func context() async throws -> AgentContext {
-            let base = database.context(
-                job: "timesheet-reminders", runID: try await database.newRun("t"), options: AgentOptions(),
-                mailer: smtpMailer(port: smtp.port), now: now)
-            return AgentContext(
-                runID: base.runID, job: base.job, database: base.database, effects: base.effects, mailer: base.mailer,
-                now: now, logger: base.logger, options: base.options, dryRun: false,
+            database.context(
+                job: "timesheet-reminders", runID: try await database.newRun("t"),
+                mailer: smtpMailer(port: smtp.port), now: now,
                 environment: ["GITHUB_API_URL": github.baseURL, "GITHUB_TOKEN": "ghp_test_token"])
         }
         let report = try await TimesheetDrafter().run(try await context())

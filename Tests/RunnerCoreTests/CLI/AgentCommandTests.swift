@@ -53,6 +53,14 @@ struct AgentCommandTests {
         #expect(recipients.count == 7)
         #expect(Set(recipients).count == 7)
         #expect(try await setup.count("SELECT count(*) FROM runner.effects WHERE status = 'sent'") == 7)
+        // One activity row per run that ran (one scheduled run won the slot; four forced runs),
+        // written by the runner after the agent, with the run's outcome.
+        let ran = try await setup.count("SELECT count(*) FROM runner.runs WHERE status = 'succeeded'")
+        #expect(ran == 5)
+        #expect(
+            try await setup.count(
+                #"SELECT count(*) FROM "AgentLog" WHERE "action" = 'APPROVAL_NUDGE' AND "status" = 'SUCCESS' AND "context" ? 'overdue'"#)
+                == ran)
     }
 
     @Test("a nudger killed with SIGKILL mid-send, run again, sends each email at most once")

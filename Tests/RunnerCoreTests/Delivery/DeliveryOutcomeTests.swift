@@ -19,7 +19,7 @@ struct DeliveryOutcomeTests {
                 "SENDGRID_BASE_URL": server.baseURL,
             ]) as? HTTPMailer)
         mailer.timeout = .seconds(1)
-        let context = database.context(job: "j", runID: try await database.newRun("j"), options: AgentOptions(), mailer: mailer)
+        let context = database.context(job: "j", runID: try await database.newRun("j"), mailer: mailer)
         let delivery = EmailDelivery(context: context, attempts: 3, backoff: .milliseconds(10))
         #expect(try await delivery.deliver(Self.email, key: "late") == .unknown)
         #expect(try server.requests().count == 1)
@@ -40,7 +40,7 @@ struct DeliveryOutcomeTests {
         let mailer = SMTPMailer(
             host: "127.0.0.1", port: slow.port, security: .none, username: nil, password: nil,
             from: "runner@example.com", client: CurlClient(), timeout: .seconds(1))
-        let context = database.context(job: "j", runID: try await database.newRun("j"), options: AgentOptions(), mailer: mailer)
+        let context = database.context(job: "j", runID: try await database.newRun("j"), mailer: mailer)
         let delivery = EmailDelivery(context: context, attempts: 3, backoff: .milliseconds(10))
         #expect(try await delivery.deliver(Self.email, key: "slow") == .unknown)
         // The server did take it: it arrives once, and nothing sends it again.
@@ -57,7 +57,7 @@ struct DeliveryOutcomeTests {
             host: "127.0.0.1", port: try EmbeddedPostgres.freePort(), security: .none, username: nil, password: nil,
             from: "runner@example.com", client: CurlClient(), timeout: .seconds(2))
         let refused = EmailDelivery(
-            context: database.context(job: "j", runID: try await database.newRun("j"), options: AgentOptions(), mailer: nobody),
+            context: database.context(job: "j", runID: try await database.newRun("j"), mailer: nobody),
             attempts: 1)
         #expect(try await refused.deliver(Self.email, key: "refused") == .pending)
         #expect(try await context.effects.effect(kind: "email", key: "j:refused")?.status == .pending)
@@ -167,7 +167,7 @@ struct DeliveryOutcomeTests {
         for label in ["outcomestaging", "outcomeproduction"] {
             let database = try await ZoarkDatabase(label)
             let context = database.context(
-                job: "j", runID: try await database.newRun("j"), options: AgentOptions(), mailer: mailer)
+                job: "j", runID: try await database.newRun("j"), mailer: mailer)
             #expect(try await EmailDelivery(context: context).deliver(Self.email, key: "k") == .sent)
             let ledger = try await context.effects.ledgerID()
             #expect(ledger.count == 32)

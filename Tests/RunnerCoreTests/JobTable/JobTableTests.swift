@@ -34,8 +34,11 @@ struct JobTableTests {
             Issue.record("stuck-tasks is not a task-monitor job")
             return
         }
-        #expect(options.duration("stuck_after") == .seconds(48 * 3600))
-        #expect(options.string("alert_to") == "")
+        // The table's values over the agent's declared defaults.
+        let typed = TaskMonitor.Options(options)
+        #expect(typed.stuckAfter == .seconds(48 * 3600))
+        #expect(typed.alertTo.isEmpty)
+        #expect(typed.realertAfter == nil)
         #expect(table.job(named: "deal-insights")?.database == nil)
     }
 
@@ -105,7 +108,7 @@ struct JobTableTests {
             job.action
                 == .agent(
                     .taskMonitor,
-                    AgentOptions(["alert_to": .string("ops@example.com"), "stuck_after": .duration(.seconds(259_200))]))
+                    AgentOptions(["alert_to": .addresses(["ops@example.com"]), "stuck_after": .duration(.seconds(259_200))]))
         )
         let withURL = try Self.load(
             text, environment: ["SCHEDULE": "@daily", "VECTOR_URL": "postgres://db/v", "ALERT": "a@b.c"])

@@ -79,29 +79,23 @@ struct InsightWriter: Sendable {
     }
 
     let context: AgentContext
+    let options: InsightGenerator.Options
 
     /// With `ANTHROPIC_API_KEY` set, insights come from Claude.
-    var usesModel: Bool { !(context.environment["ANTHROPIC_API_KEY"] ?? "").isEmpty }
+    var usesModel: Bool { context.clients.model != nil }
 
     /// Writes every candidate; with `ANTHROPIC_API_KEY`, up to `max_concurrency` deals at a time
     /// are with the model.
     func write(_ candidates: [InsightGenerator.Candidate]) async -> [Result] {
-        guard let apiKey = context.environment["ANTHROPIC_API_KEY"], !apiKey.isEmpty else {
-            return [await writeRules(candidates)]
-        }
-        let limit = max(1, context.options.integer("max_concurrency", default: 4))
-        let model = context.options.string("model").flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultModel
-        let timeout = context.options.duration("request_timeout", default: .seconds(60))
-        let baseURL = context.environment["ANTHROPIC_BASE_URL"]
-        // The first retry's wait when the API is busy (429/529/5xx) and sends no retry-after.
-        let backoff = context.environment["RUNNER_LLM_BACKOFF"].flatMap { try? DurationParser.parse($0) } ?? .seconds(1)
+        guard let access = context.clients.model else { return [await writeRules(candidates)] }
+        let (limit, model, timeout) = (max(1, options.maxConcurrency), options.model, options.requestTimeout)
         return await withTaskGroup(of: Result.self) { group in
             var pending = candidates.makeIterator()
             func start(_ candidate: InsightGenerator.Candidate) {
                 // A client per call: each runs on a thread of its own.
                 let client = AnthropicClient(
-                    apiKey: apiKey, baseURL: baseURL, model: model, timeout: timeout, backoff: backoff,
-                    deadline: context.deadline)
+                    apiKey: access.apiKey, baseURL: access.baseURL, model: model, timeout: timeout,
+                    backoff: access.backoff, deadline: context.deadline)
                 group.addTask { await self.write(candidate, model: client) }
             }
             for _ in 0..<limit {

@@ -18,11 +18,34 @@ public struct InsightGenerator: Agent {
         let keys: [Anomaly.Kind: String]
     }
 
-    public init() {}
+    /// `with:` keys: `model`, `max_concurrency` (deals with the model at once, 4),
+    /// `quiet_period` (7 days before a closed insight's pair may come again), `request_timeout`
+    /// (60s per model call), `page_size` (1000 deals), `write_concurrency` (2 writer connections).
+    public struct Options: AgentOptionSet {
+        public var model = InsightWriter.defaultModel
+        public var maxConcurrency = 4
+        public var quietPeriod: Duration = .seconds(7 * 86_400)
+        public var requestTimeout: Duration = .seconds(60)
+        public var pageSize = 1000
+        public var writeConcurrency = 2
+
+        public init() {}
+
+        public static let fields: [OptionField<Self>] = [
+            .string("model", \.model), .positiveInteger("max_concurrency", \.maxConcurrency),
+            .duration("quiet_period", \.quietPeriod), .duration("request_timeout", \.requestTimeout),
+            .positiveInteger("page_size", \.pageSize), .positiveInteger("write_concurrency", \.writeConcurrency),
+        ]
+    }
+
+    public let options: Options
+
+    public init(options: Options = Options()) {
+        self.options = options
+    }
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
-        let pageSize = context.options.integer("page_size", default: 1000)
-        let quietPeriod = context.options.duration("quiet_period", default: .seconds(7 * 86_400))
+        let (pageSize, quietPeriod) = (options.pageSize, options.quietPeriod)
         var counts = [
             "workspaces": 0, "deals_scanned": 0, "anomalous_deals": 0, "insights_created": 0,
             "skipped_duplicates": 0, "llm_calls": 0, "failures": 0,
@@ -30,7 +53,7 @@ public struct InsightGenerator: Agent {
         var bad = BadRows()
         var workspaces = Set<String>()
         var results: [InsightWriter.Result] = []
-        let writer = InsightWriter(context: context)
+        let writer = InsightWriter(context: context, options: options)
         let clock = ContinuousClock()
         var phases: [String: Duration] = [:]
         func timed<T>(_ phase: String, _ body: () async throws -> T) async rethrows -> T {
@@ -44,7 +67,7 @@ public struct InsightGenerator: Agent {
         // Rule-based insights in the ledger's own database: each page is claimed and written by
         // one statement, on one of `write_concurrency` connections while the next page is read.
         let oneStatement = context.sharesLedgerDatabase && !writer.usesModel && !context.dryRun
-        let writers = oneStatement ? try await Self.writerConnections(context) : []
+        let writers = oneStatement ? try await Self.writerConnections(context, count: options.writeConcurrency) : []
         do {
             try await withThrowingTaskGroup(of: (Int, InsightWriter.Result).self) { group in
                 var idle = Array(writers.indices)
@@ -118,11 +141,11 @@ public struct InsightGenerator: Agent {
 
     /// The connections the one-statement path writes on: `write_concurrency` (default 2) of its
     /// own when the database's address is known, else the agent's one connection.
-    static func writerConnections(_ context: AgentContext) async throws -> [PostgresConnection] {
+    static func writerConnections(_ context: AgentContext, count: Int) async throws -> [PostgresConnection] {
         guard let url = context.databaseURL else { return [context.database] }
         var connections: [PostgresConnection] = []
         do {
-            for _ in 0..<max(1, context.options.integer("write_concurrency", default: 2)) {
+            for _ in 0..<max(1, count) {
                 connections.append(try await PostgresConnection.connect(url, cancelsWithTask: true))
             }
         } catch {

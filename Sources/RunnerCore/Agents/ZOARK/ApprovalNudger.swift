@@ -43,13 +43,34 @@ public struct ApprovalNudger: Agent {
         let lastNudgedAt: String
     }
 
-    public init() {}
+    /// `with:` keys: `cooldown` (24h), `escalate_to` (copied at critical urgency; none).
+    public struct Options: AgentOptionSet {
+        public var cooldown: Duration = .seconds(24 * 3600)
+        public var escalateTo: [EmailAddress] = []
+
+        public init() {}
+
+        public init(cooldown: Duration = .seconds(24 * 3600), escalateTo: [EmailAddress] = []) {
+            self.cooldown = cooldown
+            self.escalateTo = escalateTo
+        }
+
+        public static let fields: [OptionField<Self>] = [
+            .duration("cooldown", \.cooldown), .emailAddresses("escalate_to", \.escalateTo),
+        ]
+    }
+
+    public let options: Options
+
+    public init(options: Options = Options()) {
+        self.options = options
+    }
 
     /// Steps read, rendered and recorded at a time: memory holds one page, whatever the backlog.
     static let pageSize = 2000
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
-        let (cooldown, escalateTo) = try Self.settings(context.options)
+        let (cooldown, escalateTo) = (options.cooldown, options.escalateTo)
         let clock = ContinuousClock()
         var phases: [String: Duration] = [:]
         func timed<T>(_ phase: String, _ body: () async throws -> T) async rethrows -> T {
@@ -152,12 +173,11 @@ public struct ApprovalNudger: Agent {
         if repaired > 0 { outcome["cooldowns_repaired"] = .number(Double(repaired)) }
         if notAttempted > 0 { outcome["not_attempted"] = .number(Double(notAttempted)) }
         let failure = EmailDelivery.summarize(results, into: &outcome, metrics: &metrics)
-        try await AgentLog.write(.approvalNudge, outcome: outcome, failed: failure != nil, on: context.database)
         return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
     }
 
     public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {
-        let (cooldown, escalateTo) = try Self.settings(context.options)
+        let (cooldown, escalateTo) = (options.cooldown, options.escalateTo)
         var previews: [Email] = []
         try await context.forEachPage(
             Self.overdueQuery, [.timestamp(context.now), .interval(cooldown)], size: Self.pageSize
@@ -196,14 +216,6 @@ public struct ApprovalNudger: Agent {
           AND (s."lastNudgedAt" IS NULL OR s."lastNudgedAt" < ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval)
         ORDER BY s."deadline", s."id"
         """
-
-    /// `cooldown` (24h) and `escalate_to` (none when empty; checked by the job table loader).
-    static func settings(_ options: AgentOptions) throws -> (cooldown: Duration, escalateTo: [EmailAddress]) {
-        (
-            options.duration("cooldown", default: .seconds(24 * 3600)),
-            try EmailAddress.list(parsing: options.string("escalate_to") ?? "")
-        )
-    }
 
     /// One nudge per step per cooldown episode (the last nudge it follows).
     static func key(_ step: Step) -> String {

@@ -16,13 +16,37 @@ public struct TaskMonitor: Agent {
         let daysStuck: Int
     }
 
-    public init() {}
+    /// `with:` keys: `stuck_after` (48h), `realert_after` (never), `alert_to` (none: drafts).
+    public struct Options: AgentOptionSet {
+        public var stuckAfter: Duration = .seconds(48 * 3600)
+        public var realertAfter: Duration?
+        public var alertTo: [EmailAddress] = []
+
+        public init() {}
+
+        public init(stuckAfter: Duration = .seconds(48 * 3600), realertAfter: Duration? = nil, alertTo: [EmailAddress] = []) {
+            self.stuckAfter = stuckAfter
+            self.realertAfter = realertAfter
+            self.alertTo = alertTo
+        }
+
+        public static let fields: [OptionField<Self>] = [
+            .duration("stuck_after", \.stuckAfter), .duration("realert_after", \.realertAfter),
+            .emailAddresses("alert_to", \.alertTo),
+        ]
+    }
+
+    public let options: Options
+
+    public init(options: Options = Options()) {
+        self.options = options
+    }
 
     /// Stuck tasks read and claimed at a time: memory holds one page and the digest's list.
     static let pageSize = 2000
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
-        let (stuckAfter, realertAfter, recipients) = try Self.settings(context.options)
+        let (stuckAfter, realertAfter, recipients) = (options.stuckAfter, options.realertAfter, options.alertTo)
         let delivery = EmailDelivery(context: recipients.isEmpty ? context.withoutMailer() : context)
         let retried = try await delivery.finishPending()
 
@@ -103,12 +127,11 @@ public struct TaskMonitor: Agent {
         outcome["newly_stuck"] = .number(Double(alerted))
         metrics.append(Metric("newly_stuck", Double(alerted)))
         let report = EmailDelivery.summarize(results, into: &outcome, metrics: &metrics)
-        try await AgentLog.write(.taskStuckAlert, outcome: outcome, failed: report != nil, on: context.database)
         return AgentReport(outcome: outcome, metrics: metrics, failure: report)
     }
 
     public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {
-        let (stuckAfter, realertAfter, recipients) = try Self.settings(context.options)
+        let (stuckAfter, realertAfter, recipients) = (options.stuckAfter, options.realertAfter, options.alertTo)
         let limit = includeRecorded ? Int.max : Self.digestLimit
         var listed: [StuckTask] = []
         var total = 0
@@ -145,17 +168,6 @@ public struct TaskMonitor: Agent {
           AND t."lastUpdated" < ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval
         ORDER BY t."lastUpdated", t."id"
         """
-
-    /// `stuck_after` (48h), `realert_after`, and the `alert_to` addresses (comma-separated).
-    static func settings(_ options: AgentOptions) throws -> (
-        stuckAfter: Duration, realertAfter: Duration?, recipients: [EmailAddress]
-    ) {
-        // Checked by the job table loader, so this parse does not fail on a loaded table.
-        let recipients = try EmailAddress.list(parsing: options.string("alert_to") ?? "")
-        return (
-            options.duration("stuck_after", default: .seconds(48 * 3600)), options.duration("realert_after"), recipients
-        )
-    }
 
     /// A page's stuck tasks; a row without a finite "lastUpdated" goes to `bad`.
     static func tasks(_ rows: PostgresRows, bad: inout BadRows, logger: Logger) -> [StuckTask] {

@@ -14,10 +14,23 @@ public struct TimesheetDrafter: Agent {
         var github: Result<GitHubActivity, GitHubClient.Failure>?
     }
 
-    public init() {}
+    /// `with:` keys: `lookback` (7 days), how far back finished tasks and pushes are gathered.
+    public struct Options: AgentOptionSet {
+        public var lookback: Duration = .seconds(7 * 86_400)
+
+        public init() {}
+
+        public static let fields: [OptionField<Self>] = [.duration("lookback", \.lookback)]
+    }
+
+    public let options: Options
+
+    public init(options: Options = Options()) {
+        self.options = options
+    }
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
-        let reminders = try await Self.reminders(context, onlyUser: nil)
+        let reminders = try await Self.reminders(context, lookback: options.lookback, onlyUser: nil)
         var outcome: [String: JSONValue] = ["users": .number(Double(reminders.count))]
         var metrics = [Metric("users", Double(reminders.count))]
         let githubFailures = reminders.filter { if case .failure = $0.github { true } else { false } }.count
@@ -42,13 +55,12 @@ public struct TimesheetDrafter: Agent {
         }
         outcome["week"] = .string(week)
         let failure = EmailDelivery.summarize(results, into: &outcome, metrics: &metrics)
-        try await AgentLog.write(.timesheetReminder, outcome: outcome, failed: failure != nil, on: context.database)
         return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
     }
 
     public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {
         let week = Self.isoWeek(context.now)
-        let reminders = try await Self.reminders(context, onlyUser: user)
+        let reminders = try await Self.reminders(context, lookback: options.lookback, onlyUser: user)
         let keys = reminders.map { EmailDelivery.recordedKey(Self.key($0, week: week), job: context.job) }
         let recorded = includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
         return zip(reminders, keys).filter { !recorded.contains($0.1) }.compactMap { reminder, _ in
@@ -59,8 +71,7 @@ public struct TimesheetDrafter: Agent {
 
     /// The reminders a run would send (all users, or one), with their context gathered:
     /// one query for users and finished tasks, then GitHub for those with a username.
-    static func reminders(_ context: AgentContext, onlyUser: String?) async throws -> [Reminder] {
-        let lookback = context.options.duration("lookback", default: .seconds(7 * 86_400))
+    static func reminders(_ context: AgentContext, lookback: Duration, onlyUser: String?) async throws -> [Reminder] {
         let rows = try await context.database.query(
             """
             WITH users AS (
@@ -109,7 +120,7 @@ public struct TimesheetDrafter: Agent {
         }
         let activity = await Self.githubActivity(
             of: reminders.map(\.githubUsername), since: context.now.addingTimeInterval(-lookback.timeInterval),
-            client: GitHubClient(environment: context.environment), logger: context.logger)
+            client: context.clients.github, logger: context.logger)
         for index in reminders.indices { reminders[index].github = activity[index] }
         return reminders
     }
