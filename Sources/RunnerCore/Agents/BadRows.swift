@@ -16,12 +16,11 @@ struct BadRows: Sendable {
         logger.warning("row skipped", metadata: ["row_id": "\(shown)", "reason": "\(reason)"])
     }
 
-    /// Adds `bad_rows` and `bad_row_ids` to the outcome and a `bad_rows` metric, when there are any.
-    func report(into outcome: inout [String: JSONValue], metrics: inout [Metric]) {
+    /// Adds the `bad_rows` count and the outcome's `bad_row_ids`, when there are any.
+    func report(into report: inout ReportBuilder) {
         guard count > 0 else { return }
-        outcome["bad_rows"] = .number(Double(count))
-        outcome["bad_row_ids"] = .array(samples.map { .string($0.id) })
-        metrics.append(Metric("bad_rows", Double(count)))
+        report.count("bad_rows", count)
+        report.note("bad_row_ids", .array(samples.map { .string($0.id) }))
     }
 }
 

@@ -174,25 +174,24 @@ public struct EmailDelivery: Sendable {
 extension EmailDelivery {
     /// Adds emailed/drafted/failed counts; returns a failure message when an email failed or
     /// is still pending.
-    public static func summarize(
-        _ results: [EmailDelivery.Result], into outcome: inout [String: JSONValue], metrics: inout [Metric]
-    ) -> String? {
+    public static func summarize(_ results: [EmailDelivery.Result], into report: inout ReportBuilder) -> String? {
         let sent = results.filter { $0 == .sent }.count
         let drafted = results.filter { $0 == .drafted }.count
         let failed = results.filter { $0 == .failed }.count
         let pending = results.filter { $0 == .pending }.count
         let unknown = results.filter { $0 == .unknown }.count
         let invalid = results.filter { $0 == .invalidRecipient }.count
-        outcome["emailed"] = .number(Double(sent))
-        outcome["drafted"] = .number(Double(drafted))
-        if failed > 0 { outcome["email_failed"] = .number(Double(failed)) }
-        if pending > 0 { outcome["email_pending"] = .number(Double(pending)) }
-        if unknown > 0 { outcome["email_unknown"] = .number(Double(unknown)) }
-        if invalid > 0 { outcome["invalid_recipients"] = .number(Double(invalid)) }
-        metrics += [
-            Metric("emails_sent", Double(sent)), Metric("emails_drafted", Double(drafted)),
-            Metric("emails_failed", Double(failed + pending + invalid)), Metric("emails_unknown", Double(unknown)),
-        ]
+        // The outcome names what a person reads; the metrics keep their documented names.
+        report.note("emailed", .number(Double(sent)))
+        report.note("drafted", .number(Double(drafted)))
+        report.note("email_failed", count: failed)
+        report.note("email_pending", count: pending)
+        report.note("email_unknown", count: unknown)
+        report.note("invalid_recipients", count: invalid)
+        report.metric("emails_sent", Double(sent))
+        report.metric("emails_drafted", Double(drafted))
+        report.metric("emails_failed", Double(failed + pending + invalid))
+        report.metric("emails_unknown", Double(unknown))
         var problems: [String] = []
         if failed > 0 { problems.append("\(failed) failed") }
         if invalid > 0 { problems.append("\(invalid) to an invalid recipient") }

@@ -54,14 +54,8 @@ public struct InsightGenerator: Agent {
         var workspaces = Set<String>()
         var results: [InsightWriter.Result] = []
         let writer = InsightWriter(context: context, options: options)
-        let clock = ContinuousClock()
-        var phases: [String: Duration] = [:]
-        func timed<T>(_ phase: String, _ body: () async throws -> T) async rethrows -> T {
-            let start = clock.now
-            defer { phases[phase, default: .zero] += clock.now - start }
-            return try await body()
-        }
-        let history = try await timed("dedupe_ms") {
+        var phases = PhaseTimer()
+        let history = try await phases.time("dedupe_ms") {
             try await InsightHistory.load(quietPeriod: quietPeriod, context: context)
         }
         // Rule-based insights in the ledger's own database: each page is claimed and written by
@@ -76,7 +70,7 @@ public struct InsightGenerator: Agent {
                 while true {
                     // A stopping run reads no further page.
                     try Task.checkCancellation()
-                    let (page, unusable, lastID) = try await timed("read_ms") {
+                    let (page, unusable, lastID) = try await phases.time("read_ms") {
                         try await Self.page(after: cursor, limit: pageSize, on: context.database)
                     }
                     guard let lastID else { break }
@@ -101,11 +95,11 @@ public struct InsightGenerator: Agent {
                         let index = idle.removeLast()
                         group.addTask { (index, await writer.claimAndWriteRules(candidates, on: writers[index])) }
                     } else {
-                        let claimed = try await timed("claim_ms") { try await Self.claim(candidates, context: context) }
+                        let claimed = try await phases.time("claim_ms") { try await Self.claim(candidates, context: context) }
                         counts["skipped_duplicates"]! +=
                             candidates.reduce(0) { $0 + $1.anomalies.count }
                             - claimed.reduce(0) { $0 + $1.anomalies.count }
-                        results += await timed("write_ms") { await writer.write(claimed) }
+                        results += await phases.time("write_ms") { await writer.write(claimed) }
                     }
                 }
                 for try await (_, result) in group { results.append(result) }
@@ -123,20 +117,22 @@ public struct InsightGenerator: Agent {
             counts["failures"]! += result.failed
             if result.ruleFallbacks > 0 { counts["model_left_out", default: 0] += result.ruleFallbacks }
             if result.replacedFields > 0 { counts["model_fields_replaced", default: 0] += result.replacedFields }
-            phases["write_ms", default: .zero] += result.busy
+            phases.add("write_ms", result.busy)
         }
-        var report = Self.report(counts)
-        bad.report(into: &report.outcome, metrics: &report.metrics)
-        report.outcome["source"] = writer.usesModel ? "claude" : "rules"
+        var report = ReportBuilder()
+        for (name, count) in counts.sorted(by: { $0.key < $1.key }) { report.count(name, count) }
+        bad.report(into: &report)
+        report.note("source", writer.usesModel ? "claude" : "rules")
         let tokens = results.reduce((0, 0)) { ($0.0 + $1.inputTokens, $0.1 + $1.outputTokens) }
-        report.metrics += [Metric("llm_input_tokens", Double(tokens.0)), Metric("llm_output_tokens", Double(tokens.1))]
-        report.metrics += phases.sorted { $0.key < $1.key }.map { Metric($0.key, $0.value.milliseconds, unit: "ms") }
+        report.metric("llm_input_tokens", Double(tokens.0))
+        report.metric("llm_output_tokens", Double(tokens.1))
+        phases.report(into: &report)
         if counts["failures"]! > 0 {
             report.failure =
                 "\(counts["failures"]!) deal\(counts["failures"]! == 1 ? "" : "s") could not be written: "
                 + (results.compactMap(\.error).first ?? "")
         }
-        return report
+        return report.report
     }
 
     /// The connections the one-statement path writes on: `write_concurrency` (default 2) of its
@@ -158,12 +154,6 @@ public struct InsightGenerator: Agent {
     /// Closes the writer connections the run opened (not the agent's own).
     static func close(_ writers: [PostgresConnection], keeping own: PostgresConnection) async {
         for connection in writers where connection !== own { await connection.close() }
-    }
-
-    static func report(_ counts: [String: Int]) -> AgentReport {
-        AgentReport(
-            outcome: counts.mapValues { .number(Double($0)) },
-            metrics: counts.sorted { $0.key < $1.key }.map { Metric($0.key, Double($0.value)) })
     }
 
     /// One keyset page of open deals, in every workspace: the deals the rules can read, those

@@ -72,12 +72,7 @@ public struct ApprovalNudger: Agent {
     public func run(_ context: AgentContext) async throws -> AgentReport {
         let (cooldown, escalateTo) = (options.cooldown, options.escalateTo)
         let clock = ContinuousClock()
-        var phases: [String: Duration] = [:]
-        func timed<T>(_ phase: String, _ body: () async throws -> T) async rethrows -> T {
-            let start = clock.now
-            defer { phases[phase, default: .zero] += clock.now - start }
-            return try await body()
-        }
+        var phases = PhaseTimer()
         let delivery = EmailDelivery(context: context)
         var overdue = 0
         var byUrgency: [Urgency: Int] = [:]
@@ -108,15 +103,15 @@ public struct ApprovalNudger: Agent {
                 }
             }
             // The ledger is asked first: an email recorded by an earlier run is not rendered again.
-            let earlier = try await timed("lookup_ms") {
+            let earlier = try await phases.time("lookup_ms") {
                 try await context.effects.recorded(EmailDelivery.kind, keys: deliverable.map(\.key))
             }
             let unsent = deliverable.filter { earlier[$0.key].map { $0.status == .pending } ?? true }
-            let emails = await timed("render_ms") {
+            let emails = await phases.time("render_ms") {
                 await Self.emails(for: unsent.map { ($0.step, $0.to) }, escalateTo: escalateTo)
             }
             let fresh = zip(unsent, emails).filter { earlier[$0.0.key] == nil }
-            let recorded = try await timed("record_ms") {
+            let recorded = try await phases.time("record_ms") {
                 try await context.effects.record(
                     EmailDelivery.kind,
                     fresh.map { Effects.Entry(key: $0.0.key, target: $0.1.recipients, payload: $0.1.payloadText) },
@@ -151,7 +146,7 @@ public struct ApprovalNudger: Agent {
                 notAttempted += sends.count
                 sends = []
             }
-            let sent = try await timed("send_ms") { try await delivery.attempt(all: sends) }
+            let sent = try await phases.time("send_ms") { try await delivery.attempt(all: sends) }
             results += sent
             for (step, result) in zip(sendSteps, sent) where result == .sent { cooled.append((step, Date())) }
             do {
@@ -160,20 +155,20 @@ public struct ApprovalNudger: Agent {
                 // Cancelled mid-statement: the next run starts these cooldowns (the repair above).
             }
         }
-        phases["query_ms"] = firstPage ?? (clock.now - readStart)
-        var outcome: [String: JSONValue] = ["overdue": .number(Double(overdue))]
-        var metrics = [Metric("overdue", Double(overdue))]
-        metrics += phases.sorted { $0.key < $1.key }.map { Metric($0.key, $0.value.milliseconds, unit: "ms") }
-        bad.report(into: &outcome, metrics: &metrics)
-        for (urgency, count) in byUrgency { outcome[urgency.rawValue] = .number(Double(count)) }
+        var report = ReportBuilder()
+        report.count("overdue", overdue)
+        report.phase("query_ms", firstPage ?? (clock.now - readStart))
+        phases.report(into: &report)
+        bad.report(into: &report)
+        for urgency in Urgency.allCases { report.note(urgency.rawValue, count: byUrgency[urgency] ?? 0) }
         if context.dryRun {
-            outcome["would_nudge"] = .number(Double(overdue))
-            return AgentReport(outcome: outcome, metrics: metrics)
+            report.note("would_nudge", .number(Double(overdue)))
+            return report.report
         }
-        if repaired > 0 { outcome["cooldowns_repaired"] = .number(Double(repaired)) }
-        if notAttempted > 0 { outcome["not_attempted"] = .number(Double(notAttempted)) }
-        let failure = EmailDelivery.summarize(results, into: &outcome, metrics: &metrics)
-        return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
+        report.note("cooldowns_repaired", count: repaired)
+        report.note("not_attempted", count: notAttempted)
+        report.failure = EmailDelivery.summarize(results, into: &report)
+        return report.report
     }
 
     public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {

@@ -96,16 +96,14 @@ public struct TaskMonitor: Agent {
             }
             if let id, let email { digest = (id, email) }
         }
-        var outcome: [String: JSONValue] = ["stuck": .number(Double(stuck))]
-        var metrics = [
-            Metric("stuck", Double(stuck)),
-            Metric("query_ms", (firstPage ?? (clock.now - readStart)).milliseconds, unit: "ms"),
-            Metric("record_ms", (clock.now - readStart).milliseconds, unit: "ms"),
-        ]
-        bad.report(into: &outcome, metrics: &metrics)
+        var report = ReportBuilder()
+        report.count("stuck", stuck)
+        report.phase("query_ms", firstPage ?? (clock.now - readStart))
+        report.phase("record_ms", clock.now - readStart)
+        bad.report(into: &report)
         if context.dryRun {
-            outcome["would_alert"] = .number(Double(stuck))
-            return AgentReport(outcome: outcome, metrics: metrics)
+            report.note("would_alert", .number(Double(stuck)))
+            return report.report
         }
         var results = retried
         var alerted = 0
@@ -124,10 +122,9 @@ public struct TaskMonitor: Agent {
             if let status { try await context.effects.settleGroup(members: Self.alertKind, leaderID: digest.id, as: status) }
             if result == .sent || result == .drafted { alerted = newly }
         }
-        outcome["newly_stuck"] = .number(Double(alerted))
-        metrics.append(Metric("newly_stuck", Double(alerted)))
-        let report = EmailDelivery.summarize(results, into: &outcome, metrics: &metrics)
-        return AgentReport(outcome: outcome, metrics: metrics, failure: report)
+        report.count("newly_stuck", alerted)
+        report.failure = EmailDelivery.summarize(results, into: &report)
+        return report.report
     }
 
     public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {

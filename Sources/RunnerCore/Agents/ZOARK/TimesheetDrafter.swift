@@ -31,13 +31,14 @@ public struct TimesheetDrafter: Agent {
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
         let reminders = try await Self.reminders(context, lookback: options.lookback, onlyUser: nil)
-        var outcome: [String: JSONValue] = ["users": .number(Double(reminders.count))]
-        var metrics = [Metric("users", Double(reminders.count))]
-        let githubFailures = reminders.filter { if case .failure = $0.github { true } else { false } }.count
-        if githubFailures > 0 { outcome["github_unavailable"] = .number(Double(githubFailures)) }
+        var report = ReportBuilder()
+        report.count("users", reminders.count)
+        report.note(
+            "github_unavailable",
+            count: reminders.filter { if case .failure = $0.github { true } else { false } }.count)
         if context.dryRun {
-            outcome["would_remind"] = .number(Double(reminders.count))
-            return AgentReport(outcome: outcome, metrics: metrics)
+            report.note("would_remind", .number(Double(reminders.count)))
+            return report.report
         }
         let week = Self.isoWeek(context.now)
         let delivery = EmailDelivery(context: context)
@@ -53,9 +54,9 @@ public struct TimesheetDrafter: Agent {
             }
             if result != .alreadyRecorded { results.append(result) }
         }
-        outcome["week"] = .string(week)
-        let failure = EmailDelivery.summarize(results, into: &outcome, metrics: &metrics)
-        return AgentReport(outcome: outcome, metrics: metrics, failure: failure)
+        report.note("week", .string(week))
+        report.failure = EmailDelivery.summarize(results, into: &report)
+        return report.report
     }
 
     public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {
