@@ -22,13 +22,4 @@ actor RateLimiter {
     func pause(for wait: Duration) {
         next = max(next, ContinuousClock.now + wait)
     }
-
-    /// A Retry-After header's delay: whole seconds (the form providers send), at most ten
-    /// minutes; nil when absent or not a number of seconds.
-    static func retryAfter(_ header: String?) -> Duration? {
-        guard let header, let seconds = Int(header.trimmingCharacters(in: .whitespaces)), seconds >= 0 else {
-            return nil
-        }
-        return .seconds(min(seconds, 600))
-    }
 }

@@ -191,7 +191,7 @@ public struct HTTPMailer: Mailer {
             let disposition: DeliveryError.Disposition =
                 response.status == 429 || response.status >= 500 ? .transient : .permanent
             var error = DeliveryError(disposition, "\(provider) answered HTTP \(response.status): \(detail)")
-            if disposition == .transient, let wait = RateLimiter.retryAfter(response.headers["retry-after"]) {
+            if disposition == .transient, let wait = RetryAfter.delay(response.headers["retry-after"], limit: .seconds(600)) {
                 // Every sender holds off, not only this one.
                 await limiter.pause(for: wait)
                 error.retryAfter = wait

@@ -100,12 +100,6 @@ public struct AnthropicClient: Sendable {
     /// The wait before a retry: `retry-after` (seconds) when it is a sane number, never less
     /// than our own backoff, never more than ``maxRetryAfter``.
     static func wait(retryAfter: String?, backoff: Duration) -> Duration {
-        var wait = backoff
-        if let text = retryAfter?.trimmingCharacters(in: .whitespaces), let seconds = Double(text), seconds.isFinite,
-            seconds > 0
-        {
-            wait = max(backoff, .milliseconds(Int64(min(seconds, maxRetryAfter.timeInterval) * 1000)))
-        }
-        return min(wait, maxRetryAfter)
+        min(max(backoff, RetryAfter.delay(retryAfter, limit: maxRetryAfter) ?? .zero), maxRetryAfter)
     }
 }

@@ -137,9 +137,9 @@ public struct Effects: Sendable {
         ).first.map(Effect.init(row:))
     }
 
-    /// Takes the right to attempt a pending effect for `lease`; false if another process holds
-    /// it, it is no longer pending, or an earlier attempt died mid-send (then it is marked failed:
-    /// at most once). Committed before the attempt starts.
+    /// Takes the right to attempt a pending effect of an ``Recovery/atMostOnce`` kind for `lease`;
+    /// false if another process holds it, it is no longer pending, or an earlier attempt died
+    /// mid-send (then it is marked unknown). Committed before the attempt starts.
     public func lease(_ id: Int64, runID: Int64?, for lease: Duration) async throws -> Bool {
         try await failUnknownOutcomes("id = $1::bigint", [.int64(id)])
         return try await connection.query(
@@ -269,8 +269,10 @@ public struct Effects: Sendable {
     /// Pending effects of a kind that a new run should finish: never attempted, or attempted
     /// and failed transiently. Effects whose attempt died mid-send are marked failed first.
     public func pending(kind: String, keyPrefix: String = "", limit: Int = 1000) async throws -> [Effect] {
-        try await failUnknownOutcomes(
-            "kind = $1 AND starts_with(key, $2)", [PostgresValue(kind), PostgresValue(keyPrefix)])
+        if Self.recovery(of: kind) == .atMostOnce {
+            try await failUnknownOutcomes(
+                "kind = $1 AND starts_with(key, $2)", [PostgresValue(kind), PostgresValue(keyPrefix)])
+        }
         return try await connection.query(
             """
             SELECT \(Effect.columns) FROM runner.effects

@@ -155,6 +155,73 @@ struct DeliveryOutcomeTests {
         #expect(server.authLog().allSatisfy { $0.hasSuffix("tls=True") })
     }
 
+    @Test("Resend's preset of 2 requests/s holds on 4 connections; EMAIL_RATE_LIMIT sets another or none")
+    func rateLimit() async throws {
+        let server = try TestHTTPServer(routes: ["POST /emails": ["status": 200, "body": ["id": "x"]]])
+        func send(_ count: Int, environment: [String: String]) async throws -> (started: Date, requests: [Double]) {
+            let before = try server.requests().count
+            let mailer = try #require(
+                try MailerConfiguration.mailer(
+                    environment: [
+                        "EMAIL_PROVIDER": "resend", "RESEND_API_KEY": "re_k", "RESEND_FROM_EMAIL": "runner@zoark.example",
+                        "RESEND_BASE_URL": server.baseURL, "EMAIL_MAX_CONNECTIONS": "4",
+                    ].merging(environment) { $1 }))
+            let started = Date()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<count {
+                    group.addTask { try await mailer.send(Self.email, messageID: "r\(index)@zoark.example") }
+                }
+                try await group.waitForAll()
+            }
+            let times = try server.requests().dropFirst(before).compactMap { request -> Double? in
+                if case .number(let at)? = request["at"] { at } else { nil }
+            }
+            return (started, times.sorted())
+        }
+        // Five requests at 2/s: the fifth may not start before two seconds have passed. A slow
+        // machine only makes it later.
+        let preset = try await send(5, environment: [:])
+        #expect(preset.requests.count == 5)
+        #expect(try #require(preset.requests.last) - preset.started.timeIntervalSince1970 >= 1.95)
+        let faster = try await send(5, environment: ["EMAIL_RATE_LIMIT": "10/s"])
+        #expect(try #require(faster.requests.last) - faster.started.timeIntervalSince1970 >= 0.35)
+        #expect(throws: MailerConfiguration.Problem.self) {
+            try MailerConfiguration.mailer(environment: [
+                "EMAIL_PROVIDER": "resend", "RESEND_API_KEY": "k", "RESEND_FROM_EMAIL": "a@b.example",
+                "EMAIL_RATE_LIMIT": "fast",
+            ])
+        }
+        #expect(throws: MailerConfiguration.Problem.self) {
+            try MailerConfiguration.mailer(environment: [
+                "EMAIL_PROVIDER": "smtp", "SMTP_HOST": "h", "SMTP_FROM": "a@b.example", "EMAIL_MAX_CONNECTIONS": "0",
+            ])
+        }
+    }
+
+    @Test("a 429 with Retry-After: the next attempt waits at least that long, and the email goes once")
+    func retryAfter() async throws {
+        let server = try TestHTTPServer(routes: [
+            "POST /v3/mail/send": [
+                ["status": 429, "body": ["errors": [["message": "too many requests"]]], "headers": ["Retry-After": "1"]],
+                ["status": 202, "body": [:]],
+            ]
+        ])
+        let mailer = try #require(
+            try MailerConfiguration.mailer(environment: [
+                "EMAIL_PROVIDER": "sendgrid", "SENDGRID_API_KEY": "SG.k", "SENDGRID_FROM_EMAIL": "runner@zoark.example",
+                "SENDGRID_BASE_URL": server.baseURL,
+            ]))
+        let database = try await ZoarkDatabase("outcomeretryafter")
+        let context = database.context(job: "j", runID: try await database.newRun("j"), mailer: mailer)
+        // A backoff far shorter than the server asked for: the server's wait wins.
+        #expect(try await EmailDelivery(context: context, backoff: .milliseconds(10)).deliver(Self.email, key: "k") == .sent)
+        let times = try server.requests().compactMap { request -> Double? in
+            if case .number(let at)? = request["at"] { at } else { nil }
+        }
+        #expect(times.count == 2)
+        #expect(times.count == 2 && times[1] - times[0] >= 0.99, "\(times)")
+    }
+
     @Test("row 17: Message-ID and Idempotency-Key carry the ledger's random id and the sending domain")
     func idsPerLedger() async throws {
         let server = try TestHTTPServer(routes: ["POST /emails": ["status": 200, "body": ["id": "x"]]])
