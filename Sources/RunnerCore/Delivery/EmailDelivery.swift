@@ -83,6 +83,69 @@ public struct EmailDelivery: Sendable {
         return results
     }
 
+    /// What became of one item of a batch.
+    public enum Delivered: Sendable, Equatable {
+        case sentNow
+        /// Sent by an earlier run, at this time.
+        case sentBefore(Date?)
+        /// Drafted, failed, unknown, left pending, or recorded before in one of those states.
+        case notSent
+    }
+
+    /// What a batch did: per item, in order; the results of what this call recorded or tried;
+    /// and how many pending emails a stopping run left for the next.
+    public struct Batch: Sendable {
+        public var items: [Delivered] = []
+        public var results: [Result] = []
+        public var notAttempted = 0
+    }
+
+    /// Records and sends one email per item under `key(item)`, asking the ledger first: only
+    /// the items with no email recorded yet, or one still pending, are handed to `render`
+    /// (which returns their emails in their order). Then one statement records the new ones,
+    /// and the pending ones are sent as many at a time as the mailer has connections.
+    func deliver<Item: Sendable>(
+        _ items: [Item], key: (Item) -> String, phases: inout PhaseTimer,
+        render: ([Item]) async throws -> [Email]
+    ) async throws -> Batch {
+        var batch = Batch(items: Array(repeating: .notSent, count: items.count))
+        if context.dryRun { return batch }
+        let keys = items.map { Self.recordedKey(key($0), job: context.job) }
+        let earlier = try await phases.time("lookup_ms") { try await context.effects.recorded(Self.kind, keys: keys) }
+        let unsent = items.indices.filter { earlier[keys[$0]].map { $0.status == .pending } ?? true }
+        let emails = try await phases.time("render_ms") { try await render(unsent.map { items[$0] }) }
+        let fresh = zip(unsent, emails).filter { earlier[keys[$0.0]] == nil }
+        let recorded = try await phases.time("record_ms") {
+            try await context.effects.record(
+                Self.kind,
+                fresh.map { Effects.Entry(key: keys[$0.0], target: $0.1.recipients, payload: $0.1.payloadText) },
+                runID: context.runID, as: context.mailer == nil ? .draft : .pending
+            ).merging(earlier) { new, _ in new }
+        }
+        var sends: [(index: Int, id: Int64, email: Email)] = []
+        for (position, index) in unsent.enumerated() {
+            guard let effect = recorded[keys[index]] else { continue }
+            switch effect.status {
+            case .pending: sends.append((index, effect.id, emails[position]))
+            case .draft: if effect.isNew { batch.results.append(.drafted) }
+            case .failed, .unknown: if effect.isNew { batch.results.append(.failed) }
+            case .sent: break
+            }
+        }
+        for (index, key) in keys.enumerated() {
+            if let effect = earlier[key], effect.status == .sent { batch.items[index] = .sentBefore(effect.doneAt) }
+        }
+        // A stopping run starts no further send; those left stay pending for the next run.
+        if Task.isCancelled {
+            batch.notAttempted = sends.count
+            return batch
+        }
+        let sent = try await phases.time("send_ms") { try await attempt(all: sends.map { ($0.id, $0.email) }) }
+        batch.results += sent
+        for (send, result) in zip(sends, sent) where result == .sent { batch.items[send.index] = .sentNow }
+        return batch
+    }
+
     /// Sends recorded emails, as many at a time as the mailer has connections; the results
     /// are in the order given.
     public func attempt(all emails: [(id: Int64, email: Email)]) async throws -> [Result] {

@@ -93,6 +93,8 @@ struct TimesheetDrafterTests {
         let again = try await TimesheetDrafter().run(try await context())
         #expect(again.outcome["emailed"] == 0)
         #expect(try smtp.messages().count == 3)
+        // The ledger is asked first: every reminder of the week is recorded, so GitHub is not asked again.
+        #expect(try github.requests().count == 2)
     }
 
     @Test(

@@ -92,63 +92,31 @@ public struct ApprovalNudger: Agent {
             if context.dryRun { return }
             // A stopping run starts no further page; its steps wait for the next run.
             if Task.isCancelled { return }
-            var deliverable: [(step: Step, to: EmailAddress, key: String)] = []
+            var deliverable: [(step: Step, to: EmailAddress)] = []
             for step in steps {
                 switch step.assignee {
-                case .success(let address):
-                    deliverable.append((step, address, EmailDelivery.recordedKey(Self.key(step), job: context.job)))
+                case .success(let address): deliverable.append((step, address))
                 case .failure(let invalid):
                     let result = try await delivery.recordInvalid(invalid, key: Self.key(step))
                     if result != .alreadyRecorded { results.append(result) }
                 }
             }
-            // The ledger is asked first: an email recorded by an earlier run is not rendered again.
-            let earlier = try await phases.time("lookup_ms") {
-                try await context.effects.recorded(EmailDelivery.kind, keys: deliverable.map(\.key))
+            let batch = try await delivery.deliver(deliverable, key: { Self.key($0.step) }, phases: &phases) {
+                await Self.emails(for: $0, escalateTo: escalateTo)
             }
-            let unsent = deliverable.filter { earlier[$0.key].map { $0.status == .pending } ?? true }
-            let emails = await phases.time("render_ms") {
-                await Self.emails(for: unsent.map { ($0.step, $0.to) }, escalateTo: escalateTo)
-            }
-            let fresh = zip(unsent, emails).filter { earlier[$0.0.key] == nil }
-            let recorded = try await phases.time("record_ms") {
-                try await context.effects.record(
-                    EmailDelivery.kind,
-                    fresh.map { Effects.Entry(key: $0.0.key, target: $0.1.recipients, payload: $0.1.payloadText) },
-                    runID: context.runID, as: context.mailer == nil ? .draft : .pending
-                ).merging(earlier) { new, _ in new }
-            }
-            var sends: [(id: Int64, email: Email)] = []
-            var sendSteps: [Step] = []
+            results += batch.results
+            notAttempted += batch.notAttempted
             var cooled: [(step: Step, at: Date)] = []
-            for (index, item) in unsent.enumerated() {
-                guard let effect = recorded[item.key] else { continue }
-                switch effect.status {
-                case .pending:
-                    sends.append((effect.id, emails[index]))
-                    sendSteps.append(item.step)
-                case .draft:
-                    if effect.isNew { results.append(.drafted) }
-                case .failed, .unknown:
-                    if effect.isNew { results.append(.failed) }
-                case .sent:
-                    break
-                }
-            }
-            // Sent by a run that stopped before it could start the cooldown: start it now.
-            for item in deliverable {
-                if let effect = earlier[item.key], effect.status == .sent {
-                    cooled.append((item.step, effect.doneAt ?? Date()))
+            for (item, delivered) in zip(deliverable, batch.items) {
+                switch delivered {
+                case .sentNow: cooled.append((item.step, Date()))
+                case .sentBefore(let at):
+                    // Sent by a run that stopped before it could start the cooldown: start it now.
+                    cooled.append((item.step, at ?? Date()))
                     repaired += 1
+                case .notSent: break
                 }
             }
-            if Task.isCancelled {
-                notAttempted += sends.count
-                sends = []
-            }
-            let sent = try await phases.time("send_ms") { try await delivery.attempt(all: sends) }
-            results += sent
-            for (step, result) in zip(sendSteps, sent) where result == .sent { cooled.append((step, Date())) }
             do {
                 try await Self.markNudged(cooled, on: context.database)
             } catch where Task.isCancelled {

@@ -30,12 +30,9 @@ public struct TimesheetDrafter: Agent {
     }
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
-        let reminders = try await Self.reminders(context, lookback: options.lookback, onlyUser: nil)
+        let reminders = try await Self.users(context, lookback: options.lookback, onlyUser: nil)
         var report = ReportBuilder()
         report.count("users", reminders.count)
-        report.note(
-            "github_unavailable",
-            count: reminders.filter { if case .failure = $0.github { true } else { false } }.count)
         if context.dryRun {
             report.note("would_remind", .number(Double(reminders.count)))
             return report.report
@@ -43,17 +40,35 @@ public struct TimesheetDrafter: Agent {
         let week = Self.isoWeek(context.now)
         let delivery = EmailDelivery(context: context)
         var results = try await delivery.finishPending()
+        var deliverable: [(reminder: Reminder, to: EmailAddress)] = []
         for reminder in reminders {
-            let result: EmailDelivery.Result
             switch reminder.email {
-            case .success(let address):
-                result = try await delivery.deliver(
-                    Self.email(reminder, to: address, week: week), key: Self.key(reminder, week: week))
+            case .success(let address): deliverable.append((reminder, address))
             case .failure(let invalid):
-                result = try await delivery.recordInvalid(invalid, key: Self.key(reminder, week: week))
+                let result = try await delivery.recordInvalid(invalid, key: Self.key(reminder, week: week))
+                if result != .alreadyRecorded { results.append(result) }
             }
-            if result != .alreadyRecorded { results.append(result) }
         }
+        // GitHub is asked only about the users whose reminder is not recorded yet: a second run
+        // in the week costs GitHub nothing.
+        var githubFailures = 0
+        var phases = PhaseTimer()
+        let batch = try await delivery.deliver(deliverable, key: { Self.key($0.reminder, week: week) }, phases: &phases) {
+            items in
+            let activity = await Self.githubActivity(
+                of: items.map(\.reminder.githubUsername),
+                since: context.now.addingTimeInterval(-options.lookback.timeInterval), client: context.clients.github,
+                logger: context.logger)
+            return zip(items, activity).map { item, github in
+                if case .failure = github { githubFailures += 1 }
+                var reminder = item.reminder
+                reminder.github = github
+                return Self.email(reminder, to: item.to, week: week)
+            }
+        }
+        results += batch.results
+        report.note("github_unavailable", count: githubFailures)
+        phases.report(into: &report)
         report.note("week", .string(week))
         report.failure = EmailDelivery.summarize(results, into: &report)
         return report.report
@@ -61,7 +76,9 @@ public struct TimesheetDrafter: Agent {
 
     public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] {
         let week = Self.isoWeek(context.now)
-        let reminders = try await Self.reminders(context, lookback: options.lookback, onlyUser: user)
+        let reminders = try await Self.withGitHub(
+            try await Self.users(context, lookback: options.lookback, onlyUser: user), lookback: options.lookback,
+            context: context)
         let keys = reminders.map { EmailDelivery.recordedKey(Self.key($0, week: week), job: context.job) }
         let recorded = includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
         return zip(reminders, keys).filter { !recorded.contains($0.1) }.compactMap { reminder, _ in
@@ -70,9 +87,8 @@ public struct TimesheetDrafter: Agent {
         }
     }
 
-    /// The reminders a run would send (all users, or one), with their context gathered:
-    /// one query for users and finished tasks, then GitHub for those with a username.
-    static func reminders(_ context: AgentContext, lookback: Duration, onlyUser: String?) async throws -> [Reminder] {
+    /// The users a run would remind (all, or one) with the tasks they finished: one query.
+    static func users(_ context: AgentContext, lookback: Duration, onlyUser: String?) async throws -> [Reminder] {
         let rows = try await context.database.query(
             """
             WITH users AS (
@@ -104,7 +120,7 @@ public struct TimesheetDrafter: Agent {
             GROUP BY u."id", u."name", u."email", u."githubUsername"
             ORDER BY u."name", u."id"
             """, [.timestamp(context.now), .interval(lookback), PostgresValue(onlyUser)])
-        var reminders = try rows.map { row -> Reminder in
+        return try rows.map { row -> Reminder in
             var tasks: [(String, String)] = []
             if case .array(let items)? = JSONValue.parse(try row.string("tasks", default: "[]")) {
                 for case .array(let pair) in items where pair.count == 2 {
@@ -119,9 +135,14 @@ public struct TimesheetDrafter: Agent {
                 email: Result { () throws(EmailAddress.Invalid) in try EmailAddress(parsing: email) },
                 githubUsername: try row.string("githubUsername").flatMap { $0.isEmpty ? nil : $0 }, tasks: tasks)
         }
+    }
+
+    /// The reminders with each user's GitHub activity, for those with a username.
+    static func withGitHub(_ reminders: [Reminder], lookback: Duration, context: AgentContext) async -> [Reminder] {
         let activity = await Self.githubActivity(
             of: reminders.map(\.githubUsername), since: context.now.addingTimeInterval(-lookback.timeInterval),
             client: context.clients.github, logger: context.logger)
+        var reminders = reminders
         for index in reminders.indices { reminders[index].github = activity[index] }
         return reminders
     }
