@@ -66,7 +66,9 @@ struct AgentBench {
         benchmarkCheck(monitor.outcome["stuck"] == 10_000, "task-monitor found \(monitor.outcome["stuck"]?.text ?? "none") stuck, not 10000")
         benchmarkCheck(monitor.outcome["drafted"] == 1, "task-monitor drafted no digest")
 
-        for steps in [100_000, 1_000_000] {
+        // AGENT_BENCH_MAX_STEPS=100000 stops after the smaller size (for profiling).
+        let largest = ProcessInfo.processInfo.environment["AGENT_BENCH_MAX_STEPS"].flatMap(Int.init) ?? 1_000_000
+        for steps in [100_000, 1_000_000] where steps <= largest {
             if steps != 100_000 {
                 started = clock.now
                 try await connection.execute(#"DELETE FROM "ApprovalStep"; DELETE FROM runner.effects WHERE key LIKE 'approval-nudger:%'"#)

@@ -29,6 +29,13 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
         guard !input.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
             throw invalid("contains a control character")
         }
+        // The common case, a bare address of plain bytes, skips the display-name rules.
+        if input.utf8.allSatisfy({ Self.atext[Int($0)] || $0 == UInt8(ascii: "@") || $0 == UInt8(ascii: ".") }) {
+            try Self.checkSpec(Substring(input), invalid)
+            address = input
+            displayName = nil
+            return
+        }
         let text = input.trimmingCharacters(in: .whitespaces)
         var name: String?
         var spec = Substring(text)
@@ -54,21 +61,38 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
         displayName = name
     }
 
+    /// The bytes of RFC 5322 atext, and of a domain label, as tables by byte value.
+    private static let atext = table("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
+    private static let labelBytes = table("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+    private static func table(_ allowed: String) -> [Bool] {
+        var table = [Bool](repeating: false, count: 256)
+        for byte in allowed.utf8 { table[Int(byte)] = true }
+        return table
+    }
+
+    private static func hasDoubleDot(_ text: Substring) -> Bool {
+        var previous: UInt8 = 0
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: "."), previous == byte { return true }
+            previous = byte
+        }
+        return false
+    }
+
     private static func checkSpec(_ spec: Substring, _ invalid: (String) -> Invalid) throws(Invalid) {
         guard spec.utf8.count <= 254 else { throw invalid("the address is longer than 254 bytes") }
         let parts = spec.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2 else { throw invalid("expected exactly one @") }
         let (local, domain) = (parts[0], parts[1])
         guard !local.isEmpty, local.utf8.count <= 64 else { throw invalid("the part before @ must be 1 to 64 bytes") }
-        let atext = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~".utf8)
-        guard local.utf8.allSatisfy({ atext.contains($0) || $0 == UInt8(ascii: ".") }),
-            local.first != ".", local.last != ".", !local.contains("..")
+        guard local.utf8.allSatisfy({ atext[Int($0)] || $0 == UInt8(ascii: ".") }),
+            local.first != ".", local.last != ".", !Self.hasDoubleDot(local)
         else { throw invalid("the part before @ may hold only letters, digits, single dots and !#$%&'*+-/=?^_`{|}~") }
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
-        let labelBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-".utf8)
         guard domain.utf8.count <= 253,
             labels.allSatisfy({ label in
-                (1...63).contains(label.utf8.count) && label.utf8.allSatisfy(labelBytes.contains)
+                (1...63).contains(label.utf8.count) && label.utf8.allSatisfy({ labelBytes[Int($0)] })
                     && label.first != "-" && label.last != "-"
             })
         else { throw invalid("the domain must be dot-separated labels of letters, digits and hyphens") }

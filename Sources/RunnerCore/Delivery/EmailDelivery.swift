@@ -155,21 +155,35 @@ public struct EmailDelivery: Sendable {
             for (id, email) in emails { results.append(try await attempt(id, email)) }
             return results
         }
-        return try await withThrowingTaskGroup(of: (Int, Result).self) { group in
+        // A sender whose ledger write fails must not cancel the others mid-transfer (a send cut
+        // off after its content left is of unknown outcome): no new send starts, those under way
+        // finish and are recorded, then the error is thrown.
+        let outcome = await withTaskGroup(of: (Int, Swift.Result<Result, any Error>).self) { group in
             var results = Array(repeating: Result.pending, count: emails.count)
             var next = 0
+            var failure: (any Error)?
             func startNext() {
                 let index = next
                 next += 1
-                group.addTask { (index, try await attempt(emails[index].id, emails[index].email)) }
+                group.addTask {
+                    do {
+                        return (index, .success(try await attempt(emails[index].id, emails[index].email)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
             }
             for _ in 0..<width { startNext() }
-            while let (index, result) = try await group.next() {
-                results[index] = result
-                if next < emails.count { startNext() }
+            while let (index, outcome) = await group.next() {
+                switch outcome {
+                case .success(let result): results[index] = result
+                case .failure(let error): failure = failure ?? error
+                }
+                if failure == nil, next < emails.count { startNext() }
             }
-            return results
+            return failure.map { .failure($0) } ?? Swift.Result<[Result], any Error>.success(results)
         }
+        return try outcome.get()
     }
 
     /// Sends an email whose effect the caller recorded itself (in its own transaction).
