@@ -103,6 +103,9 @@ struct InsightBench {
                 format:
                     "  1,000 deals, 200 ms per call, 8 at a time: %.2f s (%.2fx the ideal 25 s; goal at most 1.25x)",
                 modelMs / 1000, modelMs / 25_000))
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(String(format: "peak RSS of this process over all passes: %.1f MB (goal at most 64 MB)", Double(usage.ru_maxrss) / 1024))
         await modelDB.close()
         try await server.drop(modelName)
     }

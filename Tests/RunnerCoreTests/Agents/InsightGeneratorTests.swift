@@ -34,7 +34,7 @@ struct InsightGeneratorTests {
 
     /// How many insights the rules, applied here in Swift, find among the open deals.
     static func expectedInsights(_ database: ZoarkDatabase, now: Date) async throws -> Int {
-        let deals = try await InsightGenerator.page(after: "", limit: 1000, on: database.connection).deals
+        let deals = try await InsightGenerator.deals(on: database.connection)
         return deals.reduce(0) { $0 + DealRules.anomalies(of: $1, now: now).count }
     }
 
@@ -120,7 +120,7 @@ struct InsightGeneratorTests {
     @Test("a claim left pending by a run that stopped is finished after ten minutes, not before")
     func stalePendingClaim() async throws {
         let database = try await Self.database("insightspending")
-        let deals = try await InsightGenerator.page(after: "", limit: 1000, on: database.connection).deals
+        let deals = try await InsightGenerator.deals(on: database.connection)
         let anomalous = deals.compactMap { deal in
             DealRules.anomalies(of: deal, now: Date()).first.map { (deal.id, $0.kind.rawValue) }
         }

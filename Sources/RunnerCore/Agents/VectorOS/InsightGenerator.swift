@@ -55,9 +55,6 @@ public struct InsightGenerator: Agent {
         var results: [InsightWriter.Result] = []
         let writer = InsightWriter(context: context, options: options)
         var phases = PhaseTimer()
-        let history = try await phases.time("dedupe_ms") {
-            try await InsightHistory.load(quietPeriod: quietPeriod, context: context)
-        }
         // Rule-based insights in the ledger's own database: each page is claimed and written by
         // one statement, on one of `write_concurrency` connections while the next page is read.
         let oneStatement = context.sharesLedgerDatabase && !writer.usesModel && !context.dryRun
@@ -65,16 +62,17 @@ public struct InsightGenerator: Agent {
         do {
             try await withThrowingTaskGroup(of: (Int, InsightWriter.Result).self) { group in
                 var idle = Array(writers.indices)
-                var cursor = ""
-                // Page by page, so memory stays bounded.
-                while true {
-                    // A stopping run reads no further page.
-                    try Task.checkCancellation()
-                    let (page, unusable, lastID) = try await phases.time("read_ms") {
-                        try await Self.page(after: cursor, limit: pageSize, on: context.database)
-                    }
-                    guard let lastID else { break }
-                    cursor = lastID
+                // One cursor over the open deals, each with its insight history: the server scans
+                // deals and insights once, and this process holds one page.
+                let clock = ContinuousClock()
+                var readStart = clock.now
+                try await context.forEachPage(
+                    Self.pageQuery, [.timestamp(context.now), .interval(quietPeriod), .array(Anomaly.Kind.allCases.map(\.rawValue))],
+                    size: pageSize
+                ) { rows in
+                    phases.add("read_ms", clock.now - readStart)
+                    defer { readStart = clock.now }
+                    let (page, unusable, history) = Self.page(rows)
                     for (id, reason) in unusable { bad.add(id: id, reason: reason, logger: context.logger) }
                     counts["deals_scanned"]! += page.count
                     for deal in page { workspaces.insert(deal.workspaceID) }
@@ -156,30 +154,56 @@ public struct InsightGenerator: Agent {
         for connection in writers where connection !== own { await connection.close() }
     }
 
-    /// One keyset page of open deals, in every workspace: the deals the rules can read, those
-    /// they cannot (an infinite timestamp, a value that is not a finite number) with why, and
-    /// the page's last id for the next page (nil when there are no more).
-    static func page(after cursor: String, limit: Int, on database: PostgresConnection) async throws -> (
-        deals: [Deal], bad: [(id: String, reason: String)], lastID: String?
-    ) {
+    /// The open deals of every workspace in id order, each with its insights' history per
+    /// anomaly type as `[type, blocked, latest closed id]` triples (`$1` now, `$2` the quiet
+    /// period, `$3` the anomaly types). VectorOS has no index on "dealId", so the history is
+    /// aggregated in one pass over `insights` and joined, not looked up per page.
+    static let pageQuery = """
+        WITH history AS (
+            SELECT "dealId", json_agg(json_build_array("type", blocked, latest_closed)) AS pairs
+            FROM (
+                SELECT i."dealId", i."type",
+                       bool_or(i."status" IN ('new', 'viewed')
+                               OR i."updatedAt" > ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval) AS blocked,
+                       (array_agg(i."id" ORDER BY i."createdAt" DESC, i."id" DESC)
+                            FILTER (WHERE i."status" NOT IN ('new', 'viewed')))[1] AS latest_closed
+                FROM insights i
+                WHERE i."type" = ANY($3::text[])
+                GROUP BY i."dealId", i."type"
+            ) pair
+            GROUP BY "dealId"
+        )
+        SELECT d."id", d."workspaceId", d."title", d."value", d."stage", d."probability",
+               CASE WHEN isfinite(d."closeDate") THEN extract(epoch FROM d."closeDate") END AS close_date,
+               d."closeDate" IS NOT NULL AND NOT isfinite(d."closeDate") AS close_infinite,
+               CASE WHEN isfinite(d."createdAt") THEN extract(epoch FROM d."createdAt") END AS created_at,
+               CASE WHEN isfinite(d."updatedAt") THEN extract(epoch FROM d."updatedAt") END AS updated_at,
+               h.pairs::text AS history
+        FROM deals d LEFT JOIN history h ON h."dealId" = d."id"
+        WHERE lower(d."stage") NOT IN ('won', 'lost')
+        ORDER BY d."id"
+        """
+
+    /// Every open deal, read in one query (for tests and previews of small data).
+    static func deals(on database: PostgresConnection, now: Date = Date()) async throws -> [Deal] {
         let rows = try await database.query(
-            """
-            SELECT d."id", d."workspaceId", d."title", d."value", d."stage", d."probability",
-                   CASE WHEN isfinite(d."closeDate") THEN extract(epoch FROM d."closeDate") END AS close_date,
-                   d."closeDate" IS NOT NULL AND NOT isfinite(d."closeDate") AS close_infinite,
-                   CASE WHEN isfinite(d."createdAt") THEN extract(epoch FROM d."createdAt") END AS created_at,
-                   CASE WHEN isfinite(d."updatedAt") THEN extract(epoch FROM d."updatedAt") END AS updated_at
-            FROM deals d
-            WHERE d."id" > $1 AND lower(d."stage") NOT IN ('won', 'lost')
-            ORDER BY d."id"
-            LIMIT $2::integer
-            """, [PostgresValue(cursor), .int(limit)])
+            pageQuery,
+            [.timestamp(now), .interval(.seconds(7 * 86_400)), .array(Anomaly.Kind.allCases.map(\.rawValue))])
+        return page(rows).deals
+    }
+
+    /// A page of open deals: those the rules can read, those they cannot (an infinite
+    /// timestamp, a value that is not a finite number) with why, and the page's insight history.
+    static func page(_ rows: PostgresRows) -> (
+        deals: [Deal], bad: [(id: String, reason: String)], history: InsightHistory
+    ) {
+        var history = InsightHistory()
         var deals: [Deal] = []
         var bad: [(String, String)] = []
-        var lastID: String?
         for row in rows {
-            let id = try row.string("id", default: "")
-            lastID = id
+            let id = (try? row.string("id", default: "")) ?? ""
+            do {
+            history.add(deal: id, history: try row.string("history"))
             let value = try row.double("value")
             guard let created = try row.double("created_at"), let updated = try row.double("updated_at"),
                 try row.bool("close_infinite") != true
@@ -198,8 +222,11 @@ public struct InsightGenerator: Agent {
                     stage: try row.string("stage", default: ""), probability: try row.int("probability"),
                     closeDate: try row.double("close_date").map(Date.init(timeIntervalSince1970:)),
                     createdAt: Date(timeIntervalSince1970: created), updatedAt: Date(timeIntervalSince1970: updated)))
+            } catch {
+                bad.append((id, "\(error)"))
+            }
         }
-        return (deals, bad, lastID)
+        return (deals, bad, history)
     }
 
     /// Records every (deal, type, episode) in the effects ledger in one statement; keeps the
@@ -214,10 +241,9 @@ public struct InsightGenerator: Agent {
     }
 }
 
-/// The insights the open deals already have, per (deal, anomaly type): whether one blocks a
+/// The insights a page's deals already have, per (deal, anomaly type): whether one blocks a
 /// new insight (it is open, or closed within the quiet period) and the newest closed one, which
-/// names the next episode. One scan of `insights` per run: VectorOS has no index on "dealId",
-/// so a query per page would read the whole table once per page.
+/// names the next episode. Read with the deals (``InsightGenerator/pageQuery``).
 ///
 /// An episode is keyed by what started it: the deal, the type, and the insight it follows (the
 /// newest closed one, or none). Counts would shift when a user deletes an insight and land on
@@ -235,29 +261,14 @@ struct InsightHistory: Sendable {
     /// Keyed by deal id and type, separated by a unit separator.
     private(set) var pairs: [String: Pair] = [:]
 
-    static func load(quietPeriod: Duration, context: AgentContext) async throws -> InsightHistory {
-        let rows = try await context.database.query(
-            """
-            SELECT i."dealId", i."type",
-                   bool_or(i."status" IN ('new', 'viewed')) AS open,
-                   bool_or(i."status" NOT IN ('new', 'viewed')
-                           AND i."updatedAt" > ($1::timestamptz AT TIME ZONE 'UTC') - $2::interval) AS quiet,
-                   (array_agg(i."id" ORDER BY i."createdAt" DESC, i."id" DESC)
-                        FILTER (WHERE i."status" NOT IN ('new', 'viewed')))[1] AS latest_closed
-            FROM insights i JOIN deals d ON d."id" = i."dealId"
-            WHERE lower(d."stage") NOT IN ('won', 'lost') AND i."type" = ANY($3::text[])
-            GROUP BY i."dealId", i."type"
-            """,
-            [.timestamp(context.now), .interval(quietPeriod), .array(Anomaly.Kind.allCases.map(\.rawValue))])
-        var history = InsightHistory()
-        history.pairs.reserveCapacity(rows.count)
-        for row in rows {
-            let pair = Self.pair(try row.string("dealId", default: ""), try row.string("type", default: ""))
-            history.pairs[pair] = Pair(
-                blocked: try row.bool("open") == true || row.bool("quiet") == true,
-                latestClosed: try row.string("latest_closed"))
+    /// A deal's history as the page query aggregates it: `[[type, blocked, latest closed id]]`.
+    mutating func add(deal: String, history text: String?) {
+        guard let text, case .array(let entries)? = JSONValue.parse(text) else { return }
+        for case .array(let fields) in entries where fields.count == 3 {
+            guard case .string(let type) = fields[0] else { continue }
+            let latest: String? = if case .string(let id) = fields[2] { id } else { nil }
+            pairs[Self.pair(deal, type)] = Pair(blocked: fields[1] == .bool(true), latestClosed: latest)
         }
-        return history
     }
 
     static func pair(_ deal: String, _ type: String) -> String { deal + "\u{1F}" + type }

@@ -67,7 +67,7 @@ public struct ApprovalNudger: Agent {
     }
 
     /// Steps read, rendered and recorded at a time: memory holds one page, whatever the backlog.
-    static let pageSize = 2000
+    static let pageSize = 1000
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
         let (cooldown, escalateTo) = (options.cooldown, options.escalateTo)

@@ -43,7 +43,7 @@ public struct TaskMonitor: Agent {
     }
 
     /// Stuck tasks read and claimed at a time: memory holds one page and the digest's list.
-    static let pageSize = 2000
+    static let pageSize = 1000
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
         let (stuckAfter, realertAfter, recipients) = (options.stuckAfter, options.realertAfter, options.alertTo)
