@@ -60,10 +60,15 @@ struct AgentBench {
             return times.sorted()[1]
         }
 
-        print(String(format: "  psql, stuck query alone (median of 3):        %8.0f ms", try psqlMedian(TaskMonitor.stuckQuery, threshold: "48 hours")))
+        print(
+            String(
+                format: "  psql, stuck query alone (median of 3):        %8.0f ms",
+                try psqlMedian(TaskMonitor.stuckQuery, threshold: "48 hours")))
         let monitor = try runChild("task-monitor", url: url)
         report("task-monitor, 1,000,000 tasks", monitor)
-        benchmarkCheck(monitor.outcome["stuck"] == 10_000, "task-monitor found \(monitor.outcome["stuck"]?.text ?? "none") stuck, not 10000")
+        benchmarkCheck(
+            monitor.outcome["stuck"] == 10_000,
+            "task-monitor found \(monitor.outcome["stuck"]?.text ?? "none") stuck, not 10000")
         benchmarkCheck(monitor.outcome["drafted"] == 1, "task-monitor drafted no digest")
 
         // AGENT_BENCH_MAX_STEPS=100000 stops after the smaller size (for profiling).
@@ -71,22 +76,33 @@ struct AgentBench {
         for steps in [100_000, 1_000_000] where steps <= largest {
             if steps != 100_000 {
                 started = clock.now
-                try await connection.execute(#"DELETE FROM "ApprovalStep"; DELETE FROM runner.effects WHERE key LIKE 'approval-nudger:%'"#)
+                try await connection.execute(
+                    #"DELETE FROM "ApprovalStep"; DELETE FROM runner.effects WHERE key LIKE 'approval-nudger:%'"#)
                 try await loadSteps(steps, on: connection)
-                print(String(format: "data: %d overdue steps, loaded in %.1f s", steps, (clock.now - started).milliseconds / 1000))
+                print(
+                    String(
+                        format: "data: %d overdue steps, loaded in %.1f s", steps,
+                        (clock.now - started).milliseconds / 1000))
             }
-            print(String(format: "  psql, overdue query alone (median of 3):      %8.0f ms", try psqlMedian(ApprovalNudger.overdueQuery, threshold: "24 hours")))
+            print(
+                String(
+                    format: "  psql, overdue query alone (median of 3):      %8.0f ms",
+                    try psqlMedian(ApprovalNudger.overdueQuery, threshold: "24 hours")))
             let first = try runChild("approval-nudger", url: url)
             report("approval-nudger, \(steps) overdue steps, first run", first)
             benchmarkCheck(
-                first.outcome["overdue"] == .number(Double(steps)) && first.outcome["drafted"] == .number(Double(steps)),
+                first.outcome["overdue"] == .number(Double(steps))
+                    && first.outcome["drafted"] == .number(Double(steps)),
                 "the first run drafted \(first.outcome["drafted"]?.text ?? "nothing") of \(steps)")
             let second = try runChild("approval-nudger", url: url)
             report("approval-nudger, \(steps) overdue steps, second run (all recorded)", second)
             benchmarkCheck(
                 second.outcome["overdue"] == .number(Double(steps)) && second.outcome["drafted"] == 0,
                 "the second run drafted \(second.outcome["drafted"]?.text ?? "nothing") again")
-            let drafts = try await connection.query("SELECT count(*) AS n FROM runner.effects WHERE key LIKE 'approval-nudger:%'")
+            let drafts =
+                try await connection.query(
+                    "SELECT count(*) AS n FROM runner.effects WHERE key LIKE 'approval-nudger:%'"
+                )
                 .first?.int("n") ?? -1
             benchmarkCheck(drafts == steps, "the ledger holds \(drafts) drafts, not \(steps)")
         }
@@ -115,7 +131,9 @@ struct AgentBench {
 
     static func report(_ label: String, _ result: ChildResult) {
         print("\(label):")
-        print(String(format: "    wall time %8.0f ms   peak RSS %6.1f MB", result.wallMs, Double(result.peakRSSKiB) / 1024))
+        print(
+            String(
+                format: "    wall time %8.0f ms   peak RSS %6.1f MB", result.wallMs, Double(result.peakRSSKiB) / 1024))
         let phases = result.metrics.filter { $0.key.hasSuffix("_ms") }.sorted { $0.key < $1.key }
         if !phases.isEmpty {
             print("    " + phases.map { String(format: "%@ %.0f", $0.key, $0.value) }.joined(separator: ", "))

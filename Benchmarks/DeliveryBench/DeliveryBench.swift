@@ -44,13 +44,17 @@ struct DeliveryBench {
             for connections in [1, 4] {
                 let folder = scratch.appendingPathComponent("smtp-\(tls)-\(connections)")
                 let port = try EmbeddedPostgres.freePort()
-                var arguments = [root.appendingPathComponent("Tests/Servers/smtp_server.py").path, String(port), folder.path]
+                var arguments = [
+                    root.appendingPathComponent("Tests/Servers/smtp_server.py").path, String(port), folder.path,
+                ]
                 var environment = [
                     "EMAIL_PROVIDER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": String(port),
                     "SMTP_FROM": "runner@zoark.example", "EMAIL_MAX_CONNECTIONS": String(connections),
                 ]
                 if tls {
-                    arguments += ["--tls-cert", certificate.cert, "--tls-key", certificate.key, "--auth", "runner:bench-password"]
+                    arguments += [
+                        "--tls-cert", certificate.cert, "--tls-key", certificate.key, "--auth", "runner:bench-password",
+                    ]
                     environment.merge([
                         "SMTP_USER": "runner", "SMTP_PASSWORD": "bench-password", "SMTP_CA_FILE": certificate.cert,
                     ]) { $1 }
@@ -70,7 +74,8 @@ struct DeliveryBench {
             let folder = scratch.appendingPathComponent("sendgrid-\(connections)")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             let routes = folder.appendingPathComponent("routes.json")
-            try #"{"POST /v3/mail/send": {"status": 202, "body": {}}}"#.write(to: routes, atomically: true, encoding: .utf8)
+            try #"{"POST /v3/mail/send": {"status": 202, "body": {}}}"#.write(
+                to: routes, atomically: true, encoding: .utf8)
             let log = folder.appendingPathComponent("requests.jsonl")
             let port = try EmbeddedPostgres.freePort()
             let process = try startServer([
@@ -79,7 +84,8 @@ struct DeliveryBench {
             defer { process.terminate() }
             let figures = try await send(
                 environment: [
-                    "EMAIL_PROVIDER": "sendgrid", "SENDGRID_API_KEY": "SG.bench", "SENDGRID_FROM_EMAIL": "runner@zoark.example",
+                    "EMAIL_PROVIDER": "sendgrid", "SENDGRID_API_KEY": "SG.bench",
+                    "SENDGRID_FROM_EMAIL": "runner@zoark.example",
                     "SENDGRID_BASE_URL": "http://127.0.0.1:\(port)", "EMAIL_MAX_CONNECTIONS": String(connections),
                 ], url: url, connection: connection)
             let requests = (try String(contentsOf: log, encoding: .utf8)).split(separator: "\n").count
@@ -98,9 +104,9 @@ struct DeliveryBench {
         func line(_ label: String) -> String {
             "  " + label.padding(toLength: 38, withPad: " ", startingAt: 0)
                 + String(
-                format: "%6.0f emails/s sending (%5.0f ms), %6.0f emails/s whole run (%5.0f ms)",
-                Double(DeliveryBench.steps) / (sendMs / 1000), sendMs,
-                Double(DeliveryBench.steps) / (runMs / 1000), runMs)
+                    format: "%6.0f emails/s sending (%5.0f ms), %6.0f emails/s whole run (%5.0f ms)",
+                    Double(DeliveryBench.steps) / (sendMs / 1000), sendMs,
+                    Double(DeliveryBench.steps) / (runMs / 1000), runMs)
         }
     }
 
@@ -128,7 +134,8 @@ struct DeliveryBench {
         let runMs = (ContinuousClock.now - started).milliseconds
         await effects.close()
         benchmarkCheck(report.failure == nil, "the run failed: \(report.failure ?? "")")
-        benchmarkCheck(report.outcome["emailed"] == .number(Double(steps)), "emailed \(report.outcome["emailed"]?.text ?? "none")")
+        benchmarkCheck(
+            report.outcome["emailed"] == .number(Double(steps)), "emailed \(report.outcome["emailed"]?.text ?? "none")")
         let row = try await connection.query(
             "SELECT count(*) AS n, count(DISTINCT key) AS keys FROM runner.effects WHERE kind = 'email' AND status = 'sent'"
         ).first

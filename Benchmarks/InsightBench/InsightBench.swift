@@ -97,7 +97,8 @@ struct InsightBench {
         print("model: \(JSONValue.object(model.outcome).text)")
         benchmarkCheck(
             model.failure == nil && model.outcome["llm_calls"] == model.outcome["anomalous_deals"],
-            "the model pass made \(model.outcome["llm_calls"]?.text ?? "no") calls for \(model.outcome["anomalous_deals"]?.text ?? "no") deals")
+            "the model pass made \(model.outcome["llm_calls"]?.text ?? "no") calls for \(model.outcome["anomalous_deals"]?.text ?? "no") deals"
+        )
         print(
             String(
                 format:
@@ -105,7 +106,10 @@ struct InsightBench {
                 modelMs / 1000, modelMs / 25_000))
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        print(String(format: "peak RSS of this process over all passes: %.1f MB (goal at most 64 MB)", Double(usage.ru_maxrss) / 1024))
+        print(
+            String(
+                format: "peak RSS of this process over all passes: %.1f MB (goal at most 64 MB)",
+                Double(usage.ru_maxrss) / 1024))
         await modelDB.close()
         try await server.drop(modelName)
     }

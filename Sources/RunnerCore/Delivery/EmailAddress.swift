@@ -40,7 +40,8 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
         var name: String?
         var spec = Substring(text)
         if let open = text.firstIndex(of: "<") {
-            guard text.last == ">", text.lastIndex(of: "<") == open, text.firstIndex(of: ">") == text.index(before: text.endIndex)
+            guard text.last == ">", text.lastIndex(of: "<") == open,
+                text.firstIndex(of: ">") == text.index(before: text.endIndex)
             else { throw invalid("expected one address, as Name <local@domain>") }
             spec = text[text.index(after: open)..<text.index(before: text.endIndex)]
             var phrase = text[..<open].trimmingCharacters(in: .whitespaces)
@@ -62,7 +63,8 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The bytes of RFC 5322 atext, and of a domain label, as tables by byte value.
-    private static let atext = table("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
+    private static let atext = table(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
     private static let labelBytes = table("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
     private static func table(_ allowed: String) -> [Bool] {

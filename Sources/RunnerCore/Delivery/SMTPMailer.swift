@@ -65,7 +65,9 @@ public struct SMTPMailer: Mailer {
         do {
             _ = try await clients.perform(transfer)
         } catch {
-            throw DeliveryError(Self.disposition(of: error), "SMTP \(host):\(port): \(error.message)\(error.responseCode >= 400 ? " (\(error.responseCode))" : "")")
+            throw DeliveryError(
+                Self.disposition(of: error),
+                "SMTP \(host):\(port): \(error.message)\(error.responseCode >= 400 ? " (\(error.responseCode))" : "")")
         }
     }
 
@@ -191,7 +193,9 @@ public struct HTTPMailer: Mailer {
             let disposition: DeliveryError.Disposition =
                 response.status == 429 || response.status >= 500 ? .transient : .permanent
             var error = DeliveryError(disposition, "\(provider) answered HTTP \(response.status): \(detail)")
-            if disposition == .transient, let wait = RetryAfter.delay(response.headers["retry-after"], limit: .seconds(600)) {
+            if disposition == .transient,
+                let wait = RetryAfter.delay(response.headers["retry-after"], limit: .seconds(600))
+            {
                 // Every sender holds off, not only this one.
                 await limiter.pause(for: wait)
                 error.retryAfter = wait

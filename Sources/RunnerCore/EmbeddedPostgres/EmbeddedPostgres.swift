@@ -291,7 +291,8 @@ public struct EmbeddedPostgres: Sendable {
     private func serverUserID() throws -> uid_t {
         guard isRoot else { return geteuid() }
         guard let entry = getpwnam("postgres") else {
-            throw Failure(description: "there is no postgres user to run the server as (install the postgresql package)")
+            throw Failure(
+                description: "there is no postgres user to run the server as (install the postgresql package)")
         }
         return entry.pointee.pw_uid
     }

@@ -85,7 +85,8 @@ public struct AnthropicClient: Sendable {
                 let wait = Self.wait(retryAfter: response.headers["retry-after"], backoff: delay)
                 if let deadline, ContinuousClock.now + wait >= deadline {
                     throw Failure(
-                        description: "Anthropic answered HTTP \(response.status) and asks to wait longer than the run has left")
+                        description:
+                            "Anthropic answered HTTP \(response.status) and asks to wait longer than the run has left")
                 }
                 try await Task.sleep(for: wait)
                 delay *= 2

@@ -267,7 +267,9 @@ struct JobTableReader {
         var commandEnvironment = CommandEnvironment()
         if let envNode = values["env"] {
             if values["agent"] != nil {
-                error(at: keyNodes["env"]!, "job \"\(name)\": env: sets a command's environment, and this is an agent job")
+                error(
+                    at: keyNodes["env"]!, "job \"\(name)\": env: sets a command's environment, and this is an agent job"
+                )
             } else {
                 commandEnvironment = environment(envNode, context("env"))
             }
@@ -429,9 +431,13 @@ struct JobTableReader {
         func name(_ keyNode: Node) -> String? {
             guard let text = keyNode.scalar?.string,
                 let first = text.unicodeScalars.first, first == "_" || (first.isASCII && first.properties.isAlphabetic),
-                text.unicodeScalars.allSatisfy({ $0 == "_" || ($0.isASCII && $0.properties.isAlphabetic) || ("0"..."9").contains($0) })
+                text.unicodeScalars.allSatisfy({
+                    $0 == "_" || ($0.isASCII && $0.properties.isAlphabetic) || ("0"..."9").contains($0)
+                })
             else {
-                error(at: keyNode, "\(context): \"\(keyNode.scalar?.string ?? "")\" is not a variable name (letters, digits, _)")
+                error(
+                    at: keyNode,
+                    "\(context): \"\(keyNode.scalar?.string ?? "")\" is not a variable name (letters, digits, _)")
                 return nil
             }
             return text
@@ -452,7 +458,9 @@ struct JobTableReader {
                 }
             }
         } else {
-            error(at: node, "\(context): expected a list of names, NAME: value pairs, or both, such as [PGOPTIONS, MODE: fast]")
+            error(
+                at: node,
+                "\(context): expected a list of names, NAME: value pairs, or both, such as [PGOPTIONS, MODE: fast]")
         }
         return result
     }

@@ -130,13 +130,16 @@ struct ApprovalNudgerTests {
     func parallelRendering() async {
         let steps = (0..<53).map { index in
             ApprovalNudger.Step(
-                id: "s\(index)", stage: "FINANCE_CHECK", assignee: .success(EmailAddress(stringLiteral: "a\(index)@example.com")), project: "P\(index % 5)",
+                id: "s\(index)", stage: "FINANCE_CHECK",
+                assignee: .success(EmailAddress(stringLiteral: "a\(index)@example.com")), project: "P\(index % 5)",
                 amount: Double(index) * 1000.5, deadline: "2026-11-\(10 + index % 10) 09:00 UTC",
                 daysOverdue: index % 12,
                 requiredDocs: index % 2 == 0 ? ["Receipt"] : [], lastNudgedAt: "never")
         }
         let addressed = steps.map { step in (step: step, to: try! step.assignee.get()) }
-        let sequential = addressed.map { ApprovalNudger.email(for: $0.step, to: $0.to, escalateTo: ["boss@example.com"]) }
+        let sequential = addressed.map {
+            ApprovalNudger.email(for: $0.step, to: $0.to, escalateTo: ["boss@example.com"])
+        }
         let chunked = await ApprovalNudger.emails(for: addressed, escalateTo: ["boss@example.com"], chunk: 7)
         #expect(chunked.count == 53)
         #expect(chunked == sequential)

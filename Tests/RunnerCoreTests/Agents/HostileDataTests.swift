@@ -14,7 +14,8 @@ struct HostileDataTests {
     static func steps(_ rows: [(id: String, email: String, amount: String, deadline: String)]) -> String {
         let values = rows.map { row in
             let email = row.email.replacingOccurrences(of: "'", with: "''")
-            return "('\(row.id)', 'inv-\(row.id)', 'FINANCE_CHECK', '{}', E'\(email.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n"))', 'PENDING', \(row.deadline), NOW)"
+            return
+                "('\(row.id)', 'inv-\(row.id)', 'FINANCE_CHECK', '{}', E'\(email.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n"))', 'PENDING', \(row.deadline), NOW)"
         }.joined(separator: ",\n")
         let invoices = rows.map { "('inv-\($0.id)', 'p1', \($0.amount), NOW)" }.joined(separator: ", ")
         return """
@@ -25,7 +26,9 @@ struct HostileDataTests {
             """
     }
 
-    @Test("rows 1-2: an assignee that smuggles SMTP commands or a second recipient is refused; exactly one real nudge goes out")
+    @Test(
+        "rows 1-2: an assignee that smuggles SMTP commands or a second recipient is refused; exactly one real nudge goes out"
+    )
     func injectedRecipients() async throws {
         let database = try await ZoarkDatabase("hostileinject")
         try await database.seed(
@@ -112,7 +115,8 @@ struct HostileDataTests {
             "SELECT payload->>'subject' AS subject FROM runner.effects WHERE kind = 'email' ORDER BY id"
         ).compactMap { try $0.string("subject") }
         #expect(subjects.contains("[Action Required] Approval Pending — FINANCE_CHECK ($25,000.00)"))
-        #expect(subjects.contains("[CRITICAL — Immediate Action Required] Approval Pending — FINANCE_CHECK (-$1,234.50)"))
+        #expect(
+            subjects.contains("[CRITICAL — Immediate Action Required] Approval Pending — FINANCE_CHECK (-$1,234.50)"))
     }
 
     @Test("row 5: a -infinity lastUpdated is a bad row for the task monitor; the other stuck tasks are alerted")
@@ -135,7 +139,9 @@ struct HostileDataTests {
         #expect(report.outcome["drafted"] == 1)
     }
 
-    @Test("row 4: one deal with an infinite value or timestamp is skipped and counted; every workspace still gets its insights")
+    @Test(
+        "row 4: one deal with an infinite value or timestamp is skipped and counted; every workspace still gets its insights"
+    )
     func brokenDeals() async throws {
         let database = try await ZoarkDatabase("hostiledeals")
         try await database.connection.execute(VectorOSSchema.sql)
@@ -233,13 +239,15 @@ struct HostileDataTests {
         let soon = try await InsightGenerator().run(try await context())
         #expect(soon.outcome["insights_created"] == 0)
         try await database.connection.execute(
-            "UPDATE runner.effects SET done_at = now() - interval '11 minutes', created_at = now() - interval '11 minutes'")
+            "UPDATE runner.effects SET done_at = now() - interval '11 minutes', created_at = now() - interval '11 minutes'"
+        )
         let later = try await InsightGenerator().run(try await context())
         #expect(later.outcome["insights_created"] == 1)
         #expect(try await database.count("SELECT count(*) FROM insights") == created)
         #expect(
             try await database.count(
-                #"SELECT count(*) FROM insights WHERE "id" = '\#(id)' AND "dealId" = '\#(deal)' AND "type" = '\#(type)'"#)
+                #"SELECT count(*) FROM insights WHERE "id" = '\#(id)' AND "dealId" = '\#(deal)' AND "type" = '\#(type)'"#
+            )
                 == 1)
 
         // Closed long ago: the episode after it begins, with an insight of its own.
@@ -252,15 +260,20 @@ struct HostileDataTests {
         // That one closes too, long ago. Editing the older closed insight, or deleting it, must
         // not move the key back to an episode already had: one more insight, then nothing.
         try await database.seed(
-            #"UPDATE insights SET "status" = 'actioned', "updatedAt" = NOW - interval '20 days' WHERE \#(pair) AND "status" = 'new'"#)
-        try await database.seed(#"UPDATE insights SET "status" = 'actioned', "updatedAt" = NOW - interval '10 days' WHERE "id" = '\#(id)'"#)
+            #"UPDATE insights SET "status" = 'actioned', "updatedAt" = NOW - interval '20 days' WHERE \#(pair) AND "status" = 'new'"#
+        )
+        try await database.seed(
+            #"UPDATE insights SET "status" = 'actioned', "updatedAt" = NOW - interval '10 days' WHERE "id" = '\#(id)'"#)
         let third = try await InsightGenerator().run(try await context())
         #expect(third.outcome["insights_created"] == 1)
         #expect(try await database.count("SELECT count(*) FROM insights WHERE \(pair)") == 3)
-        try await database.seed(#"UPDATE insights SET "status" = 'dismissed', "updatedAt" = NOW - interval '9 days' WHERE \#(pair) AND "status" = 'new'"#)
+        try await database.seed(
+            #"UPDATE insights SET "status" = 'dismissed', "updatedAt" = NOW - interval '9 days' WHERE \#(pair) AND "status" = 'new'"#
+        )
         try await database.connection.query(#"DELETE FROM insights WHERE "id" = $1"#, [PostgresValue(id)])
         try await database.connection.execute(
-            "UPDATE runner.effects SET done_at = now() - interval '11 minutes', created_at = now() - interval '11 minutes'")
+            "UPDATE runner.effects SET done_at = now() - interval '11 minutes', created_at = now() - interval '11 minutes'"
+        )
         let fourth = try await InsightGenerator().run(try await context())
         #expect(fourth.outcome["insights_created"] == 1)
         let steady = try await InsightGenerator().run(try await context())

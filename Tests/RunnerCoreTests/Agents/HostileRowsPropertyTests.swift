@@ -39,7 +39,11 @@ struct HostileRowsPropertyTests {
             [.array(projects)])
         var rows: [(status: String, kind: String)] = []
         for _ in 0..<40 {
-            rows.append((random.pick(["ACTIVE", "ACTIVE", "DONE", "BACKLOG", "GAP"]), random.pick(["3d", "10d", "1h", "-inf", "+inf"])))
+            rows.append(
+                (
+                    random.pick(["ACTIVE", "ACTIVE", "DONE", "BACKLOG", "GAP"]),
+                    random.pick(["3d", "10d", "1h", "-inf", "+inf"])
+                ))
         }
         try await database.connection.query(
             """
@@ -63,7 +67,8 @@ struct HostileRowsPropertyTests {
         #expect(report.outcome["bad_rows"] == (bad > 0 ? .number(Double(bad)) : nil))
         #expect(report.outcome["drafted"] == .number(stuck > 0 ? 1 : 0))
         #expect(report.outcome["newly_stuck"] == .number(Double(stuck)))
-        #expect(try await database.count("SELECT count(*) FROM runner.effects WHERE kind = 'task-monitor.alert'") == stuck)
+        #expect(
+            try await database.count("SELECT count(*) FROM runner.effects WHERE kind = 'task-monitor.alert'") == stuck)
         let again = try await TaskMonitor(options: options).run(
             database.context(job: "st", runID: try await database.newRun("st")))
         #expect(again.outcome["newly_stuck"] == 0)
@@ -86,7 +91,8 @@ struct HostileRowsPropertyTests {
             rows.append(
                 Row(
                     amount: random.pick(amounts), deadline: random.pick(["3d", "9d", "-inf", "+inf", "future"]),
-                    nudged: random.pick(["null", "-inf", "2d", "1h", "+inf"]), email: Self.email(&random, i), docs: docs))
+                    nudged: random.pick(["null", "-inf", "2d", "1h", "+inf"]), email: Self.email(&random, i), docs: docs
+                ))
         }
         try await database.connection.query(
             """
@@ -115,8 +121,12 @@ struct HostileRowsPropertyTests {
                 .array(rows.map(\.deadline)), .array(rows.map(\.nudged)), .array(rows.map(\.email.0)),
                 .array(rows.map { $0.docs.map { PostgresValue.array($0).text } ?? nil }),
             ])
-        let selected = rows.filter { ["3d", "9d", "-inf"].contains($0.deadline) && ["null", "-inf", "2d"].contains($0.nudged) }
-        let bad = selected.filter { $0.deadline == "-inf" || !["25000", "-5.5", "0", "1234567.891"].contains($0.amount) }
+        let selected = rows.filter {
+            ["3d", "9d", "-inf"].contains($0.deadline) && ["null", "-inf", "2d"].contains($0.nudged)
+        }
+        let bad = selected.filter {
+            $0.deadline == "-inf" || !["25000", "-5.5", "0", "1234567.891"].contains($0.amount)
+        }
         let good = selected.count - bad.count
         let valid = selected.filter { row in !bad.contains { $0.email.0 == row.email.0 } && row.email.1 }.count
         #expect(!bad.isEmpty && valid > 0 && good > valid, "seed \(seed) draws too few kinds of step")
@@ -139,8 +149,10 @@ struct HostileRowsPropertyTests {
         var users: [(email: (String, Bool), status: String, github: String?)] = []
         for i in 0..<30 {
             users.append(
-                (Self.email(&random, i), random.pick(["pending", "completed", "weird\u{1}"]),
-                 random.pick([nil, "octocat", "bad user;rm -rf", String(repeating: "g", count: 10_000)])))
+                (
+                    Self.email(&random, i), random.pick(["pending", "completed", "weird\u{1}"]),
+                    random.pick([nil, "octocat", "bad user;rm -rf", String(repeating: "g", count: 10_000)])
+                ))
         }
         try await database.connection.query(
             """
@@ -172,7 +184,8 @@ struct HostileRowsPropertyTests {
         let report = try await TimesheetDrafter().run(context(try await database.newRun("ts")))
         #expect(report.outcome["users"] == .number(Double(open.count)))
         #expect(report.outcome["drafted"] == .number(Double(valid)))
-        #expect(report.outcome["invalid_recipients"] == (open.count > valid ? .number(Double(open.count - valid)) : nil))
+        #expect(
+            report.outcome["invalid_recipients"] == (open.count > valid ? .number(Double(open.count - valid)) : nil))
         let again = try await TimesheetDrafter().run(context(try await database.newRun("ts")))
         #expect(again.outcome["drafted"] == 0)
     }
@@ -189,16 +202,21 @@ struct HostileRowsPropertyTests {
             INSERT INTO workspaces ("id", "name", "slug", "ownerId", "updatedAt")
             SELECT 'w' || g, $1, 's' || g, 'u1', now() FROM generate_series(0, 2) g
             """, [PostgresValue(random.pick(Self.texts))])
-        struct Row { let value: String?, stage: String, probability: String?, close: String, created: String, updated: String }
+        struct Row {
+            let value: String?, stage: String, probability: String?, close: String, created: String, updated: String
+        }
         var rows: [Row] = []
         for _ in 0..<50 {
             rows.append(
                 Row(
                     value: random.pick([nil, "50000", "500", "NaN", "Infinity", "-Infinity", "1e300", "-5"]),
-                    stage: random.pick(["lead", "qualified", "proposal", "negotiation", "won", "LOST", random.pick(Self.texts)]),
+                    stage: random.pick([
+                        "lead", "qualified", "proposal", "negotiation", "won", "LOST", random.pick(Self.texts),
+                    ]),
                     probability: random.pick([nil, "0", "10", "50", "95", "-10", "1000"]),
                     close: random.pick(["null", "+5d", "-3d", "+inf", "-inf"]),
-                    created: random.pick(["-40d", "-2d", "-inf"]), updated: random.pick(["-20d", "0d", "-6d", "+inf", "-inf"])))
+                    created: random.pick(["-40d", "-2d", "-inf"]),
+                    updated: random.pick(["-20d", "0d", "-6d", "+inf", "-inf"])))
         }
         func instant(_ column: String) -> String {
             """
@@ -236,7 +254,8 @@ struct HostileRowsPropertyTests {
         ).map { row in
             Deal(
                 id: try row.string("id")!, workspaceID: try row.string("workspaceId")!, title: try row.string("title")!,
-                value: try row.double("value"), stage: try row.string("stage")!, probability: try row.int("probability"),
+                value: try row.double("value"), stage: try row.string("stage")!,
+                probability: try row.int("probability"),
                 closeDate: try row.double("close").map(Date.init(timeIntervalSince1970:)),
                 createdAt: Date(timeIntervalSince1970: try row.double("created")!),
                 updatedAt: Date(timeIntervalSince1970: try row.double("updated")!))

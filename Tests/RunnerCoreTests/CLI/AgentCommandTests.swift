@@ -59,7 +59,8 @@ struct AgentCommandTests {
         #expect(ran == 5)
         #expect(
             try await setup.count(
-                #"SELECT count(*) FROM "AgentLog" WHERE "action" = 'APPROVAL_NUDGE' AND "status" = 'SUCCESS' AND "context" ? 'overdue'"#)
+                #"SELECT count(*) FROM "AgentLog" WHERE "action" = 'APPROVAL_NUDGE' AND "status" = 'SUCCESS' AND "context" ? 'overdue'"#
+            )
                 == ran)
     }
 

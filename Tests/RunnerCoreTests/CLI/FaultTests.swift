@@ -354,15 +354,19 @@ struct FaultTests {
 
     /// `pg_ctl restart -m immediate`: the server dies without a checkpoint and comes back.
     static func restartImmediately(_ cluster: EmbeddedPostgres) async throws -> CommandProcess.Result {
-        let argv = (geteuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + [
-            try cluster.binary("pg_ctl"), "restart", "-D", cluster.dataDirectory.path, "-m", "immediate", "-w", "-t",
-            "60", "-l", cluster.logFile.path, "-o",
-            "-c unix_socket_directories='\(cluster.socketDirectory.path)' -c unix_socket_permissions=0700",
-        ]
+        let argv =
+            (geteuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + [
+                try cluster.binary("pg_ctl"), "restart", "-D", cluster.dataDirectory.path, "-m", "immediate", "-w",
+                "-t",
+                "60", "-l", cluster.logFile.path, "-o",
+                "-c unix_socket_directories='\(cluster.socketDirectory.path)' -c unix_socket_permissions=0700",
+            ]
         return try await CommandProcess(argv: argv, environment: ["PATH": "/usr/bin:/bin"]).run()
     }
 
-    @Test("Postgres restarted while an email is on the wire: once delivered it is recorded sent, not unknown, and nothing is sent twice")
+    @Test(
+        "Postgres restarted while an email is on the wire: once delivered it is recorded sent, not unknown, and nothing is sent twice"
+    )
     func restartDuringSend() async throws {
         let directory = try TemporaryDirectory()
         // Durable commits (not the fast test settings): an immediate restart keeps what was committed.
@@ -372,7 +376,8 @@ struct FaultTests {
         let admin = try await PostgresConnection.connect(url)
         _ = try await Migrator(connection: admin).migrate()
         try await admin.execute(ZoarkSchema.sql)
-        try await admin.execute(ApprovalNudgerTests.seed.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
+        try await admin.execute(
+            ApprovalNudgerTests.seed.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
         await admin.close()
         let smtp = try TestSMTPServer(hangAt: 2)
         let config = try directory.write(
@@ -386,13 +391,16 @@ struct FaultTests {
         try await offPool { process.waitUntilExit() }
         let check = try await PostgresConnection.connect(url)
         let statuses = try await check.query("SELECT status, count(*) AS n FROM runner.effects GROUP BY status")
-        let byStatus = Dictionary(uniqueKeysWithValues: try statuses.map { (try $0.string("status") ?? "", try $0.int("n") ?? 0) })
+        let byStatus = Dictionary(
+            uniqueKeysWithValues: try statuses.map { (try $0.string("status") ?? "", try $0.int("n") ?? 0) })
         #expect(byStatus["unknown"] == nil, "\(byStatus)")
         let delivered = try smtp.messages().count
         #expect(byStatus["sent"] == delivered, "\(byStatus)")
         let run = try await check.query("SELECT status, error FROM runner.runs").first
         #expect(try run?.string("status") != "running")
-        print("fault: restart during a send: runner exit \(process.terminationStatus), effects \(byStatus), run \(try run?.string("status") ?? "?"): \(try run?.string("error") ?? "")")
+        print(
+            "fault: restart during a send: runner exit \(process.terminationStatus), effects \(byStatus), run \(try run?.string("status") ?? "?"): \(try run?.string("error") ?? "")"
+        )
         await check.close()
         try await cluster.stop()
     }
@@ -424,7 +432,9 @@ struct FaultTests {
         #expect(again.stdout.contains("already ran"), "\(setting): \(again.stdout)")
     }
 
-    @Test("RUNNER_HEARTBEAT_INTERVAL outside 1s to 10m is a usage error before anything is claimed", arguments: ["0s", "500ms", "11m", "soon"])
+    @Test(
+        "RUNNER_HEARTBEAT_INTERVAL outside 1s to 10m is a usage error before anything is claimed",
+        arguments: ["0s", "500ms", "11m", "soon"])
     func heartbeatBounds(value: String) async throws {
         let setup = try await CLISetup(
             "faultheartbeat", jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"@every 1h\"}\n",
@@ -444,15 +454,19 @@ struct FaultTests {
             (["outbox", "--limit", "999999"], "--limit must be from 1 to 100000"),
         ])
     func flagBounds(arguments: [String], message: String) async throws {
-        let setup = try await CLISetup("faultflags", jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"@every 1h\"}\n")
-        let result = try await RunnerProcess.run(arguments, environment: setup.environment, currentDirectory: setup.directory.url)
+        let setup = try await CLISetup(
+            "faultflags", jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"@every 1h\"}\n")
+        let result = try await RunnerProcess.run(
+            arguments, environment: setup.environment, currentDirectory: setup.directory.url)
         #expect(result.status == 2)
         #expect(result.stderr.contains(message), "\(result.stderr)")
     }
 
-    @Test("a dry or manual run still running never makes a scheduled slot skip; a scheduled one does", arguments: [
-        ("true", "manual", false), ("false", "manual", false), ("false", "once", true),
-    ])
+    @Test(
+        "a dry or manual run still running never makes a scheduled slot skip; a scheduled one does",
+        arguments: [
+            ("true", "manual", false), ("false", "manual", false), ("false", "once", true),
+        ])
     func manualRunsHoldNoSlot(dryRun: String, trigger: String, skips: Bool) async throws {
         let setup = try await CLISetup(
             "faultmanual",
@@ -465,7 +479,8 @@ struct FaultTests {
         let result = try await setup.runner("once", "job")
         #expect(result.status == 0, "\(result.stderr)")
         let status = try await setup.connection.query(
-            "SELECT status FROM runner.runs WHERE claimed_by <> 'elsewhere:1'").first?.string("status")
+            "SELECT status FROM runner.runs WHERE claimed_by <> 'elsewhere:1'"
+        ).first?.string("status")
         #expect(status == (skips ? "skipped" : "succeeded"))
     }
 }

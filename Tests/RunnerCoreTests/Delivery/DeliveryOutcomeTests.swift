@@ -69,8 +69,10 @@ struct DeliveryOutcomeTests {
         func mailer(_ extra: [String: String]) throws -> SMTPMailer {
             try #require(
                 try MailerConfiguration.mailer(
-                    environment: ["EMAIL_PROVIDER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_FROM": "runner@example.com"]
-                        .merging(extra) { $1 }) as? SMTPMailer)
+                    environment: [
+                        "EMAIL_PROVIDER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_FROM": "runner@example.com",
+                    ]
+                    .merging(extra) { $1 }) as? SMTPMailer)
         }
         let withUser = try mailer(["SMTP_PORT": String(plain.port), "SMTP_USER": "u", "SMTP_PASSWORD": "hunter2"])
         #expect(withUser.security == .startTLS)
@@ -95,7 +97,9 @@ struct DeliveryOutcomeTests {
         #expect(throws: MailerConfiguration.Problem.self) { try mailer(["SMTP_FROM": "a@b.c\r\nBcc: x@evil.com"]) }
     }
 
-    @Test("STARTTLS and AUTH as production runs them: delivered over TLS and logged in; a certificate not trusted sends nothing")
+    @Test(
+        "STARTTLS and AUTH as production runs them: delivered over TLS and logged in; a certificate not trusted sends nothing"
+    )
     func startTLSAndAuth() async throws {
         let server = try TestSMTPServer(tls: true, auth: ("runner", "app-password-1"))
         func mailer(password: String) throws -> SMTPMailer {
@@ -163,7 +167,8 @@ struct DeliveryOutcomeTests {
             let mailer = try #require(
                 try MailerConfiguration.mailer(
                     environment: [
-                        "EMAIL_PROVIDER": "resend", "RESEND_API_KEY": "re_k", "RESEND_FROM_EMAIL": "runner@zoark.example",
+                        "EMAIL_PROVIDER": "resend", "RESEND_API_KEY": "re_k",
+                        "RESEND_FROM_EMAIL": "runner@zoark.example",
                         "RESEND_BASE_URL": server.baseURL, "EMAIL_MAX_CONNECTIONS": "4",
                     ].merging(environment) { $1 }))
             let started = Date()
@@ -202,7 +207,10 @@ struct DeliveryOutcomeTests {
     func retryAfter() async throws {
         let server = try TestHTTPServer(routes: [
             "POST /v3/mail/send": [
-                ["status": 429, "body": ["errors": [["message": "too many requests"]]], "headers": ["Retry-After": "1"]],
+                [
+                    "status": 429, "body": ["errors": [["message": "too many requests"]]],
+                    "headers": ["Retry-After": "1"],
+                ],
                 ["status": 202, "body": [:]],
             ]
         ])
@@ -214,7 +222,9 @@ struct DeliveryOutcomeTests {
         let database = try await ZoarkDatabase("outcomeretryafter")
         let context = database.context(job: "j", runID: try await database.newRun("j"), mailer: mailer)
         // A backoff far shorter than the server asked for: the server's wait wins.
-        #expect(try await EmailDelivery(context: context, backoff: .milliseconds(10)).deliver(Self.email, key: "k") == .sent)
+        #expect(
+            try await EmailDelivery(context: context, backoff: .milliseconds(10)).deliver(Self.email, key: "k") == .sent
+        )
         let times = try server.requests().compactMap { request -> Double? in
             if case .number(let at)? = request["at"] { at } else { nil }
         }
@@ -227,7 +237,8 @@ struct DeliveryOutcomeTests {
         let server = try TestHTTPServer(routes: ["POST /emails": ["status": 200, "body": ["id": "x"]]])
         let mailer = try #require(
             try MailerConfiguration.mailer(environment: [
-                "EMAIL_PROVIDER": "resend", "RESEND_API_KEY": "re_k", "RESEND_FROM_EMAIL": "Runner <runner@zoark.example>",
+                "EMAIL_PROVIDER": "resend", "RESEND_API_KEY": "re_k",
+                "RESEND_FROM_EMAIL": "Runner <runner@zoark.example>",
                 "RESEND_BASE_URL": server.baseURL,
             ]))
         var keys: [String] = []
@@ -246,7 +257,8 @@ struct DeliveryOutcomeTests {
             }
             // The key names the effect and the ledger only: a new sender address cannot move it.
             #expect(key == "effect-\(effectID).\(ledger)")
-            let body = try #require(request["body"].flatMap { if case .string(let t) = $0 { JSONValue.parse(t) } else { nil } })
+            let body = try #require(
+                request["body"].flatMap { if case .string(let t) = $0 { JSONValue.parse(t) } else { nil } })
             #expect(body["headers"]?["Message-ID"] == .string("<\(key)@zoark.example>"))
             #expect(body["from"] == "\"Runner\" <runner@zoark.example>")
             keys.append(key)

@@ -108,7 +108,9 @@ struct JobTableTests {
             job.action
                 == .agent(
                     .taskMonitor,
-                    AgentOptions(["alert_to": .addresses(["ops@example.com"]), "stuck_after": .duration(.seconds(259_200))]))
+                    AgentOptions([
+                        "alert_to": .addresses(["ops@example.com"]), "stuck_after": .duration(.seconds(259_200)),
+                    ]))
         )
         let withURL = try Self.load(
             text, environment: ["SCHEDULE": "@daily", "VECTOR_URL": "postgres://db/v", "ALERT": "a@b.c"])
@@ -127,7 +129,8 @@ struct JobTableTests {
         (
             "escalate_to with a line break",
             "jobs:\n  a:\n    agent: approval-nudger\n    schedule: \"@daily\"\n    with: {escalate_to: \"cfo@example.com\\r\\nBcc: x@example.com\"}\n",
-            5, 25, "job \"a\", key \"with.escalate_to\": invalid recipient \"cfo@example.com\\r\\nBcc: x@example.com\": contains a control character"
+            5, 25,
+            "job \"a\", key \"with.escalate_to\": invalid recipient \"cfo@example.com\\r\\nBcc: x@example.com\": contains a control character"
         ),
         (
             "zero request timeout",

@@ -67,7 +67,8 @@ public struct InsightGenerator: Agent {
                 let clock = ContinuousClock()
                 var readStart = clock.now
                 try await context.forEachPage(
-                    Self.pageQuery, [.timestamp(context.now), .interval(quietPeriod), .array(Anomaly.Kind.allCases.map(\.rawValue))],
+                    Self.pageQuery,
+                    [.timestamp(context.now), .interval(quietPeriod), .array(Anomaly.Kind.allCases.map(\.rawValue))],
                     size: pageSize
                 ) { rows in
                     phases.add("read_ms", clock.now - readStart)
@@ -93,7 +94,9 @@ public struct InsightGenerator: Agent {
                         let index = idle.removeLast()
                         group.addTask { (index, await writer.claimAndWriteRules(candidates, on: writers[index])) }
                     } else {
-                        let claimed = try await phases.time("claim_ms") { try await Self.claim(candidates, context: context) }
+                        let claimed = try await phases.time("claim_ms") {
+                            try await Self.claim(candidates, context: context)
+                        }
                         counts["skipped_duplicates"]! +=
                             candidates.reduce(0) { $0 + $1.anomalies.count }
                             - claimed.reduce(0) { $0 + $1.anomalies.count }
@@ -203,25 +206,26 @@ public struct InsightGenerator: Agent {
         for row in rows {
             let id = (try? row.string("id", default: "")) ?? ""
             do {
-            history.add(deal: id, history: try row.string("history"))
-            let value = try row.double("value")
-            guard let created = try row.double("created_at"), let updated = try row.double("updated_at"),
-                try row.bool("close_infinite") != true
-            else {
-                bad.append((id, "a timestamp (createdAt, updatedAt or closeDate) is not finite"))
-                continue
-            }
-            guard value?.isFinite ?? true else {
-                bad.append((id, "the value is not a finite number"))
-                continue
-            }
-            deals.append(
-                Deal(
-                    id: id, workspaceID: try row.string("workspaceId", default: ""),
-                    title: try row.string("title", default: ""), value: value,
-                    stage: try row.string("stage", default: ""), probability: try row.int("probability"),
-                    closeDate: try row.double("close_date").map(Date.init(timeIntervalSince1970:)),
-                    createdAt: Date(timeIntervalSince1970: created), updatedAt: Date(timeIntervalSince1970: updated)))
+                history.add(deal: id, history: try row.string("history"))
+                let value = try row.double("value")
+                guard let created = try row.double("created_at"), let updated = try row.double("updated_at"),
+                    try row.bool("close_infinite") != true
+                else {
+                    bad.append((id, "a timestamp (createdAt, updatedAt or closeDate) is not finite"))
+                    continue
+                }
+                guard value?.isFinite ?? true else {
+                    bad.append((id, "the value is not a finite number"))
+                    continue
+                }
+                deals.append(
+                    Deal(
+                        id: id, workspaceID: try row.string("workspaceId", default: ""),
+                        title: try row.string("title", default: ""), value: value,
+                        stage: try row.string("stage", default: ""), probability: try row.int("probability"),
+                        closeDate: try row.double("close_date").map(Date.init(timeIntervalSince1970:)),
+                        createdAt: Date(timeIntervalSince1970: created), updatedAt: Date(timeIntervalSince1970: updated)
+                    ))
             } catch {
                 bad.append((id, "\(error)"))
             }

@@ -119,7 +119,7 @@ public struct ApprovalNudger: Agent {
             }
             do {
                 try await Self.markNudged(cooled, on: context.database)
-            } catch where Task.isCancelled {
+            } catch  where Task.isCancelled {
                 // Cancelled mid-statement: the next run starts these cooldowns (the repair above).
             }
         }

@@ -24,7 +24,9 @@ public struct TaskMonitor: Agent {
 
         public init() {}
 
-        public init(stuckAfter: Duration = .seconds(48 * 3600), realertAfter: Duration? = nil, alertTo: [EmailAddress] = []) {
+        public init(
+            stuckAfter: Duration = .seconds(48 * 3600), realertAfter: Duration? = nil, alertTo: [EmailAddress] = []
+        ) {
             self.stuckAfter = stuckAfter
             self.realertAfter = realertAfter
             self.alertTo = alertTo
@@ -119,7 +121,9 @@ public struct TaskMonitor: Agent {
                 case .failed, .invalidRecipient: .failed
                 default: nil
                 }
-            if let status { try await context.effects.settleGroup(members: Self.alertKind, leaderID: digest.id, as: status) }
+            if let status {
+                try await context.effects.settleGroup(members: Self.alertKind, leaderID: digest.id, as: status)
+            }
             if result == .sent || result == .drafted { alerted = newly }
         }
         report.count("newly_stuck", alerted)

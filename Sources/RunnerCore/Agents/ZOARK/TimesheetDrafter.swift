@@ -53,7 +53,8 @@ public struct TimesheetDrafter: Agent {
         // in the week costs GitHub nothing.
         var githubFailures = 0
         var phases = PhaseTimer()
-        let batch = try await delivery.deliver(deliverable, key: { Self.key($0.reminder, week: week) }, phases: &phases) {
+        let batch = try await delivery.deliver(deliverable, key: { Self.key($0.reminder, week: week) }, phases: &phases)
+        {
             items in
             let activity = await Self.githubActivity(
                 of: items.map(\.reminder.githubUsername),
@@ -80,7 +81,8 @@ public struct TimesheetDrafter: Agent {
             try await Self.users(context, lookback: options.lookback, onlyUser: user), lookback: options.lookback,
             context: context)
         let keys = reminders.map { EmailDelivery.recordedKey(Self.key($0, week: week), job: context.job) }
-        let recorded = includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
+        let recorded =
+            includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
         return zip(reminders, keys).filter { !recorded.contains($0.1) }.compactMap { reminder, _ in
             guard case .success(let address) = reminder.email else { return nil }
             return Self.email(reminder, to: address, week: week)
@@ -189,7 +191,8 @@ public struct TimesheetDrafter: Agent {
             }
         }
         for index in wanted where results[index] == nil {
-            results[index] = .failure(GitHubClient.Failure(description: "GitHub skipped after \(giveUpAfter) failures in a row"))
+            results[index] = .failure(
+                GitHubClient.Failure(description: "GitHub skipped after \(giveUpAfter) failures in a row"))
         }
         return results
     }
