@@ -41,6 +41,11 @@ struct CurlTransfer {
 
     private static let globalInit: Void = {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        // With CURLOPT_NOSIGNAL libcurl leaves SIGPIPE alone, and a write to a connection the
+        // server closed (a kept SMTP session it timed out, a TLS close on cleanup) can still raise
+        // it: the default action would end the process without a word. Ignored, the write fails
+        // with EPIPE and the transfer reports it.
+        signal(SIGPIPE, SIG_IGN)
     }()
 
     static func newHandle() throws(Failure) -> UnsafeMutableRawPointer {

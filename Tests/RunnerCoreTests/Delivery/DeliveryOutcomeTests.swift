@@ -159,6 +159,34 @@ struct DeliveryOutcomeTests {
         #expect(server.authLog().allSatisfy { $0.hasSuffix("tls=True") })
     }
 
+    @Test("a kept SMTP session the server dropped: the next email is not lost, nor counted unknown, nor kills the process")
+    func droppedKeptConnection() async throws {
+        let first = try TestSMTPServer(tls: true, auth: ("runner", "pw"))
+        let port = first.port
+        let certificate = try #require(first.certificateFile)
+        let certificateCopy = FileManager.default.temporaryDirectory.appendingPathComponent("kept-\(port).pem")
+        try? FileManager.default.removeItem(at: certificateCopy)
+        try FileManager.default.copyItem(atPath: certificate, toPath: certificateCopy.path)
+        defer { try? FileManager.default.removeItem(at: certificateCopy) }
+        let mailer = try #require(
+            try MailerConfiguration.mailer(environment: [
+                "EMAIL_PROVIDER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": String(port), "SMTP_USER": "runner",
+                "SMTP_PASSWORD": "pw", "SMTP_FROM": "runner@example.com", "SMTP_CA_FILE": certificateCopy.path,
+                "EMAIL_MAX_CONNECTIONS": "1",
+            ]))
+        try await mailer.send(Self.email, messageID: "kept1@example.com")
+        #expect(try first.messages().count == 1)
+        // The server goes away with the session open; the client still holds it.
+        first.stop()
+        do {
+            try await mailer.send(Self.email, messageID: "kept2@example.com")
+            Issue.record("a send to a stopped server succeeded")
+        } catch {
+            // Nothing had left: the email may be tried again, never counted as maybe delivered.
+            #expect(error.disposition == .transient, "\(error)")
+        }
+    }
+
     @Test("Resend's preset of 2 requests/s holds on 4 connections; EMAIL_RATE_LIMIT sets another or none")
     func rateLimit() async throws {
         let server = try TestHTTPServer(routes: ["POST /emails": ["status": 200, "body": ["id": "x"]]])

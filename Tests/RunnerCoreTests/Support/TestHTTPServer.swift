@@ -25,6 +25,9 @@ final class TestHTTPServer: @unchecked Sendable {
         ]
         let output = Pipe()
         process.standardOutput = output
+        // Not the test runner's stderr: a server that outlived a crashed runner would hold that
+        // pipe open and keep `swift test` waiting for its end.
+        process.standardError = FileHandle.nullDevice
         process.standardInput = input
         try process.run()
         guard String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).contains("ready") else {
@@ -44,7 +47,9 @@ final class TestHTTPServer: @unchecked Sendable {
     /// thread that blocks SIGTERM inherits the block.
     deinit {
         try? input.fileHandleForWriting.close()
-        kill(process.processIdentifier, SIGKILL)
+        // Never kill(0, …): that would signal this whole process group, the test runner included.
+        guard process.processIdentifier > 0 else { return }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 }

@@ -52,6 +52,9 @@ final class TestSMTPServer: @unchecked Sendable {
         process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
+        // Not the test runner's stderr: a server that outlived a crashed runner would hold that
+        // pipe open and keep `swift test` waiting for its end.
+        process.standardError = FileHandle.nullDevice
         process.standardInput = input
         try process.run()
         let ready = output.fileHandleForReading.availableData
@@ -102,6 +105,8 @@ final class TestSMTPServer: @unchecked Sendable {
     /// thread that blocks SIGTERM inherits the block.
     func stop() {
         try? input.fileHandleForWriting.close()
+        // Never kill(0, …): that would signal this whole process group, the test runner included.
+        guard process.processIdentifier > 0 else { return }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
