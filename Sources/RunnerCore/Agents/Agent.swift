@@ -217,11 +217,15 @@ extension AgentContext {
         }
         let reader = try await PostgresConnection.connect(databaseURL, applicationName: "runner", cancelsWithTask: true)
         do {
+            // The read transaction waits idle while a page is worked on (sent, say): a server's
+            // idle-in-transaction limit must not end it mid-run.
+            var settings = "SET idle_in_transaction_session_timeout = 0"
             if let deadline {
                 // The backstop if a cancel is lost, as on the agent's own connection.
                 let left = max(Int64((deadline - .now).milliseconds) + 2000, 1000)
-                try await reader.setSessionDefaults("SET statement_timeout = \(min(left, Int64(Int32.max)))")
+                settings += "; SET statement_timeout = \(min(left, Int64(Int32.max)))"
             }
+            try await reader.setSessionDefaults(settings)
             try await PostgresCursor(on: reader, pageSize: size).forEachPage(sql, parameters, body)
         } catch {
             await reader.close()

@@ -48,9 +48,10 @@ struct AgentWork: RunWork {
             // int4 milliseconds at most (24.8 days); 0 (none) beyond, the deadline still applies.
             let budget = min(Int64(run.job.timeout.milliseconds) + 2000, Int64(Int32.max))
             try await database.setSessionDefaults("SET statement_timeout = \(budget); SET lock_timeout = \(budget)")
+            guard let ledgerURL else { return .failed("no ledger database to record the agent's effects in") }
             let effects: PostgresConnection
             do {
-                effects = try await PostgresConnection.connect(ledgerURL ?? databaseURL)
+                effects = try await PostgresConnection.connect(ledgerURL)
             } catch {
                 await database.close()
                 throw error

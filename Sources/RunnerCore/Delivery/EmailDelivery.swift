@@ -24,6 +24,8 @@ public struct EmailDelivery: Sendable {
     /// Opens after an email exhausts its retries on a transient failure: the provider is
     /// down, so the run's other emails are left pending without waiting on it again.
     private let circuit = Circuit()
+    /// The effects this delivery attempted: a batch does not try again what `finishPending` tried.
+    private let attempted = AttemptedEffects()
     private let ledgerID = LedgerIDCache()
 
     public init(context: AgentContext, attempts: Int = 3, backoff: Duration = .milliseconds(500)) {
@@ -98,6 +100,8 @@ public struct EmailDelivery: Sendable {
         public var items: [Delivered] = []
         public var results: [Result] = []
         public var notAttempted = 0
+        /// How many emails were rendered: those not recorded before, or still pending.
+        public var rendered = 0
     }
 
     /// Records and sends one email per item under `key(item)`, asking the ledger first: only
@@ -112,8 +116,12 @@ public struct EmailDelivery: Sendable {
         if context.dryRun { return batch }
         let keys = items.map { Self.recordedKey(key($0), job: context.job) }
         let earlier = try await phases.time("lookup_ms") { try await context.effects.recorded(Self.kind, keys: keys) }
-        let unsent = items.indices.filter { earlier[keys[$0]].map { $0.status == .pending } ?? true }
+        let unsent = items.indices.filter { index in
+            guard let effect = earlier[keys[index]] else { return true }
+            return effect.status == .pending && !attempted.contains(effect.id)
+        }
         let emails = try await phases.time("render_ms") { try await render(unsent.map { items[$0] }) }
+        batch.rendered = emails.count
         let fresh = zip(unsent, emails).filter { earlier[keys[$0.0]] == nil }
         let recorded = try await phases.time("record_ms") {
             try await context.effects.record(
@@ -194,6 +202,7 @@ public struct EmailDelivery: Sendable {
             return .drafted
         }
         if circuit.isOpen { return .pending }
+        attempted.insert(id)
         // Read before any lease: a lease taken and then abandoned on this lookup's failure
         // would make an unsent email look as if it had died mid-send.
         let messageID = "effect-\(id).\(try await ledgerID.get(effects))@\(mailer.from.domain)"
@@ -201,6 +210,12 @@ public struct EmailDelivery: Sendable {
         for attempt in 1...max(1, attempts) {
             // A stopping run starts no new send: the email stays pending for the next run.
             if Task.isCancelled { return .pending }
+            // The wait for its turn comes before the lease, so the lease cannot run out in it.
+            do {
+                try await mailer.ready()
+            } catch {
+                return .pending
+            }
             guard try await effects.lease(id, runID: context.runID, for: .seconds(300)) else { return .alreadyRecorded }
             let failure: DeliveryError?
             do {
@@ -292,6 +307,16 @@ private final class LedgerIDCache: @unchecked Sendable {
         lock.withLock { id = fetched }
         return fetched
     }
+}
+
+/// Effect ids shared by the copies of one ``EmailDelivery``.
+private final class AttemptedEffects: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var ids: Set<Int64> = []
+
+    func contains(_ id: Int64) -> Bool { lock.withLock { ids.contains(id) } }
+    func insert(_ id: Int64) { _ = lock.withLock { ids.insert(id) } }
 }
 
 /// A flag shared by the copies of one ``EmailDelivery``.

@@ -35,9 +35,16 @@ public protocol Mailer: Sendable {
     var from: EmailAddress { get }
     /// How many emails it may send at once (each on a connection of its own).
     var maxConnections: Int { get }
+    /// Waits until a send may start (a provider's rate limit, a Retry-After). Called before the
+    /// email is leased, so no lease runs out while it waits.
+    func ready() async throws
     /// Sends one email. `messageID` (without angle brackets) is unique to this email and
     /// ledger, and also serves as the provider's idempotency key.
     func send(_ email: Email, messageID: String) async throws(DeliveryError)
+}
+
+extension Mailer {
+    public func ready() async throws {}
 }
 
 /// Reads `EMAIL_PROVIDER` and its settings from the environment. No provider: nil, and emails

@@ -156,6 +156,11 @@ public struct HTTPMailer: Mailer {
             }, client: client, maxConnections: maxConnections, ratePerSecond: ratePerSecond)
     }
 
+    /// Spaces sends to the rate limit; a 429's Retry-After holds every sender.
+    public func ready() async throws {
+        try await limiter.wait()
+    }
+
     /// Whether the provider answers a repeated idempotency key without sending again.
     var deduplicatesRequests: Bool { provider == "resend" }
 
@@ -173,11 +178,6 @@ public struct HTTPMailer: Mailer {
         ]
         transfer.body = Data(body(email, from, messageID).text.utf8)
         transfer.timeout = timeout
-        do {
-            try await limiter.wait()
-        } catch {
-            throw DeliveryError(.transient, "\(provider): stopped before sending: the run is stopping")
-        }
         let response: CurlTransfer.Response
         do {
             response = try await clients.perform(transfer)

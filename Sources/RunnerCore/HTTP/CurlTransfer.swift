@@ -200,7 +200,10 @@ private func curlProgress(
     _ uploadTotal: curl_off_t, _ uploaded: curl_off_t
 ) -> Int32 {
     guard let context else { return 0 }
-    return Unmanaged<TransferState>.fromOpaque(context).takeUnretainedValue().cancel.isSet ? 1 : 0
+    let state = Unmanaged<TransferState>.fromOpaque(context).takeUnretainedValue()
+    // A stopping run aborts a transfer only while nothing of its content has left: one cut off
+    // mid-content would be of unknown outcome. One under way finishes within its own timeout.
+    return state.cancel.isSet && state.uploadOffset == 0 ? 1 : 0
 }
 
 private func curlRead(

@@ -450,12 +450,18 @@ public struct Effects: Sendable {
     /// returns the keys this run claimed: new ones, those whose leader failed, and failed ones.
     /// It returns the leader's payload, or nil to record nothing (then nothing was claimed).
     /// Returns the leader's id, or nil when nothing was claimed.
+    ///
+    /// Nothing else may use this ledger's connection meanwhile. `lockTimeout` bounds how long a
+    /// claim waits for another run's uncommitted group (an overlapping run of the same job).
     public func recordGroup(
         members kind: String, leader: (kind: String, key: String), target: String, runID: Int64,
-        pages: (_ claim: ([String]) async throws -> Set<String>) async throws -> String?
+        lockTimeout: Duration? = nil, pages: (_ claim: ([String]) async throws -> Set<String>) async throws -> String?
     ) async throws -> Int64? {
         try await connection.execute("BEGIN")
         do {
+            if let lockTimeout {
+                try await connection.execute("SET LOCAL lock_timeout = \(max(1, Int64(lockTimeout.milliseconds)))")
+            }
             guard
                 let leaderID = try await connection.query(
                     """

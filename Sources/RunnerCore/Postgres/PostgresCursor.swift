@@ -32,7 +32,12 @@ public struct PostgresCursor: Sendable {
                 // The server reads the next page while this one is worked on.
                 async let next = connection.execute(fetch)
                 try await body(page)
-                page = try await next
+                do {
+                    page = try await next
+                } catch  where Task.isCancelled {
+                    // Stopped while the next page was on its way: the pages read are done with.
+                    break
+                }
             }
             if !Task.isCancelled { try await connection.execute("COMMIT") }
         } catch {

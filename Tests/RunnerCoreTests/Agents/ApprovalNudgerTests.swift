@@ -165,4 +165,30 @@ struct ApprovalNudgerTests {
     func urgency(days: Int, level: String) {
         #expect(ApprovalNudger.Urgency(daysOverdue: days).rawValue == level)
     }
+
+    @Test("a backlog over several pages in draft mode: each nudge drafted once; the second run renders none")
+    func severalPages() async throws {
+        let database = try await ZoarkDatabase("nudgerpages")
+        let count = ApprovalNudger.pageSize * 2 + 500
+        try await database.seed(
+            """
+            INSERT INTO "Project" ("id", "name", "updatedAt") VALUES ('p1', 'Apollo', NOW);
+            INSERT INTO "Invoice" ("id", "projectId", "amount", "updatedAt") VALUES ('i1', 'p1', 100, NOW);
+            INSERT INTO "ApprovalStep" ("id", "invoiceId", "stage", "requiredDocs", "assigneeEmail", "status", "deadline", "updatedAt")
+            SELECT 's' || g, 'i1', 'FINANCE_CHECK', '{}', 'a' || g || '@example.com', 'PENDING', NOW - interval '3 days', NOW
+            FROM generate_series(1, \(count)) g;
+            """)
+        let first = try await ApprovalNudger().run(database.context(job: "n", runID: try await database.newRun("n")))
+        #expect(first.outcome["overdue"] == .number(Double(count)))
+        #expect(first.outcome["drafted"] == .number(Double(count)))
+        #expect(
+            try await database.count("SELECT count(*) FROM runner.effects WHERE kind = 'email' AND status = 'draft'")
+                == count)
+        let second = try await ApprovalNudger().run(database.context(job: "n", runID: try await database.newRun("n")))
+        #expect(second.outcome["drafted"] == 0)
+        // Asked the ledger first: nothing was rendered again.
+        #expect(first.metrics.first { $0.name == "emails_rendered" }?.value == Double(count))
+        #expect(second.metrics.first { $0.name == "emails_rendered" }?.value == 0)
+        #expect(try await database.count("SELECT count(*) FROM runner.effects WHERE kind = 'email'") == count)
+    }
 }

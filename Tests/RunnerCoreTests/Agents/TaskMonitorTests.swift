@@ -162,4 +162,36 @@ struct TaskMonitorTests {
         #expect(try failed.first?.string("status") == "failed")
         #expect(try failed.first?.string("last_error")?.contains("550") == true)
     }
+
+    @Test("a backlog over several pages: every episode claimed once, one digest listing the oldest 200")
+    func severalPages() async throws {
+        let database = try await ZoarkDatabase("taskmonitorpages")
+        let count = TaskMonitor.pageSize * 2 + 300
+        try await database.seed(
+            """
+            INSERT INTO "Project" ("id", "name", "updatedAt") VALUES ('p1', 'Apollo', NOW);
+            INSERT INTO "Task" ("id", "projectId", "title", "status", "lastUpdated", "updatedAt")
+            SELECT 't' || lpad(g::text, 5, '0'), 'p1', 'Task ' || g, 'ACTIVE', NOW - interval '3 days' - g * interval '1 second', NOW
+            FROM generate_series(1, \(count)) g;
+            """)
+        let smtp = try TestSMTPServer()
+        let monitor = TaskMonitor(options: .init(alertTo: ["ops@example.com"]))
+        let first = try await monitor.run(
+            database.context(job: "st", runID: try await database.newRun("st"), mailer: smtpMailer(port: smtp.port)))
+        #expect(first.outcome["stuck"] == .number(Double(count)))
+        #expect(first.outcome["newly_stuck"] == .number(Double(count)))
+        #expect(first.outcome["emailed"] == 1)
+        #expect(
+            try await database.count(
+                "SELECT count(*) FROM runner.effects WHERE kind = 'task-monitor.alert' AND status = 'sent'") == count)
+        let (text, _) = decodedParts(try #require(try smtp.messages().first))
+        #expect(text.components(separatedBy: "\n").filter { $0.hasPrefix("- Task ") }.count == 200)
+        // The oldest first, across pages: task N is the oldest.
+        #expect(text.contains("- Task \(count) "))
+        #expect(text.contains("…and \(count - 200) more stuck tasks"))
+        let again = try await monitor.run(
+            database.context(job: "st", runID: try await database.newRun("st"), mailer: smtpMailer(port: smtp.port)))
+        #expect(again.outcome["newly_stuck"] == 0)
+        #expect(try smtp.messages().count == 1)
+    }
 }

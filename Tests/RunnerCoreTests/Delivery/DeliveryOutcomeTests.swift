@@ -159,7 +159,9 @@ struct DeliveryOutcomeTests {
         #expect(server.authLog().allSatisfy { $0.hasSuffix("tls=True") })
     }
 
-    @Test("a kept SMTP session the server dropped: the next email is not lost, nor counted unknown, nor kills the process")
+    @Test(
+        "a kept SMTP session the server dropped: the next email is not lost, nor counted unknown, nor kills the process"
+    )
     func droppedKeptConnection() async throws {
         let first = try TestSMTPServer(tls: true, auth: ("runner", "pw"))
         let port = first.port
@@ -202,7 +204,10 @@ struct DeliveryOutcomeTests {
             let started = Date()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<count {
-                    group.addTask { try await mailer.send(Self.email, messageID: "r\(index)@zoark.example") }
+                    group.addTask {
+                        try await mailer.ready()
+                        try await mailer.send(Self.email, messageID: "r\(index)@zoark.example")
+                    }
                 }
                 try await group.waitForAll()
             }

@@ -80,6 +80,7 @@ public struct ApprovalNudger: Agent {
         var results: [EmailDelivery.Result] = []
         var repaired = 0
         var notAttempted = 0
+        var rendered = 0
         let readStart = clock.now
         var firstPage: Duration?
         try await context.forEachPage(
@@ -106,6 +107,7 @@ public struct ApprovalNudger: Agent {
             }
             results += batch.results
             notAttempted += batch.notAttempted
+            rendered += batch.rendered
             var cooled: [(step: Step, at: Date)] = []
             for (item, delivered) in zip(deliverable, batch.items) {
                 switch delivered {
@@ -135,6 +137,7 @@ public struct ApprovalNudger: Agent {
         }
         report.note("cooldowns_repaired", count: repaired)
         report.note("not_attempted", count: notAttempted)
+        report.metric("emails_rendered", Double(rendered))
         report.failure = EmailDelivery.summarize(results, into: &report)
         return report.report
     }

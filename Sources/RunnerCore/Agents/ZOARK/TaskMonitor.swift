@@ -78,7 +78,8 @@ public struct TaskMonitor: Agent {
             let id = try await context.effects.recordGroup(
                 members: Self.alertKind,
                 leader: (EmailDelivery.kind, EmailDelivery.recordedKey("digest:run-\(context.runID)", job: job)),
-                target: target, runID: context.runID
+                target: target, runID: context.runID,
+                lockTimeout: context.deadline.map { $0 - .now }
             ) { claim in
                 try await context.forEachPage(Self.stuckQuery, query, size: Self.pageSize) { rows in
                     if firstPage == nil { firstPage = clock.now - readStart }
