@@ -57,9 +57,17 @@ struct EmbeddedPrivacyTests {
         let squatter = Process()
         squatter.executableURL = URL(fileURLWithPath: geteuid() == 0 ? "/usr/sbin/runuser" : "/bin/sleep")
         squatter.arguments = geteuid() == 0 ? ["-u", "postgres", "--", "/bin/sleep", "120"] : ["120"]
+        // Its output is not the test runner's: a sleep left behind would hold `swift test`'s
+        // pipes open, and `swift test` waits for them to close.
+        squatter.standardOutput = FileHandle.nullDevice
+        squatter.standardError = FileHandle.nullDevice
         try squatter.run()
-        defer { kill(squatter.processIdentifier, SIGKILL) }
         var sleeper = squatter.processIdentifier
+        // runuser's child outlives runuser's SIGKILL: both go.
+        defer {
+            kill(squatter.processIdentifier, SIGKILL)
+            if sleeper != squatter.processIdentifier { kill(sleeper, SIGKILL) }
+        }
         for _ in 0..<50 {
             // runuser forks the program: the number that matters is the sleep's own.
             let children = (try? String(contentsOfFile: "/proc/\(squatter.processIdentifier)/task/\(squatter.processIdentifier)/children", encoding: .utf8)) ?? ""
