@@ -168,6 +168,24 @@ public struct Ledger: Sendable {
         RETURNING id
         """
 
+    /// Records that `slot` of `job` was found later than its catchup and will not run: a
+    /// `missed` row under the slot's own key, once (nil when the slot already has a row).
+    public func recordMissed(job: String, slot: Date, reason: String) async throws -> Int64? {
+        try await connection.query(
+            """
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at,
+                                     duration_ms, error)
+            VALUES ($1, $2::timestamptz, $3, 'once', 'missed', $4, 1, now(), 0, $5)
+            ON CONFLICT (job, slot_key) DO NOTHING
+            RETURNING id
+            """,
+            [
+                PostgresValue(job), .timestamp(slot), PostgresValue(Self.slotKey(for: slot)),
+                PostgresValue(Self.processIdentity), PostgresValue(reason),
+            ]
+        ).first?.int64("id")
+    }
+
     /// Marks runs without a fresh heartbeat as abandoned; returns how many.
     @discardableResult
     public func markAbandoned(job: String? = nil) async throws -> Int {
@@ -309,13 +327,16 @@ public struct Ledger: Sendable {
         public let successRate7d: Double?
         public let p50DurationMs: Double?
         public let p95DurationMs: Double?
+        public let lastSkippedAt: Date?
+        public let lastSkipReason: String?
+        public let missed7d: Int
     }
 
     public func summaries(jobs: [String]) async throws -> [String: JobSummary] {
         let rows = try await connection.query(
             """
             SELECT job, last_run_id, last_status, last_started_at, last_success_at, success_rate_7d,
-                   p50_duration_ms, p95_duration_ms
+                   p50_duration_ms, p95_duration_ms, last_skipped_at, last_skip_reason, missed_7d
             FROM runner.job_summary WHERE job = ANY($1::text[])
             """, [.array(jobs)])
         var result: [String: JobSummary] = [:]
@@ -326,7 +347,8 @@ public struct Ledger: Sendable {
                 lastStatus: try row.string("last_status").flatMap(RunStatus.init(rawValue:)),
                 lastStartedAt: try row.date("last_started_at"), lastSuccessAt: try row.date("last_success_at"),
                 successRate7d: try row.double("success_rate_7d"), p50DurationMs: try row.double("p50_duration_ms"),
-                p95DurationMs: try row.double("p95_duration_ms"))
+                p95DurationMs: try row.double("p95_duration_ms"), lastSkippedAt: try row.date("last_skipped_at"),
+                lastSkipReason: try row.string("last_skip_reason"), missed7d: try row.int("missed_7d") ?? 0)
         }
         return result
     }

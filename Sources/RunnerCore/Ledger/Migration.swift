@@ -5,7 +5,9 @@ public struct Migration: Sendable {
     public let sql: String
 
     /// Every migration, oldest first. Append; never edit one that has shipped.
-    public static let all: [Migration] = [.v0001CreateLedger, .v0002IndexPendingEffects, .v0003LedgerIdentity]
+    public static let all: [Migration] = [
+        .v0001CreateLedger, .v0002IndexPendingEffects, .v0003LedgerIdentity, .v0004SummaryOverRealRuns,
+    ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }
 }

@@ -4,6 +4,8 @@ public enum RunStatus: String, Sendable, CaseIterable, Codable {
     case running, succeeded, failed
     case timedOut = "timed_out"
     case skipped, abandoned, interrupted
+    /// Found later than its catchup: recorded, never run.
+    case missed
 
     /// Statuses that count as a failure for exit codes and success rates.
     public var isFailure: Bool { [.failed, .timedOut, .abandoned, .interrupted].contains(self) }

@@ -10,7 +10,10 @@ public struct OnceRunner: Sendable {
         case ran(RunRecord, earlier: [RunRecord] = [])
         case alreadyClaimed(runID: Int64, status: RunStatus, slot: Date)
         case skipped(runID: Int64, liveRunID: Int64, slot: Date)
-        /// No slot lies within the catch-up window.
+        /// The latest slot lies before the catch-up window: recorded as missed (`runID` nil when
+        /// that slot already had a row), not run.
+        case missed(runID: Int64?, slot: Date, next: Date?)
+        /// The schedule has no slot in the past year.
         case noSlot(next: Date?)
     }
 
@@ -39,7 +42,19 @@ public struct OnceRunner: Sendable {
             trigger = .manual
         } else {
             guard let latest = job.schedule.previous(atOrBefore: now, within: job.catchup) else {
-                return .noSlot(next: job.schedule.next(after: now))
+                // Called too late for the slot it was called for: that is recorded, not lost.
+                guard let passed = job.schedule.previous(atOrBefore: now, within: .seconds(366 * 86_400)) else {
+                    return .noSlot(next: job.schedule.next(after: now))
+                }
+                let late = DurationParser.format(.seconds(Int64(now.timeIntervalSince(passed))))
+                let runID = try await ledger.recordMissed(
+                    job: job.name, slot: passed,
+                    reason: "missed: runner once was called \(late) after the slot, later than its catchup "
+                        + "(\(DurationParser.format(job.catchup)))")
+                executor.logger.warning(
+                    "slot missed: called later than its catchup",
+                    metadata: ["job": "\(job.name)", "slot": "\(Ledger.slotKey(for: passed))", "late": "\(late)"])
+                return .missed(runID: runID, slot: passed, next: job.schedule.next(after: now))
             }
             slot = latest
             slotKey = Ledger.slotKey(for: latest)

@@ -65,6 +65,12 @@ struct Once: AsyncParsableCommand {
             print("\(job.name) \(verb) in slot \(utc(slot)) (run \(runID), \(status.rawValue)); nothing to do")
         case .skipped(let runID, let liveRunID, let slot):
             print("\(job.name) slot \(utc(slot)) skipped: run \(liveRunID) is still running (recorded as run \(runID))")
+        case .missed(let runID, let slot, let next):
+            let recorded = runID.map { "recorded as missed (run \($0))" } ?? "already recorded"
+            print(
+                "\(job.name) slot \(utc(slot)) missed: this call came later than its catchup "
+                    + "(\(DurationParser.format(job.catchup))); \(recorded); next at "
+                    + (next.map { InstantFormat.string($0, in: job.timeZone) } ?? "never"))
         case .noSlot(let next):
             print(
                 "\(job.name) has no slot within its catchup window (\(DurationParser.format(job.catchup))); "

@@ -35,6 +35,9 @@ struct Status: AsyncParsableCommand {
                     "last_started_at": summary?.lastStartedAt.map { .string(utc($0)) } ?? .null,
                     "last_success_at": summary?.lastSuccessAt.map { .string(utc($0)) } ?? .null,
                     "success_rate_7d": summary?.successRate7d.map(JSONValue.number) ?? .null,
+                    "missed_7d": .number(Double(summary?.missed7d ?? 0)),
+                    "last_skipped_at": summary?.lastSkippedAt.map { .string(utc($0)) } ?? .null,
+                    "last_skip_reason": summary?.lastSkipReason.map(JSONValue.string) ?? .null,
                 ]
             }
             print(JSONValue.array(items).text)
@@ -48,10 +51,12 @@ struct Status: AsyncParsableCommand {
                 summary?.lastStartedAt.map(utc) ?? "-", summary?.lastStatus?.rawValue ?? "-",
                 summary?.lastSuccessAt.map(utc) ?? "-",
                 summary?.successRate7d.map { String(format: "%.0f%%", $0 * 100) } ?? "-",
+                String(summary?.missed7d ?? 0),
             ]
         }
         print(
             alignedTable(
-                header: ["JOB", "SCHEDULE", "ZONE", "NEXT", "LAST RUN", "STATUS", "LAST SUCCESS", "7D OK"], rows: rows))
+                header: ["JOB", "SCHEDULE", "ZONE", "NEXT", "LAST RUN", "STATUS", "LAST SUCCESS", "7D OK", "MISSED"],
+                rows: rows))
     }
 }

@@ -17,9 +17,9 @@ struct OnceCommandTests {
         #expect(missing.stderr.contains("run `runner migrate` first"))
         let first = try await setup.runner("migrate")
         #expect(first.status == 0)
-        #expect(first.stdout == "applied migrations 1, 2, 3; runner schema is at version 3\n")
+        #expect(first.stdout == "applied migrations 1, 2, 3, 4; runner schema is at version 4\n")
         let second = try await setup.runner("migrate")
-        #expect(second.stdout == "runner schema is up to date (version 3)\n")
+        #expect(second.stdout == "runner schema is up to date (version 4)\n")
     }
 
     @Test("once runs the current slot; a second call in the same slot does nothing and exits 0")
@@ -366,17 +366,37 @@ struct OnceCommandTests {
         #expect(try await setup.runner("once", "job").stdout.contains("succeeded"))
     }
 
-    @Test("a slot older than catchup is not claimed")
+    @Test("row 10: a call later than catchup runs nothing and leaves one missed row for the slot")
     func catchupWindow() async throws {
         let setup = try await Setup(
             "catchup",
-            jobs: "jobs:\n  yearly:\n    command: [\"true\"]\n    schedule: \"0 0 1 1 *\"\n    catchup: 1h\n")
-        let result = try await setup.runner("once", "yearly")
+            jobs: "jobs:\n  yearly:\n    command: [\"touch\", \"ran.txt\"]\n    schedule: \"0 0 1 1 *\"\n    catchup: 1h\n")
         let january = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date())
         guard !(january.month == 1 && january.day == 1 && january.hour == 0) else { return }
-        #expect(result.status == 0)
-        #expect(result.stdout.contains("yearly has no slot within its catchup window (1h); next at "))
-        #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 0)
+        let result = try await setup.runner("once", "yearly")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("missed: this call came later than its catchup (1h); recorded as missed (run "))
+        let row = try #require(
+            try await setup.connection.query(
+                "SELECT status, trigger, slot_key, error FROM runner.runs").first)
+        #expect(try row.string("status") == "missed")
+        #expect(try row.string("trigger") == "once")
+        #expect(try row.string("slot_key")?.hasSuffix("-01-01T00:00:00Z") == true)
+        #expect(try row.string("error")?.contains("later than its catchup (1h)") == true)
+        #expect(!FileManager.default.fileExists(atPath: setup.directory.url.appendingPathComponent("ran.txt").path))
+        // Called again: the slot is already recorded; still one row.
+        let again = try await setup.runner("once", "yearly")
+        #expect(again.status == 0)
+        #expect(again.stdout.contains("already recorded"))
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 1)
+        // runner status counts it.
+        let status = try await setup.runner("status", "--json")
+        guard case .array(let items)? = JSONValue.parse(status.stdout), let item = items.first else {
+            Issue.record("status --json printed \(status.stdout)")
+            return
+        }
+        #expect(item["missed_7d"] == 1)
+        #expect(item["last_status"] == .null)
     }
 
     @Test("an abandoned run is found by runner status and the job runs again")

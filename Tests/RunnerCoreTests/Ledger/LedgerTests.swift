@@ -175,6 +175,39 @@ struct LedgerTests {
         #expect(try row.first?.date("t") == instant)
     }
 
+    @Test("row 8: the summary counts real runs per slot; dry, skipped and missed rows have their own columns")
+    func summaryMeansWhatItSays() async throws {
+        let (_, connection) = try await TestDatabase.migrated("summaryreal")
+        let ledger = Ledger(connection: connection)
+        // In insertion order (each started a second after the last): slot A fails then its retry
+        // succeeds; slot B fails; a dry run succeeds; a slot is skipped; one is missed.
+        try await connection.execute(
+            """
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by, lease_seconds,
+                                     started_at, finished_at, duration_ms, outcome)
+            VALUES
+              ('sum', now(), 'A', 'once', 1, 'failed', false, 'h:1', 30, now() - interval '60 s', now() - interval '59 s', 100, NULL),
+              ('sum', now(), 'A#2', 'retry', 2, 'succeeded', false, 'h:1', 30, now() - interval '50 s', now() - interval '49 s', 200, NULL),
+              ('sum', now(), 'B', 'once', 1, 'failed', false, 'h:1', 30, now() - interval '40 s', now() - interval '39 s', 300, NULL),
+              ('sum', now(), 'dry-run:x', 'manual', 1, 'succeeded', true, 'h:1', 30, now() - interval '30 s', now() - interval '29 s', 5, NULL),
+              ('sum', now(), 'C', 'once', 1, 'skipped', false, 'h:1', 30, now() - interval '20 s', now() - interval '20 s', 0,
+               '{"skipped_because": "run 3 is still running"}'),
+              ('sum', now() - interval '2 hours', 'D', 'once', 1, 'missed', false, 'h:1', 1, now() - interval '10 s', now() - interval '10 s', 0, NULL)
+            """)
+        let summary = try #require(try await ledger.summaries(jobs: ["sum"])["sum"])
+        // Per slot, the last attempt decides: A succeeded, B failed.
+        #expect(summary.successRate7d == 0.5)
+        // The last real run, not the dry run, the skip or the miss.
+        #expect(summary.lastStatus == .failed)
+        #expect(summary.p50DurationMs == 200)
+        let lastSuccess = try #require(summary.lastSuccessAt)
+        let lastStarted = try #require(summary.lastStartedAt)
+        #expect(lastSuccess < lastStarted, "the last success is A's retry, before B started, not the dry run")
+        #expect(summary.lastSkipReason == "run 3 is still running")
+        #expect(summary.lastSkippedAt != nil)
+        #expect(summary.missed7d == 1)
+    }
+
     @Test("metrics and the review views")
     func metricsAndViews() async throws {
         let (_, connection) = try await TestDatabase.migrated("views")
