@@ -62,7 +62,7 @@ struct AgentWork: RunWork {
             let context = AgentContext(
                 runID: run.runID, job: run.job.name, slot: run.slot, database: database,
                 effects: Effects(connection: effects),
-                clients: AgentClients(mailer: mailer, environment: environment), now: Date(), logger: logger,
+                clients: AgentClients(mailer: mailer, environment: environment), now: run.now ?? Date(), logger: logger,
                 dryRun: run.dryRun, databaseURL: databaseURL,
                 // A job without `database:` uses the ledger's own.
                 sharesLedgerDatabase: run.job.database == nil, deadline: deadline)

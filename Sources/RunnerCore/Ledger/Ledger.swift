@@ -168,6 +168,17 @@ public struct Ledger: Sendable {
         RETURNING id
         """
 
+    /// The database's clock, to the microsecond: the one clock every process of a ledger
+    /// shares, whatever their hosts' clocks say.
+    public func databaseNow() async throws -> Date {
+        guard
+            let microseconds = try await connection.query(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS us"
+            ).first?.int64("us")
+        else { throw PostgresError(.query, "the database did not say what time it is") }
+        return Date(timeIntervalSince1970: Double(microseconds) / 1_000_000)
+    }
+
     /// Records that `slot` of `job` was found later than its catchup and will not run: a
     /// `missed` row under the slot's own key, once (nil when the slot already has a row).
     public func recordMissed(job: String, slot: Date, reason: String) async throws -> Int64? {

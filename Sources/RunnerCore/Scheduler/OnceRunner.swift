@@ -18,17 +18,33 @@ public struct OnceRunner: Sendable {
     }
 
     public let executor: RunExecutor
-    public let now: @Sendable () -> Date
+    /// The clock slots are computed from; nil: the ledger's database (``Ledger/databaseNow()``),
+    /// so a host whose clock is off claims exactly the slot every other host claims.
+    public let now: (@Sendable () -> Date)?
 
-    public init(executor: RunExecutor, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(executor: RunExecutor, now: (@Sendable () -> Date)? = nil) {
         self.executor = executor
         self.now = now
+    }
+
+    /// The instant this call works from, and how far the host's clock is from it (ms).
+    func currentInstant() async throws -> (now: Date, skewMs: Double) {
+        if let now { return (now(), 0) }
+        let host = Date()
+        let database = try await executor.ledger.databaseNow()
+        let skew = ((host.timeIntervalSince(database)) * 1000).rounded()
+        if abs(skew) > 1000 {
+            executor.logger.warning(
+                "this host's clock differs from the database's; slots follow the database",
+                metadata: ["clock_skew_ms": "\(Int64(skew))"])
+        }
+        return (database, skew)
     }
 
     /// `retry: false` runs one attempt whatever the job's `retries:` say (`runner demo`).
     public func run(_ job: Job, force: Bool = false, dryRun: Bool = false, retry: Bool = true) async throws -> Outcome {
         let ledger = executor.ledger
-        let now = self.now()
+        let (now, skewMs) = try await currentInstant()
         try await ledger.registerJobs([
             (job.name, job.schedule.text, job.timeZoneName, job.schedule.next(after: now))
         ])
@@ -92,14 +108,13 @@ public struct OnceRunner: Sendable {
             return .skipped(runID: runID, liveRunID: liveRunID, slot: slot)
         case .claimed(let runID):
             let delay = now.timeIntervalSince(slot)
-            if trigger == .once {
-                try await ledger.recordMetrics(
-                    [Metric("schedule_delay_ms", (delay * 1000).rounded(), unit: "ms")], runID: runID, job: job.name)
-            }
+            var metrics = [Metric("clock_skew_ms", skewMs, unit: "ms")]
+            if trigger == .once { metrics.append(Metric("schedule_delay_ms", (delay * 1000).rounded(), unit: "ms")) }
+            try await ledger.recordMetrics(metrics, runID: runID, job: job.name)
             // A dry run sends nothing, pings included.
             let ping = dryRun ? nil : job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
             await ping?.send(.start)
-            let first = try await executor.execute(runID: runID, job: job, slot: slot, dryRun: dryRun)
+            let first = try await executor.execute(runID: runID, job: job, slot: slot, dryRun: dryRun, now: now)
             let outcome =
                 retry && !dryRun ? try await retried(first, job: job, slot: slot, slotKey: slotKey) : .ran(first)
             if let ping, case .ran(let last, _) = outcome {
@@ -144,7 +159,8 @@ public struct OnceRunner: Sendable {
             // Another process holding the same failed slot made this attempt.
             guard case .claimed(let runID) = claim else { break }
             earlier.append(last)
-            last = try await executor.execute(runID: runID, job: job, slot: slot, dryRun: false)
+            last = try await executor.execute(
+                runID: runID, job: job, slot: slot, dryRun: false, now: try await currentInstant().now)
         }
         return .ran(last, earlier: earlier)
     }

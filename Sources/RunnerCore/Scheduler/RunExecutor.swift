@@ -38,12 +38,13 @@ public struct RunExecutor: Sendable {
     }
 
     /// Runs the work and records how it ended; returns the finished record.
-    public func execute(runID: Int64, job: Job, slot: Date, dryRun: Bool) async throws -> RunRecord {
+    /// `now` is the database's clock at the claim (the agents' "now"); nil: the host's.
+    public func execute(runID: Int64, job: Job, slot: Date, dryRun: Bool, now: Date? = nil) async throws -> RunRecord {
         var logger = self.logger
         logger[metadataKey: "job"] = "\(job.name)"
         logger[metadataKey: "run_id"] = "\(runID)"
         logger.info("run started", metadata: ["slot": "\(Ledger.slotKey(for: slot))", "dry_run": "\(dryRun)"])
-        let info = RunInfo(runID: runID, job: job, slot: slot, dryRun: dryRun)
+        let info = RunInfo(runID: runID, job: job, slot: slot, dryRun: dryRun, now: now)
         let started = ContinuousClock.now
         let (result, heartbeat) = await runWithTimeout(work(for: job), info, timeout: job.timeout, logger: logger)
         // The lease is renewed until the end is written: a stopped run's grace and a finish that

@@ -32,6 +32,8 @@ public struct RunInfo: Sendable {
     public let job: Job
     public let slot: Date
     public let dryRun: Bool
+    /// The database's clock when the run was claimed: what the agents compare against.
+    public var now: Date?
     /// Why the work is being stopped, once it is; set before the work's task is cancelled.
     public var stop = StopSignal()
 }

@@ -49,7 +49,8 @@ struct OnceCommandTests {
         let metrics = try await setup.connection.query(
             "SELECT name, value FROM runner.metrics WHERE run_id = 1 ORDER BY name")
         let names = try metrics.map { try $0.string("name") ?? "" }
-        #expect(names == ["duration_ms", "exit_code", "schedule_delay_ms", "stderr_bytes", "stdout_bytes"])
+        #expect(
+            names == ["clock_skew_ms", "duration_ms", "exit_code", "schedule_delay_ms", "stderr_bytes", "stdout_bytes"])
         #expect(try metrics.first { try $0.string("name") == "stdout_bytes" }?.double("value") == 5)
     }
 
@@ -346,7 +347,8 @@ struct OnceCommandTests {
         }
         #expect(history.stdout.contains("Authorization: Bearer ${API_TOKEN}"))
         #expect(history.stdout.contains("/nonexistent/${API_TOKEN}/tool could not start"))
-        let stored = try await setup.connection.query("SELECT outcome::text || coalesce(error, '') AS t FROM runner.runs")
+        let stored = try await setup.connection.query(
+            "SELECT outcome::text || coalesce(error, '') AS t FROM runner.runs")
         #expect(stored.count == 2)
         for row in stored { #expect(try row.string("t")?.contains("SECRET") == false) }
     }
@@ -370,7 +372,9 @@ struct OnceCommandTests {
     func catchupWindow() async throws {
         let setup = try await Setup(
             "catchup",
-            jobs: "jobs:\n  yearly:\n    command: [\"touch\", \"ran.txt\"]\n    schedule: \"0 0 1 1 *\"\n    catchup: 1h\n")
+            jobs:
+                "jobs:\n  yearly:\n    command: [\"touch\", \"ran.txt\"]\n    schedule: \"0 0 1 1 *\"\n    catchup: 1h\n"
+        )
         let january = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date())
         guard !(january.month == 1 && january.day == 1 && january.hour == 0) else { return }
         let result = try await setup.runner("once", "yearly")
@@ -378,7 +382,8 @@ struct OnceCommandTests {
         #expect(result.stdout.contains("missed: this call came later than its catchup (1h); recorded as missed (run "))
         let row = try #require(
             try await setup.connection.query(
-                "SELECT status, trigger, slot_key, error FROM runner.runs").first)
+                "SELECT status, trigger, slot_key, error FROM runner.runs"
+            ).first)
         #expect(try row.string("status") == "missed")
         #expect(try row.string("trigger") == "once")
         #expect(try row.string("slot_key")?.hasSuffix("-01-01T00:00:00Z") == true)

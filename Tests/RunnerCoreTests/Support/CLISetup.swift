@@ -25,6 +25,13 @@ final class CLISetup: Sendable {
         try await RunnerProcess.run(arguments, environment: environment, currentDirectory: directory.url)
     }
 
+    /// `runner` on a host whose clock is `offset` off (`+2h`, `-2s`), through libfaketime.
+    func runner(clockOffset offset: String, _ arguments: String...) async throws -> RunnerProcess.Result {
+        try await RunnerProcess.run(
+            arguments, environment: environment.merging(["FAKETIME_DONT_FAKE_MONOTONIC": "1"]) { $1 },
+            currentDirectory: directory.url, wrapper: ["/usr/bin/faketime", "-f", offset])
+    }
+
     func count(_ sql: String) async throws -> Int {
         try await connection.query(sql).first?.int("count") ?? -1
     }

@@ -32,19 +32,28 @@ struct RunnerProcess {
 
     /// Runs `runner` to its end. The waiting happens on a thread of its own, never on the
     /// cooperative pool, so a slow child cannot starve the other tests.
+    /// `wrapper` runs it through another program first (`faketime -f +2h`).
     static func run(
-        _ arguments: [String], environment: [String: String] = [:], currentDirectory: URL? = nil
+        _ arguments: [String], environment: [String: String] = [:], currentDirectory: URL? = nil,
+        wrapper: [String] = []
     ) async throws -> Result {
-        try await offPool { try blockingRun(arguments, environment: environment, currentDirectory: currentDirectory) }
+        try await offPool {
+            try blockingRun(arguments, environment: environment, currentDirectory: currentDirectory, wrapper: wrapper)
+        }
     }
 
     /// Waits on the calling thread: only for cleanup in a `defer`, which cannot await.
     static func blockingRun(
-        _ arguments: [String], environment: [String: String], currentDirectory: URL?
+        _ arguments: [String], environment: [String: String], currentDirectory: URL?, wrapper: [String] = []
     ) throws -> Result {
         let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
+        if let program = wrapper.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(wrapper.dropFirst()) + [executable.path] + arguments
+        } else {
+            process.executableURL = executable
+            process.arguments = arguments
+        }
         var merged = ProcessInfo.processInfo.environment
         merged.merge(environment) { $1 }
         process.environment = merged
