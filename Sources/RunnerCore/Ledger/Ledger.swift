@@ -214,10 +214,14 @@ public struct Ledger: Sendable {
     /// The outcome and error are redacted and made storable (no NUL, no NaN, the error at most
     /// 4 KiB); if the server still refuses the outcome, the run is finished without it, with
     /// why, so no run is ever left `running` by what it printed.
+    ///
+    /// `retryAfter`, for a failed or timed-out run, records in the same statement when its next
+    /// attempt is due: the retry survives this process.
     public func finish(
         runID: Int64, job: String, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?,
-        metrics: [Metric]
+        metrics: [Metric], retryAfter: Duration? = nil
     ) async throws {
+        let retryAfter = status == .failed || status == .timedOut ? retryAfter : nil
         let redact = Redactor.process
         let error = error.map { Storable.text(redact($0), limit: 4096) }
         do {
@@ -225,24 +229,25 @@ public struct Ledger: Sendable {
             try await write(
                 runID: runID, status: status, durationMs: durationMs,
                 outcome: outcome.map { Storable.json(redact($0)) },
-                error: error, metrics: metrics)
+                error: error, metrics: metrics, retryAfter: retryAfter)
         } catch let refused as PostgresError where refused.kind == .query {
             try await write(
                 runID: runID, status: status, durationMs: durationMs,
                 outcome: ["outcome_dropped": .string(Storable.text(redact(refused.message), limit: 512))], error: error,
-                metrics: metrics.filter { $0.value.isFinite })
+                metrics: metrics.filter { $0.value.isFinite }, retryAfter: retryAfter)
         }
     }
 
     private func write(
-        runID: Int64, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?, metrics: [Metric]
+        runID: Int64, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?, metrics: [Metric],
+        retryAfter: Duration?
     ) async throws {
         try await connection.query(
             """
             WITH finished AS (
                 UPDATE runner.runs
                 SET status = $2, finished_at = now(), heartbeat_at = now(), duration_ms = $3::bigint,
-                    outcome = $4::jsonb, error = $5
+                    outcome = $4::jsonb, error = $5, retry_at = now() + $9::interval
                 WHERE id = $1::bigint AND status = 'running'
                 RETURNING id, job
             )
@@ -253,7 +258,75 @@ public struct Ledger: Sendable {
             [
                 .int64(runID), PostgresValue(status.rawValue), .int64(durationMs), PostgresValue(outcome?.text),
                 PostgresValue(error),
-            ] + Self.metricArrays(metrics))
+            ] + Self.metricArrays(metrics) + [retryAfter.map(PostgresValue.interval) ?? PostgresValue(nil as String?)])
+    }
+
+    /// A failed attempt whose successor is due (`retry_at` passed) and not yet claimed or
+    /// skipped: the latest attempt of the slot whose key is `slotKey`.
+    public func dueRetry(job: String, slotKey: String) async throws -> RunRecord? {
+        guard let latest = try await latestAttempt(job: job, slotKey: slotKey) else { return nil }
+        let due = try await connection.query(
+            "SELECT retry_at <= now() AS due FROM runner.runs WHERE id = $1::bigint AND retry_at IS NOT NULL",
+            [.int64(latest.id)]
+        ).first?.bool("due")
+        return due == true ? latest : nil
+    }
+
+    /// Retries of `job`'s slots before `slot` that were due but never claimed: the slot that
+    /// began supersedes them, so each is recorded as a skipped attempt, not left to run late.
+    @discardableResult
+    public func supersedeRetries(job: String, before slot: Date) async throws -> Int {
+        try await connection.query(
+            """
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+                                     finished_at, duration_ms, outcome)
+            SELECT r.job, r.slot, split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1), 'retry', r.attempt + 1,
+                   'skipped', $3, 1, now(), 0,
+                   jsonb_build_object('skipped_because', 'superseded: slot ' || $4 || ' began before this retry ran')
+            FROM runner.runs r
+            WHERE r.job = $1 AND r.retry_at IS NOT NULL AND r.slot < $2::timestamptz
+              AND r.status IN ('failed', 'timed_out')
+              AND NOT starts_with(r.slot_key, 'manual:') AND NOT starts_with(r.slot_key, 'dry-run:')
+              AND NOT EXISTS (
+                  SELECT 1 FROM runner.runs s
+                  WHERE s.job = r.job AND s.slot_key = split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1))
+            ON CONFLICT (job, slot_key) DO NOTHING
+            RETURNING id
+            """,
+            [
+                PostgresValue(job), .timestamp(slot), PostgresValue(Self.processIdentity),
+                PostgresValue(Self.slotKey(for: slot)),
+            ]
+        ).count
+    }
+
+    /// When the retry after run `runID` is due; nil when none is.
+    public func retryDue(after runID: Int64) async throws -> Date? {
+        try await connection.query(
+            "SELECT retry_at FROM runner.runs WHERE id = $1::bigint", [.int64(runID)]
+        ).first?.date("retry_at")
+    }
+
+    /// Records attempt `attempt` of a slot as skipped without running it (its slot was
+    /// superseded by the next, or lies past catchup); nil when that attempt already has a row.
+    @discardableResult
+    public func recordSkippedAttempt(job: String, slot: Date, slotKey: String, attempt: Int, reason: String)
+        async throws -> Int64?
+    {
+        try await connection.query(
+            """
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+                                     finished_at, duration_ms, outcome)
+            VALUES ($1, $2::timestamptz, $3, 'retry', $4::integer, 'skipped', $5, 1, now(), 0,
+                    jsonb_build_object('skipped_because', $6::text))
+            ON CONFLICT (job, slot_key) DO NOTHING
+            RETURNING id
+            """,
+            [
+                PostgresValue(job), .timestamp(slot), PostgresValue(slotKey), .int(attempt),
+                PostgresValue(Self.processIdentity), PostgresValue(reason),
+            ]
+        ).first?.int64("id")
     }
 
     /// Writes counters in one statement, however many there are.

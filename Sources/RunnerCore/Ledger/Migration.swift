@@ -7,6 +7,7 @@ public struct Migration: Sendable {
     /// Every migration, oldest first. Append; never edit one that has shipped.
     public static let all: [Migration] = [
         .v0001CreateLedger, .v0002IndexPendingEffects, .v0003LedgerIdentity, .v0004SummaryOverRealRuns,
+        .v0005RetriesAsRows,
     ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }

@@ -85,6 +85,16 @@ public struct OnceRunner: Sendable {
                 skipIfRunning: skipIfRunning))
         switch claim {
         case .taken(let runID, let status):
+            // A failed attempt of this slot whose retry is due (its process may be long gone):
+            // this call makes it.
+            if retry, !dryRun, !force, let due = try await ledger.dueRetry(job: job.name, slotKey: slotKey),
+                due.status == .failed || due.status == .timedOut, due.attempt <= job.retries.max
+            {
+                executor.logger.info(
+                    "a retry of this slot is due; running it",
+                    metadata: ["job": "\(job.name)", "after_run_id": "\(due.id)", "attempt": "\(due.attempt + 1)"])
+                return try await retried(due, job: job, slot: slot, slotKey: slotKey, ranFirst: false)
+            }
             // A run of this slot whose process is gone (a stale heartbeat) is a failed attempt:
             // it is marked abandoned and the slot is retried per `retries:`, not lost.
             if retry, !dryRun, !force, status == .running || status == .abandoned {
@@ -108,13 +118,17 @@ public struct OnceRunner: Sendable {
             return .skipped(runID: runID, liveRunID: liveRunID, slot: slot)
         case .claimed(let runID):
             let delay = now.timeIntervalSince(slot)
+            // Retries of earlier slots that never ran are overtaken by this one.
+            if trigger == .once { try await ledger.supersedeRetries(job: job.name, before: slot) }
             var metrics = [Metric("clock_skew_ms", skewMs, unit: "ms")]
             if trigger == .once { metrics.append(Metric("schedule_delay_ms", (delay * 1000).rounded(), unit: "ms")) }
             try await ledger.recordMetrics(metrics, runID: runID, job: job.name)
             // A dry run sends nothing, pings included.
             let ping = dryRun ? nil : job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
             await ping?.send(.start)
-            let first = try await executor.execute(runID: runID, job: job, slot: slot, dryRun: dryRun, now: now)
+            let first = try await executor.execute(
+                runID: runID, job: job, slot: slot, dryRun: dryRun, now: now,
+                retryAfter: retry && !dryRun ? Self.retryDelay(after: 1, job: job) : nil)
             let outcome =
                 retry && !dryRun ? try await retried(first, job: job, slot: slot, slotKey: slotKey) : .ran(first)
             if let ping, case .ran(let last, _) = outcome {
@@ -129,39 +143,80 @@ public struct OnceRunner: Sendable {
         }
     }
 
-    /// Retries a failed or timed-out run up to `retries.max` times. Each attempt claims a key
-    /// of its own (`SLOT#2`, `SLOT#3`, …), so however many processes hold the same failed slot,
-    /// one of them makes each attempt. A SIGTERM during the wait stops the retries.
-    func retried(_ first: RunRecord, job: Job, slot: Date, slotKey: String) async throws -> Outcome {
+    /// The wait before the attempt after `attempt`, when `retries:` allow one.
+    static func retryDelay(after attempt: Int, job: Job) -> Duration? {
+        attempt <= job.retries.max ? job.retries.delay(beforeAttempt: attempt + 1) : nil
+    }
+
+    /// Retries a failed or timed-out run up to `retries.max` times. Each attempt's due time is a
+    /// row (`retry_at`, written with the failed attempt's end), so a process that dies while it
+    /// waits loses nothing: the next `runner once` claims it. Each attempt claims a key of its
+    /// own (`SLOT#2`, `SLOT#3`, …), so however many processes hold the failed slot, one makes
+    /// each attempt; it obeys `overlap: skip` as a slot does, and never starts once the job's
+    /// next slot has begun or past `catchup` (it is recorded skipped, with why). A SIGTERM
+    /// during the wait stops the retries.
+    ///
+    /// `ranFirst`: this call made `first`. When it did not and makes no attempt either (the
+    /// retry was overtaken, or skipped beside a live run), the outcome says so, not `first`'s
+    /// failure again.
+    func retried(_ first: RunRecord, job: Job, slot: Date, slotKey: String, ranFirst: Bool = true) async throws
+        -> Outcome
+    {
+        let ledger = executor.ledger
+        let manual = slotKey.hasPrefix("manual:")
         var earlier: [RunRecord] = []
         var last = first
-        var attempt = first.attempt
         while last.status == .failed || last.status == .timedOut || last.status == .abandoned,
-            attempt <= job.retries.max
+            last.attempt <= job.retries.max
         {
-            attempt += 1
-            let wait = job.retries.delay(beforeAttempt: attempt)
-            executor.logger.warning(
-                "run \(last.status.rawValue); retrying",
-                metadata: [
-                    "job": "\(job.name)", "run_id": "\(last.id)", "attempt": "\(attempt)",
-                    "of": "\(job.retries.max + 1)", "in": "\(DurationParser.format(wait))",
-                ])
-            do {
-                try await Task.sleep(for: wait)
-            } catch {
+            let attempt = last.attempt + 1
+            if let due = try await ledger.retryDue(after: last.id) {
+                let wait = max(0, due.timeIntervalSince(try await currentInstant().now))
+                executor.logger.warning(
+                    "run \(last.status.rawValue); retrying",
+                    metadata: [
+                        "job": "\(job.name)", "run_id": "\(last.id)", "attempt": "\(attempt)",
+                        "of": "\(job.retries.max + 1)",
+                        "in": "\(DurationParser.format(.milliseconds(Int64((wait * 1000).rounded()))))",
+                    ])
+                do {
+                    try await Task.sleep(for: .milliseconds(Int64((wait * 1000).rounded())))
+                } catch {
+                    break
+                }
+            }
+            let now = try await currentInstant().now
+            let key = "\(slotKey)#\(attempt)"
+            if !manual, let next = job.schedule.next(after: slot), next <= now {
+                try await ledger.recordSkippedAttempt(
+                    job: job.name, slot: slot, slotKey: key, attempt: attempt,
+                    reason: "superseded: slot \(Ledger.slotKey(for: next)) began before this retry ran")
                 break
             }
-            let claim = try await executor.ledger.claim(
+            if !manual, now.timeIntervalSince(slot) > job.catchup.timeInterval {
+                try await ledger.recordSkippedAttempt(
+                    job: job.name, slot: slot, slotKey: key, attempt: attempt,
+                    reason: "past catchup (\(DurationParser.format(job.catchup))) after its slot")
+                break
+            }
+            let claim = try await ledger.claim(
                 Ledger.ClaimRequest(
-                    job: job.name, slot: slot, slotKey: "\(slotKey)#\(attempt)", trigger: .retry, attempt: attempt,
-                    claimedBy: Ledger.processIdentity, lease: executor.lease, skipIfRunning: false))
-            // Another process holding the same failed slot made this attempt.
-            guard case .claimed(let runID) = claim else { break }
+                    job: job.name, slot: slot, slotKey: key, trigger: .retry, attempt: attempt,
+                    claimedBy: Ledger.processIdentity, lease: executor.lease,
+                    skipIfRunning: job.overlap == .skip && !manual))
+            // Another process made this attempt, or the job's live run made it skip.
+            guard case .claimed(let runID) = claim else {
+                if !ranFirst, earlier.isEmpty, case .skipped(let skippedID, let liveRunID) = claim {
+                    return .skipped(runID: skippedID, liveRunID: liveRunID, slot: slot)
+                }
+                break
+            }
             earlier.append(last)
             last = try await executor.execute(
-                runID: runID, job: job, slot: slot, dryRun: false, now: try await currentInstant().now)
+                runID: runID, job: job, slot: slot, dryRun: false, now: now,
+                retryAfter: Self.retryDelay(after: attempt, job: job))
         }
+        if !ranFirst, earlier.isEmpty { return .alreadyClaimed(runID: last.id, status: last.status, slot: slot) }
         return .ran(last, earlier: earlier)
     }
 }

@@ -39,7 +39,11 @@ public struct RunExecutor: Sendable {
 
     /// Runs the work and records how it ended; returns the finished record.
     /// `now` is the database's clock at the claim (the agents' "now"); nil: the host's.
-    public func execute(runID: Int64, job: Job, slot: Date, dryRun: Bool, now: Date? = nil) async throws -> RunRecord {
+    /// `retryAfter`: when the run fails or times out, its next attempt is due this long after
+    /// it ends (recorded with its end; nil: no retry).
+    public func execute(
+        runID: Int64, job: Job, slot: Date, dryRun: Bool, now: Date? = nil, retryAfter: Duration? = nil
+    ) async throws -> RunRecord {
         var logger = self.logger
         logger[metadataKey: "job"] = "\(job.name)"
         logger[metadataKey: "run_id"] = "\(runID)"
@@ -55,7 +59,7 @@ public struct RunExecutor: Sendable {
         let metrics = result.metrics + [Metric("duration_ms", Double(durationMs), unit: "ms")]
         try await finishRetrying(
             runID: runID, job: job.name, status: result.status, durationMs: durationMs, outcome: result.outcome,
-            error: result.error, metrics: metrics, logger: logger)
+            error: result.error, metrics: metrics, retryAfter: dryRun ? nil : retryAfter, logger: logger)
         let level: Logger.Level = result.status == .succeeded ? .info : .error
         logger.log(
             level: level, "run finished",
@@ -74,7 +78,7 @@ public struct RunExecutor: Sendable {
     /// heartbeat and the next call marks it abandoned: never half-written.
     private func finishRetrying(
         runID: Int64, job: String, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?,
-        metrics: [Metric], logger: Logger
+        metrics: [Metric], retryAfter: Duration?, logger: Logger
     ) async throws {
         try await retryingThroughConnectionLoss(
             for: Self.finishPatience, firstDelay: .milliseconds(250), maxDelay: .seconds(5),
@@ -82,7 +86,7 @@ public struct RunExecutor: Sendable {
         ) {
             try await ledger.finish(
                 runID: runID, job: job, status: status, durationMs: durationMs, outcome: outcome, error: error,
-                metrics: metrics)
+                metrics: metrics, retryAfter: retryAfter)
         }
     }
 

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+
+@testable import RunnerCore
+
+/// Retries are rows (issue 13, rows 1-2): a failed attempt records when its successor is due;
+/// whoever calls `runner once` after that claims it, under the slot's rules.
+@Suite("Retries as rows")
+struct RetryRowTests {
+    /// The key of the hourly slot the database is in.
+    static let hourSlotSQL = #"to_char(date_trunc('hour', now() AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24:00:00"Z"')"#
+
+    static func hourSlot(_ connection: PostgresConnection) async throws -> String {
+        try await connection.query("SELECT \(hourSlotSQL) AS slot").first?.string("slot") ?? ""
+    }
+
+    @Test("row 2: a process killed during its retry's backoff loses nothing: the next runner once runs the retry")
+    func killedDuringBackoff() async throws {
+        let scratch = try TemporaryDirectory()
+        let marker = scratch.url.appendingPathComponent("tried").path
+        let setup = try await CLISetup(
+            "retrykilled",
+            jobs: """
+                jobs:
+                  flaky:
+                    command: ["sh", "-c", "if [ -f \(marker) ]; then echo second; else touch \(marker); exit 1; fi"]
+                    schedule: "0 * * * *"
+                    retries: {max: 2, backoff: 1h, max_backoff: 1h}
+                """)
+        let before = try await Self.hourSlot(setup.connection)
+        let process = try RunnerProcess.launch(["once", "flaky"], environment: setup.environment)
+        // Killed once the failure and its due retry are recorded: waiting in its backoff.
+        var recorded = false
+        for _ in 0..<1500 where !recorded {
+            try await Task.sleep(for: .milliseconds(20))
+            recorded = try await setup.count("SELECT count(*) FROM runner.runs WHERE retry_at IS NOT NULL") == 1
+        }
+        #expect(recorded, "the failed attempt recorded no retry")
+        kill(process.processIdentifier, SIGKILL)
+        try await offPool { process.waitUntilExit() }
+        let due = try await setup.connection.query(
+            "SELECT retry_at > now() + interval '20 minutes' AS later FROM runner.runs"
+        ).first?.bool("later")
+        #expect(due == true, "the retry is due after the backoff (30-60 minutes), not at once")
+        // The backoff passes while nobody is running.
+        try await setup.connection.execute("UPDATE runner.runs SET retry_at = now() - interval '1 second'")
+        let next = try await setup.runner("once", "flaky")
+        guard try await Self.hourSlot(setup.connection) == before else { return }  // an hour boundary passed
+        #expect(next.status == 0, "\(next.stdout) \(next.stderr)")
+        let rows = try await setup.connection.query(
+            "SELECT attempt, trigger, status, slot_key FROM runner.runs ORDER BY attempt")
+        #expect(try rows.map { try $0.string("status") ?? "" } == ["failed", "succeeded"])
+        #expect(try rows.map { try $0.string("trigger") ?? "" } == ["once", "retry"])
+        #expect(try rows.map { try $0.string("slot_key") ?? "" } == [before, before + "#2"])
+        // Claimed once: a further call finds the slot done.
+        let again = try await setup.runner("once", "flaky")
+        #expect(again.stdout.contains("already ran"))
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 2)
+    }
+
+    @Test("row 1: a due retry of a slot the next one has overtaken is recorded skipped, superseded, never run")
+    func supersededRetry() async throws {
+        let setup = try await CLISetup(
+            "retrysuperseded",
+            jobs: """
+                jobs:
+                  minutely:
+                    command: ["sh", "-c", "echo ran >> runs.txt"]
+                    schedule: "* * * * *"
+                    retries: {max: 1, backoff: 16s}
+                """)
+        // Two minutes ago a slot failed, its retry due; nobody ran it before the next slots began.
+        try await setup.connection.execute(
+            """
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+                                     started_at, finished_at, duration_ms, retry_at)
+            SELECT 'minutely', s, to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'once', 1, 'failed',
+                   'gone:1', 30, s, s + interval '12 s', 12000, s + interval '28 s'
+            FROM (SELECT date_trunc('minute', now()) - interval '2 minutes' AS s) slot
+            """)
+        let result = try await setup.runner("once", "minutely")
+        #expect(result.status == 0, "\(result.stderr)")
+        let skipped = try await setup.connection.query(
+            "SELECT attempt, outcome->>'skipped_because' AS why FROM runner.runs WHERE status = 'skipped'")
+        #expect(skipped.count == 1)
+        #expect(try skipped.first?.int("attempt") == 2)
+        #expect(try skipped.first?.string("why")?.hasPrefix("superseded: slot ") == true)
+        // The current slot ran once; the old slot's retry did not.
+        let ran = try String(contentsOf: setup.directory.url.appendingPathComponent("runs.txt"), encoding: .utf8)
+        #expect(ran == "ran\n")
+    }
+
+    @Test("row 1: a due retry obeys overlap skip: with a live run of the job it is recorded skipped, not run beside it")
+    func retryObeysOverlap() async throws {
+        let setup = try await CLISetup(
+            "retryoverlap",
+            jobs: """
+                jobs:
+                  hourly:
+                    command: ["sh", "-c", "echo ran >> runs.txt"]
+                    schedule: "0 * * * *"
+                    retries: {max: 1, backoff: 16s}
+                """)
+        let slot = try await Self.hourSlot(setup.connection)
+        try await setup.connection.execute(
+            """
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+                                     started_at, finished_at, duration_ms, retry_at)
+            VALUES ('hourly', date_trunc('hour', now()), \(Self.hourSlotSQL), 'once', 1, 'failed', 'gone:1', 30,
+                    now() - interval '1 minute', now() - interval '50 s', 10000, now() - interval '1 s');
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+                                     started_at, heartbeat_at)
+            VALUES ('hourly', now(), 'live', 'once', 1, 'running', 'busy:2', 3600, now(), now());
+            """)
+        let result = try await setup.runner("once", "hourly")
+        guard try await Self.hourSlot(setup.connection) == slot else { return }  // an hour boundary passed
+        #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
+        let retry = try #require(
+            try await setup.connection.query(
+                "SELECT status, outcome->>'skipped_because' AS why FROM runner.runs WHERE slot_key = $1",
+                [PostgresValue(slot + "#2")]
+            ).first)
+        #expect(try retry.string("status") == "skipped")
+        #expect(try retry.string("why")?.contains("still running") == true)
+        #expect(!FileManager.default.fileExists(atPath: setup.directory.url.appendingPathComponent("runs.txt").path))
+    }
+}
