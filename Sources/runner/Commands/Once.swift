@@ -6,15 +6,20 @@ struct Once: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a job's current slot once, for platform cron (Render, Railway, Kubernetes, crontab).",
         discussion: """
-            Claims the job's latest slot at or before now (no older than the job's catchup). A second
-            call in the same slot does nothing and exits 0. --force runs now as a manual run that uses
-            up no slot; --dry-run computes everything and sends nothing.
+            Claims the job's latest slot at or before now, by the database's clock (no older than the \
+            job's catchup; a slot found later is recorded as missed). A second call in the same slot \
+            does nothing and exits 0. Only scheduled work holds a slot: --force runs now as a manual \
+            run with a key of its own, and --dry-run computes everything and sends nothing; neither \
+            uses up the slot or makes it skip.
 
-            A run that fails or times out is retried per the job's retries: (max 3, backoff 30s doubling
-            to at most 10m, with jitter); each attempt is a run of its own, and the exit code is the
-            last attempt's.
+            A run that fails or times out is retried per the job's retries: (max 3, backoff 30s doubling \
+            to at most 10m, with jitter); each attempt is a run of its own, and the exit code is the \
+            last attempt's. The retry's due time is in the ledger: if this process stops while it \
+            waits, the next call after that time makes the retry. A retry never starts once the \
+            job's next slot has begun, nor past catchup, and obeys overlap: skip (it is recorded as \
+            skipped, with why).
 
-            Exit codes: 0 succeeded or nothing to do, 1 the run failed or timed out,
+            Exit codes: 0 succeeded or nothing to do, 1 the run failed or timed out, \
             2 usage or configuration error, 3 database unreachable.
             """
     )
