@@ -166,32 +166,36 @@ public struct EmailDelivery: Sendable {
         // A sender whose ledger write fails must not cancel the others mid-transfer (a send cut
         // off after its content left is of unknown outcome): no new send starts, those under way
         // finish and are recorded, then the error is thrown.
-        let outcome = await withTaskGroup(of: (Int, Swift.Result<Result, any Error>).self) { group in
-            var results = Array(repeating: Result.pending, count: emails.count)
-            var next = 0
-            var failure: (any Error)?
-            func startNext() {
-                let index = next
-                next += 1
-                group.addTask {
-                    do {
-                        return (index, .success(try await attempt(emails[index].id, emails[index].email)))
-                    } catch {
-                        return (index, .failure(error))
+        let failure = FirstFailure()
+        let results = await withTaskGroup(of: (index: Int, result: Result?).self) { group in
+            var results = [Result](repeating: .pending, count: emails.count)
+            var started = 0
+            var running = 0
+            while true {
+                while !failure.isSet, started < emails.count, running < width {
+                    let index = started
+                    let (id, email) = (emails[index].id, emails[index].email)
+                    group.addTask {
+                        do {
+                            return (index, try await attempt(id, email))
+                        } catch {
+                            failure.record(error)
+                            return (index, nil)
+                        }
                     }
+                    started += 1
+                    running += 1
+                }
+                guard let finished = await group.next() else { break }
+                running -= 1
+                if let result = finished.result, results.indices.contains(finished.index) {
+                    results[finished.index] = result
                 }
             }
-            for _ in 0..<width { startNext() }
-            while let (index, outcome) = await group.next() {
-                switch outcome {
-                case .success(let result): results[index] = result
-                case .failure(let error): failure = failure ?? error
-                }
-                if failure == nil, next < emails.count { startNext() }
-            }
-            return failure.map { .failure($0) } ?? Swift.Result<[Result], any Error>.success(results)
+            return results
         }
-        return try outcome.get()
+        if let error = failure.error { throw error }
+        return results
     }
 
     /// Sends an email whose effect the caller recorded itself (in its own transaction).
@@ -307,6 +311,17 @@ private final class LedgerIDCache: @unchecked Sendable {
         lock.withLock { id = fetched }
         return fetched
     }
+}
+
+/// The first error of concurrent senders.
+private final class FirstFailure: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var first: (any Error)?
+
+    var isSet: Bool { lock.withLock { first != nil } }
+    var error: (any Error)? { lock.withLock { first } }
+    func record(_ error: any Error) { lock.withLock { if first == nil { first = error } } }
 }
 
 /// Effect ids shared by the copies of one ``EmailDelivery``.
