@@ -23,9 +23,9 @@ public struct EmailDelivery: Sendable {
 
     /// Opens after an email exhausts its retries on a transient failure: the provider is
     /// down, so the run's other emails are left pending without waiting on it again.
-    private let circuit = Circuit()
+    private let circuitOpen = Locked(false)
     /// The effects this delivery attempted: a batch does not try again what `finishPending` tried.
-    private let attempted = AttemptedEffects()
+    private let attempted = Locked(Set<Int64>())
     private let ledgerID = LedgerIDCache()
 
     public init(context: AgentContext, attempts: Int = 3, backoff: Duration = .milliseconds(500)) {
@@ -118,7 +118,7 @@ public struct EmailDelivery: Sendable {
         let earlier = try await phases.time("lookup_ms") { try await context.effects.recorded(Self.kind, keys: keys) }
         let unsent = items.indices.filter { index in
             guard let effect = earlier[keys[index]] else { return true }
-            return effect.status == .pending && !attempted.contains(effect.id)
+            return effect.status == .pending && !attempted.withLock { $0.contains(effect.id) }
         }
         let emails = try await phases.time("render_ms") { try await render(unsent.map { items[$0] }) }
         batch.rendered = emails.count
@@ -166,20 +166,21 @@ public struct EmailDelivery: Sendable {
         // A sender whose ledger write fails must not cancel the others mid-transfer (a send cut
         // off after its content left is of unknown outcome): no new send starts, those under way
         // finish and are recorded, then the error is thrown.
-        let failure = FirstFailure()
+        // The first error of the concurrent senders.
+        let failure = Locked<(any Error)?>(nil)
         let results = await withTaskGroup(of: (index: Int, result: Result?).self) { group in
             var results = [Result](repeating: .pending, count: emails.count)
             var started = 0
             var running = 0
             while true {
-                while !failure.isSet, started < emails.count, running < width {
+                while failure.withLock({ $0 == nil }), started < emails.count, running < width {
                     let index = started
                     let (id, email) = (emails[index].id, emails[index].email)
                     group.addTask {
                         do {
                             return (index, try await attempt(id, email))
                         } catch {
-                            failure.record(error)
+                            failure.withLock { $0 = $0 ?? error }
                             return (index, nil)
                         }
                     }
@@ -194,7 +195,7 @@ public struct EmailDelivery: Sendable {
             }
             return results
         }
-        if let error = failure.error { throw error }
+        if let error = failure.withLock({ $0 }) { throw error }
         return results
     }
 
@@ -205,8 +206,8 @@ public struct EmailDelivery: Sendable {
             try await effects.markDraft(id)
             return .drafted
         }
-        if circuit.isOpen { return .pending }
-        attempted.insert(id)
+        if circuitOpen.withLock({ $0 }) { return .pending }
+        attempted.withLock { _ = $0.insert(id) }
         // Read before any lease: a lease taken and then abandoned on this lookup's failure
         // would make an unsent email look as if it had died mid-send.
         let messageID = "effect-\(id).\(try await ledgerID.get(effects))@\(mailer.from.domain)"
@@ -262,7 +263,7 @@ public struct EmailDelivery: Sendable {
                 delay *= 2
             }
         }
-        circuit.open()
+        circuitOpen.withLock { $0 = true }
         return .pending
     }
 }
@@ -311,35 +312,4 @@ private final class LedgerIDCache: @unchecked Sendable {
         lock.withLock { id = fetched }
         return fetched
     }
-}
-
-/// The first error of concurrent senders.
-private final class FirstFailure: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var first: (any Error)?
-
-    var isSet: Bool { lock.withLock { first != nil } }
-    var error: (any Error)? { lock.withLock { first } }
-    func record(_ error: any Error) { lock.withLock { if first == nil { first = error } } }
-}
-
-/// Effect ids shared by the copies of one ``EmailDelivery``.
-private final class AttemptedEffects: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var ids: Set<Int64> = []
-
-    func contains(_ id: Int64) -> Bool { lock.withLock { ids.contains(id) } }
-    func insert(_ id: Int64) { _ = lock.withLock { ids.insert(id) } }
-}
-
-/// A flag shared by the copies of one ``EmailDelivery``.
-private final class Circuit: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var opened = false
-
-    var isOpen: Bool { lock.withLock { opened } }
-    func open() { lock.withLock { opened = true } }
 }

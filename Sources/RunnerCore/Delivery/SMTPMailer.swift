@@ -38,7 +38,7 @@ public struct SMTPMailer: Mailer {
         self.username = username
         self.password = password
         self.from = from
-        self.clients = CurlPool([client] + (1..<max(1, maxConnections)).map { _ in CurlClient() })
+        self.clients = CurlPool(first: client, size: maxConnections)
         self.timeout = timeout
     }
 
@@ -105,7 +105,7 @@ public struct HTTPMailer: Mailer {
         self.endpoint = endpoint
         self.apiKey = apiKey
         self.body = body
-        self.clients = CurlPool([client] + (1..<max(1, maxConnections)).map { _ in CurlClient() })
+        self.clients = CurlPool(first: client, size: maxConnections)
         self.limiter = RateLimiter(perSecond: ratePerSecond)
     }
 

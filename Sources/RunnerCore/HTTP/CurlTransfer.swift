@@ -67,8 +67,10 @@ struct CurlTransfer {
     /// transfer to the same server left is used again: an SMTP server sees one session with
     /// several messages, an HTTP server one keep-alive connection.
     func perform(on handle: UnsafeMutableRawPointer, cancel: CancelFlag) throws(Failure) -> Response {
-        // Forgets the last transfer's options; keeps its live connections and caches.
-        curl_easy_reset(handle)
+        // Forgets this transfer's options when it ends, keeping its live connections and caches:
+        // the kept handle must not point at this transfer's state or error buffer once they are
+        // freed (closing a kept SMTP session on cleanup calls the header callback with the reply).
+        defer { curl_easy_reset(handle) }
         let state = TransferState(upload: body ?? Data(), limit: maxResponseBytes, cancel: cancel)
         let context = Unmanaged.passRetained(state)
         defer { context.release() }
@@ -295,6 +297,11 @@ public actor CurlPool {
 
     public init(size: Int) {
         self.init((0..<max(1, size)).map { _ in CurlClient() })
+    }
+
+    /// `size` clients, the first of them `first` (a caller's own, say a test's).
+    public init(first: CurlClient, size: Int) {
+        self.init([first] + (1..<max(1, size)).map { _ in CurlClient() })
     }
 
     /// Performs the transfer on a free client, waiting for one if all are busy.

@@ -1,0 +1,17 @@
+import Foundation
+
+/// A value shared by concurrent tasks (or by the copies of a struct), read and changed only
+/// under its lock.
+final class Locked<Value>: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) {
+        self.value = value
+    }
+
+    func withLock<T>(_ body: (inout Value) -> T) -> T {
+        lock.withLock { body(&value) }
+    }
+}
