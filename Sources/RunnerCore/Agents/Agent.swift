@@ -8,6 +8,10 @@ import Logging
 public struct AgentContext: Sendable {
     public let runID: Int64
     public let job: String
+    /// What the run's effect keys start with (`scope:target`): the job's `effects_scope:`, else
+    /// the agent and its product database, never the job's name, so a renamed job finds its
+    /// emails, alerts and insights.
+    public let effectsScope: String
     /// The nominal instant of the slot this run is for (`now` for a manual run).
     public let slot: Date
     /// The product's database (the job's `database:`, else the ledger's).
@@ -27,13 +31,15 @@ public struct AgentContext: Sendable {
     public let deadline: ContinuousClock.Instant?
 
     public init(
-        runID: Int64, job: String, slot: Date? = nil, database: PostgresConnection, effects: Effects,
+        runID: Int64, job: String, effectsScope: String? = nil, slot: Date? = nil, database: PostgresConnection,
+        effects: Effects,
         clients: AgentClients = AgentClients(), now: Date, logger: Logger, dryRun: Bool,
         databaseURL: ConnectionString? = nil, sharesLedgerDatabase: Bool = false,
         deadline: ContinuousClock.Instant? = nil
     ) {
         self.runID = runID
         self.job = job
+        self.effectsScope = effectsScope ?? job
         self.slot = slot ?? now
         self.database = database
         self.effects = effects
@@ -196,7 +202,8 @@ extension AgentContext {
     /// The same context with no mailer: every email becomes a draft.
     func withoutMailer() -> AgentContext {
         AgentContext(
-            runID: runID, job: job, slot: slot, database: database, effects: effects, clients: clients.withoutMailer(),
+            runID: runID, job: job, effectsScope: effectsScope, slot: slot, database: database, effects: effects,
+            clients: clients.withoutMailer(),
             now: now, logger: logger, dryRun: dryRun, databaseURL: databaseURL,
             sharesLedgerDatabase: sharesLedgerDatabase, deadline: deadline)
     }

@@ -34,16 +34,16 @@ public struct EmailDelivery: Sendable {
         self.backoff = backoff
     }
 
-    /// The key an email of `job` is recorded under: `job:key`, so each job finds its own.
-    public static func recordedKey(_ key: String, job: String) -> String {
-        job + ":" + key
+    /// The key an email is recorded under: `scope:key` (``AgentContext/effectsScope``).
+    public static func recordedKey(_ key: String, scope: String) -> String {
+        scope + ":" + key
     }
 
     /// Records and sends one email under `job:key`; an email already recorded under it is left alone.
     public func deliver(_ email: Email, key: String) async throws -> Result {
         if context.dryRun { return .dryRun }
         let (effect, isNew) = try await context.effects.record(
-            kind: Self.kind, key: Self.recordedKey(key, job: context.job), runID: context.runID,
+            kind: Self.kind, key: Self.recordedKey(key, scope: context.effectsScope), runID: context.runID,
             target: email.recipients, payload: email.json)
         guard isNew else { return .alreadyRecorded }
         return try await attempt(effect.id, email)
@@ -57,7 +57,7 @@ public struct EmailDelivery: Sendable {
         context.logger.warning(
             "email not sent: invalid recipient", metadata: ["key": "\(key)", "recipient": "\(invalid.value)"])
         let recorded = try await context.effects.recordFailed(
-            kind: Self.kind, key: Self.invalidKey(Self.recordedKey(key, job: context.job), invalid),
+            kind: Self.kind, key: Self.invalidKey(Self.recordedKey(key, scope: context.effectsScope), invalid),
             runID: context.runID, target: invalid.value, error: invalid.description)
         return recorded ? .invalidRecipient : .alreadyRecorded
     }
@@ -67,13 +67,13 @@ public struct EmailDelivery: Sendable {
         key + "!invalid:" + EmbeddedPostgres.shortHash(invalid.value)
     }
 
-    /// Finishes this job's emails that a crashed or failed run left pending (never those that
-    /// died mid-send). Keys of a job's emails start with `job:`.
+    /// Finishes this scope's emails that a crashed or failed run left pending (never those that
+    /// died mid-send). Keys of a scope's emails start with `scope:`.
     public func finishPending() async throws -> [Result] {
         if context.dryRun { return [] }
         var results: [Result] = []
         for effect in try await context.effects.pending(
-            kind: Self.kind, keyPrefix: Self.recordedKey("", job: context.job))
+            kind: Self.kind, keyPrefix: Self.recordedKey("", scope: context.effectsScope))
         {
             guard let email = Email(json: effect.payload) else {
                 try await context.effects.markFailed(effect.id, error: "the stored email cannot be read")
@@ -114,7 +114,7 @@ public struct EmailDelivery: Sendable {
     ) async throws -> Batch {
         var batch = Batch(items: Array(repeating: .notSent, count: items.count))
         if context.dryRun { return batch }
-        let keys = items.map { Self.recordedKey(key($0), job: context.job) }
+        let keys = items.map { Self.recordedKey(key($0), scope: context.effectsScope) }
         let earlier = try await phases.time("lookup_ms") { try await context.effects.recorded(Self.kind, keys: keys) }
         let unsent = items.indices.filter { index in
             guard let effect = earlier[keys[index]] else { return true }

@@ -47,6 +47,10 @@ public struct Job: Sendable {
     public let pingURL: String?
     /// What a command job's environment holds beyond the minimal one (`env:`).
     public var environment = CommandEnvironment()
+    /// `effects_scope:`: the name an agent job's effects (emails, alerts, insights) are keyed
+    /// under. Nil: the agent and its product database (``EffectScope``), so renaming a job
+    /// sends nothing again; two jobs of one agent set different scopes to stay apart.
+    public var effectsScope: String?
     /// Where the job is defined in its file.
     public let line: Int
 

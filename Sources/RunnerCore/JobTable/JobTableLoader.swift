@@ -220,7 +220,7 @@ struct JobTableReader {
         }
         let keys = [
             "agent", "command", "schedule", "timezone", "timeout", "overlap", "catchup", "retries", "with",
-            "database", "ping_url", "env",
+            "database", "ping_url", "env", "effects_scope",
         ]
         var values: [String: Node] = [:]
         var keyNodes: [String: Node] = [:]
@@ -264,6 +264,17 @@ struct JobTableReader {
         let retries = values["retries"].map { self.retries($0, over: defaults.retries, context: "job \"\(name)\"") }
         let database = values["database"].flatMap { string($0, context("database")) }
         let pingURL = values["ping_url"].flatMap { self.pingURL($0, context("ping_url")) }
+        var effectsScope: String?
+        if let scopeNode = values["effects_scope"] {
+            if values["agent"] == nil {
+                error(
+                    at: keyNodes["effects_scope"]!,
+                    "job \"\(name)\": effects_scope: names whose emails and alerts an agent job shares; this is a command job"
+                )
+            } else {
+                effectsScope = self.effectsScope(scopeNode, context("effects_scope"))
+            }
+        }
         var commandEnvironment = CommandEnvironment()
         if let envNode = values["env"] {
             if values["agent"] != nil {
@@ -281,7 +292,21 @@ struct JobTableReader {
             retries: retries ?? defaults.retries, database: database?.isEmpty == false ? database : nil,
             pingURL: pingURL?.isEmpty == false ? pingURL : nil, line: keyNode.mark?.line ?? 1)
         job.environment = commandEnvironment
+        job.effectsScope = effectsScope
         return job
+    }
+
+    /// `effects_scope:`: letters, digits and `-_.@`, at most 64, so a scope is never a prefix
+    /// of another's keys (a key is `scope:target`).
+    private mutating func effectsScope(_ node: Node, _ context: String) -> String? {
+        guard let value = string(node, context) else { return nil }
+        guard !value.isEmpty, value.count <= 64,
+            value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.@".contains($0)) })
+        else {
+            error(at: node, "\(context): expected 1 to 64 letters, digits or -_.@, got \"\(value)\"")
+            return nil
+        }
+        return value
     }
 
     private static var agentList: String {

@@ -15,6 +15,8 @@ public struct Ledger: Sendable {
         case skipped(runID: Int64, liveRunID: Int64)
         /// Someone already claimed this slot.
         case taken(runID: Int64, status: RunStatus)
+        /// The database's clock had passed the request's `notAfter`: nothing was written.
+        case tooLate
     }
 
     public struct ClaimRequest: Sendable {
@@ -27,10 +29,14 @@ public struct Ledger: Sendable {
         public var claimedBy: String
         public var lease: Duration
         public var skipIfRunning: Bool
+        /// The claim is made only while the database's clock is before this instant (a retry
+        /// never starts once the next slot began, nor past catchup): checked in the INSERT
+        /// itself, so no process that paused between its check and its claim can start late.
+        public var notAfter: Date?
 
         public init(
             job: String, slot: Date, slotKey: String, trigger: RunTrigger, attempt: Int = 1, dryRun: Bool = false,
-            claimedBy: String, lease: Duration, skipIfRunning: Bool
+            claimedBy: String, lease: Duration, skipIfRunning: Bool, notAfter: Date? = nil
         ) {
             self.job = job
             self.slot = slot
@@ -41,6 +47,7 @@ public struct Ledger: Sendable {
             self.claimedBy = claimedBy
             self.lease = lease
             self.skipIfRunning = skipIfRunning
+            self.notAfter = notAfter
         }
     }
 
@@ -70,7 +77,8 @@ public struct Ledger: Sendable {
                 """
                 INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by,
                                          lease_seconds)
-                VALUES ($1, $2::timestamptz, $3, $4, $5::integer, 'running', $6::boolean, $7, $8::integer)
+                SELECT $1, $2::timestamptz, $3, $4, $5::integer, 'running', $6::boolean, $7, $8::integer
+                WHERE $9::timestamptz IS NULL OR clock_timestamp() < $9::timestamptz
                 ON CONFLICT (job, slot_key) DO NOTHING
                 RETURNING id
                 """, Self.claimParameters(request))
@@ -87,9 +95,11 @@ public struct Ledger: Sendable {
                 """
                 WITH abandoned AS (\(Self.markAbandonedSQL)),
                 live AS (
-                    -- Only scheduled work holds the job: a dry or manual run never makes a slot skip.
+                    -- Only scheduled work holds the job: a dry or manual run (or a manual run's
+                    -- retry) never makes a slot skip.
                     SELECT id FROM runner.runs
                     WHERE job = $1 AND status = 'running' AND NOT dry_run AND trigger <> 'manual'
+                      AND NOT starts_with(slot_key, 'manual:')
                       AND heartbeat_at >= now() - make_interval(secs => lease_seconds)
                     ORDER BY id LIMIT 1
                 )
@@ -104,6 +114,7 @@ public struct Ledger: Sendable {
                             ELSE jsonb_build_object('skipped_because', format('run %s is still running', live.id))
                        END
                 FROM (SELECT 1) AS one LEFT JOIN live ON true
+                WHERE $9::timestamptz IS NULL OR clock_timestamp() < $9::timestamptz
                 ON CONFLICT (job, slot_key) DO NOTHING
                 RETURNING id, status, (SELECT id FROM live) AS live_id
                 """, parameters)
@@ -117,14 +128,15 @@ public struct Ledger: Sendable {
         return try await takenRun(request)
     }
 
-    /// The latest attempt of a slot (its key, or `KEY#n` for retries).
-    public func latestAttempt(job: String, slotKey: String) async throws -> RunRecord? {
+    /// The latest attempt of a slot (its key, or `KEY#n` for retries): found through the
+    /// (job, slot) index, whatever the database's collation does to prefix matches.
+    public func latestAttempt(job: String, slot: Date, slotKey: String) async throws -> RunRecord? {
         try await connection.query(
             """
             SELECT \(RunRecord.columns) FROM runner.runs
-            WHERE job = $1 AND (slot_key = $2 OR starts_with(slot_key, $2 || '#'))
+            WHERE job = $1 AND slot = $3::timestamptz AND (slot_key = $2 OR starts_with(slot_key, $2 || '#'))
             ORDER BY attempt DESC, id DESC LIMIT 1
-            """, [PostgresValue(job), PostgresValue(slotKey)]
+            """, [PostgresValue(job), PostgresValue(slotKey), .timestamp(slot)]
         ).first.map(RunRecord.init(row:))
     }
 
@@ -136,9 +148,11 @@ public struct Ledger: Sendable {
         return (id, RunStatus(rawValue: try row.string("status") ?? "") ?? .running)
     }
 
-    /// The run that won the slot, after our insert found it taken.
+    /// The run that won the slot, after our insert wrote nothing: none means the request's
+    /// `notAfter` had passed (a conflict always leaves the winner's row).
     private func takenRun(_ request: ClaimRequest) async throws -> ClaimResult {
         guard let existing = try await existingRun(job: request.job, slotKey: request.slotKey) else {
+            if request.notAfter != nil { return .tooLate }
             throw PostgresError(.query, "slot \(request.slotKey) of \(request.job) conflicted but cannot be read")
         }
         return .taken(runID: existing.id, status: existing.status)
@@ -149,6 +163,7 @@ public struct Ledger: Sendable {
             PostgresValue(request.job), .timestamp(request.slot), PostgresValue(request.slotKey),
             PostgresValue(request.trigger.rawValue), .int(request.attempt), .bool(request.dryRun),
             PostgresValue(request.claimedBy), .int(Int(max(1, request.lease.components.seconds))),
+            .timestamp(request.notAfter),
         ]
     }
 
@@ -261,31 +276,26 @@ public struct Ledger: Sendable {
             ] + Self.metricArrays(metrics) + [retryAfter.map(PostgresValue.interval) ?? PostgresValue(nil as String?)])
     }
 
-    /// A failed attempt whose successor is due (`retry_at` passed) and not yet claimed or
-    /// skipped: the latest attempt of the slot whose key is `slotKey`.
-    public func dueRetry(job: String, slotKey: String) async throws -> RunRecord? {
-        guard let latest = try await latestAttempt(job: job, slotKey: slotKey) else { return nil }
-        let due = try await connection.query(
-            "SELECT retry_at <= now() AS due FROM runner.runs WHERE id = $1::bigint AND retry_at IS NOT NULL",
-            [.int64(latest.id)]
-        ).first?.bool("due")
-        return due == true ? latest : nil
-    }
-
     /// Retries of `job`'s slots before `slot` that were due but never claimed: the slot that
     /// began supersedes them, so each is recorded as a skipped attempt, not left to run late.
+    /// Their `retry_at` is cleared in the same statement, so the partial index of pending
+    /// retries holds only the current slot's, however long the job's history grows.
     @discardableResult
     public func supersedeRetries(job: String, before slot: Date) async throws -> Int {
         try await connection.query(
             """
+            WITH settled AS (
+                UPDATE runner.runs SET retry_at = NULL
+                WHERE job = $1 AND retry_at IS NOT NULL AND slot < $2::timestamptz
+                RETURNING job, slot, slot_key, attempt, status
+            )
             INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
                                      finished_at, duration_ms, outcome)
             SELECT r.job, r.slot, split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1), 'retry', r.attempt + 1,
                    'skipped', $3, 1, now(), 0,
                    jsonb_build_object('skipped_because', 'superseded: slot ' || $4 || ' began before this retry ran')
-            FROM runner.runs r
-            WHERE r.job = $1 AND r.retry_at IS NOT NULL AND r.slot < $2::timestamptz
-              AND r.status IN ('failed', 'timed_out')
+            FROM settled r
+            WHERE r.status IN ('failed', 'timed_out')
               AND NOT starts_with(r.slot_key, 'manual:') AND NOT starts_with(r.slot_key, 'dry-run:')
               AND NOT EXISTS (
                   SELECT 1 FROM runner.runs s
@@ -298,13 +308,6 @@ public struct Ledger: Sendable {
                 PostgresValue(Self.slotKey(for: slot)),
             ]
         ).count
-    }
-
-    /// When the retry after run `runID` is due; nil when none is.
-    public func retryDue(after runID: Int64) async throws -> Date? {
-        try await connection.query(
-            "SELECT retry_at FROM runner.runs WHERE id = $1::bigint", [.int64(runID)]
-        ).first?.date("retry_at")
     }
 
     /// Records attempt `attempt` of a slot as skipped without running it (its slot was

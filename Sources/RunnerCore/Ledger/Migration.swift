@@ -8,6 +8,7 @@ public struct Migration: Sendable {
     public static let all: [Migration] = [
         .v0001CreateLedger, .v0002IndexPendingEffects, .v0003LedgerIdentity, .v0004SummaryOverRealRuns,
         .v0005RetriesAsRows,
+        .v0006EffectScopes,
     ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }

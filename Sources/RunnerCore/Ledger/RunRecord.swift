@@ -32,10 +32,12 @@ public struct RunRecord: Sendable, Equatable {
     public let durationMs: Int64?
     public let outcome: JSONValue?
     public let error: String?
+    /// When this failed attempt's successor is due; nil when none is (or it was settled).
+    public let retryAt: Date?
 
     static let columns = """
         id, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by, started_at, heartbeat_at,
-        finished_at, duration_ms, outcome::text AS outcome, error
+        finished_at, duration_ms, outcome::text AS outcome, error, retry_at
         """
 
     init(row: PostgresRow) throws {
@@ -54,6 +56,7 @@ public struct RunRecord: Sendable, Equatable {
         durationMs = try row.int64("duration_ms")
         outcome = try row.string("outcome").flatMap(JSONValue.parse)
         error = try row.string("error")
+        retryAt = try row.date("retry_at")
     }
 }
 

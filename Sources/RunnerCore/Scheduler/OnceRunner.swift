@@ -8,7 +8,8 @@ public struct OnceRunner: Sendable {
     public enum Outcome: Sendable {
         /// The last attempt, and the failed ones before it, oldest first.
         case ran(RunRecord, earlier: [RunRecord] = [])
-        case alreadyClaimed(runID: Int64, status: RunStatus, slot: Date)
+        /// The slot was already taken: its latest attempt (running, finished, or retry due later).
+        case alreadyClaimed(RunRecord)
         case skipped(runID: Int64, liveRunID: Int64, slot: Date)
         /// The latest slot lies before the catch-up window: recorded as missed (`runID` nil when
         /// that slot already had a row), not run.
@@ -48,68 +49,64 @@ public struct OnceRunner: Sendable {
         try await ledger.registerJobs([
             (job.name, job.schedule.text, job.timeZoneName, job.schedule.next(after: now))
         ])
-        let slot: Date
-        let slotKey: String
-        let trigger: RunTrigger
         if force || dryRun {
             // A manual or dry run gets a key of its own and never uses up a cron slot.
-            slot = now
-            slotKey = "\(dryRun ? "dry-run" : "manual"):\(UUID().uuidString.lowercased())"
-            trigger = .manual
-        } else {
-            guard let latest = job.schedule.previous(atOrBefore: now, within: job.catchup) else {
-                // Called too late for the slot it was called for: that is recorded, not lost.
-                guard let passed = job.schedule.previous(atOrBefore: now, within: .seconds(366 * 86_400)) else {
-                    return .noSlot(next: job.schedule.next(after: now))
-                }
-                let late = DurationParser.format(.seconds(Int64(now.timeIntervalSince(passed))))
-                let runID = try await ledger.recordMissed(
-                    job: job.name, slot: passed,
-                    reason: "missed: runner once was called \(late) after the slot, later than its catchup "
-                        + "(\(DurationParser.format(job.catchup)))")
-                executor.logger.warning(
-                    "slot missed: called later than its catchup",
-                    metadata: ["job": "\(job.name)", "slot": "\(Ledger.slotKey(for: passed))", "late": "\(late)"])
-                return .missed(runID: runID, slot: passed, next: job.schedule.next(after: now))
+            let slotKey = "\(dryRun ? "dry-run" : "manual"):\(UUID().uuidString.lowercased())"
+            try await ledger.markAbandoned(job: job.name)
+            let claim = try await ledger.claim(
+                Ledger.ClaimRequest(
+                    job: job.name, slot: now, slotKey: slotKey, trigger: .manual, dryRun: dryRun,
+                    claimedBy: Ledger.processIdentity, lease: executor.lease, skipIfRunning: false))
+            guard case .claimed(let runID) = claim else {
+                throw PostgresError(.query, "the manual run's own key \(slotKey) was taken")
             }
-            slot = latest
-            slotKey = Ledger.slotKey(for: latest)
-            trigger = .once
+            try await ledger.recordMetrics([Metric("clock_skew_ms", skewMs, unit: "ms")], runID: runID, job: job.name)
+            let ping = dryRun ? nil : job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
+            await ping?.send(.start)
+            let first = try await executor.execute(runID: runID, job: job, slot: now, dryRun: dryRun, now: now)
+            let outcome =
+                retry && !dryRun
+                ? try await retried(first, job: job, slot: now, slotKey: slotKey, ping: ping) : .ran(first)
+            await Self.finalPing(ping, job: job, outcome: outcome)
+            return outcome
         }
-        let skipIfRunning = job.overlap == .skip && !force && !dryRun
+        guard let slot = job.schedule.previous(atOrBefore: now, within: job.catchup) else {
+            return try await late(job, now: now)
+        }
+        let slotKey = Ledger.slotKey(for: slot)
+        let skipIfRunning = job.overlap == .skip
         if !skipIfRunning { try await ledger.markAbandoned(job: job.name) }
         let claim = try await ledger.claim(
             Ledger.ClaimRequest(
-                job: job.name, slot: slot, slotKey: slotKey, trigger: trigger, dryRun: dryRun,
-                claimedBy: Ledger.processIdentity, lease: executor.lease,
-                skipIfRunning: skipIfRunning))
+                job: job.name, slot: slot, slotKey: slotKey, trigger: .once, claimedBy: Ledger.processIdentity,
+                lease: executor.lease, skipIfRunning: skipIfRunning))
+        let ping = job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
         switch claim {
-        case .taken(let runID, let status):
-            // A failed attempt of this slot whose retry is due (its process may be long gone):
-            // this call makes it.
-            if retry, !dryRun, !force, let due = try await ledger.dueRetry(job: job.name, slotKey: slotKey),
-                due.status == .failed || due.status == .timedOut, due.attempt <= job.retries.max
-            {
-                executor.logger.info(
-                    "a retry of this slot is due; running it",
-                    metadata: ["job": "\(job.name)", "after_run_id": "\(due.id)", "attempt": "\(due.attempt + 1)"])
-                return try await retried(due, job: job, slot: slot, slotKey: slotKey, ranFirst: false)
+        case .taken(let runID, .missed):
+            // A later call found the slot past its catchup first and recorded it missed.
+            return .missed(runID: runID, slot: slot, next: job.schedule.next(after: now))
+        case .taken:
+            // The slot ran, or runs. Its latest attempt says what is left: a run whose process is
+            // gone (a stale heartbeat) is marked abandoned, and an abandoned attempt, or a failed
+            // one whose retry is due (its process may be long gone), is retried by this call.
+            try await ledger.markAbandoned(job: job.name)
+            guard let latest = try await ledger.latestAttempt(job: job.name, slot: slot, slotKey: slotKey) else {
+                throw PostgresError(.query, "slot \(slotKey) of \(job.name) is taken but has no attempt")
             }
-            // A run of this slot whose process is gone (a stale heartbeat) is a failed attempt:
-            // it is marked abandoned and the slot is retried per `retries:`, not lost.
-            if retry, !dryRun, !force, status == .running || status == .abandoned {
-                if status == .running { try await ledger.markAbandoned(job: job.name) }
-                if let latest = try await ledger.latestAttempt(job: job.name, slotKey: slotKey),
-                    latest.status == .abandoned, latest.attempt <= job.retries.max
-                {
-                    executor.logger.warning(
-                        "the slot's run was abandoned (its process is gone); retrying",
-                        metadata: ["job": "\(job.name)", "run_id": "\(latest.id)"])
-                    return try await retried(latest, job: job, slot: slot, slotKey: slotKey)
-                }
-            }
-            let current = try await ledger.run(id: runID)?.status ?? status
-            return .alreadyClaimed(runID: runID, status: current, slot: slot)
+            let retryable =
+                latest.status == .abandoned
+                || ((latest.status == .failed || latest.status == .timedOut)
+                    && latest.retryAt.map { $0 <= now } == true)
+            guard retry, retryable, latest.attempt <= job.retries.max else { return .alreadyClaimed(latest) }
+            executor.logger.warning(
+                "the slot's attempt \(latest.attempt) \(latest.status.rawValue) and its retry is due; running it",
+                metadata: ["job": "\(job.name)", "after_run_id": "\(latest.id)", "attempt": "\(latest.attempt + 1)"])
+            let outcome = try await retried(
+                latest, job: job, slot: slot, slotKey: slotKey, ranFirst: false, ping: ping)
+            await Self.finalPing(ping, job: job, outcome: outcome)
+            return outcome
+        case .tooLate:
+            throw PostgresError(.query, "slot \(slotKey) of \(job.name) refused a claim without a deadline")
         case .skipped(let runID, let liveRunID):
             executor.logger.info(
                 "slot skipped: the previous run is still running",
@@ -117,30 +114,70 @@ public struct OnceRunner: Sendable {
             try await ledger.recordMetrics([Metric("skipped", 1)], runID: runID, job: job.name)
             return .skipped(runID: runID, liveRunID: liveRunID, slot: slot)
         case .claimed(let runID):
-            let delay = now.timeIntervalSince(slot)
             // Retries of earlier slots that never ran are overtaken by this one.
-            if trigger == .once { try await ledger.supersedeRetries(job: job.name, before: slot) }
-            var metrics = [Metric("clock_skew_ms", skewMs, unit: "ms")]
-            if trigger == .once { metrics.append(Metric("schedule_delay_ms", (delay * 1000).rounded(), unit: "ms")) }
-            try await ledger.recordMetrics(metrics, runID: runID, job: job.name)
-            // A dry run sends nothing, pings included.
-            let ping = dryRun ? nil : job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
+            try await ledger.supersedeRetries(job: job.name, before: slot)
+            let delay = ((now.timeIntervalSince(slot)) * 1000).rounded()
+            try await ledger.recordMetrics(
+                [Metric("clock_skew_ms", skewMs, unit: "ms"), Metric("schedule_delay_ms", delay, unit: "ms")],
+                runID: runID, job: job.name)
             await ping?.send(.start)
             let first = try await executor.execute(
-                runID: runID, job: job, slot: slot, dryRun: dryRun, now: now,
-                retryAfter: retry && !dryRun ? Self.retryDelay(after: 1, job: job) : nil)
-            let outcome =
-                retry && !dryRun ? try await retried(first, job: job, slot: slot, slotKey: slotKey) : .ran(first)
-            if let ping, case .ran(let last, _) = outcome {
-                var summary = "run \(last.id) of \(job.name) \(last.status.rawValue)"
-                if last.attempt > 1 { summary += " (attempt \(last.attempt))" }
-                if let error = last.error { summary += ": \(error)" }
-                // Its own task: after SIGTERM this task is cancelled, and the last ping must still go.
-                let event: HealthPing.Signal = last.status == .succeeded ? .success : .fail
-                await Task { await ping.send(event, summary: summary) }.value
-            }
+                runID: runID, job: job, slot: slot, dryRun: false, now: now,
+                retryAfter: retry ? Self.retryDelay(after: 1, job: job) : nil)
+            let outcome = retry ? try await retried(first, job: job, slot: slot, slotKey: slotKey) : .ran(first)
+            await Self.finalPing(ping, job: job, outcome: outcome)
             return outcome
         }
+    }
+
+    /// Called later than `catchup` after the slot it was called for. A slot that has rows
+    /// reports its latest attempt (and a retry of it that is due is recorded skipped: it is
+    /// past catchup too); a slot without any is recorded `missed`, not lost.
+    private func late(_ job: Job, now: Date) async throws -> Outcome {
+        let ledger = executor.ledger
+        guard let passed = job.schedule.previous(atOrBefore: now, within: .seconds(366 * 86_400)) else {
+            return .noSlot(next: job.schedule.next(after: now))
+        }
+        let slotKey = Ledger.slotKey(for: passed)
+        let pastCatchup = "past catchup (\(DurationParser.format(job.catchup))) after its slot"
+        try await ledger.markAbandoned(job: job.name)
+        if let latest = try await ledger.latestAttempt(job: job.name, slot: passed, slotKey: slotKey) {
+            if latest.status == .missed {
+                return .missed(runID: nil, slot: passed, next: job.schedule.next(after: now))
+            }
+            if latest.retryAt != nil || latest.status == .abandoned, latest.attempt <= job.retries.max {
+                try await ledger.recordSkippedAttempt(
+                    job: job.name, slot: passed, slotKey: "\(slotKey)#\(latest.attempt + 1)",
+                    attempt: latest.attempt + 1, reason: pastCatchup)
+            }
+            return .alreadyClaimed(latest)
+        }
+        let late = DurationParser.format(.seconds(Int64(now.timeIntervalSince(passed))))
+        let runID = try await ledger.recordMissed(
+            job: job.name, slot: passed,
+            reason: "missed: runner once was called \(late) after the slot, later than its catchup "
+                + "(\(DurationParser.format(job.catchup)))")
+        if runID == nil, let latest = try await ledger.latestAttempt(job: job.name, slot: passed, slotKey: slotKey),
+            latest.status != .missed
+        {
+            // Claimed by a call that was in time, between our look and our write.
+            return .alreadyClaimed(latest)
+        }
+        executor.logger.warning(
+            "slot missed: called later than its catchup",
+            metadata: ["job": "\(job.name)", "slot": "\(slotKey)", "late": "\(late)"])
+        return .missed(runID: runID, slot: passed, next: job.schedule.next(after: now))
+    }
+
+    /// The last ping of a run that made at least one attempt: success or fail, with a summary.
+    private static func finalPing(_ ping: HealthPing?, job: Job, outcome: Outcome) async {
+        guard let ping, case .ran(let last, _) = outcome else { return }
+        var summary = "run \(last.id) of \(job.name) \(last.status.rawValue)"
+        if last.attempt > 1 { summary += " (attempt \(last.attempt))" }
+        if let error = last.error { summary += ": \(error)" }
+        // Its own task: after SIGTERM this task is cancelled, and the last ping must still go.
+        let event: HealthPing.Signal = last.status == .succeeded ? .success : .fail
+        await Task { await ping.send(event, summary: summary) }.value
     }
 
     /// The wait before the attempt after `attempt`, when `retries:` allow one.
@@ -148,75 +185,99 @@ public struct OnceRunner: Sendable {
         attempt <= job.retries.max ? job.retries.delay(beforeAttempt: attempt + 1) : nil
     }
 
-    /// Retries a failed or timed-out run up to `retries.max` times. Each attempt's due time is a
-    /// row (`retry_at`, written with the failed attempt's end), so a process that dies while it
-    /// waits loses nothing: the next `runner once` claims it. Each attempt claims a key of its
-    /// own (`SLOT#2`, `SLOT#3`, …), so however many processes hold the failed slot, one makes
-    /// each attempt; it obeys `overlap: skip` as a slot does, and never starts once the job's
-    /// next slot has begun or past `catchup` (it is recorded skipped, with why). A SIGTERM
-    /// during the wait stops the retries.
+    /// Retries a failed, timed-out or abandoned run up to `retries.max` times.
     ///
-    /// `ranFirst`: this call made `first`. When it did not and makes no attempt either (the
-    /// retry was overtaken, or skipped beside a live run), the outcome says so, not `first`'s
-    /// failure again.
-    func retried(_ first: RunRecord, job: Job, slot: Date, slotKey: String, ranFirst: Bool = true) async throws
-        -> Outcome
-    {
+    /// A scheduled slot's retries are rows: each failed attempt's end records when its
+    /// successor is due (`retry_at`), so a process that dies while it waits loses nothing (the
+    /// next `runner once` claims it). Each attempt claims a key of its own (`SLOT#2`, …), so
+    /// however many processes hold the failed slot, one makes each attempt; it obeys
+    /// `overlap: skip` as a slot does, and never starts once the job's next slot has begun or
+    /// past `catchup`: the claim itself refuses then, on the database's clock, and the attempt
+    /// is recorded skipped with why. A due time that lies past that bound is recorded skipped
+    /// at once, not slept to.
+    ///
+    /// A manual run's retries live in this process only (someone at a terminal started it):
+    /// nothing is recorded as due for a later call, and none of it holds a slot.
+    ///
+    /// `ranFirst`: this call made `first`. When it did not and makes no attempt either, the
+    /// outcome is the slot's latest attempt, not `first`'s failure again; when it does make
+    /// one, `ping` hears its start.
+    func retried(
+        _ first: RunRecord, job: Job, slot: Date, slotKey: String, ranFirst: Bool = true, ping: HealthPing? = nil
+    ) async throws -> Outcome {
         let ledger = executor.ledger
         let manual = slotKey.hasPrefix("manual:")
+        // An attempt starts before the next slot and within catchup, or not at all.
+        let nextSlot = manual ? nil : job.schedule.next(after: slot)
+        let catchupEnd = manual ? nil : slot.addingTimeInterval(job.catchup.timeInterval)
+        let deadline = [nextSlot, catchupEnd].compactMap { $0 }.min()
+        func whyNot(at instant: Date) -> String {
+            if let nextSlot, instant >= nextSlot {
+                return "superseded: slot \(Ledger.slotKey(for: nextSlot)) began before this retry ran"
+            }
+            return "past catchup (\(DurationParser.format(job.catchup))) after its slot"
+        }
         var earlier: [RunRecord] = []
         var last = first
+        var latest = first
         while last.status == .failed || last.status == .timedOut || last.status == .abandoned,
             last.attempt <= job.retries.max
         {
             let attempt = last.attempt + 1
-            if let due = try await ledger.retryDue(after: last.id) {
-                let wait = max(0, due.timeIntervalSince(try await currentInstant().now))
+            let key = "\(slotKey)#\(attempt)"
+            let now = try await currentInstant().now
+            // Abandoned attempts have no due time: their retry is due at once.
+            let due =
+                manual ? Self.retryDelay(after: last.attempt, job: job).map { now + $0.timeInterval } : last.retryAt
+            if let due, let deadline, due >= deadline {
+                try await ledger.recordSkippedAttempt(
+                    job: job.name, slot: slot, slotKey: key, attempt: attempt, reason: whyNot(at: due))
+                break
+            }
+            if let due, due > now {
+                let wait = Duration.milliseconds(Int64((due.timeIntervalSince(now) * 1000).rounded()))
                 executor.logger.warning(
                     "run \(last.status.rawValue); retrying",
                     metadata: [
                         "job": "\(job.name)", "run_id": "\(last.id)", "attempt": "\(attempt)",
-                        "of": "\(job.retries.max + 1)",
-                        "in": "\(DurationParser.format(.milliseconds(Int64((wait * 1000).rounded()))))",
+                        "of": "\(job.retries.max + 1)", "in": "\(DurationParser.format(wait))",
                     ])
-                do {
-                    try await Task.sleep(for: .milliseconds(Int64((wait * 1000).rounded())))
-                } catch {
-                    break
-                }
-            }
-            let now = try await currentInstant().now
-            let key = "\(slotKey)#\(attempt)"
-            if !manual, let next = job.schedule.next(after: slot), next <= now {
-                try await ledger.recordSkippedAttempt(
-                    job: job.name, slot: slot, slotKey: key, attempt: attempt,
-                    reason: "superseded: slot \(Ledger.slotKey(for: next)) began before this retry ran")
-                break
-            }
-            if !manual, now.timeIntervalSince(slot) > job.catchup.timeInterval {
-                try await ledger.recordSkippedAttempt(
-                    job: job.name, slot: slot, slotKey: key, attempt: attempt,
-                    reason: "past catchup (\(DurationParser.format(job.catchup))) after its slot")
-                break
+                do { try await Task.sleep(for: wait) } catch { break }
             }
             let claim = try await ledger.claim(
                 Ledger.ClaimRequest(
                     job: job.name, slot: slot, slotKey: key, trigger: .retry, attempt: attempt,
                     claimedBy: Ledger.processIdentity, lease: executor.lease,
-                    skipIfRunning: job.overlap == .skip && !manual))
-            // Another process made this attempt, or the job's live run made it skip.
-            guard case .claimed(let runID) = claim else {
-                if !ranFirst, earlier.isEmpty, case .skipped(let skippedID, let liveRunID) = claim {
-                    return .skipped(runID: skippedID, liveRunID: liveRunID, slot: slot)
+                    skipIfRunning: job.overlap == .skip && !manual, notAfter: deadline))
+            switch claim {
+            case .claimed(let runID):
+                if !ranFirst, earlier.isEmpty { await ping?.send(.start) }
+                earlier.append(last)
+                last = try await executor.execute(
+                    runID: runID, job: job, slot: slot, dryRun: false, now: try await currentInstant().now,
+                    retryAfter: manual ? nil : Self.retryDelay(after: attempt, job: job))
+                latest = last
+                continue
+            case .tooLate:
+                let at = try await currentInstant().now
+                if let id = try await ledger.recordSkippedAttempt(
+                    job: job.name, slot: slot, slotKey: key, attempt: attempt, reason: whyNot(at: at)),
+                    let skipped = try await ledger.run(id: id)
+                {
+                    latest = skipped
                 }
-                break
+            case .skipped(let skippedID, let liveRunID):
+                // Beside the job's live run, as a slot would be.
+                if !ranFirst, earlier.isEmpty { return .skipped(runID: skippedID, liveRunID: liveRunID, slot: slot) }
+            case .taken:
+                // Another process made this attempt.
+                if let current = try await ledger.latestAttempt(job: job.name, slot: slot, slotKey: slotKey) {
+                    latest = current
+                }
             }
-            earlier.append(last)
-            last = try await executor.execute(
-                runID: runID, job: job, slot: slot, dryRun: false, now: now,
-                retryAfter: Self.retryDelay(after: attempt, job: job))
+            break
         }
-        if !ranFirst, earlier.isEmpty { return .alreadyClaimed(runID: last.id, status: last.status, slot: slot) }
+        if !ranFirst, earlier.isEmpty { return .alreadyClaimed(latest) }
         return .ran(last, earlier: earlier)
     }
 }

@@ -31,7 +31,7 @@ public struct RunExecutor: Sendable {
             return CommandWork(argv: argv, written: written, environment: job.environment.build(from: environment))
         case .agent(let kind, let options):
             return AgentWork(
-                agent: AgentRegistry.agent(kind, options: options), activity: AgentRegistry.activity(kind),
+                kind: kind, agent: AgentRegistry.agent(kind, options: options), activity: AgentRegistry.activity(kind),
                 databaseURL: job.database.map(ConnectionString.init) ?? databaseURL, ledgerURL: databaseURL,
                 environment: environment, logger: logger)
         }

@@ -65,9 +65,13 @@ struct Once: AsyncParsableCommand {
                 print(line)
             }
             if record.status != .succeeded { throw ExitCode.runFailed }
-        case .alreadyClaimed(let runID, let status, let slot):
-            let verb = status == .running ? "is already running" : "already ran"
-            print("\(job.name) \(verb) in slot \(utc(slot)) (run \(runID), \(status.rawValue)); nothing to do")
+        case .alreadyClaimed(let latest):
+            let verb = latest.status == .running ? "is already running" : "already ran"
+            let attempt = latest.attempt > 1 ? "attempt \(latest.attempt), " : ""
+            var line =
+                "\(job.name) \(verb) in slot \(utc(latest.slot)) (run \(latest.id), \(attempt)\(latest.status.rawValue))"
+            if let retryAt = latest.retryAt, latest.status.isFailure { line += "; its retry is due at \(utc(retryAt))" }
+            print(line + "; nothing to do")
         case .skipped(let runID, let liveRunID, let slot):
             print("\(job.name) slot \(utc(slot)) skipped: run \(liveRunID) is still running (recorded as run \(runID))")
         case .missed(let runID, let slot, let next):

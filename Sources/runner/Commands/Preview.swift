@@ -37,9 +37,13 @@ struct Preview: AsyncParsableCommand {
         } catch {
             throw CommandError(error.message, code: .databaseUnreachable)
         }
+        let scope = try await EffectScope.of(job, kind: kind, product: product)
+        // So that emails an earlier version recorded under the job's name count as sent.
+        try await Effects(connection: ledger).adoptLegacyKeys(job: job.name, scope: scope)
         let context = AgentContext(
-            runID: 0, job: job.name, database: product, effects: Effects(connection: ledger),
-            clients: AgentClients(environment: ProcessInfo.processInfo.environment), now: Date(),
+            runID: 0, job: job.name, effectsScope: scope, database: product, effects: Effects(connection: ledger),
+            clients: AgentClients(environment: ProcessInfo.processInfo.environment),
+            now: try await Ledger(connection: ledger).databaseNow(),
             logger: database.logger, dryRun: true, databaseURL: productURL)
         let emails = try await AgentRegistry.agent(kind, options: options).preview(
             context, user: user, includeRecorded: all)

@@ -135,8 +135,8 @@ struct InsightGeneratorTests {
                 ('insight', $2, $3::bigint, 'pending', 'insights', now() - interval '1 minute')
             """,
             [
-                PostgresValue(InsightHistory.key(job: "deal-insights", deal: stale.0, type: stale.1, after: nil)),
-                PostgresValue(InsightHistory.key(job: "deal-insights", deal: fresh.0, type: fresh.1, after: nil)),
+                PostgresValue(InsightHistory.key(scope: "deal-insights", deal: stale.0, type: stale.1, after: nil)),
+                PostgresValue(InsightHistory.key(scope: "deal-insights", deal: fresh.0, type: fresh.1, after: nil)),
                 .int64(crashed),
             ])
         let report = try await InsightGenerator().run(

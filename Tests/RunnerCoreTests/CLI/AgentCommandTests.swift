@@ -146,4 +146,60 @@ struct AgentCommandTests {
         #expect((1...4).contains(unknown))
         #expect(sent <= recipients.count && recipients.count <= sent + unknown)
     }
+
+    @Test(
+        "row 9: a renamed job sends nothing again, and keys an earlier version wrote under the job's name are adopted")
+    func renameSendsNothingAgain() async throws {
+        let smtp = try TestSMTPServer()
+        let setup = try await CLISetup("renamed", jobs: Self.jobs, extraEnvironment: smtp.environment)
+        try await setup.connection.execute(ZoarkSchema.sql)
+        try await setup.connection.execute(
+            TaskMonitorTests.seed.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
+        func table(_ name: String) -> String {
+            """
+            jobs:
+              \(name):
+                agent: task-monitor
+                schedule: "*/30 * * * *"
+                with: {alert_to: "ops@example.com"}
+            """
+        }
+        let first = try await setup.runner("once", "stuck-tasks", "--force")
+        #expect(first.status == 0, "\(first.stdout) \(first.stderr)")
+        #expect(try Self.recipients(smtp) == ["ops@example.com"], "one digest of the stuck tasks")
+        let alerts = try await setup.count("SELECT count(*) FROM runner.effects WHERE kind = 'task-monitor.alert'")
+        #expect(alerts == 2)
+
+        // Renamed in jobs.yaml: the same agent on the same database finds its alerts.
+        _ = try setup.directory.write("jobs.yaml", table("stuck-alerts"))
+        let renamed = try await setup.runner("once", "stuck-alerts", "--force")
+        #expect(renamed.status == 0, "\(renamed.stdout) \(renamed.stderr)")
+        #expect(try Self.recipients(smtp).count == 1, "the renamed job alerted again")
+        #expect(
+            try await setup.count("SELECT count(*) FROM runner.effects WHERE kind = 'task-monitor.alert'") == alerts)
+
+        // As an earlier version left them: every key starts with the job's name, nothing adopted.
+        try await setup.connection.execute(
+            """
+            UPDATE runner.effects SET key = 'legacy-job:' || substr(key, strpos(key, ':') + 1);
+            DELETE FROM runner.effect_scopes;
+            """)
+        _ = try setup.directory.write("jobs.yaml", table("legacy-job"))
+        let upgraded = try await setup.runner("once", "legacy-job", "--force")
+        #expect(upgraded.status == 0, "\(upgraded.stdout) \(upgraded.stderr)")
+        #expect(try Self.recipients(smtp).count == 1, "the upgrade alerted again")
+        #expect(upgraded.stderr.contains("effect keys moved from the job's name to its scope"))
+        let keys = try await setup.connection.query("SELECT key FROM runner.effects ORDER BY key").map {
+            try $0.string("key") ?? ""
+        }
+        #expect(keys.allSatisfy { $0.hasPrefix("task-monitor@") }, "\(keys)")
+        #expect(try await setup.count("SELECT count(*) FROM runner.effect_scopes WHERE job = 'legacy-job'") == 1)
+
+        // Two jobs of one agent kept apart on purpose: a scope of its own alerts afresh.
+        _ = try setup.directory.write(
+            "jobs.yaml", table("second-team") + "\n    effects_scope: second-team")
+        let apart = try await setup.runner("once", "second-team", "--force")
+        #expect(apart.status == 0, "\(apart.stdout) \(apart.stderr)")
+        #expect(try Self.recipients(smtp).count == 2)
+    }
 }

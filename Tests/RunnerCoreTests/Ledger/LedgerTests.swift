@@ -141,6 +141,28 @@ struct LedgerTests {
         if case .claimed = third {} else { Issue.record("overlap allow was \(third)") }
     }
 
+    @Test("a claim with notAfter is refused on the database's clock once that instant passed, and writes nothing")
+    func notAfter() async throws {
+        let (_, connection) = try await TestDatabase.migrated("notafter")
+        let ledger = Ledger(connection: connection)
+        let now = try await ledger.databaseNow()
+        let slot = now.addingTimeInterval(-30)
+        for skip in [true, false] {
+            var late = Self.request("retry-\(skip)", slot: slot, key: "k#2", skip: skip)
+            late.notAfter = now.addingTimeInterval(-1)
+            #expect(try await ledger.claim(late) == .tooLate)
+            #expect(
+                try await connection.query("SELECT 1 FROM runner.runs WHERE job = $1", [PostgresValue(late.job)])
+                    .count == 0)
+            var inTime = late
+            inTime.notAfter = now.addingTimeInterval(3600)
+            if case .claimed = try await ledger.claim(inTime) {} else { Issue.record("in time was not claimed") }
+            // Taken stays taken whatever the deadline says.
+            let claimed = try #require(try await ledger.latestAttempt(job: late.job, slot: slot, slotKey: "k"))
+            #expect(try await ledger.claim(late) == .taken(runID: claimed.id, status: .running))
+        }
+    }
+
     @Test("a run whose heartbeat is older than its lease is abandoned, and the job may run again")
     func abandoned() async throws {
         let (_, connection) = try await TestDatabase.migrated("abandoned")

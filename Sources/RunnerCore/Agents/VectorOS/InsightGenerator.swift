@@ -82,7 +82,7 @@ public struct InsightGenerator: Agent {
                         return found.isEmpty ? nil : (deal, found)
                     }
                     counts["anomalous_deals"]! += anomalous.count
-                    let (candidates, skipped) = history.candidates(anomalous, job: context.job)
+                    let (candidates, skipped) = history.candidates(anomalous, scope: context.effectsScope)
                     counts["skipped_duplicates"]! += skipped
                     if context.dryRun {
                         counts["would_create_for_deals", default: 0] += candidates.count
@@ -278,13 +278,13 @@ struct InsightHistory: Sendable {
     static func pair(_ deal: String, _ type: String) -> String { deal + "\u{1F}" + type }
 
     /// The effect key of an episode: deal, type, and the closed insight it follows.
-    static func key(job: String, deal: String, type: String, after closed: String?) -> String {
-        "\(job):\(deal):\(type):after:\(closed ?? "none")"
+    static func key(scope: String, deal: String, type: String, after closed: String?) -> String {
+        "\(scope):\(deal):\(type):after:\(closed ?? "none")"
     }
 
     /// The anomalies that may become insights, with their effect keys, and how many were
     /// dropped because an insight blocks them.
-    func candidates(_ anomalous: [(Deal, [Anomaly])], job: String) -> ([InsightGenerator.Candidate], Int) {
+    func candidates(_ anomalous: [(Deal, [Anomaly])], scope: String) -> ([InsightGenerator.Candidate], Int) {
         var skipped = 0
         var candidates: [InsightGenerator.Candidate] = []
         for (deal, anomalies) in anomalous {
@@ -296,7 +296,7 @@ struct InsightHistory: Sendable {
                     return false
                 }
                 keys[anomaly.kind] = Self.key(
-                    job: job, deal: deal.id, type: anomaly.kind.rawValue, after: earlier?.latestClosed)
+                    scope: scope, deal: deal.id, type: anomaly.kind.rawValue, after: earlier?.latestClosed)
                 return true
             }
             if !fresh.isEmpty { candidates.append(.init(deal: deal, anomalies: fresh, keys: keys)) }

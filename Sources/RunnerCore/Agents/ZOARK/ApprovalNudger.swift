@@ -108,13 +108,14 @@ public struct ApprovalNudger: Agent {
             results += batch.results
             notAttempted += batch.notAttempted
             rendered += batch.rendered
-            var cooled: [(step: Step, at: Date)] = []
+            // nil: the product database's clock stamps it, never this host's.
+            var cooled: [(step: Step, at: Date?)] = []
             for (item, delivered) in zip(deliverable, batch.items) {
                 switch delivered {
-                case .sentNow: cooled.append((item.step, Date()))
+                case .sentNow: cooled.append((item.step, nil))
                 case .sentBefore(let at):
                     // Sent by a run that stopped before it could start the cooldown: start it now.
-                    cooled.append((item.step, at ?? Date()))
+                    cooled.append((item.step, at))
                     repaired += 1
                 case .notSent: break
                 }
@@ -152,7 +153,7 @@ public struct ApprovalNudger: Agent {
             let steps = Self.steps(rows, bad: &bad, logger: context.logger).compactMap { step in
                 if case .success(let address) = step.assignee { (step, address) } else { nil }
             }
-            let keys = steps.map { EmailDelivery.recordedKey(Self.key($0.0), job: context.job) }
+            let keys = steps.map { EmailDelivery.recordedKey(Self.key($0.0), scope: context.effectsScope) }
             let recorded =
                 includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
             previews += zip(steps, keys).filter { !recorded.contains($0.1) }.map {
@@ -218,15 +219,18 @@ public struct ApprovalNudger: Agent {
         return steps
     }
 
-    /// Starts the cooldowns: only after a send that succeeded. One statement per page.
-    static func markNudged(_ steps: [(step: Step, at: Date)], on database: PostgresConnection) async throws {
+    /// Starts the cooldowns: only after a send that succeeded. One statement per page. A step
+    /// without a time (sent just now) is stamped with the database's `now()`.
+    static func markNudged(_ steps: [(step: Step, at: Date?)], on database: PostgresConnection) async throws {
         guard !steps.isEmpty else { return }
         try await database.query(
             """
-            UPDATE "ApprovalStep" s SET "lastNudgedAt" = n.at AT TIME ZONE 'UTC', "updatedAt" = n.at AT TIME ZONE 'UTC'
+            UPDATE "ApprovalStep" s
+            SET "lastNudgedAt" = coalesce(n.at, now()) AT TIME ZONE 'UTC',
+                "updatedAt" = coalesce(n.at, now()) AT TIME ZONE 'UTC'
             FROM unnest($1::text[], $2::timestamptz[]) AS n(id, at)
             WHERE s."id" = n.id
-            """, [.array(steps.map(\.step.id)), .array(steps.map { PostgresTimestamp.format($0.at) })])
+            """, [.array(steps.map(\.step.id)), .array(steps.map { $0.at.map(PostgresTimestamp.format) })])
     }
 
     /// A page's emails, rendered in chunks on all cores.

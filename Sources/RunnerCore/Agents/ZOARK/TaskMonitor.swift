@@ -77,7 +77,10 @@ public struct TaskMonitor: Agent {
             var email: Email?
             let id = try await context.effects.recordGroup(
                 members: Self.alertKind,
-                leader: (EmailDelivery.kind, EmailDelivery.recordedKey("digest:run-\(context.runID)", job: job)),
+                leader: (
+                    EmailDelivery.kind,
+                    EmailDelivery.recordedKey("digest:run-\(context.runID)", scope: context.effectsScope)
+                ),
                 target: target, runID: context.runID,
                 lockTimeout: context.deadline.map { $0 - .now }
             ) { claim in
@@ -195,7 +198,7 @@ public struct TaskMonitor: Agent {
 
     /// One stuck episode of a task; with `realert_after`, each further period is a new one.
     static func episodeKey(_ task: StuckTask, realertAfter: Duration?, context: AgentContext) -> String {
-        var key = "\(context.job):\(task.id)@\(task.lastUpdated)"
+        var key = "\(context.effectsScope):\(task.id)@\(task.lastUpdated)"
         if let realertAfter, let last = InstantFormat.parse(task.lastUpdated) {
             let period = max(1, realertAfter.components.seconds)
             key += "#\(Int64(context.now.timeIntervalSince(last)) / period)"

@@ -80,7 +80,7 @@ public struct TimesheetDrafter: Agent {
         let reminders = try await Self.withGitHub(
             try await Self.users(context, lookback: options.lookback, onlyUser: user), lookback: options.lookback,
             context: context)
-        let keys = reminders.map { EmailDelivery.recordedKey(Self.key($0, week: week), job: context.job) }
+        let keys = reminders.map { EmailDelivery.recordedKey(Self.key($0, week: week), scope: context.effectsScope) }
         let recorded =
             includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
         return zip(reminders, keys).filter { !recorded.contains($0.1) }.compactMap { reminder, _ in
