@@ -60,31 +60,18 @@ struct AgentWork: RunWork {
             var logger = self.logger
             logger[metadataKey: "job"] = "\(run.job.name)"
             logger[metadataKey: "run_id"] = "\(run.runID)"
-            let scope: String
-            do {
-                scope = try await EffectScope.of(run.job, kind: kind, product: database)
-                // Keys recorded under the job's name by an earlier version move to its scope first.
-                let moved = try await Effects(connection: effects).adoptLegacyKeys(job: run.job.name, scope: scope)
-                if moved > 0 {
-                    logger.notice(
-                        "effect keys moved from the job's name to its scope",
-                        metadata: ["scope": "\(scope)", "moved": "\(moved)"])
-                }
-            } catch {
-                await database.close()
-                await effects.close()
-                throw error
-            }
-            let context = AgentContext(
-                runID: run.runID, job: run.job.name, effectsScope: scope, slot: run.slot, database: database,
-                effects: Effects(connection: effects),
-                clients: AgentClients(mailer: mailer, environment: environment), now: run.now ?? Date(), logger: logger,
-                dryRun: run.dryRun, databaseURL: databaseURL,
-                // A job without `database:` uses the ledger's own.
-                sharesLedgerDatabase: run.job.database == nil, deadline: deadline)
             if let warning = (mailer as? SMTPMailer)?.insecureCredentials { logger.warning("\(warning)") }
             let report: AgentReport
             do {
+                let scope = try await EffectScope.adopt(
+                    run.job, kind: kind, product: database, effects: Effects(connection: effects), logger: logger)
+                let context = AgentContext(
+                    runID: run.runID, job: run.job.name, effectsScope: scope, slot: run.slot, database: database,
+                    effects: Effects(connection: effects),
+                    clients: AgentClients(mailer: mailer, environment: environment), now: run.now ?? Date(),
+                    logger: logger, dryRun: run.dryRun, databaseURL: databaseURL,
+                    // A job without `database:` uses the ledger's own.
+                    sharesLedgerDatabase: run.job.database == nil, deadline: deadline)
                 report = try await agent.run(context)
                 if let activity, !run.dryRun {
                     try await AgentLog.write(

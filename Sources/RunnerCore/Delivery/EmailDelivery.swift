@@ -39,7 +39,7 @@ public struct EmailDelivery: Sendable {
         scope + ":" + key
     }
 
-    /// Records and sends one email under `job:key`; an email already recorded under it is left alone.
+    /// Records and sends one email under `scope:key`; an email already recorded under it is left alone.
     public func deliver(_ email: Email, key: String) async throws -> Result {
         if context.dryRun { return .dryRun }
         let (effect, isNew) = try await context.effects.record(

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// What an agent job's effect keys start with (`scope:target`): never the job's name, so a
 /// renamed job finds the emails, alerts and insights it already made.
@@ -12,6 +13,21 @@ public enum EffectScope {
             throw PostgresError(.query, "the product database did not say its name")
         }
         return "\(kind.rawValue)@\(escaped(name))"
+    }
+
+    /// The job's scope, after the keys an earlier version recorded under the job's name moved
+    /// to it (``Effects/adoptLegacyKeys(job:scope:)``): what every run and preview calls first.
+    public static func adopt(
+        _ job: Job, kind: AgentKind, product: PostgresConnection, effects: Effects, logger: Logger
+    ) async throws -> String {
+        let scope = try await of(job, kind: kind, product: product)
+        let moved = try await effects.adoptLegacyKeys(job: job.name, scope: scope)
+        if moved > 0 {
+            logger.notice(
+                "effect keys moved from the job's name to its scope",
+                metadata: ["job": "\(job.name)", "scope": "\(scope)", "moved": "\(moved)"])
+        }
+        return scope
     }
 
     /// `%` and `:` percent-encoded, so no scope is a prefix of another's keys.

@@ -58,6 +58,11 @@ public struct RunRecord: Sendable, Equatable {
         error = try row.string("error")
         retryAt = try row.date("retry_at")
     }
+
+    /// A failed, timed-out or abandoned attempt that `retries: {max: max}` allows a successor.
+    public func allowsRetry(max: Int) -> Bool {
+        [.failed, .timedOut, .abandoned].contains(status) && attempt <= max
+    }
 }
 
 /// One counter of a run, for `runner.metrics`.

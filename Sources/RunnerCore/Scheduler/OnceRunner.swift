@@ -89,15 +89,16 @@ public struct OnceRunner: Sendable {
             // The slot ran, or runs. Its latest attempt says what is left: a run whose process is
             // gone (a stale heartbeat) is marked abandoned, and an abandoned attempt, or a failed
             // one whose retry is due (its process may be long gone), is retried by this call.
-            try await ledger.markAbandoned(job: job.name)
-            guard let latest = try await ledger.latestAttempt(job: job.name, slot: slot, slotKey: slotKey) else {
+            guard var latest = try await ledger.latestAttempt(job: job.name, slot: slot, slotKey: slotKey) else {
                 throw PostgresError(.query, "slot \(slotKey) of \(job.name) is taken but has no attempt")
             }
-            let retryable =
-                latest.status == .abandoned
-                || ((latest.status == .failed || latest.status == .timedOut)
-                    && latest.retryAt.map { $0 <= now } == true)
-            guard retry, retryable, latest.attempt <= job.retries.max else { return .alreadyClaimed(latest) }
+            if latest.status == .running, try await ledger.markAbandoned(job: job.name) > 0,
+                let reread = try await ledger.run(id: latest.id)
+            {
+                latest = reread
+            }
+            let due = latest.status == .abandoned || latest.retryAt.map { $0 <= now } == true
+            guard retry, due, latest.allowsRetry(max: job.retries.max) else { return .alreadyClaimed(latest) }
             executor.logger.warning(
                 "the slot's attempt \(latest.attempt) \(latest.status.rawValue) and its retry is due; running it",
                 metadata: ["job": "\(job.name)", "after_run_id": "\(latest.id)", "attempt": "\(latest.attempt + 1)"])
@@ -139,16 +140,15 @@ public struct OnceRunner: Sendable {
             return .noSlot(next: job.schedule.next(after: now))
         }
         let slotKey = Ledger.slotKey(for: passed)
-        let pastCatchup = "past catchup (\(DurationParser.format(job.catchup))) after its slot"
         try await ledger.markAbandoned(job: job.name)
         if let latest = try await ledger.latestAttempt(job: job.name, slot: passed, slotKey: slotKey) {
             if latest.status == .missed {
                 return .missed(runID: nil, slot: passed, next: job.schedule.next(after: now))
             }
-            if latest.retryAt != nil || latest.status == .abandoned, latest.attempt <= job.retries.max {
+            if latest.retryAt != nil || latest.status == .abandoned, latest.allowsRetry(max: job.retries.max) {
                 try await ledger.recordSkippedAttempt(
                     job: job.name, slot: passed, slotKey: "\(slotKey)#\(latest.attempt + 1)",
-                    attempt: latest.attempt + 1, reason: pastCatchup)
+                    attempt: latest.attempt + 1, reason: Self.pastCatchup(job))
             }
             return .alreadyClaimed(latest)
         }
@@ -178,6 +178,11 @@ public struct OnceRunner: Sendable {
         // Its own task: after SIGTERM this task is cancelled, and the last ping must still go.
         let event: HealthPing.Signal = last.status == .succeeded ? .success : .fail
         await Task { await ping.send(event, summary: summary) }.value
+    }
+
+    /// Why a retry did not run because its slot lies more than `catchup` back.
+    private static func pastCatchup(_ job: Job) -> String {
+        "past catchup (\(DurationParser.format(job.catchup))) after its slot"
     }
 
     /// The wait before the attempt after `attempt`, when `retries:` allow one.
@@ -215,14 +220,12 @@ public struct OnceRunner: Sendable {
             if let nextSlot, instant >= nextSlot {
                 return "superseded: slot \(Ledger.slotKey(for: nextSlot)) began before this retry ran"
             }
-            return "past catchup (\(DurationParser.format(job.catchup))) after its slot"
+            return Self.pastCatchup(job)
         }
         var earlier: [RunRecord] = []
         var last = first
         var latest = first
-        while last.status == .failed || last.status == .timedOut || last.status == .abandoned,
-            last.attempt <= job.retries.max
-        {
+        while last.allowsRetry(max: job.retries.max) {
             let attempt = last.attempt + 1
             let key = "\(slotKey)#\(attempt)"
             let now = try await currentInstant().now

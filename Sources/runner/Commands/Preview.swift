@@ -37,9 +37,9 @@ struct Preview: AsyncParsableCommand {
         } catch {
             throw CommandError(error.message, code: .databaseUnreachable)
         }
-        let scope = try await EffectScope.of(job, kind: kind, product: product)
         // So that emails an earlier version recorded under the job's name count as sent.
-        try await Effects(connection: ledger).adoptLegacyKeys(job: job.name, scope: scope)
+        let scope = try await EffectScope.adopt(
+            job, kind: kind, product: product, effects: Effects(connection: ledger), logger: database.logger)
         let context = AgentContext(
             runID: 0, job: job.name, effectsScope: scope, database: product, effects: Effects(connection: ledger),
             clients: AgentClients(environment: ProcessInfo.processInfo.environment),
