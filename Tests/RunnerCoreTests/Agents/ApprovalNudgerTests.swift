@@ -38,7 +38,7 @@ struct ApprovalNudgerTests {
     func urgencyBoundaries() async throws {
         let database = try await ZoarkDatabase("nudgerurgency")
         try await database.seed(Self.seed)
-        let smtp = try TestSMTPServer()
+        let smtp = try await TestSMTPServer()
         let report = try await ApprovalNudger(options: .init(escalateTo: ["boss@example.com"])).run(
             database.context(
                 job: "approval-nudges", runID: try await database.newRun("approval-nudges"),
@@ -73,7 +73,7 @@ struct ApprovalNudgerTests {
     func cooldown() async throws {
         let database = try await ZoarkDatabase("nudgercooldown")
         try await database.seed(Self.seed)
-        let smtp = try TestSMTPServer()
+        let smtp = try await TestSMTPServer()
         let mailer = smtpMailer(port: smtp.port)
         for _ in 0..<3 {
             _ = try await ApprovalNudger().run(
@@ -101,7 +101,7 @@ struct ApprovalNudgerTests {
             ))
         #expect(down.failure != nil)
         #expect(try await database.count(#"SELECT count(*) FROM "ApprovalStep" WHERE "lastNudgedAt" IS NOT NULL"#) == 1)
-        let smtp = try TestSMTPServer(port: port)
+        let smtp = try await TestSMTPServer(port: port)
         let up = try await ApprovalNudger().run(
             database.context(
                 job: "n", runID: try await database.newRun("n"), mailer: smtpMailer(port: port)

@@ -12,7 +12,7 @@ struct HTTPMailerTests {
 
     @Test("SendGrid: POST /v3/mail/send with a bearer key and personalizations; 202 is success")
     func sendGrid() async throws {
-        let server = try TestHTTPServer(routes: ["POST /v3/mail/send": ["status": 202, "body": [:]]])
+        let server = try await TestHTTPServer(routes: ["POST /v3/mail/send": ["status": 202, "body": [:]]])
         let mailer = try #require(
             try MailerConfiguration.mailer(environment: [
                 "EMAIL_PROVIDER": "sendgrid", "SENDGRID_API_KEY": "SG.secret",
@@ -40,7 +40,7 @@ struct HTTPMailerTests {
 
     @Test("Resend: POST /emails with an Idempotency-Key; 429 and 5xx are transient, 4xx permanent")
     func resend() async throws {
-        let server = try TestHTTPServer(routes: [
+        let server = try await TestHTTPServer(routes: [
             "POST /emails": [
                 ["status": 429, "body": ["message": "slow down"]], ["status": 200, "body": ["id": "abc"]],
                 ["status": 422, "body": ["message": "invalid to"]], ["status": 503, "body": [:]],

@@ -38,7 +38,7 @@ struct HostileDataTests {
                 ("list", "Victim <v@x>, attacker@evil.com", "25000", "NOW - interval '3 days'"),
                 ("list2", "Victim <v@example.com>, attacker@evil.com", "25000", "NOW - interval '3 days'"),
             ]))
-        let smtp = try TestSMTPServer()
+        let smtp = try await TestSMTPServer()
         func run() async throws -> AgentReport {
             try await ApprovalNudger().run(
                 database.context(
@@ -185,7 +185,7 @@ struct HostileDataTests {
             FROM generate_series(1, 250) g;
             """)
         let options = TaskMonitor.Options(alertTo: ["ops@example.com"])
-        let rejecting = try TestSMTPServer(reject: true)
+        let rejecting = try await TestSMTPServer(reject: true)
         let refused = try await TaskMonitor(options: options).run(
             database.context(
                 job: "st", runID: try await database.newRun("st"), mailer: smtpMailer(port: rejecting.port)))
@@ -193,9 +193,9 @@ struct HostileDataTests {
         #expect(refused.outcome["newly_stuck"] == 0)
         #expect(refused.outcome["email_failed"] == 1)
         #expect(refused.failure != nil)
-        rejecting.stop()
+        try await rejecting.stop()
 
-        let smtp = try TestSMTPServer()
+        let smtp = try await TestSMTPServer()
         let told = try await TaskMonitor(options: options).run(
             database.context(
                 job: "st", runID: try await database.newRun("st"), mailer: smtpMailer(port: smtp.port)))

@@ -41,7 +41,7 @@ struct InsightClaudeTests {
         let database = try await ZoarkDatabase("claude")
         try await database.connection.execute(VectorOSSchema.sql)
         try await database.seed(Self.seed)
-        let server = try TestHTTPServer(routes: ["POST /v1/messages": .array(answers)])
+        let server = try await TestHTTPServer(routes: ["POST /v1/messages": .array(answers)])
         let context = database.context(
             job: "deal-insights", runID: try await database.newRun("i"),
             environment: [

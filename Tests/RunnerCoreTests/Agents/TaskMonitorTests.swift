@@ -19,7 +19,7 @@ struct TaskMonitorTests {
     func oncePerEpisode() async throws {
         let database = try await ZoarkDatabase("taskmonitor")
         try await database.seed(Self.seed)
-        let smtp = try TestSMTPServer()
+        let smtp = try await TestSMTPServer()
         let options = TaskMonitor.Options(alertTo: ["ops@example.com"])
         let mailer = smtpMailer(port: smtp.port)
 
@@ -126,7 +126,7 @@ struct TaskMonitorTests {
             try await database.count("SELECT count(*) FROM runner.effects WHERE kind = 'email' AND status = 'pending'")
                 == 1)
 
-        let smtp = try TestSMTPServer(port: port)
+        let smtp = try await TestSMTPServer(port: port)
         let up = try await TaskMonitor(options: options).run(
             database.context(
                 job: "stuck-tasks", runID: try await database.newRun("stuck-tasks"), mailer: smtpMailer(port: port)))
@@ -144,7 +144,7 @@ struct TaskMonitorTests {
         let database = try await ZoarkDatabase("taskmonitorsmtp")
         try await database.seed(Self.seed)
         let options = TaskMonitor.Options(alertTo: ["ops@example.com"])
-        let flaky = try TestSMTPServer(failFirst: 1)
+        let flaky = try await TestSMTPServer(failFirst: 1)
         let retried = try await TaskMonitor(options: options).run(
             database.context(
                 job: "a", runID: try await database.newRun("a"), mailer: smtpMailer(port: flaky.port))
@@ -152,7 +152,7 @@ struct TaskMonitorTests {
         #expect(retried.outcome["emailed"] == 1)
         #expect(try flaky.messages().count == 1)
 
-        let rejecting = try TestSMTPServer(reject: true)
+        let rejecting = try await TestSMTPServer(reject: true)
         let rejected = try await TaskMonitor(options: options).run(
             database.context(
                 job: "b", runID: try await database.newRun("b"), mailer: smtpMailer(port: rejecting.port)))
@@ -174,7 +174,7 @@ struct TaskMonitorTests {
             SELECT 't' || lpad(g::text, 5, '0'), 'p1', 'Task ' || g, 'ACTIVE', NOW - interval '3 days' - g * interval '1 second', NOW
             FROM generate_series(1, \(count)) g;
             """)
-        let smtp = try TestSMTPServer()
+        let smtp = try await TestSMTPServer()
         let monitor = TaskMonitor(options: .init(alertTo: ["ops@example.com"]))
         let first = try await monitor.run(
             database.context(job: "st", runID: try await database.newRun("st"), mailer: smtpMailer(port: smtp.port)))

@@ -54,8 +54,8 @@ struct TimesheetDrafterTests {
         let database = try await ZoarkDatabase("timesheet")
         try await database.seed(Self.seed)
         let now = Date()
-        let github = try TestHTTPServer(routes: Self.github(now: now))
-        let smtp = try TestSMTPServer()
+        let github = try await TestHTTPServer(routes: Self.github(now: now))
+        let smtp = try await TestSMTPServer()
         func context() async throws -> AgentContext {
             database.context(
                 job: "timesheet-reminders", runID: try await database.newRun("t"),

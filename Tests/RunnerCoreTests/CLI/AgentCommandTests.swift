@@ -35,7 +35,7 @@ struct AgentCommandTests {
 
     @Test("eight concurrent runner once of the nudger send each nudge exactly once")
     func eightConcurrentNudgers() async throws {
-        let smtp = try TestSMTPServer()
+        let smtp = try await TestSMTPServer()
         let setup = try await Self.setup("nudgereight", smtp: smtp)
         let results = try await withThrowingTaskGroup(of: RunnerProcess.Result.self) { group in
             for index in 0..<8 {
@@ -67,7 +67,7 @@ struct AgentCommandTests {
     @Test("a nudger killed with SIGKILL mid-send, run again, sends each email at most once")
     func killedMidSend() async throws {
         // Two emails go through; the third hangs in the server, and the runner is killed then.
-        let slow = try TestSMTPServer(hangAt: 3)
+        let slow = try await TestSMTPServer(hangAt: 3)
         // One connection: the server holds the third message and nothing else is in flight.
         let setup = try await Self.setup("nudgerkill", smtp: slow, connections: 1)
         let process = try RunnerProcess.launch(["once", "approval-nudges"], environment: setup.environment)
@@ -104,7 +104,7 @@ struct AgentCommandTests {
     @Test("a nudger sending on 4 SMTP connections, killed with SIGKILL mid-page: each email at most once")
     func killedMidPageOnFourConnections() async throws {
         // The server holds the 40th message; the other connections go on until the kill.
-        let slow = try TestSMTPServer(hangAt: 40)
+        let slow = try await TestSMTPServer(hangAt: 40)
         let setup = try await CLISetup(
             "nudgerkillfour",
             jobs: """
@@ -150,7 +150,7 @@ struct AgentCommandTests {
     @Test(
         "row 9: a renamed job sends nothing again, and keys an earlier version wrote under the job's name are adopted")
     func renameSendsNothingAgain() async throws {
-        let smtp = try TestSMTPServer()
+        let smtp = try await TestSMTPServer()
         let setup = try await CLISetup("renamed", jobs: Self.jobs, extraEnvironment: smtp.environment)
         try await setup.connection.execute(ZoarkSchema.sql)
         try await setup.connection.execute(

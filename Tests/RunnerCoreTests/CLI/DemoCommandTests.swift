@@ -15,63 +15,67 @@ struct DemoCommandTests {
         func runner(_ arguments: String...) async throws -> RunnerProcess.Result {
             try await RunnerProcess.run(arguments, environment: environment, currentDirectory: directory.url)
         }
-        defer {
+        // Stopped whether the test passed or threw, awaited: an async defer.
+        try await withCleanup {
+            let first = try await runner("demo")
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stdout.contains("stuck-tasks: run 1 succeeded"))
+            #expect(first.stdout.contains(#""newly_stuck":5"#))
+            #expect(first.stdout.contains(#""drafted":4"#))  // the nudges of four overdue steps
+            #expect(first.stdout.contains("== history (runner history) =="))
+            #expect(
+                first.stdout.contains(
+                    "[CRITICAL — Immediate Action Required] Approval Pending — EXECUTIVE_APPROVAL ($312,000.00)"))
+            #expect(first.stdout.components(separatedBy: "  draft  ").count - 1 == 8)
+
+            let second = try await runner("demo")
+            #expect(second.status == 0)
+            #expect(
+                second.stdout.contains(
+                    #"stuck-tasks: run 5 succeeded {"drafted":0,"emailed":0,"newly_stuck":0,"stuck":5}"#)
+            )
+            #expect(first.stdout.contains(#""deals_scanned":200"#))  // 300 deals, of which 100 won or lost
+            #expect(second.stdout.contains(#""insights_created":0"#))
+            #expect(second.stdout.contains(#""drafted":0"#))
+            #expect(second.stdout.components(separatedBy: "  draft  ").count - 1 == 8)
+
+            environment["DATABASE_URL"] = ""
+            let drafts = try await runner("outbox", "--status", "draft", "--json")
+            guard case .array(let items)? = JSONValue.parse(drafts.stdout) else {
+                Issue.record("outbox --json printed \(drafts.stdout)")
+                return
+            }
+            #expect(items.count == 8)
+            #expect(try await runner("outbox", "--status", "failed").stdout == "the outbox is empty (status failed)\n")
+
+            // Preview renders without recording: a newly overdue step shows up, and stays unrecorded.
+            let config = try directory.write("jobs.yaml", DemoData.jobs)
+            let url = try await runner("db", "url").stdout.trimmingCharacters(in: .newlines)
+            let connection = try await PostgresConnection.connect(ConnectionString(url))
+            try await connection.execute(
+                """
+                INSERT INTO "ApprovalStep" ("id", "invoiceId", "stage", "requiredDocs", "assigneeEmail", "deadline", "updatedAt")
+                VALUES ('late', 'demo-i3', 'LEGAL_REVIEW', '{"NDA"}', 'new@zoark.example',
+                        (now() AT TIME ZONE 'UTC') - interval '8 days 1 hour', now())
+                """)
+            let effectsBefore = try await connection.query("SELECT count(*) AS n FROM runner.effects").first?.int("n")
+            let preview = try await runner("preview", "approval-nudges", "--config", config.path)
+            #expect(preview.status == 0, "\(preview.stderr)")
+            #expect(
+                preview.stdout.hasPrefix(
+                    "To: new@zoark.example\nCc: cfo@zoark.example\nSubject: [CRITICAL — Immediate Action Required] Approval Pending — LEGAL_REVIEW ($7,800.00)"
+                ))
+            #expect(preview.stdout.contains("Required documents: NDA"))
+            let html = try await runner("preview", "approval-nudges", "--config", config.path, "--html")
+            #expect(html.stdout.contains("<li>NDA</li>"))
+            #expect(
+                try await connection.query("SELECT count(*) AS n FROM runner.effects").first?.int("n") == effectsBefore)
+            let user = try await runner("preview", "timesheet-reminders", "--config", config.path, "--user", "demo-u2")
+            #expect(user.stdout == "timesheet-reminders would send no email now\n")
+            await connection.close()
+        } cleanup: {
             environment["DATABASE_URL"] = nil
-            _ = try? RunnerProcess.blockingRun(["db", "stop"], environment: environment, currentDirectory: directory.url)
+            _ = try? await RunnerProcess.run(["db", "stop"], environment: environment, currentDirectory: directory.url)
         }
-        let first = try await runner("demo")
-        #expect(first.status == 0, "\(first.stderr)")
-        #expect(first.stdout.contains("stuck-tasks: run 1 succeeded"))
-        #expect(first.stdout.contains(#""newly_stuck":5"#))
-        #expect(first.stdout.contains(#""drafted":4"#))  // the nudges of four overdue steps
-        #expect(first.stdout.contains("== history (runner history) =="))
-        #expect(
-            first.stdout.contains(
-                "[CRITICAL — Immediate Action Required] Approval Pending — EXECUTIVE_APPROVAL ($312,000.00)"))
-        #expect(first.stdout.components(separatedBy: "  draft  ").count - 1 == 8)
-
-        let second = try await runner("demo")
-        #expect(second.status == 0)
-        #expect(
-            second.stdout.contains(#"stuck-tasks: run 5 succeeded {"drafted":0,"emailed":0,"newly_stuck":0,"stuck":5}"#)
-        )
-        #expect(first.stdout.contains(#""deals_scanned":200"#))  // 300 deals, of which 100 won or lost
-        #expect(second.stdout.contains(#""insights_created":0"#))
-        #expect(second.stdout.contains(#""drafted":0"#))
-        #expect(second.stdout.components(separatedBy: "  draft  ").count - 1 == 8)
-
-        environment["DATABASE_URL"] = ""
-        let drafts = try await runner("outbox", "--status", "draft", "--json")
-        guard case .array(let items)? = JSONValue.parse(drafts.stdout) else {
-            Issue.record("outbox --json printed \(drafts.stdout)")
-            return
-        }
-        #expect(items.count == 8)
-        #expect(try await runner("outbox", "--status", "failed").stdout == "the outbox is empty (status failed)\n")
-
-        // Preview renders without recording: a newly overdue step shows up, and stays unrecorded.
-        let config = try directory.write("jobs.yaml", DemoData.jobs)
-        let url = try await runner("db", "url").stdout.trimmingCharacters(in: .newlines)
-        let connection = try await PostgresConnection.connect(ConnectionString(url))
-        try await connection.execute(
-            """
-            INSERT INTO "ApprovalStep" ("id", "invoiceId", "stage", "requiredDocs", "assigneeEmail", "deadline", "updatedAt")
-            VALUES ('late', 'demo-i3', 'LEGAL_REVIEW', '{"NDA"}', 'new@zoark.example',
-                    (now() AT TIME ZONE 'UTC') - interval '8 days 1 hour', now())
-            """)
-        let effectsBefore = try await connection.query("SELECT count(*) AS n FROM runner.effects").first?.int("n")
-        let preview = try await runner("preview", "approval-nudges", "--config", config.path)
-        #expect(preview.status == 0, "\(preview.stderr)")
-        #expect(
-            preview.stdout.hasPrefix(
-                "To: new@zoark.example\nCc: cfo@zoark.example\nSubject: [CRITICAL — Immediate Action Required] Approval Pending — LEGAL_REVIEW ($7,800.00)"
-            ))
-        #expect(preview.stdout.contains("Required documents: NDA"))
-        let html = try await runner("preview", "approval-nudges", "--config", config.path, "--html")
-        #expect(html.stdout.contains("<li>NDA</li>"))
-        #expect(try await connection.query("SELECT count(*) AS n FROM runner.effects").first?.int("n") == effectsBefore)
-        let user = try await runner("preview", "timesheet-reminders", "--config", config.path, "--user", "demo-u2")
-        #expect(user.stdout == "timesheet-reminders would send no email now\n")
-        await connection.close()
     }
 }

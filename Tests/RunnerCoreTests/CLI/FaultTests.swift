@@ -78,7 +78,7 @@ struct FaultTests {
 
     @Test("a slow SMTP server and timeout 3s: the nudger stops sending, reports what it sent, in time")
     func slowSMTP() async throws {
-        let smtp = try TestSMTPServer(delay: 0.2)
+        let smtp = try await TestSMTPServer(delay: 0.2)
         let setup = try await Self.nudger("faultslowsmtp", smtp: smtp, timeout: "3s")
         let start = ContinuousClock.now
         let result = try await setup.runner("once", "nudges")
@@ -101,7 +101,7 @@ struct FaultTests {
 
     @Test("SIGTERM one second into a slow nudger run: exits within 5 s, interrupted, nothing sent after")
     func sigtermDuringSends() async throws {
-        let smtp = try TestSMTPServer(delay: 0.2)
+        let smtp = try await TestSMTPServer(delay: 0.2)
         let setup = try await Self.nudger("faultsigterm", smtp: smtp, timeout: "10m")
         let process = try RunnerProcess.launch(["once", "nudges"], environment: setup.environment)
         var delivered = 0
@@ -215,7 +215,7 @@ struct FaultTests {
     @Test("a provider that echoes the API key: the key reaches no log line and no stored error")
     func echoingProvider() async throws {
         let secret = "SG.echo-secret-7f3e1d"
-        let server = try TestHTTPServer(routes: [
+        let server = try await TestHTTPServer(routes: [
             "POST /v3/mail/send": [
                 "status": 400, "body": ["errors": [["message": .string("bad key Bearer \(secret)")]]],
             ]
@@ -313,7 +313,7 @@ struct FaultTests {
         "an email of unknown outcome is listed, queued again by runner outbox resend with who and when, and sent by the next run"
     )
     func resendUnknown() async throws {
-        let smtp = try TestSMTPServer()
+        let smtp = try await TestSMTPServer()
         let setup = try await AgentCommandTests.setup("faultresend", smtp: smtp)
         let first = try await setup.runner("once", "approval-nudges")
         #expect(first.status == 0, "\(first.stderr)")
@@ -379,7 +379,7 @@ struct FaultTests {
         try await admin.execute(
             ApprovalNudgerTests.seed.replacingOccurrences(of: "NOW", with: "(now() AT TIME ZONE 'UTC')"))
         await admin.close()
-        let smtp = try TestSMTPServer(hangAt: 2)
+        let smtp = try await TestSMTPServer(hangAt: 2)
         let config = try directory.write(
             "jobs.yaml", "jobs:\n  nudges: {agent: approval-nudger, schedule: \"0 * * * *\", retries: {max: 0}}\n")
         let environment = smtp.environment.merging(["DATABASE_URL": url.raw, "RUNNER_CONFIG": config.path]) { $1 }

@@ -194,7 +194,7 @@ struct OnceCommandTests {
         #expect(failed == 1)
         let stopped = Date()
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        try await offPool { process.waitUntilExit() }
         #expect(Date().timeIntervalSince(stopped) < 5)
         #expect(process.terminationStatus == 1)
         #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 1)
@@ -202,7 +202,7 @@ struct OnceCommandTests {
 
     @Test("ping_url: start when the run begins, then success, or fail after the last attempt only")
     func pings() async throws {
-        let server = try TestHTTPServer(routes: [
+        let server = try await TestHTTPServer(routes: [
             "GET /ping/check-secret/start": ["status": 200], "POST /ping/check-secret": ["status": 200],
             "POST /ping/check-secret/fail": ["status": 200],
         ])
@@ -283,7 +283,7 @@ struct OnceCommandTests {
         try await Task.sleep(for: .milliseconds(200))
         #expect(running == 1)
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        try await offPool { process.waitUntilExit() }
         #expect(process.terminationStatus == 1)
         let row = try await setup.connection.query("SELECT status, error FROM runner.runs")
         #expect(try row.first?.string("status") == "interrupted")

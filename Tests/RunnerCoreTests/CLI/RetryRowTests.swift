@@ -256,7 +256,7 @@ struct RetryRowTests {
 
     @Test("a retry made by a later call is pinged: start, then its outcome")
     func laterRetryPings() async throws {
-        let server = try TestHTTPServer(routes: [
+        let server = try await TestHTTPServer(routes: [
             "GET /ping/r/start": ["status": 200], "POST /ping/r": ["status": 200], "POST /ping/r/fail": ["status": 200],
         ])
         let setup = try await CLISetup(

@@ -12,7 +12,7 @@ struct DeliveryOutcomeTests {
     @Test("row 7: SendGrid accepts but answers after the timeout: one POST, recorded unknown, never sent again")
     func lateHTTPAnswer() async throws {
         let database = try await ZoarkDatabase("outcomelatehttp")
-        let server = try TestHTTPServer(routes: ["POST /v3/mail/send": ["status": 202, "body": [:], "delay": 3]])
+        let server = try await TestHTTPServer(routes: ["POST /v3/mail/send": ["status": 202, "body": [:], "delay": 3]])
         var mailer = try #require(
             try MailerConfiguration.mailer(environment: [
                 "EMAIL_PROVIDER": "sendgrid", "SENDGRID_API_KEY": "SG.k", "SENDGRID_FROM_EMAIL": "runner@zoark.example",
@@ -36,7 +36,7 @@ struct DeliveryOutcomeTests {
     @Test("row 8: SMTP times out after DATA was sent: unknown, not failed; a connect error before it is transient")
     func smtpAfterData() async throws {
         let database = try await ZoarkDatabase("outcomesmtp")
-        let slow = try TestSMTPServer(delay: 3)
+        let slow = try await TestSMTPServer(delay: 3)
         let mailer = SMTPMailer(
             host: "127.0.0.1", port: slow.port, security: .none, username: nil, password: nil,
             from: "runner@example.com", client: CurlClient(), timeout: .seconds(1))
@@ -65,7 +65,7 @@ struct DeliveryOutcomeTests {
 
     @Test("row 13: credentials make STARTTLS the default on every port; none must be written out, and then it warns")
     func credentialsNeedTLS() async throws {
-        let plain = try TestSMTPServer()
+        let plain = try await TestSMTPServer()
         func mailer(_ extra: [String: String]) throws -> SMTPMailer {
             try #require(
                 try MailerConfiguration.mailer(
@@ -101,7 +101,7 @@ struct DeliveryOutcomeTests {
         "STARTTLS and AUTH as production runs them: delivered over TLS and logged in; a certificate not trusted sends nothing"
     )
     func startTLSAndAuth() async throws {
-        let server = try TestSMTPServer(tls: true, auth: ("runner", "app-password-1"))
+        let server = try await TestSMTPServer(tls: true, auth: ("runner", "app-password-1"))
         func mailer(password: String) throws -> SMTPMailer {
             try #require(
                 try MailerConfiguration.mailer(environment: [
@@ -130,7 +130,7 @@ struct DeliveryOutcomeTests {
 
     @Test("30 emails on 4 connections over STARTTLS and AUTH: at most 4 sessions, one login each, every email once")
     func connectionsAreReused() async throws {
-        let server = try TestSMTPServer(tls: true, auth: ("runner", "app-password-1"))
+        let server = try await TestSMTPServer(tls: true, auth: ("runner", "app-password-1"))
         let mailer = try #require(
             try MailerConfiguration.mailer(environment: [
                 "EMAIL_PROVIDER": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": String(server.port),
@@ -163,7 +163,7 @@ struct DeliveryOutcomeTests {
         "a kept SMTP session the server dropped: the next email is not lost, nor counted unknown, nor kills the process"
     )
     func droppedKeptConnection() async throws {
-        let first = try TestSMTPServer(tls: true, auth: ("runner", "pw"))
+        let first = try await TestSMTPServer(tls: true, auth: ("runner", "pw"))
         let port = first.port
         let certificate = try #require(first.certificateFile)
         let certificateCopy = FileManager.default.temporaryDirectory.appendingPathComponent("kept-\(port).pem")
@@ -179,7 +179,7 @@ struct DeliveryOutcomeTests {
         try await mailer.send(Self.email, messageID: "kept1@example.com")
         #expect(try first.messages().count == 1)
         // The server goes away with the session open; the client still holds it.
-        first.stop()
+        try await first.stop()
         do {
             try await mailer.send(Self.email, messageID: "kept2@example.com")
             Issue.record("a send to a stopped server succeeded")
@@ -191,7 +191,7 @@ struct DeliveryOutcomeTests {
 
     @Test("Resend's preset of 2 requests/s holds on 4 connections; EMAIL_RATE_LIMIT sets another or none")
     func rateLimit() async throws {
-        let server = try TestHTTPServer(routes: ["POST /emails": ["status": 200, "body": ["id": "x"]]])
+        let server = try await TestHTTPServer(routes: ["POST /emails": ["status": 200, "body": ["id": "x"]]])
         func send(_ count: Int, environment: [String: String]) async throws -> (started: Date, requests: [Double]) {
             let before = try server.requests().count
             let mailer = try #require(
@@ -238,7 +238,7 @@ struct DeliveryOutcomeTests {
 
     @Test("a 429 with Retry-After: the next attempt waits at least that long, and the email goes once")
     func retryAfter() async throws {
-        let server = try TestHTTPServer(routes: [
+        let server = try await TestHTTPServer(routes: [
             "POST /v3/mail/send": [
                 [
                     "status": 429, "body": ["errors": [["message": "too many requests"]]],
@@ -267,7 +267,7 @@ struct DeliveryOutcomeTests {
 
     @Test("row 17: Message-ID and Idempotency-Key carry the ledger's random id and the sending domain")
     func idsPerLedger() async throws {
-        let server = try TestHTTPServer(routes: ["POST /emails": ["status": 200, "body": ["id": "x"]]])
+        let server = try await TestHTTPServer(routes: ["POST /emails": ["status": 200, "body": ["id": "x"]]])
         let mailer = try #require(
             try MailerConfiguration.mailer(environment: [
                 "EMAIL_PROVIDER": "resend", "RESEND_API_KEY": "re_k",

@@ -19,7 +19,7 @@ struct OutsideReplyTests {
 
     @Test("row 6: a retry-after longer than the run has left ends the call at once, and the rules answer")
     func retryAfterPastDeadline() async throws {
-        let server = try TestHTTPServer(routes: [
+        let server = try await TestHTTPServer(routes: [
             "POST /v1/messages": ["status": 429, "headers": ["retry-after": "1e300"], "body": ["type": "error"]]
         ])
         let client = AnthropicClient(
@@ -48,13 +48,13 @@ struct OutsideReplyTests {
                     "payload": ["size": size.isFinite ? .number(size) : .string("Infinity")],
                 ]
             })
-        let github = try TestHTTPServer(routes: ["GET /users/octocat/events": ["status": 200, "body": events]])
+        let github = try await TestHTTPServer(routes: ["GET /users/octocat/events": ["status": 200, "body": events]])
         let activity = try await GitHubClient(environment: ["GITHUB_API_URL": github.baseURL])
             .activity(of: "octocat", since: now.addingTimeInterval(-86_400))
         #expect(activity.pushes == 5)
         #expect(activity.commits == 3)
 
-        let model = try TestHTTPServer(routes: [
+        let model = try await TestHTTPServer(routes: [
             "POST /v1/messages": [
                 "status": 200,
                 "body": [
@@ -75,7 +75,7 @@ struct OutsideReplyTests {
         #expect(CurlTransfer.milliseconds(.milliseconds(1)) == 1)
         #expect(CurlTransfer.milliseconds(.zero) == 1)
         #expect(CurlTransfer.milliseconds(.seconds(1_000_000_000)) == 86_400_000)
-        let server = try TestHTTPServer(routes: ["POST /v1/messages": ["status": 200, "body": [:], "delay": 3]])
+        let server = try await TestHTTPServer(routes: ["POST /v1/messages": ["status": 200, "body": [:], "delay": 3]])
         let client = AnthropicClient(
             apiKey: "sk", baseURL: server.baseURL, model: "m", timeout: .milliseconds(500), attempts: 1)
         do {
@@ -91,7 +91,7 @@ struct OutsideReplyTests {
     )
     func hugeBody() async throws {
         let huge: JSONValue = ["content": [["type": "text", "text": .string(String(repeating: "x", count: 2 << 20))]]]
-        let model = try TestHTTPServer(routes: ["POST /v1/messages": ["status": 200, "body": huge]])
+        let model = try await TestHTTPServer(routes: ["POST /v1/messages": ["status": 200, "body": huge]])
         do {
             _ = try await AnthropicClient(
                 apiKey: "sk", baseURL: model.baseURL, model: "m", timeout: .seconds(10), attempts: 1
@@ -101,7 +101,7 @@ struct OutsideReplyTests {
         } catch {
             #expect("\(error)".contains("larger than 1048576 bytes"))
         }
-        let github = try TestHTTPServer(routes: [
+        let github = try await TestHTTPServer(routes: [
             "GET /users/octocat/events": [
                 "status": 200, "body": .array([.string(String(repeating: "x", count: 9 << 20))]),
             ]
@@ -117,7 +117,7 @@ struct OutsideReplyTests {
 
     @Test("row 18: GitHub hanging for 60 users costs one wave of 5 s timeouts, then the run goes on without it")
     func githubDown() async throws {
-        let server = try TestHTTPServer(routes: ["GET /users/*": ["status": 200, "body": [], "delay": 30]])
+        let server = try await TestHTTPServer(routes: ["GET /users/*": ["status": 200, "body": [], "delay": 30]])
         let started = ContinuousClock.now
         let results = await TimesheetDrafter.githubActivity(
             of: (0..<60).map { "user\($0)" }, since: Date(),

@@ -42,8 +42,8 @@ struct RunnerProcess {
         }
     }
 
-    /// Waits on the calling thread: only for cleanup in a `defer`, which cannot await.
-    static func blockingRun(
+    /// Waits on the calling thread: only ever called off the cooperative pool (``run``).
+    private static func blockingRun(
         _ arguments: [String], environment: [String: String], currentDirectory: URL?, wrapper: [String] = []
     ) throws -> Result {
         let process = Process()
@@ -85,6 +85,39 @@ func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thro
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
     }
+}
+
+/// Ends a test server (a Python child): it stops when its stdin closes; SIGKILL as well, since
+/// a child spawned from a thread that blocks SIGTERM inherits the block. False when it never
+/// started. Never kill(0, …): that would signal this whole process group, the test runner
+/// included.
+func endServer(_ process: Process, input: Pipe) -> Bool {
+    try? input.fileHandleForWriting.close()
+    guard process.processIdentifier > 0 else { return false }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    return true
+}
+
+/// Ends a test server from a `deinit`, which cannot await: the killed child is reaped on a
+/// queue of its own, never on a thread of the cooperative pool.
+func reapInBackground(_ process: Process, input: Pipe) {
+    guard endServer(process, input: input) else { return }
+    DispatchQueue.global().async { process.waitUntilExit() }
+}
+
+/// Runs `body`, then `cleanup` whether `body` returned or threw, awaiting both: the `defer`
+/// an async test needs, since a `defer` cannot await and a blocking wait there would hold a
+/// thread of the cooperative pool.
+func withCleanup<T>(_ body: () async throws -> T, cleanup: () async -> Void) async throws -> T {
+    let result: T
+    do {
+        result = try await body()
+    } catch {
+        await cleanup()
+        throw error
+    }
+    await cleanup()
+    return result
 }
 
 /// Written by one reader thread and read only after it has finished (`group.wait()`).

@@ -13,7 +13,7 @@ final class TestHTTPServer: @unchecked Sendable {
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    init(routes: JSONValue) throws {
+    init(routes: JSONValue) async throws {
         port = try EmbeddedPostgres.freePort()
         folder = try TemporaryDirectory()
         let routesFile = try folder.write("routes.json", routes.text)
@@ -30,7 +30,8 @@ final class TestHTTPServer: @unchecked Sendable {
         process.standardError = FileHandle.nullDevice
         process.standardInput = input
         try process.run()
-        guard String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).contains("ready") else {
+        let ready = try await offPool { output.fileHandleForReading.availableData }
+        guard String(decoding: ready, as: UTF8.self).contains("ready") else {
             process.terminate()
             throw TestDatabaseError("the test HTTP server did not start")
         }
@@ -45,11 +46,5 @@ final class TestHTTPServer: @unchecked Sendable {
 
     /// The server stops when its stdin closes; SIGKILL as well, since a child spawned from a
     /// thread that blocks SIGTERM inherits the block.
-    deinit {
-        try? input.fileHandleForWriting.close()
-        // Never kill(0, …): that would signal this whole process group, the test runner included.
-        guard process.processIdentifier > 0 else { return }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
+    deinit { reapInBackground(process, input: input) }
 }

@@ -21,7 +21,7 @@ final class TestSMTPServer: @unchecked Sendable {
     init(
         failFirst: Int = 0, reject: Bool = false, delay: Double = 0, hangAt: Int = 0, port: Int? = nil,
         tls: Bool = false, auth: (user: String, password: String)? = nil
-    ) throws {
+    ) async throws {
         self.port = try port ?? EmbeddedPostgres.freePort()
         folder = try TemporaryDirectory()
         process = Process()
@@ -41,8 +41,11 @@ final class TestSMTPServer: @unchecked Sendable {
             ]
             openssl.standardError = FileHandle.nullDevice
             try openssl.run()
-            openssl.waitUntilExit()
-            guard openssl.terminationStatus == 0 else { throw TestDatabaseError("openssl could not make a certificate") }
+            let made = try await offPool {
+                openssl.waitUntilExit()
+                return openssl.terminationStatus
+            }
+            guard made == 0 else { throw TestDatabaseError("openssl could not make a certificate") }
             arguments += ["--tls-cert", certificate, "--tls-key", key]
             certificateFile = certificate
         } else {
@@ -57,7 +60,7 @@ final class TestSMTPServer: @unchecked Sendable {
         process.standardError = FileHandle.nullDevice
         process.standardInput = input
         try process.run()
-        let ready = output.fileHandleForReading.availableData
+        let ready = try await offPool { output.fileHandleForReading.availableData }
         guard String(decoding: ready, as: UTF8.self).contains("ready") else {
             process.terminate()
             throw TestDatabaseError(
@@ -70,7 +73,9 @@ final class TestSMTPServer: @unchecked Sendable {
         let marker = folder.url.appendingPathComponent("holding").path
         let deadline = ContinuousClock.now + timeout
         while !FileManager.default.fileExists(atPath: marker) {
-            guard ContinuousClock.now < deadline else { throw TestDatabaseError("the SMTP server never held a message") }
+            guard ContinuousClock.now < deadline else {
+                throw TestDatabaseError("the SMTP server never held a message")
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
@@ -101,17 +106,14 @@ final class TestSMTPServer: @unchecked Sendable {
         return try names.map { try String(contentsOf: folder.url.appendingPathComponent($0), encoding: .utf8) }
     }
 
-    /// The server stops when its stdin closes; SIGKILL as well, since a child spawned from a
-    /// thread that blocks SIGTERM inherits the block.
-    func stop() {
-        try? input.fileHandleForWriting.close()
-        // Never kill(0, …): that would signal this whole process group, the test runner included.
-        guard process.processIdentifier > 0 else { return }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+    /// Stops the server and waits until it is gone (a test of a provider that went away).
+    func stop() async throws {
+        guard endServer(process, input: input) else { return }
+        let process = self.process
+        try await offPool { process.waitUntilExit() }
     }
 
-    deinit { stop() }
+    deinit { reapInBackground(process, input: input) }
 }
 
 /// Decodes the base64 body parts of a message the runner sent.
