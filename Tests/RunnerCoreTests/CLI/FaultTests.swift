@@ -285,11 +285,19 @@ struct FaultTests {
         let admin = try await PostgresConnection.connect(url)
         _ = try await Migrator(connection: admin).migrate()
         await admin.close()
+        let started = directory.url.appendingPathComponent("started").path
         let config = try directory.write(
-            "jobs.yaml", "jobs:\n  slow: {command: [\"sleep\", \"6\"], schedule: \"@every 1h\", retries: {max: 0}}\n")
+            "jobs.yaml",
+            "jobs:\n  slow: {command: [\"sh\", \"-c\", \"touch \(started); sleep 6\"], schedule: \"@every 1h\", retries: {max: 0}}\n"
+        )
         let environment = ["DATABASE_URL": url.raw, "RUNNER_CONFIG": config.path, "RUNNER_HEARTBEAT_INTERVAL": "1s"]
         let process = try RunnerProcess.launch(["once", "slow"], environment: environment)
-        try await Task.sleep(for: .seconds(1.5))
+        // Under the command, not before it: a busy machine may take seconds to claim the slot.
+        for _ in 0..<1500 where !FileManager.default.fileExists(atPath: started) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(FileManager.default.fileExists(atPath: started), "the command never started")
+        try await Task.sleep(for: .milliseconds(500))
         let pgCtl = try cluster.binary("pg_ctl")
         let argv =
             (geteuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + [
