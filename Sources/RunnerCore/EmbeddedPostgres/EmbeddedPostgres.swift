@@ -26,15 +26,22 @@ public struct EmbeddedPostgres: Sendable {
     public let tcp: Bool
     /// The server's own TimeZone setting; the runner sets UTC per session regardless.
     public let serverTimeZone: String?
+    /// Added to the server's environment when this call starts it (the tests run one server
+    /// under libfaketime, to move the database's clock through a simulated hour).
+    public let serverEnvironment: [String: String]
 
     public static let role = "runner"
     public static let database = "runner"
 
-    public init(home: URL, fast: Bool = false, tcp: Bool = false, serverTimeZone: String? = nil) {
+    public init(
+        home: URL, fast: Bool = false, tcp: Bool = false, serverTimeZone: String? = nil,
+        serverEnvironment: [String: String] = [:]
+    ) {
         self.home = home.standardizedFileURL
         self.fast = fast
         self.tcp = tcp
         self.serverTimeZone = serverTimeZone
+        self.serverEnvironment = serverEnvironment
     }
 
     /// `RUNNER_HOME`, else `.runner` in the current folder.
@@ -145,10 +152,11 @@ public struct EmbeddedPostgres: Sendable {
             try await prepareSocketDirectory()
             do {
                 // Given on the command line, so clusters made before these settings get them too.
-                try await pgCtl([
-                    "start", "-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "-o",
-                    "-c unix_socket_directories='\(socketDirectory.path)' -c unix_socket_permissions=0700",
-                ])
+                try await pgCtl(
+                    [
+                        "start", "-D", dataDirectory.path, "-l", logFile.path, "-w", "-t", "60", "-o",
+                        "-c unix_socket_directories='\(socketDirectory.path)' -c unix_socket_permissions=0700",
+                    ], environment: serverEnvironment)
             } catch {
                 let log = (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
                 let tail = log.split(separator: "\n").suffix(5).joined(separator: "\n")
@@ -404,8 +412,8 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     @discardableResult
-    private func pgCtl(_ arguments: [String]) async throws -> String {
-        try await run(try binary("pg_ctl"), arguments, asServerUser: true)
+    private func pgCtl(_ arguments: [String], environment: [String: String] = [:]) async throws -> String {
+        try await run(try binary("pg_ctl"), arguments, asServerUser: true, environment: environment)
     }
 
     /// Finds a PostgreSQL program: `RUNNER_PG_BIN`, the newest /usr/lib/postgresql/*/bin, then PATH.
@@ -426,12 +434,15 @@ public struct EmbeddedPostgres: Sendable {
 
     /// Runs a program to completion and returns its standard output; throws with its stderr.
     @discardableResult
-    private func run(_ program: String, _ arguments: [String], asServerUser: Bool) async throws -> String {
+    private func run(
+        _ program: String, _ arguments: [String], asServerUser: Bool, environment extra: [String: String] = [:]
+    ) async throws -> String {
         let argv =
             asServerUser && isRoot
             ? ["/usr/sbin/runuser", "-u", "postgres", "--", program] + arguments : [program] + arguments
         // Keep the caller's PG* settings away from the private cluster's tools.
         let environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PG") }
+            .merging(extra) { $1 }
         let result = try await CommandProcess(argv: argv, environment: environment).run()
         guard result.exitCode == 0 else {
             let message = result.stderrTail.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -168,11 +168,14 @@ public struct Ledger: Sendable {
     }
 
     /// Marks `running` runs of job `$1` (every job when `$1` is NULL) whose heartbeat is older
-    /// than their lease as abandoned, so the job may run again.
+    /// than their lease as abandoned, so the job may run again. A scheduled attempt's retry is
+    /// due at once (`retry_at`), so the next slot that begins settles it if no call retries it
+    /// first: a killed process's attempt is never left without a successor.
     static let markAbandonedSQL = """
         UPDATE runner.runs
         SET status = 'abandoned',
             finished_at = now(),
+            retry_at = CASE WHEN dry_run OR starts_with(slot_key, 'manual:') THEN NULL ELSE now() END,
             duration_ms = (extract(epoch FROM heartbeat_at - started_at) * 1000)::bigint,
             error = format('abandoned: no heartbeat from %s since %s (lease %s s); the process is gone',
                            claimed_by, to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
@@ -278,10 +281,11 @@ public struct Ledger: Sendable {
 
     /// Retries of `job`'s slots before `slot` that were due but never claimed: the slot that
     /// began supersedes them, so each is recorded as a skipped attempt, not left to run late.
+    /// An abandoned attempt has a successor only while `maxRetries` allow one.
     /// Their `retry_at` is cleared in the same statement, so the partial index of pending
     /// retries holds only the current slot's, however long the job's history grows.
     @discardableResult
-    public func supersedeRetries(job: String, before slot: Date) async throws -> Int {
+    public func supersedeRetries(job: String, before slot: Date, maxRetries: Int) async throws -> Int {
         try await connection.query(
             """
             WITH settled AS (
@@ -295,7 +299,7 @@ public struct Ledger: Sendable {
                    'skipped', $3, 1, now(), 0,
                    jsonb_build_object('skipped_because', 'superseded: slot ' || $4 || ' began before this retry ran')
             FROM settled r
-            WHERE r.status IN ('failed', 'timed_out')
+            WHERE (r.status IN ('failed', 'timed_out') OR (r.status = 'abandoned' AND r.attempt <= $5::integer))
               AND NOT starts_with(r.slot_key, 'manual:') AND NOT starts_with(r.slot_key, 'dry-run:')
               AND NOT EXISTS (
                   SELECT 1 FROM runner.runs s
@@ -305,7 +309,7 @@ public struct Ledger: Sendable {
             """,
             [
                 PostgresValue(job), .timestamp(slot), PostgresValue(Self.processIdentity),
-                PostgresValue(Self.slotKey(for: slot)),
+                PostgresValue(Self.slotKey(for: slot)), .int(maxRetries),
             ]
         ).count
     }

@@ -109,6 +109,8 @@ public struct OnceRunner: Sendable {
         case .tooLate:
             throw PostgresError(.query, "slot \(slotKey) of \(job.name) refused a claim without a deadline")
         case .skipped(let runID, let liveRunID):
+            // The slot began, skipped or not: earlier slots' retries are overtaken by it.
+            try await ledger.supersedeRetries(job: job.name, before: slot, maxRetries: job.retries.max)
             executor.logger.info(
                 "slot skipped: the previous run is still running",
                 metadata: ["job": "\(job.name)", "run_id": "\(runID)", "live_run_id": "\(liveRunID)"])
@@ -116,7 +118,7 @@ public struct OnceRunner: Sendable {
             return .skipped(runID: runID, liveRunID: liveRunID, slot: slot)
         case .claimed(let runID):
             // Retries of earlier slots that never ran are overtaken by this one.
-            try await ledger.supersedeRetries(job: job.name, before: slot)
+            try await ledger.supersedeRetries(job: job.name, before: slot, maxRetries: job.retries.max)
             let delay = ((now.timeIntervalSince(slot)) * 1000).rounded()
             try await ledger.recordMetrics(
                 [Metric("clock_skew_ms", skewMs, unit: "ms"), Metric("schedule_delay_ms", delay, unit: "ms")],
@@ -141,6 +143,8 @@ public struct OnceRunner: Sendable {
         }
         let slotKey = Ledger.slotKey(for: passed)
         try await ledger.markAbandoned(job: job.name)
+        // The passed slot began, whether it ran or not: earlier slots' retries are overtaken.
+        try await ledger.supersedeRetries(job: job.name, before: passed, maxRetries: job.retries.max)
         if let latest = try await ledger.latestAttempt(job: job.name, slot: passed, slotKey: slotKey) {
             if latest.status == .missed {
                 return .missed(runID: nil, slot: passed, next: job.schedule.next(after: now))
