@@ -13,6 +13,9 @@ public struct Job: Sendable {
         /// A new slot is recorded as skipped while the job still has a live run.
         case skip
         case allow
+        /// A new slot stops the job's live run of an earlier slot (recorded `interrupted`,
+        /// replaced) and runs.
+        case replace
     }
 
     public struct Retries: Sendable, Equatable {

@@ -215,10 +215,67 @@ public struct Ledger: Sendable {
         ).first?.int64("id")
     }
 
+    /// Records each of `slots` of `job` that has no row as `missed` (trigger `schedule`): what
+    /// a stalled scheduler passed over, in one statement. Returns how many were new.
+    @discardableResult
+    public func recordMissed(job: String, slots: [Date], reason: String) async throws -> Int {
+        guard !slots.isEmpty else { return 0 }
+        return try await connection.query(
+            """
+            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at,
+                                     duration_ms, error)
+            SELECT $1, s.slot, s.key, 'schedule', 'missed', $4, 1, now(), 0, $5
+            FROM unnest($2::timestamptz[], $3::text[]) AS s(slot, key)
+            ON CONFLICT (job, slot_key) DO NOTHING
+            RETURNING id
+            """,
+            [
+                PostgresValue(job), .array(slots.map { PostgresTimestamp.format($0) }),
+                .array(slots.map(Self.slotKey(for:))), PostgresValue(Self.processIdentity), PostgresValue(reason),
+            ]
+        ).count
+    }
+
+    /// The slots of `jobs` whose latest attempt failed (or was abandoned) and whose retry is
+    /// due by the database's clock, with no successor yet: what a process that died in its
+    /// backoff left for whoever comes next.
+    public func dueRetrySlots(jobs: [String]) async throws -> [(job: String, slot: Date)] {
+        try await connection.query(
+            """
+            SELECT r.job, r.slot FROM runner.runs r
+            WHERE r.retry_at IS NOT NULL AND r.retry_at <= now() AND r.job = ANY($1::text[])
+              AND NOT starts_with(r.slot_key, 'manual:')
+              AND NOT EXISTS (
+                  SELECT 1 FROM runner.runs s
+                  WHERE s.job = r.job AND s.slot_key = split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1))
+            """, [.array(jobs)]
+        ).compactMap { row in
+            guard let job = try row.string("job"), let slot = try row.date("slot") else { return nil }
+            return (job, slot)
+        }
+    }
+
     /// Marks runs without a fresh heartbeat as abandoned; returns how many.
     @discardableResult
     public func markAbandoned(job: String? = nil) async throws -> Int {
         try await connection.query(Self.markAbandonedSQL, [PostgresValue(job)]).count
+    }
+
+    /// Stops `job`'s live scheduled runs of slots before `slot` (`overlap: replace`): each is
+    /// recorded `interrupted` with `reason`, and its process, whose next heartbeat finds the
+    /// row no longer running, stops its work. Returns the runs stopped.
+    @discardableResult
+    public func interruptLiveRuns(job: String, before slot: Date, reason: String) async throws -> [Int64] {
+        try await connection.query(
+            """
+            UPDATE runner.runs
+            SET status = 'interrupted', finished_at = now(),
+                duration_ms = (extract(epoch FROM now() - started_at) * 1000)::bigint, error = $3
+            WHERE job = $1 AND status = 'running' AND slot < $2::timestamptz AND NOT dry_run
+              AND NOT starts_with(slot_key, 'manual:')
+            RETURNING id
+            """, [PostgresValue(job), .timestamp(slot), PostgresValue(reason)]
+        ).compactMap { try $0.int64("id") }
     }
 
     /// Refreshes a running run's heartbeat; false if the run is no longer `running`.
@@ -281,7 +338,8 @@ public struct Ledger: Sendable {
 
     /// Retries of `job`'s slots before `slot` that were due but never claimed: the slot that
     /// began supersedes them, so each is recorded as a skipped attempt, not left to run late.
-    /// An abandoned attempt has a successor only while `maxRetries` allow one.
+    /// An attempt has a successor only while `maxRetries` allow one (the table may have
+    /// lowered them since it failed).
     /// Their `retry_at` is cleared in the same statement, so the partial index of pending
     /// retries holds only the current slot's, however long the job's history grows.
     @discardableResult
@@ -299,7 +357,7 @@ public struct Ledger: Sendable {
                    'skipped', $3, 1, now(), 0,
                    jsonb_build_object('skipped_because', 'superseded: slot ' || $4 || ' began before this retry ran')
             FROM settled r
-            WHERE (r.status IN ('failed', 'timed_out') OR (r.status = 'abandoned' AND r.attempt <= $5::integer))
+            WHERE r.status IN ('failed', 'timed_out', 'abandoned') AND r.attempt <= $5::integer
               AND NOT starts_with(r.slot_key, 'manual:') AND NOT starts_with(r.slot_key, 'dry-run:')
               AND NOT EXISTS (
                   SELECT 1 FROM runner.runs s

@@ -73,12 +73,26 @@ public struct OnceRunner: Sendable {
         guard let slot = job.schedule.previous(atOrBefore: now, within: job.catchup) else {
             return try await late(job, now: now)
         }
+        return try await runSlot(job, slot: slot, now: now, skewMs: skewMs, trigger: .once, retry: retry)
+    }
+
+    /// Claims `slot` of `job` and runs it, under the job's overlap and retry rules: the one
+    /// path of `runner once` and `runner schedule` (`trigger` says which, and whether the
+    /// slot is a catch-up). `now` is the database's clock at the call.
+    public func runSlot(
+        _ job: Job, slot: Date, now: Date, skewMs: Double = 0, trigger: RunTrigger, retry: Bool = true
+    ) async throws -> Outcome {
+        let ledger = executor.ledger
         let slotKey = Ledger.slotKey(for: slot)
         let skipIfRunning = job.overlap == .skip
+        if job.overlap == .replace {
+            // The earlier slots' live runs stop (their next heartbeat finds them interrupted).
+            try await ledger.interruptLiveRuns(job: job.name, before: slot, reason: "replaced by slot \(slotKey)")
+        }
         if !skipIfRunning { try await ledger.markAbandoned(job: job.name) }
         let claim = try await ledger.claim(
             Ledger.ClaimRequest(
-                job: job.name, slot: slot, slotKey: slotKey, trigger: .once, claimedBy: Ledger.processIdentity,
+                job: job.name, slot: slot, slotKey: slotKey, trigger: trigger, claimedBy: Ledger.processIdentity,
                 lease: executor.lease, skipIfRunning: skipIfRunning))
         let ping = job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
         switch claim {
@@ -149,10 +163,13 @@ public struct OnceRunner: Sendable {
             if latest.status == .missed {
                 return .missed(runID: nil, slot: passed, next: job.schedule.next(after: now))
             }
-            if latest.retryAt != nil || latest.status == .abandoned, latest.allowsRetry(max: job.retries.max) {
-                try await ledger.recordSkippedAttempt(
+            if latest.retryAt != nil || latest.status == .abandoned, latest.allowsRetry(max: job.retries.max),
+                let id = try await ledger.recordSkippedAttempt(
                     job: job.name, slot: passed, slotKey: "\(slotKey)#\(latest.attempt + 1)",
-                    attempt: latest.attempt + 1, reason: Self.pastCatchup(job))
+                    attempt: latest.attempt + 1, reason: Self.pastCatchup(job)),
+                let skipped = try await ledger.run(id: id)
+            {
+                return .alreadyClaimed(skipped)
             }
             return .alreadyClaimed(latest)
         }
@@ -233,7 +250,7 @@ public struct OnceRunner: Sendable {
             let attempt = last.attempt + 1
             let key = "\(slotKey)#\(attempt)"
             let now = try await currentInstant().now
-            // Abandoned attempts have no due time: their retry is due at once.
+            // An abandoned attempt's retry is due from when it was found abandoned.
             let due =
                 manual ? Self.retryDelay(after: last.attempt, job: job).map { now + $0.timeInterval } : last.retryAt
             if let due, let deadline, due >= deadline {

@@ -70,7 +70,9 @@ struct Once: AsyncParsableCommand {
             let attempt = latest.attempt > 1 ? "attempt \(latest.attempt), " : ""
             var line =
                 "\(job.name) \(verb) in slot \(utc(latest.slot)) (run \(latest.id), \(attempt)\(latest.status.rawValue))"
-            if let retryAt = latest.retryAt, latest.status.isFailure { line += "; its retry is due at \(utc(retryAt))" }
+            if let retryAt = latest.retryAt, latest.allowsRetry(max: job.retries.max) {
+                line += "; its retry is due at \(utc(retryAt))"
+            }
             print(line + "; nothing to do")
         case .skipped(let runID, let liveRunID, let slot):
             print("\(job.name) slot \(utc(slot)) skipped: run \(liveRunID) is still running (recorded as run \(runID))")

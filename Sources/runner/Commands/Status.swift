@@ -18,7 +18,7 @@ struct Status: AsyncParsableCommand {
         let connection = try await database.connect()
         let ledger = Ledger(connection: connection)
         try await ledger.markAbandoned()
-        let now = Date()
+        let now = try await ledger.databaseNow()
         let nextFires = table.jobs.map { $0.schedule.next(after: now) }
         try await ledger.registerJobs(
             zip(table.jobs, nextFires).map { ($0.name, $0.schedule.text, $0.timeZoneName, $1) })

@@ -26,34 +26,63 @@ struct LedgerPropertyTests {
     static func setClock(_ offset: Int) throws {
         try FileManager.default.createDirectory(
             at: clockFolder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        try Data("+\(offset)\n".utf8).write(to: offsetFile, options: .atomic)
-        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: offsetFile.path)
+        // Readable by the server's user before it replaces the old file: never a moment unreadable.
+        let next = clockFolder.appendingPathComponent("offset.next")
+        try Data("+\(offset)\n".utf8).write(to: next)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: next.path)
+        guard rename(next.path, offsetFile.path) == 0 else { throw TestDatabaseError("cannot move \(next.path)") }
     }
 
     /// The slot grid (`*/5 * * * *`) and the job's rules, as the property checks need them.
     static let slotSeconds = 300
+    static let catchupSeconds = 240
     static let maxRetries = 2
+
+    typealias Launched = (process: Process, log: String)
 
     @Test(
         "random once, --force, --dry-run, failures and kill -9 over an hour: one live run, no lost retry, a true summary"
     )
     func simulatedHour() async throws {
-        #expect(FileManager.default.fileExists(atPath: Self.library), "libfaketime is missing: run scripts/setup")
+        try #require(FileManager.default.fileExists(atPath: Self.library), "libfaketime is missing: run scripts/setup")
         let seed =
             ProcessInfo.processInfo.environment["RUNNER_PROPERTY_SEED"].flatMap(UInt64.init)
             ?? UInt64.random(in: 1...UInt64(UInt32.max))
         let context = "seed \(seed) (RUNNER_PROPERTY_SEED=\(seed) repeats its choices)"
+        print("ledger property: \(context)")
         try Self.setClock(0)
         try await Self.cluster.start()
-        let admin = try await PostgresConnection.connect(Self.cluster.connectionString(database: "postgres"))
         let name = "t_property_\(seed)"
+        let admin = try await PostgresConnection.connect(Self.cluster.connectionString(database: "postgres"))
         try await admin.execute("DROP DATABASE IF EXISTS \(name)")
         try await admin.execute("CREATE DATABASE \(name)")
-        await admin.close()
-        let url = Self.cluster.connectionString(database: name)
-        let connection = try await PostgresConnection.connect(url)
-        _ = try await Migrator(connection: connection).migrate()
+        let processes = Locked<[Launched]>([])
+        try await withCleanup {
+            let url = Self.cluster.connectionString(database: name)
+            let connection = try await PostgresConnection.connect(url)
+            try await withCleanup {
+                try await Self.hour(
+                    seed: seed, url: url, connection: connection, context: context, processes: processes)
+            } cleanup: {
+                await connection.close()
+            }
+        } cleanup: {
+            // Whatever failed: no runner left running, the clock back, the cluster stopped.
+            for entry in processes.withLock({ $0 }) where entry.process.isRunning {
+                kill(entry.process.processIdentifier, SIGKILL)
+            }
+            try? Self.setClock(0)
+            try? await admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            await admin.close()
+            try? await Self.cluster.stop()
+        }
+    }
 
+    static func hour(
+        seed: UInt64, url: ConnectionString, connection: PostgresConnection, context: String,
+        processes: Locked<[Launched]>
+    ) async throws {
+        _ = try await Migrator(connection: connection).migrate()
         let scratch = try TemporaryDirectory()
         let events = scratch.url.appendingPathComponent("events").path
         // Two runs in three fail (by run id), each sleeps under a second and logs its start and end.
@@ -67,23 +96,24 @@ struct LedgerPropertyTests {
               flaky:
                 command: ["sh", "-c", "\(script)"]
                 schedule: "*/5 * * * *"
-                catchup: 2m
+                catchup: \(catchupSeconds)s
                 overlap: skip
                 timeout: 1m
-                retries: {max: \(Self.maxRetries), backoff: 1s, max_backoff: 2s}
+                retries: {max: \(maxRetries), backoff: 1s, max_backoff: 2s}
             """)
-        // A 100 s heartbeat makes the lease 10 minutes of the database's clock: ten steps, far
-        // longer than any command lasts, so only a killed process's run can go stale.
+        // A 200 s heartbeat makes the lease 20 minutes of the database's clock: twenty steps,
+        // far longer than any command lasts, so only a killed process's run can go stale.
         let environment = ProcessInfo.processInfo.environment.merging([
-            "DATABASE_URL": url.raw, "RUNNER_CONFIG": config.path, "RUNNER_HOME": scratch.url.path + "/home",
-            "RUNNER_HEARTBEAT_INTERVAL": "100s",
+            "DATABASE_URL": url.raw,
+            "RUNNER_CONFIG": config.path, "RUNNER_HOME": scratch.url.path + "/home",
+            "RUNNER_HEARTBEAT_INTERVAL": "200s",
         ]) { $1 }
 
         var random = SplitMix64(seed: seed)
-        var processes: [(process: Process, log: String)] = []
-        var killed = 0
+        var killed: Set<Int32> = []
+        var launched: [Launched] = []
         func launch(_ arguments: [String]) throws {
-            let log = scratch.url.appendingPathComponent("runner-\(processes.count).log")
+            let log = scratch.url.appendingPathComponent("runner-\(processes.withLock { $0.count }).log")
             FileManager.default.createFile(atPath: log.path, contents: nil)
             let handle = try FileHandle(forWritingTo: log)
             let process = Process()
@@ -94,18 +124,20 @@ struct LedgerPropertyTests {
             process.standardError = handle
             try process.run()
             try handle.close()
-            processes.append((process, log.path))
+            processes.withLock { $0.append((process, log.path)) }
+            launched.append((process, log.path))
         }
 
         // The hour starts 10 s into a slot of the database's clock.
         let start = Date()
-        let firstSlot = (Int(start.timeIntervalSince1970) / Self.slotSeconds + 1) * Self.slotSeconds + 10
+        let firstSlot = (Int(start.timeIntervalSince1970) / slotSeconds + 1) * slotSeconds + 10
         var offset = firstSlot - Int(start.timeIntervalSince1970)
         var liveRunViolations: [String] = []
         for minute in 0..<60 {
             // A minute of the database's clock per step; it never runs backwards.
             offset = max(offset, firstSlot + 60 * minute - Int(Date().timeIntervalSince1970))
-            try Self.setClock(offset)
+            try setClock(offset)
+            launched = []
             for _ in 0..<2 {
                 let draw = Double(random.next() % 1000) / 1000
                 switch draw {
@@ -114,15 +146,26 @@ struct LedgerPropertyTests {
                 case ..<0.6: try launch(["once", "flaky", "--force"])
                 case ..<0.7: try launch(["once", "flaky", "--dry-run"])
                 case ..<0.85:
-                    let running = processes.filter { $0.process.isRunning }
+                    let running = processes.withLock { $0 }.filter { $0.process.isRunning }
                     if !running.isEmpty {
-                        kill(running[Int(random.next() % UInt64(running.count))].process.processIdentifier, SIGKILL)
-                        killed += 1
+                        let victim = running[Int(random.next() % UInt64(running.count))].process.processIdentifier
+                        kill(victim, SIGKILL)
+                        killed.insert(victim)
                     }
                 default: break  // a quiet minute: slots pass unclaimed, retries fall due unseen
                 }
             }
-            try await Task.sleep(for: .milliseconds(600))
+            // The minute lasts until this step's processes have each logged their start or ended
+            // (at most 3 s): a loaded machine slows the hour down, it does not skip its calls.
+            for _ in 0..<30 {
+                try await Task.sleep(for: .milliseconds(100))
+                let waiting = launched.filter { entry in
+                    entry.process.isRunning
+                        && ((try? FileManager.default.attributesOfItem(atPath: entry.log)[.size] as? Int) ?? 0) == 0
+                }
+                if waiting.isEmpty { break }
+            }
+            try await Task.sleep(for: .milliseconds(300))
             let live = try await connection.query(
                 """
                 SELECT count(*) AS count, string_agg(slot_key, ' ') AS keys FROM runner.runs
@@ -136,61 +179,79 @@ struct LedgerPropertyTests {
         #expect(
             liveRunViolations.isEmpty, "more than one scheduled run running at once: \(liveRunViolations), \(context)")
 
-        // Every process ends by itself (backoffs are at most 2 s, commands under 1 s).
-        for (process, log) in processes {
+        // Every process ends by itself (backoffs are at most 2 s, commands under 1 s), and none
+        // met an error of its own (a failed run exits 1 too, but without one).
+        for (process, log) in processes.withLock({ $0 }) {
             var waited = 0
             while process.isRunning, waited < 600 {
                 try await Task.sleep(for: .milliseconds(100))
                 waited += 1
             }
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             if process.isRunning {
                 kill(process.processIdentifier, SIGKILL)
-                Issue.record("a runner did not end within 60 s: \(try String(contentsOfFile: log, encoding: .utf8))")
-            } else if process.terminationReason == .exit, process.terminationStatus > 1 {
-                let output = try String(contentsOfFile: log, encoding: .utf8)
+                Issue.record("a runner did not end within 60 s, \(context): \(output.suffix(1500))")
+            } else if process.terminationReason == .exit,
+                process.terminationStatus > 1 || output.contains("error: ") || output.contains("level=critical")
+            {
                 Issue.record("runner exited \(process.terminationStatus), \(context): \(output.suffix(1500))")
             }
         }
 
+        let failedLike: Set<String> = ["failed", "timed_out", "abandoned"]
+        // Before anything settles it: an attempt with retries left that ended before a later
+        // slot's first call has a successor (that call superseded it, if nobody retried it).
+        let hourRows = try await connection.query(rowsSQL).map { try PropertyRow($0) }
+        let firstCalls = Dictionary(grouping: hourRows.filter { !$0.unscheduled && $0.attempt == 1 }, by: \.slot)
+            .mapValues { $0.map(\.startedAt).min() ?? .distantFuture }
+        let hourKeys = Set(hourRows.map(\.slotKey))
+        for row in hourRows where !row.unscheduled && failedLike.contains(row.status) && row.attempt <= maxRetries {
+            guard let ended = row.finishedAt, firstCalls.contains(where: { $0.key > row.slot && $0.value > ended })
+            else { continue }
+            #expect(
+                hourKeys.contains("\(row.base)#\(row.attempt + 1)"),
+                "\(row.slotKey) (\(row.status)) has no successor though a later slot began after it ended, \(context)")
+        }
+
         // Past every lease, into a fresh slot: one last call settles what the hour left.
-        let now = Int(Date().timeIntervalSince1970) + offset + 11 * 60
-        offset = (now / Self.slotSeconds + 1) * Self.slotSeconds + 10 - Int(Date().timeIntervalSince1970)
-        try Self.setClock(offset)
+        let now = Int(Date().timeIntervalSince1970) + offset + 21 * 60
+        offset = (now / slotSeconds + 1) * slotSeconds + 10 - Int(Date().timeIntervalSince1970)
+        try setClock(offset)
         let last = try await RunnerProcess.run(["once", "flaky"], environment: environment)
         #expect(last.status == 0 || last.status == 1, "\(last.stdout) \(last.stderr)")
 
-        let rows = try await connection.query(
-            """
-            SELECT id, slot_key, split_part(slot_key, '#', 1) AS base, attempt, status, dry_run,
-                   starts_with(slot_key, 'manual:') OR starts_with(slot_key, 'dry-run:') AS unscheduled,
-                   duration_ms, started_at, finished_at, retry_at, outcome->>'skipped_because' AS why,
-                   slot < (SELECT max(slot) FROM runner.runs WHERE trigger = 'once') AS earlier
-            FROM runner.runs WHERE job = 'flaky' ORDER BY id
-            """
-        ).map { try PropertyRow($0) }
+        let rows = try await connection.query(rowsSQL).map { try PropertyRow($0) }
         let byKey = Dictionary(rows.map { ($0.slotKey, $0) }) { first, _ in first }
-        let failedLike: Set<String> = ["failed", "timed_out", "abandoned"]
-
         #expect(rows.filter { $0.status == "running" }.isEmpty, "runs left running, \(context)")
         for row in rows where !row.unscheduled {
             // No due retry is lost: a failed, timed-out or abandoned attempt with retries left
             // has a successor (run, or recorded skipped with why).
-            if failedLike.contains(row.status), row.attempt <= Self.maxRetries {
+            if failedLike.contains(row.status), row.attempt <= maxRetries {
                 #expect(
                     byKey["\(row.base)#\(row.attempt + 1)"] != nil,
                     "attempt \(row.slotKey) (\(row.status)) has no successor, \(context)")
             }
-            // A retry follows only a failure of the same slot.
+            // A retry follows only a failure of the same slot, and starts, if it runs, before the
+            // next slot and within catchup.
             if row.attempt > 1 {
                 let previous = row.attempt == 2 ? row.base : "\(row.base)#\(row.attempt - 1)"
                 #expect(
                     byKey[previous].map { failedLike.contains($0.status) } == true,
                     "\(row.slotKey) follows \(byKey[previous]?.status ?? "nothing"), \(context)")
+                let deadline = row.slot.addingTimeInterval(Double(min(slotSeconds, catchupSeconds)))
+                if !["skipped", "missed"].contains(row.status) {
+                    #expect(row.startedAt < deadline, "\(row.slotKey) started past \(deadline), \(context)")
+                }
             }
+            #expect(row.attempt <= maxRetries + 1, "\(row.slotKey): more attempts than retries allow")
             if row.status == "skipped" { #expect(row.why != nil, "skipped \(row.slotKey) says not why") }
             if row.earlier { #expect(row.retryAt == nil, "\(row.slotKey) of an earlier slot is still due, \(context)") }
         }
-        #expect(rows.filter { $0.status == "abandoned" }.count <= killed, "a live process's run was abandoned")
+        // Only a killed process's run is ever abandoned.
+        for row in rows where row.status == "abandoned" {
+            let pid = row.claimedBy.split(separator: ":").last.flatMap { Int32($0) }
+            #expect(pid.map(killed.contains) == true, "run \(row.id) of live process \(row.claimedBy) was abandoned")
+        }
 
         // Commands: one start per run, only for runs that were claimed to run, and no two
         // scheduled ones at once (overlap: skip).
@@ -221,16 +282,23 @@ struct LedgerPropertyTests {
             "\($0.status)\($0.attempt > 1 ? " (retry)" : "")\($0.dryRun ? " (dry)" : "")"
         }
         .map { "\($0.key) \($0.value.count)" }.sorted().joined(separator: ", ")
-        print("ledger property, \(context): \(processes.count) processes, \(killed) killed; rows: \(tally)")
+        print(
+            "ledger property, \(context): \(processes.withLock { $0.count }) processes, \(killed.count) killed; "
+                + "rows: \(tally)")
         #expect(rows.contains { $0.attempt > 1 && $0.status != "skipped" }, "no retry ran, \(context)")
         #expect(rows.contains { $0.slotKey.hasPrefix("manual:") }, "no --force run, \(context)")
         #expect(rows.contains { $0.dryRun }, "no dry run, \(context)")
 
-        try await Self.checkSummary(rows, connection: connection, context: context)
-        await connection.close()
-        try await Self.cluster.stop()
-        try Self.setClock(0)
+        try await checkSummary(rows, connection: connection, context: context)
     }
+
+    static let rowsSQL = """
+        SELECT id, slot, slot_key, split_part(slot_key, '#', 1) AS base, attempt, status, dry_run, claimed_by,
+               starts_with(slot_key, 'manual:') OR starts_with(slot_key, 'dry-run:') AS unscheduled,
+               duration_ms, started_at, finished_at, retry_at, outcome->>'skipped_because' AS why,
+               slot < (SELECT max(slot) FROM runner.runs WHERE trigger = 'once') AS earlier
+        FROM runner.runs WHERE job = 'flaky' ORDER BY id
+        """
 
     /// `runner.job_summary` equals what its definition says, recomputed here from the rows.
     static func checkSummary(_ rows: [PropertyRow], connection: PostgresConnection, context: String) async throws {
@@ -292,6 +360,8 @@ struct LedgerPropertyTests {
 /// One row of `runner.runs` as the property test reads it.
 struct PropertyRow {
     let id: Int64
+    let slot: Date
+    let claimedBy: String
     let slotKey: String
     let base: String
     let attempt: Int
@@ -307,6 +377,8 @@ struct PropertyRow {
 
     init(_ row: PostgresRow) throws {
         id = try row.int64("id") ?? -1
+        slot = try row.date("slot") ?? .distantPast
+        claimedBy = try row.string("claimed_by") ?? ""
         slotKey = try row.string("slot_key") ?? ""
         base = try row.string("base") ?? ""
         attempt = try row.int("attempt") ?? 0

@@ -216,7 +216,7 @@ struct RetryRowTests {
         let result = try await setup.runner("once", "job")
         #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
         #expect(result.stdout.contains("already ran in slot"), "\(result.stdout)")
-        #expect(result.stdout.contains("(run 1, failed"), "\(result.stdout)")
+        #expect(result.stdout.contains("(run 2, attempt 2, skipped)"), "\(result.stdout)")
         #expect(!result.stdout.contains("missed"))
         #expect(try await Self.attempts(setup, job: "job") == ["1:failed", "2:skipped"])
         let why = try await setup.connection.query(

@@ -1,0 +1,245 @@
+import Foundation
+import HeapModule
+import Logging
+
+/// `runner schedule`'s loop: the job table's next fires in one heap (no task or timer per
+/// job), each fire claimed through the same ledger claim as `runner once`, so any number of
+/// replicas on one database behave as one scheduler.
+///
+/// The scheduler never reads a clock itself: ``tick(now:)`` is given the instant (the
+/// database's, read once per tick by the loop), so tests drive it through days, DST changes
+/// and clock jumps without sleeping.
+public actor Scheduler {
+    /// One slot the scheduler starts: `trigger` is `schedule` for a fire on time, `catchup` for
+    /// the latest slot within `catchup` after a start or a stall.
+    public struct Fire: Sendable, Equatable, CustomStringConvertible {
+        public let job: String
+        public let slot: Date
+        public let trigger: RunTrigger
+
+        public var description: String { "\(job)@\(Ledger.slotKey(for: slot)) (\(trigger.rawValue))" }
+    }
+
+    /// What a tick found due: the fires to start, and per job the slots passed over (older than
+    /// the one caught up, or all of them when even the earliest is past `catchup`).
+    public struct Plan: Sendable {
+        public var fires: [Fire] = []
+        public var missed: [String: [Date]] = [:]
+    }
+
+    /// A job's next fire. `generation` ties it to the job table it was planned from: a reload
+    /// plans afresh, and entries of an older table are dropped when they surface.
+    struct Entry: Comparable {
+        let fire: Date
+        let job: String
+        let generation: Int
+        /// Planned at start-up from a slot already begun: running it is a catch-up.
+        let catchingUp: Bool
+
+        static func < (left: Entry, right: Entry) -> Bool {
+            (left.fire, left.job) < (right.fire, right.job)
+        }
+    }
+
+    /// At most this many missed slots of one job are recorded per tick (a scheduler suspended
+    /// for a day with a seconds-field job passes over tens of thousands): the rest are counted.
+    public static let missedRowCap = 1000
+
+    /// A slot that began at most this long before the scheduler started is on time, not a
+    /// catch-up (a start at 10:00:00.3 runs the 10:00 slot as scheduled).
+    public static let onTime: Duration = .seconds(1)
+
+    /// How often the loop also sweeps for runs whose process is gone and retries left due by
+    /// processes that died in their backoff.
+    public static let sweepInterval: Duration = .seconds(5)
+
+    private var jobs: [String: Job]
+    private var heap = Heap<Entry>()
+    private var generation = 0
+    private var inFlight: [String: Task<Void, Never>] = [:]
+    private var claiming = true
+    private var lastSweep: Date?
+    /// Slots passed over since start, per job (the rows are capped; this is not).
+    public private(set) var missedCounts: [String: Int] = [:]
+    let runner: OnceRunner
+    let logger: Logger
+
+    /// Plans every job from `now`: the latest slot within each job's `catchup` (a catch-up of
+    /// what a restart or deploy passed over), else its next fire.
+    public init(jobs: [Job], runner: OnceRunner, logger: Logger, now: Date) {
+        self.jobs = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
+        self.runner = runner
+        self.logger = logger
+        for job in jobs { if let entry = Self.firstEntry(job, now: now, generation: 0) { heap.insert(entry) } }
+    }
+
+    private static func firstEntry(_ job: Job, now: Date, generation: Int) -> Entry? {
+        if let slot = job.schedule.previous(atOrBefore: now, within: job.catchup) {
+            let late = now.timeIntervalSince(slot) > onTime.timeInterval
+            return Entry(fire: slot, job: job.name, generation: generation, catchingUp: late)
+        }
+        return job.schedule.next(after: now).map {
+            Entry(fire: $0, job: job.name, generation: generation, catchingUp: false)
+        }
+    }
+
+    /// The earliest planned fire: the loop sleeps until then (or less).
+    public var nextFire: Date? { heap.min?.fire }
+
+    /// Runs in progress in this process (a run's retries included).
+    public var running: Int { inFlight.count }
+
+    /// Takes every fire due at `now` off the heap and plans each job's next one. A job due
+    /// several times over (the loop stalled, the clock jumped forward) runs its latest slot
+    /// within `catchup` once; the slots before it are missed, never run late in a burst.
+    public func plan(now: Date) -> Plan {
+        var plan = Plan()
+        while let top = heap.min, top.fire <= now {
+            heap.removeMin()
+            guard top.generation == generation, let job = jobs[top.job] else { continue }
+            let latest = job.schedule.previous(atOrBefore: now, within: job.catchup)
+            let passedUntil: Date
+            if let latest, latest >= top.fire {
+                let stalled = latest > top.fire
+                plan.fires.append(
+                    Fire(job: job.name, slot: latest, trigger: top.catchingUp || stalled ? .catchup : .schedule))
+                passedUntil = latest
+            } else {
+                passedUntil = now.addingTimeInterval(0.000_001)
+            }
+            let passed = Self.slots(of: job, from: top.fire, before: passedUntil)
+            if !passed.isEmpty { plan.missed[job.name, default: []] += passed }
+            if let next = job.schedule.next(after: now) {
+                heap.insert(Entry(fire: next, job: job.name, generation: generation, catchingUp: false))
+            }
+        }
+        return plan
+    }
+
+    /// `job`'s slots in `[from, before)`, at most ``missedRowCap`` of them (the newest).
+    static func slots(of job: Job, from: Date, before: Date) -> [Date] {
+        var slots: [Date] = []
+        var cursor: Date? = from
+        while let slot = cursor, slot < before {
+            slots.append(slot)
+            if slots.count > missedRowCap { slots.removeFirst(slots.count - missedRowCap) }
+            cursor = job.schedule.next(after: slot)
+        }
+        return slots
+    }
+
+    /// One turn of the loop at `now` (the database's clock): records what was passed over,
+    /// starts what is due, and every ``sweepInterval`` marks dead processes' runs abandoned
+    /// and starts the retries they left due. Returns the plan it carried out.
+    @discardableResult
+    public func tick(now: Date) async -> Plan {
+        guard claiming else { return Plan() }
+        let plan = plan(now: now)
+        for (job, slots) in plan.missed.sorted(by: { $0.key < $1.key }) {
+            missedCounts[job, default: 0] += slots.count
+            logger.warning(
+                "slots missed: the scheduler passed over them",
+                metadata: [
+                    "job": "\(job)", "count": "\(slots.count)",
+                    "latest": "\(slots.last.map(Ledger.slotKey(for:)) ?? "")",
+                ])
+            do {
+                try await runner.executor.ledger.recordMissed(
+                    job: job, slots: slots,
+                    reason: "missed: the scheduler was stopped or stalled past this slot and its catchup")
+            } catch {
+                logger.error("cannot record missed slots", metadata: ["job": "\(job)", "error": "\(error)"])
+            }
+        }
+        for fire in plan.fires { start(fire, now: now) }
+        if lastSweep.map({ now.timeIntervalSince($0) >= Self.sweepInterval.timeInterval }) ?? true {
+            lastSweep = now
+            await sweep(now: now)
+        }
+        return plan
+    }
+
+    /// Marks runs whose heartbeat went stale abandoned (their retry is then due at once), and
+    /// starts every due retry of this table's jobs that no task here is already making.
+    private func sweep(now: Date) async {
+        let ledger = runner.executor.ledger
+        do {
+            try await ledger.markAbandoned()
+            for (name, slot) in try await ledger.dueRetrySlots(jobs: jobs.keys.sorted()) {
+                guard claiming, inFlight[Self.key(name, slot)] == nil else { continue }
+                start(Fire(job: name, slot: slot, trigger: .retry), now: now)
+            }
+        } catch {
+            logger.error("the sweep for abandoned runs and due retries failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private static func key(_ job: String, _ slot: Date) -> String { "\(job) \(Ledger.slotKey(for: slot))" }
+
+    private func start(_ fire: Fire, now: Date) {
+        guard let job = jobs[fire.job] else { return }
+        let key = Self.key(fire.job, fire.slot)
+        guard inFlight[key] == nil else { return }
+        let runner = self.runner
+        let logger = self.logger
+        inFlight[key] = Task {
+            do {
+                _ = try await runner.runSlot(job, slot: fire.slot, now: now, trigger: fire.trigger)
+            } catch {
+                logger.error(
+                    "the slot could not be run",
+                    metadata: ["job": "\(fire.job)", "slot": "\(fire)", "error": "\(error)"])
+            }
+            self.finished(key)
+        }
+    }
+
+    private func finished(_ key: String) { inFlight[key] = nil }
+
+    /// Applies a new job table from the next fire: removed jobs are no longer claimed, runs in
+    /// progress finish, every job is planned afresh from `now` (no catch-up of slots the old
+    /// table already passed).
+    public func reload(_ newJobs: [Job], now: Date) {
+        generation += 1
+        jobs = Dictionary(newJobs.map { ($0.name, $0) }) { first, _ in first }
+        heap = Heap()
+        for job in newJobs {
+            if let next = job.schedule.next(after: now) {
+                heap.insert(Entry(fire: next, job: job.name, generation: generation, catchingUp: false))
+            }
+        }
+    }
+
+    public var jobNames: [String] { jobs.keys.sorted() }
+
+    /// Waits for every run in progress (tests; a shutdown uses ``shutdown(grace:)``).
+    public func waitForRuns() async {
+        while let task = inFlight.values.first { await task.value }
+    }
+
+    /// Stops claiming, waits up to `grace` for the runs in progress, then stops the rest: they
+    /// are cancelled as on SIGTERM and recorded `interrupted`. Returns how many were stopped.
+    @discardableResult
+    public func shutdown(grace: Duration) async -> Int {
+        claiming = false
+        heap = Heap()
+        let tasks = Array(inFlight.values)
+        guard !tasks.isEmpty else { return 0 }
+        let done = FirstOf<Bool>()
+        let waiter = Task {
+            for task in tasks { await task.value }
+            done.settle(true)
+        }
+        let timer = Task {
+            try? await Task.sleep(for: grace)
+            done.settle(false)
+        }
+        let allFinished = await done.value
+        timer.cancel()
+        if allFinished { return 0 }
+        let stopped = inFlight.count
+        for task in inFlight.values { task.cancel() }
+        await waiter.value
+        return stopped
+    }
+}

@@ -1,0 +1,137 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import RunnerCore
+
+struct ScheduleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schedule",
+        abstract: "Run every job of the table on its schedule, as a long-running scheduler.",
+        discussion: """
+            Sleeps until the earliest next fire, re-reads the database's clock on waking, and claims \
+            each due slot with the same ledger claim as runner once: any number of replicas on one \
+            database run each slot once. After a start or a stall the latest slot within a job's \
+            catchup runs (trigger catchup); older ones are recorded missed. Every few seconds it also \
+            marks runs of dead processes abandoned and makes the retries they left due.
+
+            SIGTERM or SIGINT: stop claiming, wait up to --grace for running jobs, stop the rest \
+            (recorded interrupted), exit 0; a second signal stops at once. SIGHUP reloads the job \
+            table: an invalid file keeps the old table and logs every error.
+            """
+    )
+
+    @Option(help: "How long a shutdown waits for running jobs before stopping them (for example 25s).")
+    var grace: String = "25s"
+
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var database: DatabaseOptions
+
+    /// The loop wakes at least this often: a clock jump, a reload or a due retry is seen within it.
+    static let tickCap: Duration = .seconds(1)
+
+    func run() async throws {
+        guard let grace = try? DurationParser.parse(grace), grace <= .seconds(3600) else {
+            throw CommandError("--grace \(self.grace) is not a duration up to 1h (for example 25s)", code: .usage)
+        }
+        let table = try config.load()
+        let (connection, url) = try await database.connectReturningURL()
+        let logger = database.logger
+        let ledger = Ledger(connection: connection)
+        let executor = RunExecutor(
+            ledger: ledger, logger: logger, heartbeatInterval: try Once.heartbeatInterval(), databaseURL: url)
+        let now = try await ledger.databaseNow()
+        try await ledger.registerJobs(
+            table.jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) })
+        let scheduler = Scheduler(
+            jobs: table.jobs, runner: OnceRunner(executor: executor), logger: logger, now: now)
+        logger.info("scheduler started", metadata: ["jobs": "\(table.jobs.count)", "config": "\(table.path)"])
+
+        let loop = Task { await Self.loop(scheduler, ledger: ledger, logger: logger) }
+        let signals = SignalCounter()
+        let stop = ShutdownSignals {
+            if signals.next() == 1 {
+                logger.info(
+                    "shutdown: no new claims; waiting for running jobs",
+                    metadata: ["grace": "\(DurationParser.format(grace))"])
+                loop.cancel()
+            } else {
+                logger.warning("second signal: stopping running jobs now")
+                Task { await scheduler.shutdown(grace: .zero) }
+            }
+        }
+        let config = self.config
+        let reload = ReloadSignal {
+            Task {
+                do {
+                    let table = try JobTableLoader().load(path: config.path)
+                    let now = try await ledger.databaseNow()
+                    await scheduler.reload(table.jobs, now: now)
+                    try await ledger.registerJobs(
+                        table.jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) })
+                    logger.info("job table reloaded", metadata: ["jobs": "\(table.jobs.count)"])
+                } catch let error as JobTableError {
+                    for line in error.description.split(separator: "\n") {
+                        logger.error("reload refused; the old job table keeps running", metadata: ["error": "\(line)"])
+                    }
+                } catch {
+                    logger.error("reload failed; the old job table keeps running", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        await loop.value
+        let stopped = await scheduler.shutdown(grace: grace)
+        stop.cancel()
+        reload.cancel()
+        logger.info("scheduler stopped", metadata: ["interrupted": "\(stopped)"])
+    }
+
+    /// Tick, then sleep until the next fire (at most ``tickCap``), until cancelled. A database
+    /// that does not answer is logged and tried again next tick; the loop never ends by itself.
+    static func loop(_ scheduler: Scheduler, ledger: Ledger, logger: Logger) async {
+        while !Task.isCancelled {
+            var wait = tickCap
+            do {
+                let now = try await ledger.databaseNow()
+                await scheduler.tick(now: now)
+                if let next = await scheduler.nextFire {
+                    let until = Duration.milliseconds(Int64((next.timeIntervalSince(now) * 1000).rounded(.up)))
+                    wait = max(.milliseconds(1), min(until, tickCap))
+                }
+            } catch {
+                logger.error("scheduler tick failed; trying again", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: wait)
+        }
+    }
+}
+
+/// Counts shutdown signals: the first stops claiming, the second stops running jobs.
+final class SignalCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+
+    func next() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        count += 1
+        return count
+    }
+}
+
+/// Calls `onReload` on every SIGHUP.
+final class ReloadSignal: @unchecked Sendable {
+    private let source: DispatchSourceSignal
+
+    init(onReload: @escaping @Sendable () -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler(handler: onReload)
+        source.resume()
+    }
+
+    func cancel() {
+        source.cancel()
+        signal(SIGHUP, SIG_DFL)
+    }
+}
