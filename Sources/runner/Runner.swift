@@ -14,7 +14,7 @@ struct Runner: AsyncParsableCommand {
             """,
         version: RunnerVersion.current,
         subcommands: [
-            Check.self, Next.self, Migrate.self, Once.self, ScheduleCommand.self, History.self, Status.self, Outbox.self, Preview.self,
+            Check.self, Next.self, Migrate.self, Once.self, ScheduleCommand.self, BackfillCommand.self, History.self, Status.self, Outbox.self, Preview.self,
             Demo.self,
             Db.self,
         ]

@@ -140,6 +140,24 @@ public struct Ledger: Sendable {
         ).first.map(RunRecord.init(row:))
     }
 
+    /// The latest attempt of each of `slots` of `job` that has one, by slot key: one query
+    /// for a whole backfill range.
+    public func latestAttempts(job: String, slots: [Date]) async throws -> [String: RunRecord] {
+        let rows = try await connection.query(
+            """
+            SELECT DISTINCT ON (slot) \(RunRecord.columns) FROM runner.runs
+            WHERE job = $1 AND slot = ANY($2::timestamptz[]) AND NOT starts_with(slot_key, 'manual:')
+              AND NOT starts_with(slot_key, 'dry-run:')
+            ORDER BY slot, attempt DESC, id DESC
+            """, [PostgresValue(job), .array(slots.map { PostgresTimestamp.format($0) })])
+        var latest: [String: RunRecord] = [:]
+        for row in rows {
+            let record = try RunRecord(row: row)
+            latest[Self.slotKey(for: record.slot)] = record
+        }
+        return latest
+    }
+
     private func existingRun(job: String, slotKey: String) async throws -> (id: Int64, status: RunStatus)? {
         let rows = try await connection.query(
             "SELECT id, status FROM runner.runs WHERE job = $1 AND slot_key = $2",

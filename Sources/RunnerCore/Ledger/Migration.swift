@@ -9,6 +9,7 @@ public struct Migration: Sendable {
         .v0001CreateLedger, .v0002IndexPendingEffects, .v0003LedgerIdentity, .v0004SummaryOverRealRuns,
         .v0005RetriesAsRows,
         .v0006EffectScopes,
+        .v0007BackfillTrigger,
     ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }

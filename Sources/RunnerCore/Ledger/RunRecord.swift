@@ -12,7 +12,7 @@ public enum RunStatus: String, Sendable, CaseIterable, Codable {
 }
 
 public enum RunTrigger: String, Sendable, CaseIterable, Codable {
-    case schedule, once, manual, retry, catchup
+    case schedule, once, manual, retry, catchup, backfill
 }
 
 /// One row of `runner.runs`.

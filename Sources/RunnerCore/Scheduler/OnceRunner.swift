@@ -133,9 +133,11 @@ public struct OnceRunner: Sendable {
         case .claimed(let runID):
             // Retries of earlier slots that never ran are overtaken by this one.
             try await ledger.supersedeRetries(job: job.name, before: slot, maxRetries: job.retries.max)
+            // A backfill runs long-past slots on purpose: its lateness is no scheduling delay.
             let delay = ((now.timeIntervalSince(slot)) * 1000).rounded()
             try await ledger.recordMetrics(
-                [Metric("clock_skew_ms", skewMs, unit: "ms"), Metric("schedule_delay_ms", delay, unit: "ms")],
+                [Metric("clock_skew_ms", skewMs, unit: "ms")]
+                    + (trigger == .backfill ? [] : [Metric("schedule_delay_ms", delay, unit: "ms")]),
                 runID: runID, job: job.name)
             await ping?.send(.start)
             let first = try await executor.execute(

@@ -114,16 +114,7 @@ struct LedgerPropertyTests {
         var launched: [Launched] = []
         func launch(_ arguments: [String]) throws {
             let log = scratch.url.appendingPathComponent("runner-\(processes.withLock { $0.count }).log")
-            FileManager.default.createFile(atPath: log.path, contents: nil)
-            let handle = try FileHandle(forWritingTo: log)
-            let process = Process()
-            process.executableURL = RunnerProcess.executable
-            process.arguments = arguments
-            process.environment = environment
-            process.standardOutput = handle
-            process.standardError = handle
-            try process.run()
-            try handle.close()
+            let process = try RunnerProcess.launch(arguments, environment: environment, log: log)
             processes.withLock { $0.append((process, log.path)) }
             launched.append((process, log.path))
         }

@@ -182,7 +182,8 @@ struct OnceCommandTests {
                 jobs:
                   broken:
                     command: ["false"]
-                    schedule: "@every 1h"
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
                     retries: {max: 3, backoff: 1m}
                 """)
         let process = try RunnerProcess.launch(["once", "broken"], environment: setup.environment)

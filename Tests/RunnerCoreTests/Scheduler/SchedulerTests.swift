@@ -10,11 +10,7 @@ import Testing
 struct SchedulerTests {
     /// An instant written `2026-05-01T10:05:00Z` (fractions allowed); `distantPast` when malformed,
     /// which no expectation here meets.
-    static func at(_ text: String) -> Date {
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return ISO8601DateFormatter().date(from: text) ?? fractional.date(from: text) ?? .distantPast
-    }
+    static func at(_ text: String) -> Date { InstantFormat.parse(text) ?? .distantPast }
 
     static let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 

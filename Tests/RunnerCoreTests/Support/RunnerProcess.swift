@@ -18,15 +18,22 @@ struct RunnerProcess {
         return URL(fileURLWithPath: ".build/debug/runner")
     }
 
-    /// Starts `runner` without waiting for it, output discarded: for tests that signal it.
-    static func launch(_ arguments: [String], environment: [String: String]) throws -> Process {
+    /// Starts `runner` without waiting for it, for tests that signal it: its output goes to
+    /// `log` (both streams), or nowhere.
+    static func launch(_ arguments: [String], environment: [String: String], log: URL? = nil) throws -> Process {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        var handle: FileHandle?
+        if let log {
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            handle = try FileHandle(forWritingTo: log)
+        }
+        process.standardOutput = handle ?? FileHandle.nullDevice
+        process.standardError = handle ?? FileHandle.nullDevice
         try process.run()
+        try handle?.close()
         return process
     }
 
