@@ -91,10 +91,29 @@ public struct CommandEnvironment: Sendable, Equatable {
     }
 }
 
+/// How long the ledger keeps what it records (`retention:` under `defaults:`).
+public struct Retention: Sendable, Equatable {
+    public var runs: Duration = .seconds(90 * 86_400)
+    public var metrics: Duration = .seconds(30 * 86_400)
+    /// Effects that are done (sent, drafted, failed for good); pending ones are always kept.
+    public var effects: Duration = .seconds(180 * 86_400)
+    /// Each job's most recent failures are kept whatever their age.
+    public static let keptFailures = 20
+
+    public init() {}
+}
+
 /// The whole job table, jobs in file order.
 public struct JobTable: Sendable {
     public let path: String
     public let jobs: [Job]
+    public var retention = Retention()
+
+    public init(path: String, jobs: [Job], retention: Retention = Retention()) {
+        self.path = path
+        self.jobs = jobs
+        self.retention = retention
+    }
 
     public func job(named name: String) -> Job? {
         jobs.first { $0.name == name }

@@ -48,7 +48,7 @@ public struct JobTableLoader: Sendable {
             let sorted = reader.diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
             throw JobTableError(path: path, diagnostics: sorted)
         }
-        return JobTable(path: path, jobs: jobs)
+        return JobTable(path: path, jobs: jobs, retention: reader.retention)
     }
 
     private static func reason(_ error: Error) -> String {
@@ -80,6 +80,9 @@ struct JobTableReader {
         var catchup = Job.defaultCatchup
         var retries = Job.Retries.standard
     }
+
+    /// `retention:` of `defaults:`, once read.
+    private(set) var retention = Retention()
 
     mutating func read(_ original: String) -> [Job] {
         let (text, starDiagnostics) = YAMLPreflight.quoteStarValues(in: original)
@@ -198,7 +201,7 @@ struct JobTableReader {
     private mutating func readDefaults(_ node: Node) -> Defaults {
         var defaults = Defaults()
         guard let mapping = mappingOrEmpty(node, what: "defaults:") else { return defaults }
-        let keys = ["timezone", "timeout", "overlap", "catchup", "retries"]
+        let keys = ["timezone", "timeout", "overlap", "catchup", "retries", "retention"]
         for (keyNode, value) in mapping {
             guard let key = name(of: keyNode, expected: keys, at: "defaults") else { continue }
             let context = "defaults, key \"\(key)\""
@@ -207,6 +210,7 @@ struct JobTableReader {
             case "timeout": if let timeout = timeout(value, context) { defaults.timeout = timeout }
             case "overlap": if let overlap = overlap(value, context) { defaults.overlap = overlap }
             case "catchup": if let catchup = catchup(value, context) { defaults.catchup = catchup }
+            case "retention": retention = readRetention(value)
             default: defaults.retries = retries(value, over: defaults.retries, context: "defaults")
             }
         }
@@ -414,10 +418,32 @@ struct JobTableReader {
     private mutating func overlap(_ node: Node, _ context: String) -> Job.Overlap? {
         guard let text = string(node, context) else { return nil }
         guard let overlap = Job.Overlap(rawValue: text) else {
-            error(at: node, "\(context): expected skip or allow, got \"\(text)\"")
+            error(at: node, "\(context): expected skip, allow or replace, got \"\(text)\"")
             return nil
         }
         return overlap
+    }
+
+    /// `retention: {runs: 90d, metrics: 30d, effects: 180d}`: each at least a day.
+    private mutating func readRetention(_ node: Node) -> Retention {
+        var retention = Retention()
+        guard let mapping = mappingOrEmpty(node, what: "defaults, retention:") else { return retention }
+        for (keyNode, value) in mapping {
+            guard let key = name(of: keyNode, expected: ["runs", "metrics", "effects"], at: "defaults, retention:")
+            else { continue }
+            let context = "defaults, key \"retention.\(key)\""
+            guard let duration = positiveDuration(value, context) else { continue }
+            guard duration >= .seconds(86_400) else {
+                error(at: value, "\(context): must be at least 1d, got \(DurationParser.format(duration))")
+                continue
+            }
+            switch key {
+            case "runs": retention.runs = duration
+            case "metrics": retention.metrics = duration
+            default: retention.effects = duration
+            }
+        }
+        return retention
     }
 
     private mutating func retries(_ node: Node, over base: Job.Retries, context: String) -> Job.Retries {

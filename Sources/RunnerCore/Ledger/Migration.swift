@@ -10,6 +10,7 @@ public struct Migration: Sendable {
         .v0005RetriesAsRows,
         .v0006EffectScopes,
         .v0007BackfillTrigger,
+        .v0008Maintenance,
     ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }

@@ -59,6 +59,12 @@ public actor Scheduler {
     private var inFlight: [String: Task<Void, Never>] = [:]
     private var claiming = true
     private var lastSweep: Date?
+    /// What the ledger keeps; nil: this scheduler prunes nothing.
+    private var retention: Retention?
+    private var pruning: Task<Void, Never>?
+    private var lastPruneCheck: Date?
+    /// How often a replica asks whether retention is due (the ledger runs it once an hour).
+    public static let pruneCheckInterval: Duration = .seconds(60)
     /// Slots passed over since start, per job (the rows are capped; this is not).
     public private(set) var missedCounts: [String: Int] = [:]
     let runner: OnceRunner
@@ -66,8 +72,9 @@ public actor Scheduler {
 
     /// Plans every job from `now`: the latest slot within each job's `catchup` (a catch-up of
     /// what a restart or deploy passed over), else its next fire.
-    public init(jobs: [Job], runner: OnceRunner, logger: Logger, now: Date) {
+    public init(jobs: [Job], runner: OnceRunner, logger: Logger, now: Date, retention: Retention? = nil) {
         self.jobs = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
+        self.retention = retention
         self.runner = runner
         self.logger = logger
         for job in jobs { if let entry = Self.firstEntry(job, now: now, generation: 0) { heap.insert(entry) } }
@@ -172,7 +179,28 @@ public actor Scheduler {
         } catch {
             logger.error("the sweep for abandoned runs and due retries failed", metadata: ["error": "\(error)"])
         }
+        if let retention, pruning == nil,
+            lastPruneCheck.map({ now.timeIntervalSince($0) >= Self.pruneCheckInterval.timeInterval }) ?? true
+        {
+            lastPruneCheck = now
+            let logger = self.logger
+            pruning = Task {
+                do {
+                    if let pruned = try await ledger.prune(retention) {
+                        logger.info("retention: old ledger rows deleted", metadata: ["deleted": "\(pruned)"])
+                    }
+                } catch {
+                    logger.error("retention failed; it is tried again later", metadata: ["error": "\(error)"])
+                }
+                self.pruned()
+            }
+        }
     }
+
+    private func pruned() { pruning = nil }
+
+    /// Waits for a retention pass in progress (tests).
+    public func waitForPruning() async { await pruning?.value }
 
     private static func key(_ job: String, _ slot: Date) -> String { "\(job) \(Ledger.slotKey(for: slot))" }
 
@@ -199,8 +227,9 @@ public actor Scheduler {
     /// Applies a new job table from the next fire: removed jobs are no longer claimed, runs in
     /// progress finish, every job is planned afresh from `now` (no catch-up of slots the old
     /// table already passed).
-    public func reload(_ newJobs: [Job], now: Date) {
+    public func reload(_ newJobs: [Job], now: Date, retention: Retention? = nil) {
         generation += 1
+        if let retention { self.retention = retention }
         jobs = Dictionary(newJobs.map { ($0.name, $0) }) { first, _ in first }
         heap = Heap()
         for job in newJobs {
@@ -223,6 +252,7 @@ public actor Scheduler {
     public func shutdown(grace: Duration) async -> Int {
         claiming = false
         heap = Heap()
+        pruning?.cancel()
         let tasks = Array(inFlight.values)
         guard !tasks.isEmpty else { return 0 }
         let done = FirstOf<Bool>()

@@ -44,7 +44,8 @@ struct ScheduleCommand: AsyncParsableCommand {
         try await ledger.registerJobs(
             table.jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) })
         let scheduler = Scheduler(
-            jobs: table.jobs, runner: OnceRunner(executor: executor), logger: logger, now: now)
+            jobs: table.jobs, runner: OnceRunner(executor: executor), logger: logger, now: now,
+            retention: table.retention)
         logger.info("scheduler started", metadata: ["jobs": "\(table.jobs.count)", "config": "\(table.path)"])
 
         let loop = Task { await Self.loop(scheduler, ledger: ledger, logger: logger) }
@@ -66,7 +67,7 @@ struct ScheduleCommand: AsyncParsableCommand {
                 do {
                     let table = try JobTableLoader().load(path: config.path)
                     let now = try await ledger.databaseNow()
-                    await scheduler.reload(table.jobs, now: now)
+                    await scheduler.reload(table.jobs, now: now, retention: table.retention)
                     try await ledger.registerJobs(
                         table.jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) })
                     logger.info("job table reloaded", metadata: ["jobs": "\(table.jobs.count)"])

@@ -250,7 +250,7 @@ struct JobTableTests {
         ),
         (
             "bad overlap", "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    overlap: queue\n", 5, 14,
-            "expected skip or allow, got \"queue\""
+            "expected skip, allow or replace, got \"queue\""
         ),
         (
             "duplicate job",
