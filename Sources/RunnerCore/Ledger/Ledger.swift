@@ -158,6 +158,26 @@ public struct Ledger: Sendable {
         return latest
     }
 
+    /// Each of `jobs`' latest `limit` runs, newest first (dry runs left out): one query, an
+    /// index scan per job.
+    public func recentRuns(jobs: [String], limit: Int = 30) async throws -> [String: [RunRecord]] {
+        let rows = try await connection.query(
+            """
+            SELECT r.* FROM unnest($1::text[]) AS j(name)
+            CROSS JOIN LATERAL (
+                SELECT \(RunRecord.columns) FROM runner.runs
+                WHERE job = j.name AND NOT dry_run
+                ORDER BY started_at DESC, id DESC LIMIT $2::integer
+            ) AS r
+            """, [.array(jobs), .int(limit)])
+        var recent: [String: [RunRecord]] = [:]
+        for row in rows {
+            let record = try RunRecord(row: row)
+            recent[record.job, default: []].append(record)
+        }
+        return recent
+    }
+
     private func existingRun(job: String, slotKey: String) async throws -> (id: Int64, status: RunStatus)? {
         let rows = try await connection.query(
             "SELECT id, status FROM runner.runs WHERE job = $1 AND slot_key = $2",

@@ -196,13 +196,15 @@ public struct RunExecutor: Sendable {
 }
 
 /// A value settled once, by whichever of several racers comes first; awaited by one waiter.
-final class FirstOf<Value: Sendable>: @unchecked Sendable {
+public final class FirstOf<Value: Sendable>: @unchecked Sendable {
     // Guarded by `lock`.
     private let lock = NSLock()
     private var settled: Value?
     private var waiter: CheckedContinuation<Value, Never>?
 
-    func settle(_ value: Value) {
+    public init() {}
+
+    public func settle(_ value: Value) {
         let resume: CheckedContinuation<Value, Never>? = lock.withLock {
             guard settled == nil else { return nil }
             settled = value
@@ -212,7 +214,7 @@ final class FirstOf<Value: Sendable>: @unchecked Sendable {
         resume?.resume(returning: value)
     }
 
-    var value: Value {
+    public var value: Value {
         get async {
             await withCheckedContinuation { continuation in
                 let ready: Value? = lock.withLock {

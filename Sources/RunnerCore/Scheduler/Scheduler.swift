@@ -2,6 +2,16 @@ import Foundation
 import HeapModule
 import Logging
 
+/// What a scheduler tells its watchers (the `/metrics` counters): called from its tasks.
+public protocol SchedulerEvents: Sendable {
+    /// A fire (or a retry the sweep started) ended with `outcome`.
+    func ran(_ fire: Scheduler.Fire, outcome: OnceRunner.Outcome)
+    /// `count` slots of `job` were passed over.
+    func missed(job: String, count: Int)
+    /// The sweep marked `count` runs of dead processes abandoned.
+    func abandoned(count: Int)
+}
+
 /// `runner schedule`'s loop: the job table's next fires in one heap (no task or timer per
 /// job), each fire claimed through the same ledger claim as `runner once`, so any number of
 /// replicas on one database behave as one scheduler.
@@ -69,10 +79,17 @@ public actor Scheduler {
     public private(set) var missedCounts: [String: Int] = [:]
     let runner: OnceRunner
     let logger: Logger
+    let events: SchedulerEvents?
+    /// When the last tick began (the loop's pulse, for `/health`).
+    public private(set) var lastTick: ContinuousClock.Instant?
 
     /// Plans every job from `now`: the latest slot within each job's `catchup` (a catch-up of
     /// what a restart or deploy passed over), else its next fire.
-    public init(jobs: [Job], runner: OnceRunner, logger: Logger, now: Date, retention: Retention? = nil) {
+    public init(
+        jobs: [Job], runner: OnceRunner, logger: Logger, now: Date, retention: Retention? = nil,
+        events: SchedulerEvents? = nil
+    ) {
+        self.events = events
         self.jobs = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
         self.retention = retention
         self.runner = runner
@@ -141,9 +158,11 @@ public actor Scheduler {
     @discardableResult
     public func tick(now: Date) async -> Plan {
         guard claiming else { return Plan() }
+        lastTick = .now
         let plan = plan(now: now)
         for (job, slots) in plan.missed.sorted(by: { $0.key < $1.key }) {
             missedCounts[job, default: 0] += slots.count
+            events?.missed(job: job, count: slots.count)
             logger.warning(
                 "slots missed: the scheduler passed over them",
                 metadata: [
@@ -171,7 +190,8 @@ public actor Scheduler {
     private func sweep(now: Date) async {
         let ledger = runner.executor.ledger
         do {
-            try await ledger.markAbandoned()
+            let abandoned = try await ledger.markAbandoned()
+            if abandoned > 0 { events?.abandoned(count: abandoned) }
             for (name, slot) in try await ledger.dueRetrySlots(jobs: jobs.keys.sorted()) {
                 guard claiming, inFlight[Self.key(name, slot)] == nil else { continue }
                 start(Fire(job: name, slot: slot, trigger: .retry), now: now)
@@ -210,9 +230,11 @@ public actor Scheduler {
         guard inFlight[key] == nil else { return }
         let runner = self.runner
         let logger = self.logger
+        let events = self.events
         inFlight[key] = Task {
             do {
-                _ = try await runner.runSlot(job, slot: fire.slot, now: now, trigger: fire.trigger)
+                let outcome = try await runner.runSlot(job, slot: fire.slot, now: now, trigger: fire.trigger)
+                events?.ran(fire, outcome: outcome)
             } catch {
                 logger.error(
                     "the slot could not be run",
@@ -240,6 +262,16 @@ public actor Scheduler {
     }
 
     public var jobNames: [String] { jobs.keys.sorted() }
+
+    /// The table's jobs, by name.
+    public var table: [Job] { jobs.values.sorted { $0.name < $1.name } }
+
+    /// Runs in progress in this process, per job.
+    public var runningByJob: [String: Int] {
+        inFlight.keys.reduce(into: [:]) { counts, key in
+            counts[String(key.prefix { $0 != " " }), default: 0] += 1
+        }
+    }
 
     /// Waits for every run in progress (tests; a shutdown uses ``shutdown(grace:)``).
     public func waitForRuns() async {

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import RunnerCore
+import RunnerServer
 
 struct ScheduleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,6 +22,9 @@ struct ScheduleCommand: AsyncParsableCommand {
             """
     )
 
+    @Option(help: "Serve /health, /metrics and the status page / on HOST:PORT (for example 0.0.0.0:8080).")
+    var http: String?
+
     @Option(help: "How long a shutdown waits for running jobs before stopping them (for example 25s).")
     var grace: String = "25s"
 
@@ -34,6 +38,12 @@ struct ScheduleCommand: AsyncParsableCommand {
         guard let grace = try? DurationParser.parse(grace), grace <= .seconds(3600) else {
             throw CommandError("--grace \(self.grace) is not a duration up to 1h (for example 25s)", code: .usage)
         }
+        let address = try http.map { text in
+            guard let address = StatusServer.parse(address: text) else {
+                throw CommandError("--http \(text) is not HOST:PORT (for example 0.0.0.0:8080)", code: .usage)
+            }
+            return address
+        }
         let table = try config.load()
         let (connection, url) = try await database.connectReturningURL()
         let logger = database.logger
@@ -43,9 +53,20 @@ struct ScheduleCommand: AsyncParsableCommand {
         let now = try await ledger.databaseNow()
         try await ledger.registerJobs(
             table.jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) })
+        let metrics = SchedulerMetrics()
         let scheduler = Scheduler(
             jobs: table.jobs, runner: OnceRunner(executor: executor), logger: logger, now: now,
-            retention: table.retention)
+            retention: table.retention, events: metrics)
+        var server: (group: ServiceGroupHandle, task: Task<Void, Error>)?
+        if let address {
+            let status = StatusServer(
+                host: address.host, port: address.port, scheduler: scheduler, ledger: ledger, metrics: metrics,
+                logger: logger, tickInterval: Self.tickCap)
+            let group = try await status.run()
+            let handle = ServiceGroupHandle(group)
+            server = (handle, Task { try await group.run() })
+            logger.info("serving /health, /metrics and /", metadata: ["address": "\(address.host):\(address.port)"])
+        }
         logger.info("scheduler started", metadata: ["jobs": "\(table.jobs.count)", "config": "\(table.path)"])
 
         let loop = Task { await Self.loop(scheduler, ledger: ledger, logger: logger) }
@@ -82,6 +103,10 @@ struct ScheduleCommand: AsyncParsableCommand {
         }
         await loop.value
         let stopped = await scheduler.shutdown(grace: grace)
+        if let server {
+            await server.group.shutdown()
+            _ = try? await server.task.value
+        }
         stop.cancel()
         reload.cancel()
         logger.info("scheduler stopped", metadata: ["interrupted": "\(stopped)"])

@@ -1,0 +1,130 @@
+import Foundation
+import Hummingbird
+import Logging
+import RunnerCore
+import ServiceLifecycle
+
+/// `runner schedule --http HOST:PORT`: `/health`, `/metrics` (Prometheus text exposition) and
+/// `/` (the status page), served by Hummingbird; its lifecycle is a swift-service-lifecycle
+/// service group, shut down gracefully after the scheduler's own shutdown.
+public struct StatusServer: Sendable {
+    public let host: String
+    public let port: Int
+    let scheduler: Scheduler
+    let ledger: Ledger
+    let metrics: SchedulerMetrics
+    let logger: Logger
+    /// The loop's longest sleep: a loop that has not ticked for twice this is not alive.
+    let tickInterval: Duration
+
+    public init(
+        host: String, port: Int, scheduler: Scheduler, ledger: Ledger, metrics: SchedulerMetrics, logger: Logger,
+        tickInterval: Duration
+    ) {
+        (self.host, self.port, self.scheduler, self.ledger) = (host, port, scheduler, ledger)
+        (self.metrics, self.logger, self.tickInterval) = (metrics, logger, tickInterval)
+    }
+
+    /// `HOST:PORT` (`0.0.0.0:8080`, `[::1]:8080`, `:8080` for every interface).
+    public static func parse(address: String) -> (host: String, port: Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty { host = "0.0.0.0" }
+        guard !host.contains(where: { $0.isWhitespace || $0 == "/" }) else { return nil }
+        return (host, port)
+    }
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ -> Response in
+            let (healthy, reason) = await health()
+            return Self.text(reason + "\n", status: healthy ? .ok : .serviceUnavailable)
+        }
+        router.get("/metrics") { _, _ -> Response in
+            let jobs = await scheduler.jobNames
+            let running = await scheduler.runningByJob
+            let summaries = (try? await ledger.summaries(jobs: jobs)) ?? [:]
+            let body = metrics.exposition(
+                running: running, jobs: jobs, lastSuccess: summaries.compactMapValues(\.lastSuccessAt))
+            return Self.text(body, contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.get("/") { _, _ -> Response in
+            do {
+                let jobs = await scheduler.table
+                let now = try await ledger.databaseNow()
+                let recent = try await ledger.recentRuns(jobs: jobs.map(\.name))
+                let running = await scheduler.runningByJob
+                let rows = jobs.map {
+                    StatusPage.Row(
+                        job: $0, next: $0.schedule.next(after: now), runs: recent[$0.name] ?? [],
+                        running: running[$0.name] ?? 0)
+                }
+                return Self.text(
+                    StatusPage.render(rows, generatedAt: now), contentType: "text/html; charset=utf-8")
+            } catch {
+                logger.error("status page: the ledger did not answer", metadata: ["error": "\(error)"])
+                return Self.text("the ledger's database did not answer\n", status: .serviceUnavailable)
+            }
+        }
+        return router
+    }
+
+    /// Healthy when the database answers within 2 s and the loop ticked within two tick intervals.
+    func health() async -> (Bool, String) {
+        // The problem, or "" when the database answered.
+        let answered = FirstOf<String>()
+        let probe = Task {
+            do {
+                _ = try await ledger.databaseNow()
+                answered.settle("")
+            } catch {
+                answered.settle("the database did not answer: \(error)")
+            }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: .seconds(2))
+            answered.settle("the database did not answer within 2 s")
+        }
+        let databaseProblem = await answered.value
+        probe.cancel()
+        timer.cancel()
+        if !databaseProblem.isEmpty { return (false, databaseProblem) }
+        guard let tick = await scheduler.lastTick else { return (false, "the scheduler has not ticked yet") }
+        let since = ContinuousClock.now - tick
+        guard since <= tickInterval * 2 else {
+            return (false, "the scheduler loop last ticked \(DurationParser.format(since)) ago")
+        }
+        return (true, "ok")
+    }
+
+    static func text(
+        _ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8"
+    )
+        -> Response
+    {
+        Response(
+            status: status, headers: [.contentType: contentType, .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// Serves until `shutdown` is triggered; `ready` is called once the port is bound.
+    public func run(ready: @escaping @Sendable () -> Void = {}) async throws -> ServiceGroup {
+        let app = Application(
+            router: router(), configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { _ in ready() }, logger: logger)
+        return ServiceGroup(
+            configuration: .init(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger))
+    }
+}
+
+/// A service group the command shuts down after the scheduler has stopped.
+public struct ServiceGroupHandle: Sendable {
+    let group: ServiceGroup
+
+    public init(_ group: ServiceGroup) { self.group = group }
+
+    public func shutdown() async { await group.triggerGracefulShutdown() }
+}
