@@ -126,12 +126,22 @@ struct ScheduleCommandTests {
         #expect(
             longAgain,
             "the long job did not run again: \(Self.log(logs[replicas.firstIndex { $0 === survivor }!]).suffix(2000))")
-        let ticks =
-            try await setup.connection.query(
-                "SELECT count(*) AS count FROM runner.runs WHERE job = 'tick' AND status = 'succeeded' AND slot > $1::timestamptz",
-                [.timestamp(killedAt)]
-            ).first?.int("count") ?? 0
-        #expect(ticks >= 10, "the survivor ran only \(ticks) ticks after the kill")
+        // The other job carries on in the survivor. (If the replica died inside one of tick's own
+        // runs, overlap: skip holds tick until that run too is abandoned, a lease later.)
+        let tickSQL = """
+            SELECT count(*) AS count FROM runner.runs
+            WHERE job = 'tick' AND status = 'succeeded' AND slot > $1::timestamptz
+            """
+        var ticks = 0
+        let carriedOn = try await Self.eventually(within: .seconds(45)) {
+            ticks = try await setup.connection.query(tickSQL, [.timestamp(killedAt)]).first?.int("count") ?? 0
+            return ticks >= 5
+        }
+        let tickStatuses = try await setup.connection.query(
+            "SELECT status, count(*) AS n FROM runner.runs WHERE job = 'tick' AND slot > $1::timestamptz GROUP BY status",
+            [.timestamp(killedAt)]
+        ).map { "\(try $0.string("status") ?? "") \(try $0.int("n") ?? 0)" }
+        #expect(carriedOn, "the survivor ran only \(ticks) ticks after the kill: \(tickStatuses)")
         let status = try await Self.stop(survivor)
         #expect(status == 0)
     }
