@@ -5,22 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-40}
-swift build -c release --product runner >/dev/null
-bin=$PWD/.build/release/runner
-work=$(mktemp -d /tmp/runner-once-bench.XXXXXX)
-export RUNNER_HOME=$work/home
-trap '"$bin" db stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+source Benchmarks/embedded-postgres.sh once
 cat >"$work/jobs.yaml" <<'YAML'
 jobs:
   noop:
     command: ["true"]
     schedule: "@hourly"
 YAML
-url=$(env -u DATABASE_URL "$bin" db url 2>/dev/null)
-export DATABASE_URL=$url
-"$bin" migrate >/dev/null
-psql_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/psql
-[ -x "$psql_bin" ] || psql_bin=psql
 
 median_ms() {
     local -a times=()

@@ -6,11 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fires=${FIRES:-300}
-swift build -c release --product runner >/dev/null
-bin=$PWD/.build/release/runner
-work=$(mktemp -d /tmp/runner-schedule-bench.XXXXXX)
-export RUNNER_HOME=$work/home
-trap '"$bin" db stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+source Benchmarks/embedded-postgres.sh schedule
 cat >"$work/jobs.yaml" <<'YAML'
 jobs:
   second:
@@ -18,11 +14,7 @@ jobs:
     schedule: "* * * * * *"
     overlap: allow
 YAML
-url=$(env -u DATABASE_URL "$bin" db url 2>/dev/null)
-export DATABASE_URL=$url RUNNER_CONFIG=$work/jobs.yaml
-"$bin" migrate >/dev/null
-psql_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/psql
-[ -x "$psql_bin" ] || psql_bin=psql
+export RUNNER_CONFIG=$work/jobs.yaml
 
 "$bin" schedule >"$work/schedule.log" 2>&1 &
 pid=$!

@@ -1,0 +1,14 @@
+# Sourced by the benchmark scripts (from the repository root): builds the release `runner` and
+# gives it a throwaway embedded PostgreSQL, migrated. Sets `bin`, `work`, `url` and `psql_bin`,
+# exports RUNNER_HOME and DATABASE_URL, and stops the server and removes `work` on exit.
+# $1 names the benchmark (for the folder under /tmp).
+swift build -c release --product runner >/dev/null
+bin=$PWD/.build/release/runner
+work=$(mktemp -d "/tmp/runner-$1-bench.XXXXXX")
+export RUNNER_HOME=$work/home
+trap '"$bin" db stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+url=$(env -u DATABASE_URL "$bin" db url 2>/dev/null)
+export DATABASE_URL=$url
+"$bin" migrate >/dev/null
+psql_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/psql
+[ -x "$psql_bin" ] || psql_bin=psql
