@@ -46,9 +46,8 @@ public struct StatusServer: Sendable {
         router.get("/metrics") { _, _ -> Response in
             let jobs = await scheduler.jobNames
             let running = await scheduler.runningByJob
-            let summaries = (try? await ledger.summaries(jobs: jobs)) ?? [:]
-            let body = metrics.exposition(
-                running: running, jobs: jobs, lastSuccess: summaries.compactMapValues(\.lastSuccessAt))
+            let lastSuccess = (try? await ledger.lastSuccess(jobs: jobs)) ?? [:]
+            let body = metrics.exposition(running: running, jobs: jobs, lastSuccess: lastSuccess)
             return Self.text(body, contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/") { _, _ -> Response in
@@ -110,21 +109,26 @@ public struct StatusServer: Sendable {
             body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 
-    /// Serves until `shutdown` is triggered; `ready` is called once the port is bound.
-    public func run(ready: @escaping @Sendable () -> Void = {}) async throws -> ServiceGroup {
+    /// Starts serving in a service group of its own; the caller stops it once the scheduler
+    /// has shut down.
+    public func start() -> Running {
         let app = Application(
             router: router(), configuration: .init(address: .hostname(host, port: port), serverName: nil),
-            onServerRunning: { _ in ready() }, logger: logger)
-        return ServiceGroup(
+            logger: logger)
+        let group = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger))
+        return Running(group: group, task: Task { try await group.run() })
     }
-}
 
-/// A service group the command shuts down after the scheduler has stopped.
-public struct ServiceGroupHandle: Sendable {
-    let group: ServiceGroup
+    /// A server that `start()` started.
+    public struct Running: Sendable {
+        let group: ServiceGroup
+        let task: Task<Void, Error>
 
-    public init(_ group: ServiceGroup) { self.group = group }
-
-    public func shutdown() async { await group.triggerGracefulShutdown() }
+        /// Shuts the server down gracefully and waits for it to end.
+        public func stop() async {
+            await group.triggerGracefulShutdown()
+            _ = try? await task.value
+        }
+    }
 }

@@ -149,13 +149,32 @@ public struct Ledger: Sendable {
             WHERE job = $1 AND slot = ANY($2::timestamptz[]) AND NOT starts_with(slot_key, 'manual:')
               AND NOT starts_with(slot_key, 'dry-run:')
             ORDER BY slot, attempt DESC, id DESC
-            """, [PostgresValue(job), .array(slots.map { PostgresTimestamp.format($0) })])
+            """, [PostgresValue(job), .timestamps(slots)])
         var latest: [String: RunRecord] = [:]
         for row in rows {
             let record = try RunRecord(row: row)
             latest[Self.slotKey(for: record.slot)] = record
         }
         return latest
+    }
+
+    /// When each of `jobs`' latest successful real run ended: for `/metrics` at every scrape,
+    /// so an index scan per job that stops at its first success, not the whole summary view.
+    public func lastSuccess(jobs: [String]) async throws -> [String: Date] {
+        let rows = try await connection.query(
+            """
+            SELECT j.name AS job, r.finished_at FROM unnest($1::text[]) AS j(name)
+            CROSS JOIN LATERAL (
+                SELECT finished_at FROM runner.runs
+                WHERE job = j.name AND status = 'succeeded' AND NOT dry_run
+                ORDER BY started_at DESC, id DESC LIMIT 1
+            ) AS r
+            """, [.array(jobs)])
+        var last: [String: Date] = [:]
+        for row in rows {
+            if let job = try row.string("job"), let at = try row.date("finished_at") { last[job] = at }
+        }
+        return last
     }
 
     /// Each of `jobs`' latest `limit` runs, newest first (dry runs left out): one query, an
@@ -238,40 +257,31 @@ public struct Ledger: Sendable {
     /// Records that `slot` of `job` was found later than its catchup and will not run: a
     /// `missed` row under the slot's own key, once (nil when the slot already has a row).
     public func recordMissed(job: String, slot: Date, reason: String) async throws -> Int64? {
-        try await connection.query(
-            """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at,
-                                     duration_ms, error)
-            VALUES ($1, $2::timestamptz, $3, 'once', 'missed', $4, 1, now(), 0, $5)
-            ON CONFLICT (job, slot_key) DO NOTHING
-            RETURNING id
-            """,
-            [
-                PostgresValue(job), .timestamp(slot), PostgresValue(Self.slotKey(for: slot)),
-                PostgresValue(Self.processIdentity), PostgresValue(reason),
-            ]
-        ).first?.int64("id")
+        try await recordMissed(job: job, slots: [slot], trigger: .once, reason: reason).first
     }
 
-    /// Records each of `slots` of `job` that has no row as `missed` (trigger `schedule`): what
-    /// a stalled scheduler passed over, in one statement. Returns how many were new.
+    /// Records each of `slots` of `job` that has no row as `missed`, in one statement: what a
+    /// stalled scheduler passed over (trigger `schedule`), or the slot a late `runner once`
+    /// found (trigger `once`). Returns the ids of the rows it wrote.
     @discardableResult
-    public func recordMissed(job: String, slots: [Date], reason: String) async throws -> Int {
-        guard !slots.isEmpty else { return 0 }
+    public func recordMissed(job: String, slots: [Date], trigger: RunTrigger = .schedule, reason: String)
+        async throws -> [Int64]
+    {
+        guard !slots.isEmpty else { return [] }
         return try await connection.query(
             """
             INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at,
                                      duration_ms, error)
-            SELECT $1, s.slot, s.key, 'schedule', 'missed', $4, 1, now(), 0, $5
+            SELECT $1, s.slot, s.key, $6, 'missed', $4, 1, now(), 0, $5
             FROM unnest($2::timestamptz[], $3::text[]) AS s(slot, key)
             ON CONFLICT (job, slot_key) DO NOTHING
             RETURNING id
             """,
             [
-                PostgresValue(job), .array(slots.map { PostgresTimestamp.format($0) }),
-                .array(slots.map(Self.slotKey(for:))), PostgresValue(Self.processIdentity), PostgresValue(reason),
+                PostgresValue(job), .timestamps(slots), .array(slots.map(Self.slotKey(for:))),
+                PostgresValue(Self.processIdentity), PostgresValue(reason), PostgresValue(trigger.rawValue),
             ]
-        ).count
+        ).compactMap { try $0.int64("id") }
     }
 
     /// The slots of `jobs` whose latest attempt failed (or was abandoned) and whose retry is
@@ -487,6 +497,11 @@ public struct Ledger: Sendable {
     }
 
     /// Records what the job table says about each job, so the SQL views can show it.
+    /// Registers the table's jobs with their next slot after `now`.
+    public func registerJobs(_ jobs: [Job], at now: Date) async throws {
+        try await registerJobs(jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) })
+    }
+
     public func registerJobs(_ jobs: [(name: String, schedule: String, timeZone: String, nextSlot: Date?)]) async throws
     {
         guard !jobs.isEmpty else { return }

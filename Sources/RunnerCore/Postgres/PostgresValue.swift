@@ -23,6 +23,11 @@ public struct PostgresValue: Sendable, ExpressibleByStringLiteral, ExpressibleBy
         PostgresValue(date.map { PostgresTimestamp.format($0) })
     }
 
+    /// A `timestamptz[]` parameter, each exact to the microsecond.
+    public static func timestamps(_ dates: [Date]) -> PostgresValue {
+        .array(dates.map { PostgresTimestamp.format($0) })
+    }
+
     /// An interval of whole milliseconds, for `$1::interval`.
     public static func interval(_ duration: Duration) -> PostgresValue {
         let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000

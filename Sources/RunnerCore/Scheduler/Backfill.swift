@@ -57,9 +57,7 @@ public struct Backfill: Sendable {
     ) async throws -> [Step] {
         let now = try await runner.executor.ledger.databaseNow()
         let slots = try Self.slots(of: job, from: from, to: to, now: now)
-        try await runner.executor.ledger.registerJobs([
-            (job.name, job.schedule.text, job.timeZoneName, job.schedule.next(after: now))
-        ])
+        try await runner.executor.ledger.registerJobs([job], at: now)
         var steps: [Step] = []
         if dryRun {
             let existing = try await runner.executor.ledger.latestAttempts(job: job.name, slots: slots)

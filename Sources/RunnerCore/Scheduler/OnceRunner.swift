@@ -46,9 +46,7 @@ public struct OnceRunner: Sendable {
     public func run(_ job: Job, force: Bool = false, dryRun: Bool = false, retry: Bool = true) async throws -> Outcome {
         let ledger = executor.ledger
         let (now, skewMs) = try await currentInstant()
-        try await ledger.registerJobs([
-            (job.name, job.schedule.text, job.timeZoneName, job.schedule.next(after: now))
-        ])
+        try await ledger.registerJobs([job], at: now)
         if force || dryRun {
             // A manual or dry run gets a key of its own and never uses up a cron slot.
             let slotKey = "\(dryRun ? "dry-run" : "manual"):\(UUID().uuidString.lowercased())"

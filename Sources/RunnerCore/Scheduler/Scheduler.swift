@@ -37,12 +37,10 @@ public actor Scheduler {
         public var missed: [String: [Date]] = [:]
     }
 
-    /// A job's next fire. `generation` ties it to the job table it was planned from: a reload
-    /// plans afresh, and entries of an older table are dropped when they surface.
+    /// A job's next fire (a reload replaces them all).
     struct Entry: Comparable {
         let fire: Date
         let job: String
-        let generation: Int
         /// Planned at start-up from a slot already begun: running it is a catch-up.
         let catchingUp: Bool
 
@@ -65,8 +63,12 @@ public actor Scheduler {
 
     private var jobs: [String: Job]
     private var heap = Heap<Entry>()
-    private var generation = 0
-    private var inFlight: [String: Task<Void, Never>] = [:]
+    /// A slot being run by this process (its retries included).
+    struct SlotID: Hashable {
+        let job: String
+        let slot: Date
+    }
+    private var inFlight: [SlotID: Task<Void, Never>] = [:]
     private var claiming = true
     private var lastSweep: Date?
     /// What the ledger keeps; nil: this scheduler prunes nothing.
@@ -94,24 +96,19 @@ public actor Scheduler {
         self.retention = retention
         self.runner = runner
         self.logger = logger
-        for job in jobs { if let entry = Self.firstEntry(job, now: now, generation: 0) { heap.insert(entry) } }
+        for job in jobs { if let entry = Self.firstEntry(job, now: now) { heap.insert(entry) } }
     }
 
-    private static func firstEntry(_ job: Job, now: Date, generation: Int) -> Entry? {
+    private static func firstEntry(_ job: Job, now: Date) -> Entry? {
         if let slot = job.schedule.previous(atOrBefore: now, within: job.catchup) {
             let late = now.timeIntervalSince(slot) > onTime.timeInterval
-            return Entry(fire: slot, job: job.name, generation: generation, catchingUp: late)
+            return Entry(fire: slot, job: job.name, catchingUp: late)
         }
-        return job.schedule.next(after: now).map {
-            Entry(fire: $0, job: job.name, generation: generation, catchingUp: false)
-        }
+        return job.schedule.next(after: now).map { Entry(fire: $0, job: job.name, catchingUp: false) }
     }
 
     /// The earliest planned fire: the loop sleeps until then (or less).
     public var nextFire: Date? { heap.min?.fire }
-
-    /// Runs in progress in this process (a run's retries included).
-    public var running: Int { inFlight.count }
 
     /// Takes every fire due at `now` off the heap and plans each job's next one. A job due
     /// several times over (the loop stalled, the clock jumped forward) runs its latest slot
@@ -120,7 +117,7 @@ public actor Scheduler {
         var plan = Plan()
         while let top = heap.min, top.fire <= now {
             heap.removeMin()
-            guard top.generation == generation, let job = jobs[top.job] else { continue }
+            guard let job = jobs[top.job] else { continue }
             let latest = job.schedule.previous(atOrBefore: now, within: job.catchup)
             let passedUntil: Date
             if let latest, latest >= top.fire {
@@ -134,22 +131,28 @@ public actor Scheduler {
             let passed = Self.slots(of: job, from: top.fire, before: passedUntil)
             if !passed.isEmpty { plan.missed[job.name, default: []] += passed }
             if let next = job.schedule.next(after: now) {
-                heap.insert(Entry(fire: next, job: job.name, generation: generation, catchingUp: false))
+                heap.insert(Entry(fire: next, job: job.name, catchingUp: false))
             }
         }
         return plan
     }
 
-    /// `job`'s slots in `[from, before)`, at most ``missedRowCap`` of them (the newest).
+    /// `job`'s slots in `[from, before)`, at most ``missedRowCap`` of them (the newest). The
+    /// oldest are dropped a cap's worth at a time, so a long stall costs linear time.
     static func slots(of job: Job, from: Date, before: Date) -> [Date] {
         var slots: [Date] = []
         var cursor: Date? = from
         while let slot = cursor, slot < before {
             slots.append(slot)
-            if slots.count > missedRowCap { slots.removeFirst(slots.count - missedRowCap) }
+            if slots.count == 2 * missedRowCap { slots.removeFirst(missedRowCap) }
             cursor = job.schedule.next(after: slot)
         }
-        return slots
+        return Array(slots.suffix(missedRowCap))
+    }
+
+    /// Whether a chore last done at `last` is due again at `now`.
+    private static func due(_ last: Date?, every interval: Duration, now: Date) -> Bool {
+        last.map { now.timeIntervalSince($0) >= interval.timeInterval } ?? true
     }
 
     /// One turn of the loop at `now` (the database's clock): records what was passed over,
@@ -178,7 +181,7 @@ public actor Scheduler {
             }
         }
         for fire in plan.fires { start(fire, now: now) }
-        if lastSweep.map({ now.timeIntervalSince($0) >= Self.sweepInterval.timeInterval }) ?? true {
+        if Self.due(lastSweep, every: Self.sweepInterval, now: now) {
             lastSweep = now
             await sweep(now: now)
         }
@@ -193,15 +196,13 @@ public actor Scheduler {
             let abandoned = try await ledger.markAbandoned()
             if abandoned > 0 { events?.abandoned(count: abandoned) }
             for (name, slot) in try await ledger.dueRetrySlots(jobs: jobs.keys.sorted()) {
-                guard claiming, inFlight[Self.key(name, slot)] == nil else { continue }
+                guard claiming, inFlight[SlotID(job: name, slot: slot)] == nil else { continue }
                 start(Fire(job: name, slot: slot, trigger: .retry), now: now)
             }
         } catch {
             logger.error("the sweep for abandoned runs and due retries failed", metadata: ["error": "\(error)"])
         }
-        if let retention, pruning == nil,
-            lastPruneCheck.map({ now.timeIntervalSince($0) >= Self.pruneCheckInterval.timeInterval }) ?? true
-        {
+        if let retention, pruning == nil, Self.due(lastPruneCheck, every: Self.pruneCheckInterval, now: now) {
             lastPruneCheck = now
             let logger = self.logger
             pruning = Task {
@@ -222,11 +223,9 @@ public actor Scheduler {
     /// Waits for a retention pass in progress (tests).
     public func waitForPruning() async { await pruning?.value }
 
-    private static func key(_ job: String, _ slot: Date) -> String { "\(job) \(Ledger.slotKey(for: slot))" }
-
     private func start(_ fire: Fire, now: Date) {
         guard let job = jobs[fire.job] else { return }
-        let key = Self.key(fire.job, fire.slot)
+        let key = SlotID(job: fire.job, slot: fire.slot)
         guard inFlight[key] == nil else { return }
         let runner = self.runner
         let logger = self.logger
@@ -244,19 +243,18 @@ public actor Scheduler {
         }
     }
 
-    private func finished(_ key: String) { inFlight[key] = nil }
+    private func finished(_ key: SlotID) { inFlight[key] = nil }
 
     /// Applies a new job table from the next fire: removed jobs are no longer claimed, runs in
     /// progress finish, every job is planned afresh from `now` (no catch-up of slots the old
     /// table already passed).
     public func reload(_ newJobs: [Job], now: Date, retention: Retention? = nil) {
-        generation += 1
         if let retention { self.retention = retention }
         jobs = Dictionary(newJobs.map { ($0.name, $0) }) { first, _ in first }
         heap = Heap()
         for job in newJobs {
             if let next = job.schedule.next(after: now) {
-                heap.insert(Entry(fire: next, job: job.name, generation: generation, catchingUp: false))
+                heap.insert(Entry(fire: next, job: job.name, catchingUp: false))
             }
         }
     }
@@ -268,9 +266,7 @@ public actor Scheduler {
 
     /// Runs in progress in this process, per job.
     public var runningByJob: [String: Int] {
-        inFlight.keys.reduce(into: [:]) { counts, key in
-            counts[String(key.prefix { $0 != " " }), default: 0] += 1
-        }
+        inFlight.keys.reduce(into: [:]) { counts, key in counts[key.job, default: 0] += 1 }
     }
 
     /// Waits for every run in progress (tests; a shutdown uses ``shutdown(grace:)``).

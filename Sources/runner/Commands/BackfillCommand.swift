@@ -50,7 +50,7 @@ struct BackfillCommand: AsyncParsableCommand {
                     print(Self.line(slot, step, in: zone))
                 }
             }
-            let signals = ShutdownSignals { task.cancel() }
+            let signals = Signals { task.cancel() }
             defer { signals.cancel() }
             steps = try await task.value
         } catch let failure as Backfill.Failure {

@@ -48,7 +48,7 @@ struct Once: AsyncParsableCommand {
             let (force, dryRun) = (self.force, self.dryRun)
             let task = Task { try await runner.run(job, force: force, dryRun: dryRun) }
             // SIGTERM or SIGINT stops the run; it is recorded as interrupted, not lost.
-            let signals = ShutdownSignals { task.cancel() }
+            let signals = Signals { task.cancel() }
             defer { signals.cancel() }
             outcome = try await task.value
         } catch let error as PostgresError {

@@ -51,27 +51,25 @@ struct ScheduleCommand: AsyncParsableCommand {
         let executor = RunExecutor(
             ledger: ledger, logger: logger, heartbeatInterval: try Once.heartbeatInterval(), databaseURL: url)
         let now = try await ledger.databaseNow()
-        try await ledger.registerJobs(
-            table.jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) })
+        try await ledger.registerJobs(table.jobs, at: now)
         let metrics = SchedulerMetrics()
         let scheduler = Scheduler(
             jobs: table.jobs, runner: OnceRunner(executor: executor), logger: logger, now: now,
             retention: table.retention, events: metrics)
-        var server: (group: ServiceGroupHandle, task: Task<Void, Error>)?
+        let server = address.map {
+            StatusServer(
+                host: $0.host, port: $0.port, scheduler: scheduler, ledger: ledger, metrics: metrics, logger: logger,
+                tickInterval: Self.tickCap
+            ).start()
+        }
         if let address {
-            let status = StatusServer(
-                host: address.host, port: address.port, scheduler: scheduler, ledger: ledger, metrics: metrics,
-                logger: logger, tickInterval: Self.tickCap)
-            let group = try await status.run()
-            let handle = ServiceGroupHandle(group)
-            server = (handle, Task { try await group.run() })
             logger.info("serving /health, /metrics and /", metadata: ["address": "\(address.host):\(address.port)"])
         }
         logger.info("scheduler started", metadata: ["jobs": "\(table.jobs.count)", "config": "\(table.path)"])
 
         let loop = Task { await Self.loop(scheduler, ledger: ledger, logger: logger) }
         let signals = SignalCounter()
-        let stop = ShutdownSignals {
+        let stop = Signals {
             if signals.next() == 1 {
                 logger.info(
                     "shutdown: no new claims; waiting for running jobs",
@@ -83,14 +81,13 @@ struct ScheduleCommand: AsyncParsableCommand {
             }
         }
         let config = self.config
-        let reload = ReloadSignal {
+        let reload = Signals([SIGHUP]) {
             Task {
                 do {
                     let table = try JobTableLoader().load(path: config.path)
                     let now = try await ledger.databaseNow()
                     await scheduler.reload(table.jobs, now: now, retention: table.retention)
-                    try await ledger.registerJobs(
-                        table.jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) })
+                    try await ledger.registerJobs(table.jobs, at: now)
                     logger.info("job table reloaded", metadata: ["jobs": "\(table.jobs.count)"])
                 } catch let error as JobTableError {
                     for line in error.description.split(separator: "\n") {
@@ -103,10 +100,7 @@ struct ScheduleCommand: AsyncParsableCommand {
         }
         await loop.value
         let stopped = await scheduler.shutdown(grace: grace)
-        if let server {
-            await server.group.shutdown()
-            _ = try? await server.task.value
-        }
+        await server?.stop()
         stop.cancel()
         reload.cancel()
         logger.info("scheduler stopped", metadata: ["interrupted": "\(stopped)"])
@@ -142,22 +136,5 @@ final class SignalCounter: @unchecked Sendable {
         defer { lock.unlock() }
         count += 1
         return count
-    }
-}
-
-/// Calls `onReload` on every SIGHUP.
-final class ReloadSignal: @unchecked Sendable {
-    private let source: DispatchSourceSignal
-
-    init(onReload: @escaping @Sendable () -> Void) {
-        signal(SIGHUP, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        source.setEventHandler(handler: onReload)
-        source.resume()
-    }
-
-    func cancel() {
-        source.cancel()
-        signal(SIGHUP, SIG_DFL)
     }
 }

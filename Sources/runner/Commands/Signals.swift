@@ -1,14 +1,16 @@
 import Dispatch
 import Foundation
 
-/// Calls `onSignal` once on SIGTERM or SIGINT instead of letting the process die, so the
-/// run in progress can be stopped and recorded.
+/// Calls `onSignal` on each of `numbers` (by default SIGTERM and SIGINT) instead of letting the
+/// process die, so the run in progress can be stopped and recorded, or the table reloaded.
 /// Dispatch sources are thread-safe; `sources` is set once in init and only cancelled after.
-final class ShutdownSignals: @unchecked Sendable {
+final class Signals: @unchecked Sendable {
+    private let numbers: [Int32]
     private let sources: [DispatchSourceSignal]
 
-    init(onSignal: @escaping @Sendable () -> Void) {
-        sources = [SIGTERM, SIGINT].map { number in
+    init(_ numbers: [Int32] = [SIGTERM, SIGINT], onSignal: @escaping @Sendable () -> Void) {
+        self.numbers = numbers
+        sources = numbers.map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler(handler: onSignal)
@@ -19,7 +21,6 @@ final class ShutdownSignals: @unchecked Sendable {
 
     func cancel() {
         for source in sources { source.cancel() }
-        signal(SIGTERM, SIG_DFL)
-        signal(SIGINT, SIG_DFL)
+        for number in numbers { signal(number, SIG_DFL) }
     }
 }
