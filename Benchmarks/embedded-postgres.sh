@@ -2,11 +2,16 @@
 # gives it a throwaway embedded PostgreSQL, migrated. Sets `bin`, `work`, `url` and `psql_bin`,
 # exports RUNNER_HOME and DATABASE_URL, and stops the server and removes `work` on exit.
 # $1 names the benchmark (for the folder under /tmp).
-swift build -c release --product runner >/dev/null
-bin=$PWD/.build/release/runner
+# RUNNER_BIN: measure that binary instead (for example one built with --static-swift-stdlib).
+if [ -n "${RUNNER_BIN:-}" ]; then
+    bin=$RUNNER_BIN
+else
+    swift build -c release --product runner >/dev/null
+    bin=$PWD/.build/release/runner
+fi
 work=$(mktemp -d "/tmp/runner-$1-bench.XXXXXX")
 export RUNNER_HOME=$work/home
-trap '"$bin" db stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap '"$bin" db stop >/dev/null 2>&1 || true; [ -n "${KEEP_WORK:-}" ] && echo "kept $work" || rm -rf "$work"' EXIT
 url=$(env -u DATABASE_URL "$bin" db url 2>/dev/null)
 export DATABASE_URL=$url
 "$bin" migrate >/dev/null

@@ -16,10 +16,12 @@ jobs:
 YAML
 export RUNNER_CONFIG=$work/jobs.yaml
 
+started=$("$psql_bin" "$url" -Atc "SELECT now()")
 "$bin" schedule >"$work/schedule.log" 2>&1 &
 pid=$!
 peak=0
-# The first fire is a start-up catch-up; the figures are over the fires after it.
+# A slot that began before the scheduler started (by under a second it is still run as
+# scheduled) is a start-up fire: its lateness is the start's, so the figures leave it out.
 while :; do
     done_fires=$("$psql_bin" "$url" -Atc "SELECT count(*) FROM runner.runs WHERE trigger = 'schedule'")
     rss=$(awk '/VmHWM/ { print $2 }' /proc/$pid/status 2>/dev/null || echo 0)
@@ -35,8 +37,12 @@ wait "$pid" || true
            round(percentile_cont(0.99) WITHIN GROUP (ORDER BY m.value)::numeric, 1),
            round(max(m.value)::numeric, 1)
     FROM runner.metrics m JOIN runner.runs r ON r.id = m.run_id
-    WHERE m.name = 'schedule_delay_ms' AND r.trigger = 'schedule'" |
+    WHERE m.name = 'schedule_delay_ms' AND r.trigger = 'schedule' AND r.slot > '$started'" |
     while read -r count p50 p99 max; do
         echo "schedule delay over $count fires of a every-second job: p50 $p50 ms, p99 $p99 ms, max $max ms (goal p99 < 20, max < 100)"
     done
+echo "the slowest fires (slot, delay ms, trigger), the start-up one included:"
+"$psql_bin" "$url" -At -F ' ' -c "
+    SELECT r.slot, m.value, r.trigger FROM runner.metrics m JOIN runner.runs r ON r.id = m.run_id
+    WHERE m.name = 'schedule_delay_ms' ORDER BY m.value DESC LIMIT 3" | sed 's/^/  /'
 echo "scheduler peak RSS: $((peak / 1024)) MiB"

@@ -14,7 +14,8 @@ struct Runner: AsyncParsableCommand {
             """,
         version: RunnerVersion.current,
         subcommands: [
-            Check.self, Next.self, Migrate.self, Once.self, ScheduleCommand.self, BackfillCommand.self, History.self, Status.self, Outbox.self, Preview.self,
+            Check.self, Next.self, Migrate.self, Once.self, ScheduleCommand.self, BackfillCommand.self, History.self,
+            Status.self, Outbox.self, Preview.self,
             Demo.self,
             Db.self,
         ]
@@ -22,6 +23,9 @@ struct Runner: AsyncParsableCommand {
 
     /// Usage errors exit 2, as configuration errors do, rather than ArgumentParser's 64.
     static func main() async {
+        // This process starts children only through CommandProcess: any other child that exits
+        // is an adopted orphan (PID 1 in a container, or the commands' subreaper) to reap.
+        ChildProcesses.shared.reapsOrphans = true
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -11,4 +11,8 @@ int runner_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int from);
 /// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants are adopted by this process, not init.
 int runner_become_subreaper(void);
 
+/// The pid of a child that has exited and not been waited for, leaving it waitable
+/// (waitid with WNOWAIT); 0 when there is none, -1 when this process has no children.
+int runner_peek_exited_child(void);
+
 #endif

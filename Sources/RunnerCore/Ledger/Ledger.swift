@@ -328,9 +328,19 @@ public struct Ledger: Sendable {
 
     /// Refreshes a running run's heartbeat; false if the run is no longer `running`.
     public func heartbeat(runID: Int64) async throws -> Bool {
-        let rows = try await connection.query(
-            "UPDATE runner.runs SET heartbeat_at = now() WHERE id = $1::bigint AND status = 'running'", [.int64(runID)])
-        return rows.affectedRows == 1
+        try await heartbeat(runIDs: [runID]) == [runID]
+    }
+
+    /// Refreshes the heartbeats of runs still `running`, in one statement; returns their ids
+    /// (a run missing from the answer is no longer running: another process abandoned it).
+    public func heartbeat(runIDs: [Int64]) async throws -> [Int64] {
+        try await connection.query(
+            """
+            UPDATE runner.runs SET heartbeat_at = now()
+            WHERE id = ANY($1::bigint[]) AND status = 'running'
+            RETURNING id
+            """, [.array(runIDs.map(String.init))]
+        ).map { try $0.int64("id") ?? 0 }
     }
 
     /// Records how a run ended, with its metrics: one statement, so one round trip and atomic.
@@ -443,15 +453,24 @@ public struct Ledger: Sendable {
     }
 
     /// Writes counters in one statement, however many there are.
-    public func recordMetrics(_ metrics: [Metric], runID: Int64?, job: String) async throws {
-        guard !metrics.isEmpty else { return }
+    /// With `scheduleDelay`, also `schedule_delay_ms` of the run: from its slot to its claim,
+    /// both on the database's clock (the claim's `started_at`), so a fire claimed late in a
+    /// busy tick counts its own wait, not the tick's.
+    public func recordMetrics(_ metrics: [Metric], runID: Int64?, job: String, scheduleDelay: Bool = false)
+        async throws
+    {
+        guard !metrics.isEmpty || scheduleDelay else { return }
         try await connection.query(
             """
             INSERT INTO runner.metrics (run_id, job, name, value, unit)
             SELECT $1::bigint, $2, m.name, m.value, m.unit
             FROM unnest($3::text[], $4::float8[], $5::text[]) AS m(name, value, unit)
+            UNION ALL
+            SELECT id, job, 'schedule_delay_ms', round((extract(epoch FROM started_at - slot) * 1000)::numeric, 1),
+                   'ms'
+            FROM runner.runs WHERE $6::boolean AND id = $1::bigint
             """,
-            [.int64(runID), PostgresValue(job)] + Self.metricArrays(metrics))
+            [.int64(runID), PostgresValue(job)] + Self.metricArrays(metrics) + [.bool(scheduleDelay)])
     }
 
     /// Names, values and units as three parallel array parameters, for `unnest`.

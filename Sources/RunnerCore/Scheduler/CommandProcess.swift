@@ -88,6 +88,8 @@ public struct CommandProcess: Sendable {
             // A daemon that let go of the output (stdio on /dev/null) outlives the command too.
             escaped = await Self.killDescendantsOffPool(token: token)
         }
+        // What the command left behind and has exited since is ours to reap (as subreaper or PID 1).
+        ChildProcesses.shared.reapOrphans()
         let (stdout, stderr) = child.output.snapshot()
         let exited = status & 0x7f == 0
         return Result(
@@ -177,8 +179,11 @@ public struct CommandProcess: Sendable {
             cArguments.forEach { free($0) }
             cEnvironment.forEach { free($0) }
         }
-        var pid: pid_t = 0
-        let result = posix_spawnp(&pid, program, &actions, &attributes, cArguments, cEnvironment)
+        let (result, pid) = ChildProcesses.shared.spawn {
+            var pid: pid_t = 0
+            let result = posix_spawnp(&pid, program, &actions, &attributes, cArguments, cEnvironment)
+            return (result, pid)
+        }
         close(stdoutPipe[1])
         close(stderrPipe[1])
         guard result == 0 else {
@@ -204,6 +209,7 @@ private final class ExitWaiter: @unchecked Sendable {
         Thread.detachNewThread { [self] in
             var status: Int32 = 0
             while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            ChildProcesses.shared.reaped(pid)
             lock.lock()
             self.status = status
             exited = true

@@ -132,11 +132,9 @@ public struct OnceRunner: Sendable {
             // Retries of earlier slots that never ran are overtaken by this one.
             try await ledger.supersedeRetries(job: job.name, before: slot, maxRetries: job.retries.max)
             // A backfill runs long-past slots on purpose: its lateness is no scheduling delay.
-            let delay = ((now.timeIntervalSince(slot)) * 1000).rounded()
             try await ledger.recordMetrics(
-                [Metric("clock_skew_ms", skewMs, unit: "ms")]
-                    + (trigger == .backfill ? [] : [Metric("schedule_delay_ms", delay, unit: "ms")]),
-                runID: runID, job: job.name)
+                [Metric("clock_skew_ms", skewMs, unit: "ms")], runID: runID, job: job.name,
+                scheduleDelay: trigger != .backfill)
             await ping?.send(.start)
             let first = try await executor.execute(
                 runID: runID, job: job, slot: slot, dryRun: false, now: now,

@@ -10,20 +10,33 @@ public struct RunExecutor: Sendable {
     public let environment: [String: String]
     /// The ledger's database, which agents use too unless their job names its own.
     public let databaseURL: ConnectionString?
+    /// Renews the leases of all this executor's runs in progress, one statement per interval.
+    public let leases: LeaseKeeper
 
+    /// `heartbeats`: a ledger on a connection of its own for the lease renewals (a scheduler's,
+    /// so they never wait behind its claims); nil: `ledger`.
     public init(
         ledger: Ledger, logger: Logger, heartbeatInterval: Duration = .seconds(5),
-        environment: [String: String] = ProcessInfo.processInfo.environment, databaseURL: ConnectionString? = nil
+        environment: [String: String] = ProcessInfo.processInfo.environment, databaseURL: ConnectionString? = nil,
+        heartbeats: Ledger? = nil
     ) {
         self.ledger = ledger
         self.logger = logger
         self.heartbeatInterval = heartbeatInterval
         self.environment = environment
         self.databaseURL = databaseURL
+        let lease = Self.lease(heartbeatInterval: heartbeatInterval)
+        // The run steps aside well before another process may take its slot: the lease less a
+        // heartbeat and the stop grace.
+        leases = LeaseKeeper(
+            ledger: heartbeats ?? ledger, interval: heartbeatInterval,
+            fenceAfter: max(heartbeatInterval, lease - heartbeatInterval - Self.stopGrace), logger: logger)
     }
 
     /// How long a run may go without a heartbeat before it counts as abandoned.
-    public var lease: Duration { max(.seconds(30), heartbeatInterval * 6) }
+    public var lease: Duration { Self.lease(heartbeatInterval: heartbeatInterval) }
+
+    static func lease(heartbeatInterval: Duration) -> Duration { max(.seconds(30), heartbeatInterval * 6) }
 
     func work(for job: Job) -> RunWork {
         switch job.action {
@@ -50,16 +63,21 @@ public struct RunExecutor: Sendable {
         logger.info("run started", metadata: ["slot": "\(Ledger.slotKey(for: slot))", "dry_run": "\(dryRun)"])
         let info = RunInfo(runID: runID, job: job, slot: slot, dryRun: dryRun, now: now)
         let started = ContinuousClock.now
-        let (result, heartbeat) = await runWithTimeout(work(for: job), info, timeout: job.timeout, logger: logger)
+        let result = await runWithTimeout(work(for: job), info, timeout: job.timeout)
         // The lease is renewed until the end is written: a stopped run's grace and a finish that
         // waits for the database must not look abandoned to another process.
-        defer { heartbeat.cancel() }
         let elapsed = ContinuousClock.now - started
         let durationMs = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
         let metrics = result.metrics + [Metric("duration_ms", Double(durationMs), unit: "ms")]
-        try await finishRetrying(
-            runID: runID, job: job.name, status: result.status, durationMs: durationMs, outcome: result.outcome,
-            error: result.error, metrics: metrics, retryAfter: dryRun ? nil : retryAfter, logger: logger)
+        do {
+            try await finishRetrying(
+                runID: runID, job: job.name, status: result.status, durationMs: durationMs, outcome: result.outcome,
+                error: result.error, metrics: metrics, retryAfter: dryRun ? nil : retryAfter, logger: logger)
+        } catch {
+            await leases.release(runID)
+            throw error
+        }
+        await leases.release(runID)
         let level: Logger.Level = result.status == .succeeded ? .info : .error
         logger.log(
             level: level, "run finished",
@@ -105,51 +123,20 @@ public struct RunExecutor: Sendable {
     /// deadline, the caller's cancellation (SIGTERM, SIGINT), or a lease the heartbeat could
     /// not renew. Stopped work has ``stopGrace`` to report; after that the run is recorded
     /// without its report, so a stop is never longer than that.
-    private func runWithTimeout(_ work: RunWork, _ info: RunInfo, timeout: Duration, logger: Logger) async -> (
-        RunResult, heartbeat: Task<Void, Never>
-    ) {
-        let ledger = self.ledger
-        let interval = heartbeatInterval
-        let lease = self.lease
+    private func runWithTimeout(_ work: RunWork, _ info: RunInfo, timeout: Duration) async -> RunResult {
         let workTask = Task { await work.perform(info) }
         // The first of four events decides; none of them waits for another (a task group would
         // wait for the work at its end, however long the work ignores being stopped).
         let race = FirstOf<Race>()
-        // The run steps aside well before another process may take its slot: the lease less a
-        // heartbeat and the stop grace.
-        let fenceAfter = max(interval, lease - interval - Self.stopGrace)
-        let heartbeat = Task {
-            // Renews the lease; gives up (fences the run) once no renewal has succeeded for
-            // `fenceAfter`, or the row is no longer running (another process abandoned it).
-            var lastRenewal = ContinuousClock.now
-            while !Task.isCancelled {
-                try? await Task.sleep(for: interval)
-                if Task.isCancelled { return }
-                do {
-                    if try await ledger.heartbeat(runID: info.runID) {
-                        lastRenewal = .now
-                    } else {
-                        logger.error(
-                            "the run is no longer running in the ledger (abandoned by another process); stopping")
-                        race.settle(.stopped(.leaseLost))
-                        return
-                    }
-                } catch {
-                    logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
-                    if ContinuousClock.now - lastRenewal > fenceAfter {
-                        logger.error(
-                            "the lease could not be renewed for \(DurationParser.format(fenceAfter)); stopping")
-                        race.settle(.stopped(.leaseLost))
-                        return
-                    }
-                }
-            }
-        }
+        // The lease: lost when the row is no longer running (another process abandoned it) or
+        // no renewal succeeded for the fence time.
+        await leases.hold(info.runID) { race.settle(.stopped(.leaseLost)) }
+        // (A renewal that finds the row finished after the work ended settles nothing.)
         let watchers = [
-            Task { race.settle(.finished(await workTask.value)) },
+            Task { _ = race.settle(.finished(await workTask.value)) },
             Task {
                 guard (try? await Task.sleep(for: timeout)) != nil else { return }
-                race.settle(.stopped(.deadline))
+                _ = race.settle(.stopped(.deadline))
             },
         ]
         let first = await withTaskCancellationHandler {
@@ -159,8 +146,8 @@ public struct RunExecutor: Sendable {
         }
         for watcher in watchers { watcher.cancel() }
         guard case .stopped(let reason) = first else {
-            if case .finished(let result) = first { return (result, heartbeat) }
-            return (RunResult(status: .failed), heartbeat)
+            if case .finished(let result) = first { return result }
+            return RunResult(status: .failed)
         }
         info.stop.set(reason)
         // Unstructured tasks: not cancelled with this (maybe cancelled) one, so the grace is
@@ -191,7 +178,7 @@ public struct RunExecutor: Sendable {
             : ""
         stopped.error = why + what + late + (stopped.error.map { " (\($0))" } ?? "")
         if reported == nil { stopped.outcome = ["stop": .string(reason.rawValue), "report": "none in time"] }
-        return (stopped, heartbeat)
+        return stopped
     }
 }
 
@@ -204,14 +191,17 @@ public final class FirstOf<Value: Sendable>: @unchecked Sendable {
 
     public init() {}
 
-    public func settle(_ value: Value) {
-        let resume: CheckedContinuation<Value, Never>? = lock.withLock {
-            guard settled == nil else { return nil }
+    /// True if this call settled it (no other racer came first).
+    @discardableResult
+    public func settle(_ value: Value) -> Bool {
+        let (won, resume): (Bool, CheckedContinuation<Value, Never>?) = lock.withLock {
+            guard settled == nil else { return (false, nil) }
             settled = value
             defer { waiter = nil }
-            return waiter
+            return (true, waiter)
         }
         resume?.resume(returning: value)
+        return won
     }
 
     public var value: Value {

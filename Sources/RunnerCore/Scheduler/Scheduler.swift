@@ -188,10 +188,14 @@ public actor Scheduler {
         return plan
     }
 
-    /// Marks runs whose heartbeat went stale abandoned (their retry is then due at once), and
-    /// starts every due retry of this table's jobs that no task here is already making.
+    /// Reaps exited orphans, marks runs whose heartbeat went stale abandoned (their retry is
+    /// then due at once), and starts every due retry of this table's jobs that no task here is
+    /// already making.
     private func sweep(now: Date) async {
         let ledger = runner.executor.ledger
+        // Orphans adopted as PID 1 or as the commands' subreaper, exited since the last sweep.
+        let orphans = ChildProcesses.shared.reapOrphans()
+        if orphans > 0 { logger.debug("reaped exited orphans", metadata: ["count": "\(orphans)"]) }
         do {
             let abandoned = try await ledger.markAbandoned()
             if abandoned > 0 { events?.abandoned(count: abandoned) }

@@ -48,8 +48,12 @@ struct ScheduleCommand: AsyncParsableCommand {
         let (connection, url) = try await database.connectReturningURL()
         let logger = database.logger
         let ledger = Ledger(connection: connection)
+        // Lease renewals on a connection of their own: behind a burst of claims on the main one,
+        // they would come late and another replica would take the runs for abandoned.
+        let heartbeats = Ledger(connection: try await PostgresConnection.connect(url, applicationName: "runner-leases"))
         let executor = RunExecutor(
-            ledger: ledger, logger: logger, heartbeatInterval: try Once.heartbeatInterval(), databaseURL: url)
+            ledger: ledger, logger: logger, heartbeatInterval: try Once.heartbeatInterval(), databaseURL: url,
+            heartbeats: heartbeats)
         let now = try await ledger.databaseNow()
         try await ledger.registerJobs(table.jobs, at: now)
         let metrics = SchedulerMetrics()

@@ -196,6 +196,70 @@ struct ScheduleCommandTests {
         #expect(error.contains("shutdown"), "\(error)")
     }
 
+    @Test(
+        "an orphan a command leaves is adopted and reaped: as the commands' subreaper, and as PID 1 of a PID namespace (where SIGTERM still stops it)"
+    )
+    func reapsOrphans() async throws {
+        let scratch = try TemporaryDirectory()
+        for asInit in [false, true] {
+            let adopted = scratch.url.appendingPathComponent("adopted-\(asInit)").path
+            // The grandchild has no environment (so no token: it is not killed as an escaped
+            // descendant) and outlives the command; when it ends it says who adopted it.
+            let orphan = try scratch.write(
+                "orphan-\(asInit).sh",
+                "sleep 0.5; cut -d' ' -f4 /proc/$$/stat > \(adopted).tmp; mv \(adopted).tmp \(adopted)\n"
+            ).path
+            let setup = try await CLISetup(
+                asInit ? "reaperinit" : "reaper",
+                jobs: """
+                    jobs:
+                      leaves-one:
+                        command: ["sh", "-c", "env -i /bin/sh \(orphan) >/dev/null 2>&1 & exit 0"]
+                        schedule: "0 0 1 1 *"
+                        catchup: 400d
+                    """)
+            let log = setup.directory.url.appendingPathComponent("scheduler.log")
+            // Without root, a user namespace of its own lets unshare make the PID namespace.
+            let wrapper =
+                !asInit
+                ? []
+                : ["/usr/bin/unshare"] + (getuid() == 0 ? [] : ["--user", "--map-root-user"])
+                    + ["--pid", "--fork", "--mount-proc"]
+            let launched = try RunnerProcess.launch(
+                ["schedule"], environment: setup.environment, log: log, wrapper: wrapper)
+            // Under unshare the runner is its child, PID 1 inside the namespace.
+            var runner = launched.processIdentifier
+            if asInit {
+                let found = try await Self.eventually(within: .seconds(10)) {
+                    ProcessStat.children(of: launched.processIdentifier).first.map { runner = $0.pid } != nil
+                }
+                try #require(found, "unshare started no runner: \(Self.log(log).suffix(1500))")
+                let status = (try? String(contentsOfFile: "/proc/\(runner)/status", encoding: .utf8)) ?? ""
+                let namespacePIDs = status.split(separator: "\n").first { $0.hasPrefix("NSpid:") } ?? ""
+                #expect(
+                    namespacePIDs.split(separator: "\t").last == "1", "not PID 1 in its namespace: \(namespacePIDs)")
+            }
+            let parent = try await Self.eventually(within: .seconds(30)) {
+                FileManager.default.fileExists(atPath: adopted)
+            }
+            try #require(parent, "the orphan never ended: \(Self.log(log).suffix(1500))")
+            let adopter = try String(contentsOfFile: adopted, encoding: .utf8).trimmingCharacters(
+                in: .whitespacesAndNewlines)
+            #expect(adopter == (asInit ? "1" : "\(runner)"), "the orphan was adopted by \(adopter), not the runner")
+            // It has exited; the scheduler's sweep (every 5 s) waits for it.
+            let reaped = try await Self.eventually(within: .seconds(20)) {
+                !ProcessStat.children(of: runner).contains { $0.state == "Z" }
+            }
+            #expect(
+                reaped,
+                "zombies left under the runner: \(ProcessStat.children(of: runner)) \(Self.log(log).suffix(1500))")
+            #expect(try await setup.count("SELECT count(*) FROM runner.runs WHERE status = 'succeeded'") == 1)
+            // A container's stop signal goes to PID 1, which the kernel spares unless it handles it.
+            kill(runner, SIGTERM)
+            #expect(try await Self.stop(launched, with: nil) == 0, "\(Self.log(log).suffix(1500))")
+        }
+    }
+
     @Test("a broken SIGHUP reload keeps the old schedule and logs line:col; a valid one applies")
     func reload() async throws {
         let setup = try await CLISetup(

@@ -18,12 +18,26 @@ struct RunnerProcess {
         return URL(fileURLWithPath: ".build/debug/runner")
     }
 
-    /// Starts `runner` without waiting for it, for tests that signal it: its output goes to
-    /// `log` (both streams), or nowhere.
-    static func launch(_ arguments: [String], environment: [String: String], log: URL? = nil) throws -> Process {
+    /// A `Process` for `runner` with `arguments`, started through `wrapper` when it has one.
+    private static func process(_ arguments: [String], wrapper: [String]) -> Process {
         let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
+        if let program = wrapper.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(wrapper.dropFirst()) + [executable.path] + arguments
+        } else {
+            process.executableURL = executable
+            process.arguments = arguments
+        }
+        return process
+    }
+
+    /// Starts `runner` without waiting for it, for tests that signal it: its output goes to
+    /// `log` (both streams), or nowhere. `wrapper` starts it through another program first
+    /// (`unshare --pid --fork`).
+    static func launch(_ arguments: [String], environment: [String: String], log: URL? = nil, wrapper: [String] = [])
+        throws -> Process
+    {
+        let process = process(arguments, wrapper: wrapper)
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         var handle: FileHandle?
         if let log {
@@ -53,14 +67,7 @@ struct RunnerProcess {
     private static func blockingRun(
         _ arguments: [String], environment: [String: String], currentDirectory: URL?, wrapper: [String] = []
     ) throws -> Result {
-        let process = Process()
-        if let program = wrapper.first {
-            process.executableURL = URL(fileURLWithPath: program)
-            process.arguments = Array(wrapper.dropFirst()) + [executable.path] + arguments
-        } else {
-            process.executableURL = executable
-            process.arguments = arguments
-        }
+        let process = process(arguments, wrapper: wrapper)
         var merged = ProcessInfo.processInfo.environment
         merged.merge(environment) { $1 }
         process.environment = merged
