@@ -257,28 +257,29 @@ public struct Ledger: Sendable {
     /// Records that `slot` of `job` was found later than its catchup and will not run: a
     /// `missed` row under the slot's own key, once (nil when the slot already has a row).
     public func recordMissed(job: String, slot: Date, reason: String) async throws -> Int64? {
-        try await recordMissed(job: job, slots: [slot], trigger: .once, reason: reason).first
+        try await recordMissed([job: [slot]], trigger: .once, reason: reason).first
     }
 
-    /// Records each of `slots` of `job` that has no row as `missed`, in one statement: what a
-    /// stalled scheduler passed over (trigger `schedule`), or the slot a late `runner once`
-    /// found (trigger `once`). Returns the ids of the rows it wrote.
+    /// Records each slot of `slots` (per job) that has no row as `missed`, in one statement
+    /// however many jobs: what a stalled scheduler passed over (trigger `schedule`), or the slot
+    /// a late `runner once` found (trigger `once`). Returns the ids of the rows it wrote.
     @discardableResult
-    public func recordMissed(job: String, slots: [Date], trigger: RunTrigger = .schedule, reason: String)
+    public func recordMissed(_ slots: [String: [Date]], trigger: RunTrigger = .schedule, reason: String)
         async throws -> [Int64]
     {
-        guard !slots.isEmpty else { return [] }
+        let pairs = slots.sorted { $0.key < $1.key }.flatMap { job, dates in dates.map { (job, $0) } }
+        guard !pairs.isEmpty else { return [] }
         return try await connection.query(
             """
             INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at,
                                      duration_ms, error)
-            SELECT $1, s.slot, s.key, $6, 'missed', $4, 1, now(), 0, $5
-            FROM unnest($2::timestamptz[], $3::text[]) AS s(slot, key)
+            SELECT s.job, s.slot, s.key, $6, 'missed', $4, 1, now(), 0, $5
+            FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS s(job, slot, key)
             ON CONFLICT (job, slot_key) DO NOTHING
             RETURNING id
             """,
             [
-                PostgresValue(job), .timestamps(slots), .array(slots.map(Self.slotKey(for:))),
+                .array(pairs.map(\.0)), .timestamps(pairs.map(\.1)), .array(pairs.map { Self.slotKey(for: $0.1) }),
                 PostgresValue(Self.processIdentity), PostgresValue(reason), PostgresValue(trigger.rawValue),
             ]
         ).compactMap { try $0.int64("id") }

@@ -8,8 +8,9 @@ import Logging
 /// abandoned), or whose lease could not be renewed for `fenceAfter`, is told to stop.
 public actor LeaseKeeper {
     private struct Holder {
-        /// Stops the run; false if it had already ended (its end was being written).
-        let lost: @Sendable () -> Bool
+        /// Stops the run; false if it had already ended (its end was being written). Nil until
+        /// the work starts (a lease is held from the claim).
+        var lost: (@Sendable () -> Bool)?
         var lastRenewal: ContinuousClock.Instant
     }
 
@@ -18,6 +19,8 @@ public actor LeaseKeeper {
     private let fenceAfter: Duration
     private let logger: Logger
     private var holders: [Int64: Holder] = [:]
+    /// Leases lost before their work started: the work is stopped as soon as it does.
+    private var lostEarly: Set<Int64> = []
     private var loop: Task<Void, Never>?
 
     /// `ledger` may be one on a connection of its own (the scheduler's); `fenceAfter`: how long
@@ -29,15 +32,29 @@ public actor LeaseKeeper {
         self.logger = logger
     }
 
-    /// Keeps `runID`'s lease from now until ``release(_:)``; `lost` is called (once) if it is
-    /// lost, and returns whether that stopped the run (false: it had ended already).
-    public func hold(_ runID: Int64, lost: @escaping @Sendable () -> Bool) {
-        holders[runID] = Holder(lost: lost, lastRenewal: .now)
+    /// Keeps `runID`'s lease from now (its claim) until ``release(_:)``, before its work starts:
+    /// the steps between may wait on a busy connection longer than a lease.
+    public func hold(_ runID: Int64) {
+        guard holders[runID] == nil else { return }
+        holders[runID] = Holder(lost: nil, lastRenewal: .now)
         if loop == nil { loop = Task { await self.renewals() } }
+    }
+
+    /// Holds `runID`'s lease if it is not held yet, and calls `lost` (once) if it is lost,
+    /// at once if that happened before this call. `lost` returns whether that stopped the run
+    /// (false: it had ended already).
+    public func watch(_ runID: Int64, lost: @escaping @Sendable () -> Bool) {
+        if lostEarly.remove(runID) != nil {
+            _ = lost()
+            return
+        }
+        hold(runID)
+        holders[runID]?.lost = lost
     }
 
     public func release(_ runID: Int64) {
         holders[runID] = nil
+        lostEarly.remove(runID)
     }
 
     /// Runs while any lease is held; a new one starts it again.
@@ -79,6 +96,11 @@ public actor LeaseKeeper {
 
     /// Drops the lease and stops its run; whether that stopped it.
     private func lose(_ id: Int64) -> Bool {
-        holders.removeValue(forKey: id)?.lost() ?? false
+        guard let holder = holders.removeValue(forKey: id) else { return false }
+        guard let lost = holder.lost else {
+            lostEarly.insert(id)
+            return true
+        }
+        return lost()
     }
 }

@@ -31,10 +31,13 @@ public struct OnceRunner: Sendable {
     /// The instant this call works from, and how far the host's clock is from it (ms).
     func currentInstant() async throws -> (now: Date, skewMs: Double) {
         if let now { return (now(), 0) }
-        let host = Date()
+        // The host's clock at the middle of the round trip against the database's; a round trip
+        // slowed by a queue of queries (a burst of claims) is uncertainty, not skew.
+        let before = Date()
         let database = try await executor.ledger.databaseNow()
-        let skew = ((host.timeIntervalSince(database)) * 1000).rounded()
-        if abs(skew) > 1000 {
+        let halfTrip = Date().timeIntervalSince(before) / 2
+        let skew = ((before.addingTimeInterval(halfTrip).timeIntervalSince(database)) * 1000).rounded()
+        if abs(skew) > 1000 + halfTrip * 1000 {
             executor.logger.warning(
                 "this host's clock differs from the database's; slots follow the database",
                 metadata: ["clock_skew_ms": "\(Int64(skew))"])
@@ -129,12 +132,20 @@ public struct OnceRunner: Sendable {
             try await ledger.recordMetrics([Metric("skipped", 1)], runID: runID, job: job.name)
             return .skipped(runID: runID, liveRunID: liveRunID, slot: slot)
         case .claimed(let runID):
-            // Retries of earlier slots that never ran are overtaken by this one.
-            try await ledger.supersedeRetries(job: job.name, before: slot, maxRetries: job.retries.max)
-            // A backfill runs long-past slots on purpose: its lateness is no scheduling delay.
-            try await ledger.recordMetrics(
-                [Metric("clock_skew_ms", skewMs, unit: "ms")], runID: runID, job: job.name,
-                scheduleDelay: trigger != .backfill)
+            // The lease is kept from the claim: behind a busy connection the steps before the
+            // work may take longer than a lease, and the run must not look abandoned meanwhile.
+            await executor.leases.hold(runID)
+            do {
+                // Retries of earlier slots that never ran are overtaken by this one.
+                try await ledger.supersedeRetries(job: job.name, before: slot, maxRetries: job.retries.max)
+                // A backfill runs long-past slots on purpose: its lateness is no scheduling delay.
+                try await ledger.recordMetrics(
+                    [Metric("clock_skew_ms", skewMs, unit: "ms")], runID: runID, job: job.name,
+                    scheduleDelay: trigger != .backfill)
+            } catch {
+                await executor.leases.release(runID)
+                throw error
+            }
             await ping?.send(.start)
             let first = try await executor.execute(
                 runID: runID, job: job, slot: slot, dryRun: false, now: now,

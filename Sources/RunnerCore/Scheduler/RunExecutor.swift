@@ -130,7 +130,7 @@ public struct RunExecutor: Sendable {
         let race = FirstOf<Race>()
         // The lease: lost when the row is no longer running (another process abandoned it) or
         // no renewal succeeded for the fence time.
-        await leases.hold(info.runID) { race.settle(.stopped(.leaseLost)) }
+        await leases.watch(info.runID) { race.settle(.stopped(.leaseLost)) }
         // (A renewal that finds the row finished after the work ended settles nothing.)
         let watchers = [
             Task { _ = race.settle(.finished(await workTask.value)) },

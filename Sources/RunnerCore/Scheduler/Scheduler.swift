@@ -163,29 +163,50 @@ public actor Scheduler {
         guard claiming else { return Plan() }
         lastTick = .now
         let plan = plan(now: now)
-        for (job, slots) in plan.missed.sorted(by: { $0.key < $1.key }) {
-            missedCounts[job, default: 0] += slots.count
-            events?.missed(job: job, count: slots.count)
-            logger.warning(
-                "slots missed: the scheduler passed over them",
-                metadata: [
-                    "job": "\(job)", "count": "\(slots.count)",
-                    "latest": "\(slots.last.map(Ledger.slotKey(for:)) ?? "")",
-                ])
-            do {
-                try await runner.executor.ledger.recordMissed(
-                    job: job, slots: slots,
-                    reason: "missed: the scheduler was stopped or stalled past this slot and its catchup")
-            } catch {
-                logger.error("cannot record missed slots", metadata: ["job": "\(job)", "error": "\(error)"])
-            }
-        }
+        if !plan.missed.isEmpty { await recordMissed(plan.missed) }
+        // Replicas that tick together claim in different orders, so most of what one reaches
+        // another has taken already (one cheap look) instead of all racing for the same slots.
+        for fire in plan.fires.shuffled() { start(fire, now: now) }
         for fire in plan.fires { start(fire, now: now) }
         if Self.due(lastSweep, every: Self.sweepInterval, now: now) {
             lastSweep = now
             await sweep(now: now)
         }
         return plan
+    }
+
+    /// Counts and records the slots a tick passed over: one log line and a few statements per
+    /// tick, however many jobs (a stall of a table of thousands passes over thousands).
+    private func recordMissed(_ missed: [String: [Date]]) async {
+        let jobs = missed.keys.sorted()
+        for job in jobs {
+            missedCounts[job, default: 0] += missed[job]?.count ?? 0
+            events?.missed(job: job, count: missed[job]?.count ?? 0)
+        }
+        let total = missed.values.reduce(0) { $0 + $1.count }
+        logger.warning(
+            "slots missed: the scheduler passed over them",
+            metadata: [
+                "jobs": "\(jobs.count)", "count": "\(total)",
+                "job": "\(jobs.prefix(5).joined(separator: ","))\(jobs.count > 5 ? ",..." : "")",
+                "latest": "\(missed.values.compactMap(\.last).max().map(Ledger.slotKey(for:)) ?? "")",
+            ])
+        var batch: [String: [Date]] = [:]
+        var size = 0
+        for (index, job) in jobs.enumerated() {
+            batch[job] = missed[job]
+            size += missed[job]?.count ?? 0
+            guard size >= Self.missedRowCap * 5 || index == jobs.count - 1 else { continue }
+            do {
+                try await runner.executor.ledger.recordMissed(
+                    batch, reason: "missed: the scheduler was stopped or stalled past this slot and its catchup")
+            } catch {
+                logger.error(
+                    "cannot record missed slots", metadata: ["jobs": "\(batch.count)", "error": "\(error)"])
+            }
+            batch = [:]
+            size = 0
+        }
     }
 
     /// Reaps exited orphans, marks runs whose heartbeat went stale abandoned (their retry is
