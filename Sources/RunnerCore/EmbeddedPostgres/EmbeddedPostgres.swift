@@ -33,10 +33,14 @@ public struct EmbeddedPostgres: Sendable {
     public static let role = "runner"
     public static let database = "runner"
 
+    /// `max_connections` of a new cluster (a test suite runs hundreds of processes at once).
+    public let maxConnections: Int
+
     public init(
         home: URL, fast: Bool = false, tcp: Bool = false, serverTimeZone: String? = nil,
-        serverEnvironment: [String: String] = [:]
+        serverEnvironment: [String: String] = [:], maxConnections: Int = 200
     ) {
+        self.maxConnections = maxConnections
         self.home = home.standardizedFileURL
         self.fast = fast
         self.tcp = tcp
@@ -207,7 +211,7 @@ public struct EmbeddedPostgres: Sendable {
             "listen_addresses = '\(tcp ? "127.0.0.1" : "")'",
             "unix_socket_permissions = 0700",
             "port = \(tcp ? try Self.freePort() : 5432)",
-            "max_connections = 200",
+            "max_connections = \(maxConnections)",
         ]
         if fast { settings += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"] }
         if let serverTimeZone { settings.append("timezone = '\(serverTimeZone)'") }

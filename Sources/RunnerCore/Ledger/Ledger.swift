@@ -516,6 +516,13 @@ public struct Ledger: Sendable {
         ).map(RunRecord.init(row:))
     }
 
+    /// Every job the ledger knows: registered by a job table, or with runs.
+    public func knownJobs() async throws -> [String] {
+        try await connection.query(
+            "SELECT name FROM runner.jobs UNION SELECT DISTINCT job FROM runner.runs ORDER BY 1"
+        ).compactMap { try $0.string("name") }
+    }
+
     /// Records what the job table says about each job, so the SQL views can show it.
     /// Registers the table's jobs with their next slot after `now`.
     public func registerJobs(_ jobs: [Job], at now: Date) async throws {

@@ -12,6 +12,9 @@ struct Db: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "url", abstract: "Start the embedded PostgreSQL if needed and print its connection URL.")
 
+        /// Accepted so one alias (`runner --config ...`) serves every command; not needed here.
+        @OptionGroup var config: ConfigOptions
+
         func run() async throws {
             let embedded = EmbeddedPostgres(home: EmbeddedPostgres.defaultHome())
             do {
@@ -25,6 +28,9 @@ struct Db: AsyncParsableCommand {
 
     struct Stop: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop the embedded PostgreSQL.")
+
+        /// Accepted so one alias (`runner --config ...`) serves every command; not needed here.
+        @OptionGroup var config: ConfigOptions
 
         func run() async throws {
             let embedded = EmbeddedPostgres(home: EmbeddedPostgres.defaultHome())

@@ -15,6 +15,9 @@ struct Demo: AsyncParsableCommand {
             """
     )
 
+    /// Accepted so one alias (`runner --config ...`) serves every command; the demo uses its own table.
+    @OptionGroup var config: ConfigOptions
+
     func run() async throws {
         // The demo writes sample tables: never into a database named by DATABASE_URL.
         unsetenv("DATABASE_URL")
@@ -31,7 +34,8 @@ struct Demo: AsyncParsableCommand {
             throw CommandError(error.description)
         }
         let executor = RunExecutor(
-            ledger: Ledger(connection: connection), logger: options.logger, heartbeatInterval: try Once.heartbeatInterval(),
+            ledger: Ledger(connection: connection), logger: options.logger,
+            heartbeatInterval: try Once.heartbeatInterval(),
             databaseURL: url)
         print("== runs ==")
         for job in table.jobs {

@@ -24,6 +24,7 @@ struct History: AsyncParsableCommand {
     @Flag(help: "Print a JSON array of runs instead of a table.")
     var json = false
 
+    @OptionGroup var config: ConfigOptions
     @OptionGroup var database: DatabaseOptions
 
     func validate() throws {
@@ -42,17 +43,26 @@ struct History: AsyncParsableCommand {
 
     func run() async throws {
         let connection = try await database.connect()
+        let ledger = Ledger(connection: connection)
+        if let job { try await Self.checkKnown(job, ledger: ledger, config: config) }
         let from = try since.map { Date().addingTimeInterval(-(try DurationParser.parse($0)).timeInterval) }
-        let runs = try await Ledger(connection: connection).history(
-            Ledger.HistoryFilter(job: job, status: status, since: from, limit: limit))
+        // One more than asked, to say whether the list was cut.
+        var runs = try await ledger.history(
+            Ledger.HistoryFilter(job: job, status: status, since: from, limit: limit + 1))
+        let cut = runs.count > limit
+        if cut { runs.removeLast() }
+        let more =
+            "more runs than --limit \(limit): showing the newest \(limit); raise --limit or narrow with --job, --status or --since"
         if json {
             print(JSONValue.array(runs.map(Self.json)).text)
+            if cut { printError("note: \(more)") }
             return
         }
         if runs.isEmpty {
             print("no runs recorded\(job.map { " for \($0)" } ?? "")")
             return
         }
+        defer { if cut { print(more) } }
         let rows = runs.map { run -> [String] in
             [
                 String(run.id), run.job, utc(run.slot), run.trigger.rawValue,
@@ -65,9 +75,24 @@ struct History: AsyncParsableCommand {
                 header: ["RUN", "JOB", "SLOT", "TRIGGER", "STATUS", "STARTED", "DURATION", "SUMMARY"], rows: rows))
     }
 
+    /// A job neither in the job table nor in the ledger is a typo, not a job without runs.
+    static func checkKnown(_ job: String, ledger: Ledger, config: ConfigOptions) async throws {
+        var known = Set(try await ledger.knownJobs())
+        // The table counts when there is one (named, or the default file); history needs none.
+        if config.config != nil || FileManager.default.fileExists(atPath: config.path) {
+            known.formUnion(try config.load().jobs.map(\.name))
+        }
+        guard !known.contains(job) else { return }
+        throw CommandError(
+            "no job \"\(job)\" in \(config.path) or the ledger\n"
+                + "hint: jobs: \(known.isEmpty ? "none yet" : known.sorted().joined(separator: ", "))",
+            code: .usage)
+    }
+
     static func json(_ run: RunRecord) -> JSONValue {
         [
             "id": .number(Double(run.id)), "job": .string(run.job), "slot": .string(utc(run.slot)),
+            "slot_key": .string(run.slotKey),
             "trigger": .string(run.trigger.rawValue), "attempt": .number(Double(run.attempt)),
             "status": .string(run.status.rawValue), "dry_run": .bool(run.dryRun), "claimed_by": .string(run.claimedBy),
             "started_at": .string(utc(run.startedAt)), "finished_at": run.finishedAt.map { .string(utc($0)) } ?? .null,

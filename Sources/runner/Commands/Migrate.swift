@@ -1,12 +1,17 @@
 import ArgumentParser
+import Foundation
 import RunnerCore
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create or update the runner schema (runs, effects, metrics, views).",
-        discussion: "Idempotent, and safe when several replicas run it at the same moment."
+        discussion: """
+            Idempotent, and safe when several replicas run it at the same moment. Then registers the \
+            job table's jobs (when there is a table), so runner.job_summary lists them before their first run.
+            """
     )
 
+    @OptionGroup var config: ConfigOptions
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
@@ -20,5 +25,10 @@ struct Migrate: AsyncParsableCommand {
                 "applied migration\(report.applied.count == 1 ? "" : "s") \(list); runner schema is at version \(report.version)"
             )
         }
+        guard config.config != nil || FileManager.default.fileExists(atPath: config.path) else { return }
+        let table = try config.load()
+        let ledger = Ledger(connection: connection)
+        try await ledger.registerJobs(table.jobs, at: try await ledger.databaseNow())
+        print("registered \(table.jobs.count) job\(table.jobs.count == 1 ? "" : "s") of \(table.path)")
     }
 }

@@ -22,6 +22,8 @@ extension Outbox {
         @Argument(help: "The email's ID, as runner outbox lists it.")
         var id: Int64
 
+        /// Accepted so one alias (`runner --config ...`) serves every command; not needed here.
+        @OptionGroup var config: ConfigOptions
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
@@ -60,6 +62,8 @@ extension Outbox {
         @Flag(help: "Print a JSON array instead of a table.")
         var json = false
 
+        /// Accepted so one alias (`runner --config ...`) serves every command; not needed here.
+        @OptionGroup var config: ConfigOptions
         @OptionGroup var database: DatabaseOptions
 
         func validate() throws {

@@ -18,10 +18,15 @@ struct OnceCommandTests {
         let first = try await setup.runner("migrate")
         #expect(first.status == 0)
         let versions = Migration.all.map { String($0.version) }.joined(separator: ", ")
+        let registered = "registered 1 job of \(setup.environment["RUNNER_CONFIG"] ?? "")\n"
         #expect(
-            first.stdout == "applied migrations \(versions); runner schema is at version \(Migration.latestVersion)\n")
+            first.stdout
+                == "applied migrations \(versions); runner schema is at version \(Migration.latestVersion)\n"
+                + registered)
         let second = try await setup.runner("migrate")
-        #expect(second.stdout == "runner schema is up to date (version \(Migration.latestVersion))\n")
+        #expect(second.stdout == "runner schema is up to date (version \(Migration.latestVersion))\n" + registered)
+        // The table's jobs are in the ledger before their first run.
+        #expect(try await setup.count("SELECT count(*) FROM runner.jobs WHERE name = 'a'") == 1)
     }
 
     @Test("once runs the current slot; a second call in the same slot does nothing and exits 0")
@@ -196,7 +201,8 @@ struct OnceCommandTests {
         let stopped = Date()
         kill(process.processIdentifier, SIGTERM)
         try await offPool { process.waitUntilExit() }
-        #expect(Date().timeIntervalSince(stopped) < 5)
+        // Well inside the 1m backoff (jitter keeps it over 30 s), with room for a loaded machine.
+        #expect(Date().timeIntervalSince(stopped) < 20)
         #expect(process.terminationStatus == 1)
         #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 1)
     }
@@ -464,13 +470,49 @@ struct OnceCommandTests {
         }
         #expect(runs.count == 1)
         let run = try #require(runs.first)
-        for key in ["job", "slot", "trigger", "status", "started_at", "finished_at", "duration_ms", "outcome", "error"]
-        {
+        for key in [
+            "job", "slot", "slot_key", "attempt", "trigger", "status", "started_at", "finished_at", "duration_ms",
+            "outcome", "error",
+        ] {
             #expect(run[key] != nil, "missing \(key)")
         }
         #expect(run["job"] == "bad")
         #expect(try await setup.runner("history", "--job", "good", "--json").stdout.contains("\"good\""))
         #expect(try await setup.runner("history", "--since", "soon").status == 2)
+
+        // A typo is an error that names the jobs; a job of the table without runs is not.
+        let typo = try await setup.runner("history", "--job", "godo")
+        #expect(typo.status == 2, "\(typo.stdout) \(typo.stderr)")
+        #expect(
+            typo.stderr.contains("error: no job \"godo\"") && typo.stderr.contains("hint: jobs: bad, good"),
+            "\(typo.stderr)")
+        #expect(typo.stdout.isEmpty)
+        let config = try #require(setup.environment["RUNNER_CONFIG"])
+        try
+            (try String(contentsOfFile: config, encoding: .utf8)
+            + "\n  fresh: {command: [\"true\"], schedule: \"@daily\"}\n")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let fresh = try await setup.runner("history", "--job", "fresh", "--config", config)
+        #expect(
+            fresh.status == 0 && fresh.stdout.contains("no runs recorded for fresh"), "\(fresh.stdout) \(fresh.stderr)")
+
+        // A list cut at --limit says so (on stderr with --json, which stays a JSON array).
+        let cut = try await setup.runner("history", "--limit", "1")
+        #expect(cut.stdout.split(separator: "\n").count == 3, "\(cut.stdout)")
+        #expect(cut.stdout.contains("more runs than --limit 1: showing the newest 1"), "\(cut.stdout)")
+        let whole = try await setup.runner("history", "--limit", "2")
+        #expect(!whole.stdout.contains("more runs than"), "\(whole.stdout)")
+        let cutJSON = try await setup.runner("history", "--limit", "1", "--json")
+        #expect(JSONValue.parse(cutJSON.stdout) != nil && cutJSON.stderr.contains("more runs than --limit 1"))
+
+        // --config is accepted by every command, so one alias serves them all.
+        for command in [
+            ["outbox"], ["outbox", "list"], ["migrate"], ["status"], ["history"], ["check"], ["db", "stop"],
+        ] {
+            let result = try await RunnerProcess.run(
+                command + ["--config", config], environment: setup.environment, currentDirectory: setup.directory.url)
+            #expect(result.status == 0, "\(command) --config: \(result.stderr)")
+        }
     }
 
     @Test("exit codes: 2 for configuration and usage errors")

@@ -15,7 +15,7 @@ enum TestDatabase {
 
     static let cluster = EmbeddedPostgres(
         home: packageRoot.appendingPathComponent(".build/test-postgres"), fast: true, tcp: true,
-        serverTimeZone: "America/New_York")
+        serverTimeZone: "America/New_York", maxConnections: 500)
 
     /// The password of the `secretive` role, which logs in over TCP.
     static let secretPassword = "s3cr3t-Pa55w0rd-XYZ"
