@@ -17,7 +17,7 @@ struct Runner: AsyncParsableCommand {
             Check.self, Next.self, Migrate.self, Once.self, ScheduleCommand.self, BackfillCommand.self, History.self,
             Status.self, Outbox.self, Preview.self,
             Demo.self,
-            Db.self,
+            Db.self, Env.self,
         ]
     )
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// A value from outside shown in an error, a log or a record: control characters escaped
 /// (`\r`, `\n`, `\x07`), quotes and backslashes too, at most 200 bytes.
-func displayEscaped(_ text: String) -> String {
+public func displayEscaped(_ text: String) -> String {
     var output = ""
     for scalar in text.unicodeScalars {
         if output.utf8.count >= 200 {

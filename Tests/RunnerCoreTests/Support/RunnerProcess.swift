@@ -54,21 +54,25 @@ struct RunnerProcess {
     /// Runs `runner` to its end. The waiting happens on a thread of its own, never on the
     /// cooperative pool, so a slow child cannot starve the other tests.
     /// `wrapper` runs it through another program first (`faketime -f +2h`).
+    /// `clearEnvironment`: `environment` alone, not merged into the test process's own.
     static func run(
         _ arguments: [String], environment: [String: String] = [:], currentDirectory: URL? = nil,
-        wrapper: [String] = []
+        wrapper: [String] = [], clearEnvironment: Bool = false
     ) async throws -> Result {
         try await offPool {
-            try blockingRun(arguments, environment: environment, currentDirectory: currentDirectory, wrapper: wrapper)
+            try blockingRun(
+                arguments, environment: environment, currentDirectory: currentDirectory, wrapper: wrapper,
+                clearEnvironment: clearEnvironment)
         }
     }
 
     /// Waits on the calling thread: only ever called off the cooperative pool (``run``).
     private static func blockingRun(
-        _ arguments: [String], environment: [String: String], currentDirectory: URL?, wrapper: [String] = []
+        _ arguments: [String], environment: [String: String], currentDirectory: URL?, wrapper: [String] = [],
+        clearEnvironment: Bool = false
     ) throws -> Result {
         let process = process(arguments, wrapper: wrapper)
-        var merged = ProcessInfo.processInfo.environment
+        var merged = clearEnvironment ? [:] : ProcessInfo.processInfo.environment
         merged.merge(environment) { $1 }
         process.environment = merged
         if let currentDirectory { process.currentDirectoryURL = currentDirectory }
