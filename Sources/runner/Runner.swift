@@ -39,11 +39,25 @@ struct Runner: AsyncParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
-                printError(fullMessage(for: error))
+                printError(Self.errorStyle(fullMessage(for: error)))
                 Foundation.exit(ExitCode.usage.rawValue)
             }
             exit(withError: error)
         }
+    }
+}
+
+extension Runner {
+    /// ArgumentParser's `Error: Give either…` in runner's one style: `error: give either…`, the
+    /// usage it adds on the lines after.
+    static func errorStyle(_ message: String) -> String {
+        guard message.hasPrefix("Error: ") else { return message }
+        let rest = message.dropFirst("Error: ".count)
+        guard let first = rest.first else { return "error:" }
+        // Lower-case a sentence's first word, not an option or a name (`--limit`, `DATABASE_URL`).
+        let second = rest.dropFirst().first
+        let lowered = second.map { $0.isLowercase } == true ? first.lowercased() : String(first)
+        return "error: " + lowered + rest.dropFirst()
     }
 }
 
@@ -55,12 +69,13 @@ extension ExitCode {
 }
 
 /// A failure a command explains in one sentence, with its exit code; no usage text follows.
+/// Printed as `error: …`, with `hint: …` (what to do) on the next line when there is one.
 struct CommandError: Error {
     let message: String
     let code: ExitCode
 
-    init(_ message: String, code: ExitCode = .usage) {
-        self.message = message
+    init(_ message: String, hint: String? = nil, code: ExitCode = .usage) {
+        self.message = message + (hint.map { "\nhint: \($0)" } ?? "")
         self.code = code
     }
 }
@@ -82,7 +97,8 @@ struct ConfigOptions: ParsableArguments {
         let table = try load()
         guard let job = table.job(named: name) else {
             throw CommandError(
-                "no job \"\(name)\" in \(table.path) (jobs: \(table.jobs.map(\.name).joined(separator: ", ")))")
+                "no job \"\(name)\" in \(table.path)",
+                hint: "its jobs: \(table.jobs.map(\.name).joined(separator: ", "))")
         }
         return job
     }
@@ -92,6 +108,11 @@ struct ConfigOptions: ParsableArguments {
         do {
             return try JobTableLoader().load(path: path)
         } catch {
+            if let hint = error.hint, let problem = error.diagnostics.first {
+                printError("error: \(error.path): \(problem.message)")
+                printError("hint: \(hint)")
+                throw ExitCode.usage
+            }
             printError(error.description)
             let count = error.diagnostics.count
             printError("\(count) error\(count == 1 ? "" : "s") in \(error.path); nothing was run")

@@ -1,11 +1,13 @@
 """A small HTTP server for the tests that answers from a routes file and logs every request.
 
 Usage: python3 http_server.py PORT ROUTES.json LOG.jsonl
-ROUTES maps "METHOD /path" (or "METHOD /prefix*") to {"status": 200, "body": <json>, "headers": {...}, "delay": seconds};
+ROUTES maps "METHOD /path" (or "METHOD /prefix*") to {"status": 200, "body": <json>, "headers": {...}, "delay": seconds,
+"hold_until": PATH}; with hold_until, the answer waits until that file exists (at most 60 s);
 a list of such answers is used in turn (the last one repeats). Each request is appended to LOG
 as one JSON line: method, path, at (seconds since the epoch), headers, body. Prints "ready" once it listens on 127.0.0.1.
 """
 import json
+import os
 import sys
 import threading
 import time
@@ -38,6 +40,10 @@ def main():
                     served[route] = index + 1
                     answers = answers[min(index, len(answers) - 1)]
             time.sleep(answers.get("delay", 0))
+            if answers.get("hold_until"):
+                deadline = time.time() + 60
+                while not os.path.exists(answers["hold_until"]) and time.time() < deadline:
+                    time.sleep(0.02)
             payload = json.dumps(answers.get("body", {})).encode()
             self.send_response(answers.get("status", 200))
             for name, value in answers.get("headers", {}).items():

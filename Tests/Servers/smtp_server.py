@@ -95,9 +95,15 @@ def main():
         options.update(authenticator=authenticator, auth_require_tls=True, auth_required=True)
     controller = Controller(
         Store(arguments.folder, arguments.fail_first, arguments.reject, arguments.delay, arguments.hang_at),
-        hostname="127.0.0.1", port=arguments.port, **options
+        hostname="127.0.0.1", port=arguments.port,
+        # aiosmtpd gives up after 5 s by default; a loaded 2-core machine can take longer to start.
+        ready_timeout=60, **options
     )
-    controller.start()
+    try:
+        controller.start()
+    except Exception as error:  # noqa: BLE001 - the test reports it
+        print(f"failed: {error!r}", flush=True)
+        raise
     print("ready", flush=True)
     try:
         sys.stdin.read()  # runs until the test closes our stdin or kills us

@@ -88,7 +88,14 @@ struct AgentWork: RunWork {
                 status: report.failure == nil ? .succeeded : .failed, outcome: .object(report.outcome),
                 error: report.failure, metrics: report.metrics)
         } catch let problem as MailerConfiguration.Problem {
-            return .failed("email is misconfigured: \(problem.description)")
+            return .permanent(
+                "email is misconfigured: \(problem.description)",
+                hint:
+                    "fix the EMAIL_PROVIDER settings (`runner env` lists them), or unset EMAIL_PROVIDER to keep drafts")
+        } catch let error as PostgresError {
+            let setting = run.job.database == nil ? "DATABASE_URL" : "the job's database: setting"
+            if let hint = error.permanentHint(database: setting) { return .permanent("\(error)", hint: hint) }
+            return .failed("\(error)")
         } catch {
             return .failed("\(error)")
         }

@@ -13,6 +13,8 @@ public struct HealthPing: Sendable {
     let url: String
     let client: CurlClient
     let logger: Logger
+    /// The start ping in flight: the run does not wait for it; the final ping does.
+    private let started = Locked<Task<Void, Never>?>(nil)
 
     public init(url: String, client: CurlClient = CurlClient(), logger: Logger) {
         self.url = url
@@ -32,7 +34,16 @@ public struct HealthPing: Sendable {
     /// The host of the URL, for logs.
     var host: String { URL(string: url)?.host ?? "the ping URL" }
 
+    /// Sends the start ping without waiting for it: a slow or hanging endpoint never delays
+    /// the run. The final ping waits for it first (at most its 3 s), so the server hears them
+    /// in order.
+    public func start() {
+        let task = Task { await send(.start) }
+        started.withLock { $0 = task }
+    }
+
     public func send(_ signal: Signal, summary: String? = nil) async {
+        if signal != .start, let start = started.withLock({ $0 }) { await start.value }
         var transfer = CurlTransfer(url: Self.address(url, signal))
         if let summary {
             transfer.method = "POST"

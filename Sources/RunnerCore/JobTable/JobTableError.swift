@@ -17,10 +17,14 @@ public struct ConfigDiagnostic: Equatable, Sendable, CustomStringConvertible {
 public struct JobTableError: Error, Sendable, CustomStringConvertible {
     public let path: String
     public let diagnostics: [ConfigDiagnostic]
+    /// Set when the file itself cannot be had (missing, a folder, unreadable) rather than its
+    /// content being wrong: what to do about it.
+    public var hint: String?
 
-    public init(path: String, diagnostics: [ConfigDiagnostic]) {
+    public init(path: String, diagnostics: [ConfigDiagnostic], hint: String? = nil) {
         self.path = path
         self.diagnostics = diagnostics
+        self.hint = hint
     }
 
     /// `PATH:LINE:COL: message`, one problem per line, in file order.

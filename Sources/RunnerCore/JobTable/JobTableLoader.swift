@@ -16,27 +16,29 @@ public struct JobTableLoader: Sendable {
     }
 
     public func load(path: String) throws(JobTableError) -> JobTable {
-        func problem(_ message: String) -> JobTableError {
-            JobTableError(path: path, diagnostics: [ConfigDiagnostic(line: 1, column: 1, message: message)])
+        func problem(_ message: String, hint: String) -> JobTableError {
+            JobTableError(path: path, diagnostics: [ConfigDiagnostic(line: 1, column: 1, message: message)], hint: hint)
         }
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+            let looked =
+                path.hasPrefix("/")
+                ? path : "\(path) in \(FileManager.default.currentDirectoryPath)"
             throw problem(
-                "no such file (looked for \(path) in \(FileManager.default.currentDirectoryPath)); "
-                    + "point --config or RUNNER_CONFIG at your jobs.yaml")
+                "no such file: no job table at \(looked)",
+                hint: "point --config or RUNNER_CONFIG at your jobs.yaml (`runner check --config PATH` checks it)")
         }
         guard !isFolder.boolValue else {
-            throw problem("this is a folder, not a file: point --config or RUNNER_CONFIG at the jobs.yaml inside it")
+            throw problem(
+                "this is a folder, not a file", hint: "point --config or RUNNER_CONFIG at the jobs.yaml inside it")
         }
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw JobTableError(
-                path: path,
-                diagnostics: [
-                    ConfigDiagnostic(line: 1, column: 1, message: "cannot read the file: \(Self.reason(error))")
-                ])
+            throw problem(
+                "cannot read the file: \(Self.reason(error))",
+                hint: "check that the user runner runs as may read it")
         }
         return try load(text: text, path: path)
     }

@@ -5,8 +5,9 @@ import Foundation
 /// Each fix is reported as a diagnostic; the patched text is parsed only to find further errors,
 /// never to run anything.
 enum YAMLPreflight {
-    /// Finds values such as `schedule: */5 * * * *`, which YAML reads as an alias and
-    /// cannot parse, reports each one, and quotes it in the returned text.
+    /// Finds values such as `schedule: */5 * * * *`, which YAML reads as an alias, and
+    /// `schedule: @daily`, which starts with a character YAML reserves: neither parses. Reports
+    /// each one, and quotes it in the returned text.
     static func quoteStarValues(in text: String) -> (text: String, diagnostics: [ConfigDiagnostic]) {
         var diagnostics: [ConfigDiagnostic] = []
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
@@ -14,17 +15,20 @@ enum YAMLPreflight {
             guard let (keyPart, value, comment) = splitStarValue(line) else { continue }
             let column = keyPart.count + 1
             let key = keyPart.trimmingCharacters(in: .whitespaces).dropLast().trimmingCharacters(in: .whitespaces)
+            let first = value.first.map(String.init) ?? ""
+            let why = first == "*" ? "which YAML reads as an alias" : "which YAML reserves"
             diagnostics.append(
                 ConfigDiagnostic(
                     line: index + 1, column: column,
-                    message: "\(key) value \(value) starts with \"*\", which YAML reads as an alias: "
+                    message: "\(key) value \(value) starts with \"\(first)\", \(why): "
                         + "quote it, as in \(key): \"\(value)\""))
             lines[index] = keyPart + "\"" + value + "\"" + comment
         }
         return (lines.joined(separator: "\n"), diagnostics)
     }
 
-    /// Splits `  key: *...  # comment` where the `*` cannot start a valid alias name.
+    /// Splits `  key: *...  # comment` where the `*` cannot start a valid alias name, and
+    /// `  key: @...` or `` key: `... ``, which YAML reserves.
     private static func splitStarValue(_ line: String) -> (String, String, String)? {
         guard let colon = line.range(of: ": ") else { return nil }
         let keyText = line[..<colon.lowerBound].trimmingCharacters(in: .whitespaces)
@@ -34,9 +38,12 @@ enum YAMLPreflight {
         let afterColon = line[colon.upperBound...]
         let leading = afterColon.prefix(while: { $0 == " " || $0 == "\t" })
         let valueStart = afterColon.dropFirst(leading.count)
-        guard valueStart.hasPrefix("*") else { return nil }
-        let next = valueStart.dropFirst().first
-        if let next, next.isLetter || next.isNumber || next == "_" || next == "-" { return nil }
+        if valueStart.hasPrefix("*") {
+            let next = valueStart.dropFirst().first
+            if let next, next.isLetter || next.isNumber || next == "_" || next == "-" { return nil }
+        } else if !valueStart.hasPrefix("@") && !valueStart.hasPrefix("`") {
+            return nil
+        }
         var value = String(valueStart)
         var comment = ""
         if let hash = value.range(of: " #") {

@@ -12,10 +12,16 @@ public struct Database: Sendable {
         case embedded(String)
         /// `DATABASE_URL` does not parse (exit code 2): retrying cannot help.
         case invalidURL(String)
+        /// The server answered and refused (a failed login, a missing database; exit code 2):
+        /// retrying cannot help. The message ends with a hint.
+        case refused(String)
 
         public var description: String {
             switch self {
-            case .unreachable(let message): return message
+            case .unreachable(let message):
+                return message
+                    + "\nhint: is the server running and reachable from here? check the host and port in DATABASE_URL"
+            case .refused(let message): return message
             case .schemaOutdated(let current, let required):
                 return current == 0
                     ? "the runner schema does not exist in this database: run `runner migrate` first"
@@ -44,18 +50,18 @@ public struct Database: Sendable {
     public func connectionString() async throws -> ConnectionString {
         if let url = environment["DATABASE_URL"], !url.isEmpty { return ConnectionString(url) }
         let embedded = self.embedded
+        let started: Bool
         do {
-            try await embedded.start()
+            started = try await embedded.start()
         } catch {
             throw Failure.embedded("\(error)")
         }
-        // Once per process, however many connections it opens.
-        if getenv("RUNNER_EMBEDDED_NOTICE_SHOWN") == nil {
-            setenv("RUNNER_EMBEDDED_NOTICE_SHOWN", "1", 1)
+        // Said when this process starts the server, not on every command that uses it.
+        if started {
             FileHandle.standardError.write(
                 Data(
-                    ("runner: DATABASE_URL is not set; using the embedded PostgreSQL in \(embedded.home.path) "
-                        + "(runner db stop stops it)\n").utf8))
+                    ("runner: DATABASE_URL is not set; started the embedded PostgreSQL in \(embedded.home.path) "
+                        + "(`runner db stop` stops it)\n").utf8))
         }
         return embedded.connectionString()
     }
@@ -84,6 +90,9 @@ public struct Database: Sendable {
                 if requireSchema { try await checkSchema(connection) }
                 return (connection, target)
             } catch let error as PostgresError where error.kind == .connection {
+                if let hint = error.permanentHint(database: "DATABASE_URL") {
+                    throw Failure.refused(error.message + "\nhint: " + hint)
+                }
                 lastError = error
                 if attempt < attempts {
                     logger.warning(

@@ -130,6 +130,14 @@ public struct Effects: Sendable {
         return (existing, false)
     }
 
+    /// One effect by its id (as `runner outbox` lists it), if it is of `kind`.
+    public func effect(id: Int64, kind: String) async throws -> Effect? {
+        try await connection.query(
+            "SELECT \(Effect.columns) FROM runner.effects WHERE id = $1::bigint AND kind = $2",
+            [.int64(id), PostgresValue(kind)]
+        ).first.map(Effect.init(row:))
+    }
+
     public func effect(kind: String, key: String) async throws -> Effect? {
         try await connection.query(
             "SELECT \(Effect.columns) FROM runner.effects WHERE kind = $1 AND key = $2",

@@ -525,15 +525,25 @@ public struct Ledger: Sendable {
 
     /// Records what the job table says about each job, so the SQL views can show it.
     /// Registers the table's jobs with their next slot after `now`.
-    public func registerJobs(_ jobs: [Job], at now: Date) async throws {
-        try await registerJobs(jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) })
+    /// `wholeTable`: these are all the jobs (the whole job table): any other job leaves
+    /// `runner.jobs`, and so `runner.job_summary`. A single job's registration (`runner once`)
+    /// leaves the others alone.
+    public func registerJobs(_ jobs: [Job], at now: Date, wholeTable: Bool = false) async throws {
+        try await registerJobs(
+            jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) },
+            wholeTable: wholeTable)
     }
 
-    public func registerJobs(_ jobs: [(name: String, schedule: String, timeZone: String, nextSlot: Date?)]) async throws
-    {
+    public func registerJobs(
+        _ jobs: [(name: String, schedule: String, timeZone: String, nextSlot: Date?)], wholeTable: Bool = false
+    ) async throws {
         guard !jobs.isEmpty else { return }
+        // The DELETE and the upsert touch disjoint names, so one statement does both.
         try await connection.query(
             """
+            WITH removed AS (
+                DELETE FROM runner.jobs WHERE $5::boolean AND NOT (name = ANY($1::text[]))
+            )
             INSERT INTO runner.jobs (name, schedule, timezone, next_slot, updated_at)
             SELECT j.name, j.schedule, j.timezone, j.next_slot, now()
             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS j(name, schedule, timezone, next_slot)
@@ -543,7 +553,7 @@ public struct Ledger: Sendable {
             """,
             [
                 .array(jobs.map(\.name)), .array(jobs.map(\.schedule)), .array(jobs.map(\.timeZone)),
-                .array(jobs.map { $0.nextSlot.map(PostgresTimestamp.format) }),
+                .array(jobs.map { $0.nextSlot.map(PostgresTimestamp.format) }), .bool(wholeTable),
             ])
     }
 

@@ -11,6 +11,7 @@ public struct Migration: Sendable {
         .v0006EffectScopes,
         .v0007BackfillTrigger,
         .v0008Maintenance,
+        .v0009SummaryOfTheTable,
     ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }

@@ -61,7 +61,13 @@ public struct RunRecord: Sendable, Equatable {
 
     /// A failed, timed-out or abandoned attempt that `retries: {max: max}` allows a successor.
     public func allowsRetry(max: Int) -> Bool {
-        [.failed, .timedOut, .abandoned].contains(status) && attempt <= max
+        [.failed, .timedOut, .abandoned].contains(status) && attempt <= max && !isPermanentFailure
+    }
+
+    /// A failure its run judged permanent (``RunResult/permanent(_:hint:)``): never retried.
+    public var isPermanentFailure: Bool {
+        if case .object(let fields) = outcome, fields["permanent"] == .bool(true) { return true }
+        return false
     }
 }
 

@@ -12,23 +12,54 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
 
     /// `user@host:port/dbname`, never the password or other parameters.
     public var redacted: String {
-        var errorMessage: UnsafeMutablePointer<CChar>?
-        guard let options = PQconninfoParse(raw, &errorMessage) else {
-            if let errorMessage { PQfreemem(errorMessage) }
-            return "(an unparsable connection string)"
-        }
-        defer { PQconninfoFree(options) }
-        var values: [String: String] = [:]
-        var cursor = options
-        while let keyword = cursor.pointee.keyword {
-            if let value = cursor.pointee.val { values[String(cString: keyword)] = String(cString: value) }
-            cursor += 1
-        }
+        guard let values = options() else { return "(an unparsable connection string)" }
         let host = values["host"] ?? values["hostaddr"] ?? "localhost"
         let port = values["port"].map { ":\($0)" } ?? ""
         let user = values["user"].map { "\($0)@" } ?? ""
         let database = values["dbname"].map { "/\($0)" } ?? ""
         return "\(user)\(host)\(port)\(database)"
+    }
+
+    /// The parameters libpq reads from this string (keyword to value, only those set), in the
+    /// order libpq lists its keywords; nil when it does not parse.
+    func orderedOptions() -> [(keyword: String, value: String?)]? {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(raw, &errorMessage) else {
+            if let errorMessage { PQfreemem(errorMessage) }
+            return nil
+        }
+        defer { PQconninfoFree(options) }
+        var result: [(String, String?)] = []
+        var cursor = options
+        while let keyword = cursor.pointee.keyword {
+            result.append((String(cString: keyword), cursor.pointee.val.map { String(cString: $0) }))
+            cursor += 1
+        }
+        return result
+    }
+
+    func options() -> [String: String]? {
+        orderedOptions().map { pairs in
+            Dictionary(pairs.compactMap { pair in pair.value.map { (pair.keyword, $0) } }) { $1 }
+        }
+    }
+
+    /// The same connection as libpq's environment variables (`PGHOST`, `PGPORT`, `PGDATABASE`,
+    /// `PGUSER`, `PGPASSWORD`, `PGPASSFILE`, `PGSSLMODE`, …), for a command such as `psql`, which
+    /// reads those and not `DATABASE_URL`.
+    public var libpqEnvironment: [String: String] {
+        let names = [
+            "host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "dbname": "PGDATABASE", "user": "PGUSER",
+            "password": "PGPASSWORD", "passfile": "PGPASSFILE", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
+            "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY", "channel_binding": "PGCHANNELBINDING",
+            "connect_timeout": "PGCONNECT_TIMEOUT", "options": "PGOPTIONS",
+            "target_session_attrs": "PGTARGETSESSIONATTRS",
+        ]
+        var environment: [String: String] = [:]
+        for (keyword, value) in options() ?? [:] {
+            if let name = names[keyword] { environment[name] = value }
+        }
+        return environment
     }
 
     public var description: String { redacted }
@@ -68,23 +99,14 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
 extension ConnectionString {
     /// The same server and settings, another database: re-written as `key='value'` pairs.
     public func replacingDatabase(with database: String) -> ConnectionString {
-        var errorMessage: UnsafeMutablePointer<CChar>?
-        guard let options = PQconninfoParse(raw, &errorMessage) else {
-            if let errorMessage { PQfreemem(errorMessage) }
-            return self
-        }
-        defer { PQconninfoFree(options) }
+        guard let options = orderedOptions() else { return self }
         var pairs: [String] = []
-        var cursor = options
-        while let keyword = cursor.pointee.keyword {
-            let key = String(cString: keyword)
-            let value = key == "dbname" ? database : cursor.pointee.val.map { String(cString: $0) }
-            if let value {
+        for (key, value) in options {
+            if let value = key == "dbname" ? Optional(database) : value {
                 let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(
                     of: "'", with: "\\'")
                 pairs.append("\(key)='\(escaped)'")
             }
-            cursor += 1
         }
         if !pairs.contains(where: { $0.hasPrefix("dbname=") }) { pairs.append("dbname='\(database)'") }
         return ConnectionString(pairs.joined(separator: " "))

@@ -24,6 +24,42 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 
     public var isUniqueViolation: Bool { sqlState == "23505" }
+
+    /// What to do about an error that retrying will not mend, or nil for one that may pass (a
+    /// lost connection, a serialization failure or deadlock, a statement cancelled or timed
+    /// out, a server shutting down). `database` names the setting that chose the database.
+    public func permanentHint(database: String) -> String? {
+        let text = message.lowercased()
+        switch kind {
+        case .connection:
+            if text.contains("password authentication failed") || text.contains("no pg_hba.conf entry")
+                || (text.contains("role") && text.contains("does not exist"))
+            {
+                return "the server refused the login: check the user and password in \(database)"
+            }
+            if text.contains("database") && text.contains("does not exist") {
+                return "no such database on that server: check the database name in \(database)"
+            }
+            return nil
+        case .decoding:
+            return nil
+        case .query:
+            guard let sqlState else { return nil }
+            switch sqlState {
+            case "42P01", "3F000", "42703", "42883", "42704":
+                return "the tables this job reads are not in that database: point \(database) at the "
+                    + "product's database, or run `runner demo` to try runner on sample data"
+            case "42501":
+                return
+                    "the database user lacks a privilege this job needs: grant it, or use another user in \(database)"
+            case "3D000":
+                return "no such database on that server: check the database name in \(database)"
+            default:
+                // Class 28: invalid authorization.
+                return sqlState.hasPrefix("28") ? "the server refused the login: check \(database)" : nil
+            }
+        }
+    }
     /// The relation or schema does not exist (the ledger has not been migrated).
     public var isUndefinedTable: Bool { sqlState == "42P01" || sqlState == "3F000" }
 }

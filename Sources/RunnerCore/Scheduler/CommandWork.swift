@@ -49,14 +49,21 @@ struct CommandWork: RunWork {
         case (0?, _):
             (status, error) = (.succeeded, nil)
         case (let code?, _):
-            let lastLine = result.stderrTail.split(separator: "\n").last.map { ": \($0)" } ?? ""
-            (status, error) = (.failed, "exit code \(code)\(lastLine)")
+            (status, error) = (.failed, "exit code \(code)" + Self.lastLines(of: result.stderrTail))
         case (nil, let signal?):
             (status, error) = (.failed, "killed by signal \(signal)")
         default:
             (status, error) = (.failed, "ended without an exit status")
         }
         return RunResult(status: status, outcome: .object(outcome), error: error, metrics: metrics)
+    }
+
+    /// The last 20 lines of a command's standard error, for its run's error (one line: after a
+    /// colon; more: each on a line of its own).
+    static func lastLines(of stderr: String, count: Int = 20) -> String {
+        let lines = stderr.split(separator: "\n", omittingEmptySubsequences: true).suffix(count)
+        if lines.count <= 1 { return lines.first.map { ": \($0)" } ?? "" }
+        return ":\n" + lines.joined(separator: "\n")
     }
 
     /// Why a command could not start, without its expanded arguments (they may hold secrets).

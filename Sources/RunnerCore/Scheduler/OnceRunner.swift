@@ -63,7 +63,7 @@ public struct OnceRunner: Sendable {
             }
             try await ledger.recordMetrics([Metric("clock_skew_ms", skewMs, unit: "ms")], runID: runID, job: job.name)
             let ping = dryRun ? nil : job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
-            await ping?.send(.start)
+            ping?.start()
             let first = try await executor.execute(runID: runID, job: job, slot: now, dryRun: dryRun, now: now)
             let outcome =
                 retry && !dryRun
@@ -146,7 +146,7 @@ public struct OnceRunner: Sendable {
                 await executor.leases.release(runID)
                 throw error
             }
-            await ping?.send(.start)
+            ping?.start()
             let first = try await executor.execute(
                 runID: runID, job: job, slot: slot, dryRun: false, now: now,
                 retryAfter: retry ? Self.retryDelay(after: 1, job: job) : nil)
@@ -284,7 +284,7 @@ public struct OnceRunner: Sendable {
                     skipIfRunning: job.overlap == .skip && !manual, notAfter: deadline))
             switch claim {
             case .claimed(let runID):
-                if !ranFirst, earlier.isEmpty { await ping?.send(.start) }
+                if !ranFirst, earlier.isEmpty { ping?.start() }
                 earlier.append(last)
                 last = try await executor.execute(
                     runID: runID, job: job, slot: slot, dryRun: false, now: try await currentInstant().now,

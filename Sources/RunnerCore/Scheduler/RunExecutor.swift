@@ -41,7 +41,14 @@ public struct RunExecutor: Sendable {
     func work(for job: Job) -> RunWork {
         switch job.action {
         case .command(let argv, let written):
-            return CommandWork(argv: argv, written: written, environment: job.environment.build(from: environment))
+            var commandEnvironment = job.environment.build(from: environment)
+            // The ledger's own connection (the embedded one too), as DATABASE_URL and as libpq's
+            // PG* variables (psql reads those), unless the job's environment names them already.
+            if let databaseURL {
+                if commandEnvironment["DATABASE_URL"] == nil { commandEnvironment["DATABASE_URL"] = databaseURL.raw }
+                commandEnvironment.merge(databaseURL.libpqEnvironment) { own, _ in own }
+            }
+            return CommandWork(argv: argv, written: written, environment: commandEnvironment)
         case .agent(let kind, let options):
             return AgentWork(
                 kind: kind, agent: AgentRegistry.agent(kind, options: options), activity: AgentRegistry.activity(kind),
@@ -72,7 +79,8 @@ public struct RunExecutor: Sendable {
         do {
             try await finishRetrying(
                 runID: runID, job: job.name, status: result.status, durationMs: durationMs, outcome: result.outcome,
-                error: result.error, metrics: metrics, retryAfter: dryRun ? nil : retryAfter, logger: logger)
+                error: result.error, metrics: metrics, retryAfter: dryRun || result.permanent ? nil : retryAfter,
+                logger: logger)
         } catch {
             await leases.release(runID)
             throw error

@@ -6,6 +6,9 @@ public struct RunResult: Sendable, Equatable {
     public var outcome: JSONValue?
     public var error: String?
     public var metrics: [Metric]
+    /// The failure will recur however often it is retried (a missing table, a refused login,
+    /// a missing database, a misconfigured mailer): the run is not retried, and says what to do.
+    public var permanent = false
 
     public init(status: RunStatus, outcome: JSONValue? = nil, error: String? = nil, metrics: [Metric] = []) {
         self.status = status
@@ -16,6 +19,13 @@ public struct RunResult: Sendable, Equatable {
 
     public static func failed(_ error: String) -> RunResult {
         RunResult(status: .failed, error: error)
+    }
+
+    /// A failure that a retry cannot mend: `error` says what failed, `hint` what to do.
+    public static func permanent(_ error: String, hint: String) -> RunResult {
+        var result = RunResult(status: .failed, outcome: ["permanent": true], error: error + "\nhint: " + hint)
+        result.permanent = true
+        return result
     }
 }
 

@@ -148,4 +148,10 @@ public enum JSONValue: Sendable, Equatable, Codable, ExpressibleByStringLiteral,
         if case .object(let object) = self { return object[key] }
         return nil
     }
+
+    /// The string, if this is one.
+    public var stringValue: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
 }

@@ -37,10 +37,26 @@ public struct LogfmtLogHandler: LogHandler {
             line = fields.map { "\($0.0)=\(Self.logfmtValue($0.1))" }.joined(separator: " ")
         case .json:
             let object = JSONValue.object(
-                Dictionary(fields.map { ($0.0, JSONValue.string($0.1)) }, uniquingKeysWith: { $1 }))
+                Dictionary(fields.map { ($0.0, Self.jsonValue(key: $0.0, $0.1)) }, uniquingKeysWith: { $1 }))
             line = object.text
         }
         FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Keys whose values are counts, ids or measures: JSON numbers, so a log pipeline can sum and
+    /// compare them (always numbers for these keys, never for others, so a key keeps one type).
+    static let numericKeys: Set<String> = [
+        "run_id", "live_run_id", "after_run_id", "effect_id", "attempt", "of", "count", "runs", "jobs", "moved",
+        "deleted", "interrupted", "http_status", "exit_code", "pid", "signal",
+    ]
+
+    static func jsonValue(key: String, _ value: String) -> JSONValue {
+        let numeric = numericKeys.contains(key) || key.hasSuffix("_ms") || key.hasSuffix("_bytes")
+        // Only a plain decimal (no "inf", "0x10" or "1e999" from Double's own parser) becomes a number.
+        if numeric, value.wholeMatch(of: /-?[0-9]{1,15}(\.[0-9]{1,6})?/) != nil, let number = Double(value) {
+            return .number(number)
+        }
+        return .string(value)
     }
 
     static func logfmtValue(_ value: String) -> String {

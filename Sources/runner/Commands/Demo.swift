@@ -58,8 +58,7 @@ struct Demo: AsyncParsableCommand {
         print("\n== outbox (runner outbox) ==")
         let outbox = try Outbox.List.parse(["--limit", "30"])
         try await outbox.run()
-        print("\nRun `runner demo` again: the second runs send nothing new. Preview an email with")
-        print(
-            "`runner preview approval-nudges --config <a jobs.yaml with it>`; stop the database with `runner db stop`.")
+        print("\nRun `runner demo` again: the second runs send nothing new. Read an email with")
+        print("`runner outbox show ID` (add --html for its HTML); stop the database with `runner db stop`.")
     }
 }

@@ -28,7 +28,7 @@ struct Migrate: AsyncParsableCommand {
         guard config.config != nil || FileManager.default.fileExists(atPath: config.path) else { return }
         let table = try config.load()
         let ledger = Ledger(connection: connection)
-        try await ledger.registerJobs(table.jobs, at: try await ledger.databaseNow())
+        try await ledger.registerJobs(table.jobs, at: try await ledger.databaseNow(), wholeTable: true)
         print("registered \(table.jobs.count) job\(table.jobs.count == 1 ? "" : "s") of \(table.path)")
     }
 }

@@ -45,7 +45,8 @@ struct Next: AsyncParsableCommand {
         let start: Date
         if let after {
             guard let parsed = InstantFormat.parse(after) else {
-                throw CommandError("--after \"\(after)\" is not an ISO-8601 instant such as 2026-03-29T01:00:00Z")
+                throw CommandError(
+                    "--after \"\(after)\" is not an ISO-8601 instant", hint: "write it like 2026-03-29T01:00:00Z")
             }
             start = parsed
         } else {
@@ -57,7 +58,9 @@ struct Next: AsyncParsableCommand {
         } else {
             let zoneName = timezone ?? "UTC"
             guard let zone = TimeZone(identifier: zoneName) else {
-                throw CommandError("unknown time zone \"\(zoneName)\" (expected an IANA name such as Europe/London).")
+                throw CommandError(
+                    "unknown time zone \"\(zoneName)\"",
+                    hint: "use an IANA name such as Europe/London or America/New_York")
             }
             do {
                 resolved = try Schedule(parsing: schedule!, timeZone: zone)

@@ -13,8 +13,10 @@ struct Once: AsyncParsableCommand {
             uses up the slot or makes it skip.
 
             A run that fails or times out is retried per the job's retries: (max 3, backoff 30s doubling \
-            to at most 10m, with jitter); each attempt is a run of its own, and the exit code is the \
-            last attempt's. The retry's due time is in the ledger: if this process stops while it \
+            to at most 10m, with jitter); each attempt is a run of its own, and runner exits 1 when \
+            the last attempt did not succeed (a command job's own exit code is kept in the run's outcome, \
+            exit_code, which runner history shows). A failure no retry can mend (a missing table, a \
+            refused login, a missing database, misconfigured email) is not retried. The retry's due time is in the ledger: if this process stops while it \
             waits, the next call after that time makes the retry. A retry never starts once the \
             job's next slot has begun, nor past catchup, and obeys overlap: skip (it is recorded as \
             skipped, with why).

@@ -7,7 +7,7 @@ extension Effects.Status: ExpressibleByArgument {}
 struct Outbox: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The emails the agents recorded: list them, or queue one again.",
-        subcommands: [List.self, Resend.self], defaultSubcommand: List.self)
+        subcommands: [List.self, Show.self, Resend.self], defaultSubcommand: List.self)
 }
 
 extension Outbox {
@@ -38,6 +38,49 @@ extension Outbox {
             print(
                 "email \(effect.id) to \(effect.target ?? "(no recipient)") is queued again; the next run of its job sends it"
             )
+        }
+    }
+}
+
+extension Outbox {
+    /// `runner outbox show ID`: one email as its recipient would read it.
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print one email: its headers and status, then its text (or, with --html, its HTML).")
+
+        @Argument(help: "The email's ID, as runner outbox lists it.")
+        var id: Int64
+
+        @Flag(help: "Print the HTML body instead of the text.")
+        var html = false
+
+        /// Accepted so one alias (`runner --config ...`) serves every command; not needed here.
+        @OptionGroup var config: ConfigOptions
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let connection = try await database.connect()
+            guard let effect = try await Effects(connection: connection).effect(id: id, kind: EmailDelivery.kind) else {
+                throw CommandError(
+                    "there is no email \(id) in the outbox\nhint: runner outbox lists them with their IDs")
+            }
+            let headers: [(String, String)] = [
+                ("To", Self.addresses(effect.payload["to"]) ?? "(no recipient: kept as a draft)"),
+                ("Cc", Self.addresses(effect.payload["cc"]) ?? ""),
+                ("Subject", effect.payload["subject"]?.stringValue ?? ""),
+                ("Status", effect.status.rawValue + (effect.lastError.map { " (\($0))" } ?? "")),
+                ("Created", utc(effect.createdAt)),
+            ]
+            for (name, value) in headers where !value.isEmpty { print("\(name): \(value)") }
+            print("")
+            print(effect.payload[html ? "html" : "text"]?.stringValue ?? "")
+        }
+
+        /// A stored address list as one line; nil when it is empty.
+        static func addresses(_ value: JSONValue?) -> String? {
+            guard case .array(let items)? = value else { return nil }
+            let list = items.compactMap(\.stringValue)
+            return list.isEmpty ? nil : list.joined(separator: ", ")
         }
     }
 }
@@ -82,6 +125,8 @@ extension Outbox {
                                 "id": .number(Double(effect.id)), "key": .string(effect.key),
                                 "status": .string(effect.status.rawValue),
                                 "to": .string(effect.target ?? ""), "subject": effect.payload["subject"] ?? .null,
+                                "cc": effect.payload["cc"] ?? .array([]), "text": effect.payload["text"] ?? .null,
+                                "html": effect.payload["html"] ?? .null,
                                 "attempts": .number(Double(effect.attempts)),
                                 "error": effect.lastError.map(JSONValue.string) ?? .null,
                                 "created_at": .string(utc(effect.createdAt)),

@@ -55,7 +55,7 @@ struct ScheduleCommand: AsyncParsableCommand {
             ledger: ledger, logger: logger, heartbeatInterval: try Once.heartbeatInterval(), databaseURL: url,
             heartbeats: heartbeats)
         let now = try await ledger.databaseNow()
-        try await ledger.registerJobs(table.jobs, at: now)
+        try await ledger.registerJobs(table.jobs, at: now, wholeTable: true)
         let metrics = SchedulerMetrics()
         let scheduler = Scheduler(
             jobs: table.jobs, runner: OnceRunner(executor: executor), logger: logger, now: now,
@@ -91,7 +91,7 @@ struct ScheduleCommand: AsyncParsableCommand {
                     let table = try JobTableLoader().load(path: config.path)
                     let now = try await ledger.databaseNow()
                     await scheduler.reload(table.jobs, now: now, retention: table.retention)
-                    try await ledger.registerJobs(table.jobs, at: now)
+                    try await ledger.registerJobs(table.jobs, at: now, wholeTable: true)
                     logger.info("job table reloaded", metadata: ["jobs": "\(table.jobs.count)"])
                 } catch let error as JobTableError {
                     for line in error.description.split(separator: "\n") {

@@ -48,12 +48,41 @@ struct CheckAndNextCommandTests {
         #expect(lines[3] == "3 errors in \(file.path); nothing was run")
     }
 
-    @Test("check on a missing file names it and exits 2")
+    @Test("a missing job table: one error line saying where it looked, the hint on the next, exit 2")
     func checkMissingFile() async throws {
         let result = try await RunnerProcess.run(["check", "--config", "/nonexistent/jobs.yaml"])
         #expect(result.status == 2)
-        #expect(result.stderr.contains("/nonexistent/jobs.yaml:1:1: no such file"))
-        #expect(result.stderr.contains("point --config or RUNNER_CONFIG at your jobs.yaml"))
+        #expect(
+            result.stderr
+                == "error: /nonexistent/jobs.yaml: no such file: no job table at /nonexistent/jobs.yaml\n"
+                + "hint: point --config or RUNNER_CONFIG at your jobs.yaml (`runner check --config PATH` checks it)\n")
+        // A relative default says which folder it looked in.
+        let folder = try TemporaryDirectory()
+        let relative = try await RunnerProcess.run(
+            ["check"], environment: ["RUNNER_CONFIG": ""], currentDirectory: folder.url)
+        #expect(relative.status == 2)
+        #expect(
+            relative.stderr.hasPrefix("error: jobs.yaml: no such file: no job table at jobs.yaml in "),
+            "\(relative.stderr)")
+    }
+
+    @Test("every error is one lower-case error: line, a hint or the usage after it: argument errors too")
+    func oneErrorStyle() async throws {
+        let both = try await RunnerProcess.run(["next"])
+        #expect(both.status == 2)
+        #expect(both.stderr.hasPrefix("error: give either a job name or --schedule"), "\(both.stderr)")
+        let limit = try await RunnerProcess.run(["history", "--limit", "0"])
+        #expect(limit.stderr.hasPrefix("error: --limit must be from 1 to 100000"), "\(limit.stderr)")
+        let zone = try await RunnerProcess.run(["next", "--schedule", "@daily", "--timezone", "Mars/Base"])
+        #expect(
+            zone.stderr
+                == "error: unknown time zone \"Mars/Base\"\nhint: use an IANA name such as Europe/London or America/New_York\n"
+        )
+        let directory = try TemporaryDirectory()
+        let table = try directory.write("jobs.yaml", "jobs:\n  a: {command: [\"true\"], schedule: \"@daily\"}\n")
+        let unknown = try await RunnerProcess.run(["once", "b", "--config", table.path])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr == "error: no job \"b\" in \(table.path)\nhint: its jobs: a\n")
     }
 
     @Test("an empty or comment-only table, or a folder given as --config, is an error with exit 2")
@@ -79,8 +108,12 @@ struct CheckAndNextCommandTests {
             "jobs:\n  a:\n    command: [\"true\"]\n    schedule: \"@every 106751992d\"\n    timeout: 36526d\n")
         let result = try await RunnerProcess.run(["check", "--config", file.path])
         #expect(result.status == 2)
-        #expect(result.stderr.contains("jobs.yaml:4:15: job \"a\", key \"schedule\": \"@every 106751992d\": @every 106751992d is longer than 100 years"))
-        #expect(result.stderr.contains("jobs.yaml:5:14: job \"a\", key \"timeout\": \"36526d\" is longer than 100 years"))
+        #expect(
+            result.stderr.contains(
+                "jobs.yaml:4:15: job \"a\", key \"schedule\": \"@every 106751992d\": @every 106751992d is longer than 100 years"
+            ))
+        #expect(
+            result.stderr.contains("jobs.yaml:5:14: job \"a\", key \"timeout\": \"36526d\" is longer than 100 years"))
     }
 
     @Test("check reports an unset variable naming the job and key, and never prints other values")

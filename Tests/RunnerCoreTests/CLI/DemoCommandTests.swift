@@ -46,6 +46,28 @@ struct DemoCommandTests {
                 return
             }
             #expect(items.count == 8)
+            // The demo's closing hint works as printed: one draft read whole, as text and as HTML.
+            #expect(first.stdout.contains("Read an email with\n`runner outbox show ID` (add --html for its HTML)"))
+            let nudge = try #require(
+                items.first { $0["subject"]?.stringValue?.hasPrefix("[CRITICAL") == true }, "\(items)")
+            guard case .number(let id)? = nudge["id"], let text = nudge["text"]?.stringValue,
+                let body = nudge["html"]?.stringValue
+            else {
+                Issue.record("outbox --json carries no id, text or html: \(nudge)")
+                return
+            }
+            let shown = try await runner("outbox", "show", String(Int(id)))
+            #expect(shown.status == 0, "\(shown.stderr)")
+            #expect(shown.stdout.hasPrefix("To: "), "\(shown.stdout)")
+            #expect(shown.stdout.contains("\nSubject: \(nudge["subject"]?.stringValue ?? "")\nStatus: draft\n"))
+            #expect(shown.stdout.hasSuffix("\n\n" + text + "\n"), "\(shown.stdout)")
+            #expect(text.contains("Required documents"))
+            let shownHTML = try await runner("outbox", "show", String(Int(id)), "--html")
+            #expect(shownHTML.stdout.hasSuffix("\n\n" + body + "\n") && body.contains("<html"), "\(shownHTML.stdout)")
+            let unknown = try await runner("outbox", "show", "999999")
+            #expect(
+                unknown.status == 2 && unknown.stderr.hasPrefix("error: there is no email 999999 in the outbox\nhint: ")
+            )
             #expect(try await runner("outbox", "--status", "failed").stdout == "the outbox is empty (status failed)\n")
 
             // Preview renders without recording: a newly overdue step shows up, and stays unrecorded.

@@ -256,6 +256,34 @@ struct OnceCommandTests {
         #expect(failure.contains("failed (attempt 2): exit code 3: nope"))
     }
 
+    @Test("a start ping the endpoint holds does not delay the command; the final ping follows it")
+    func startPingNeverDelays() async throws {
+        let scratch = try TemporaryDirectory()
+        let marker = scratch.url.appendingPathComponent("command-ran").path
+        // The endpoint answers the start ping only once the command has run: were the command
+        // waiting for that answer, the ping would time out first (3 s) and be logged as failed.
+        let server = try await TestHTTPServer(routes: [
+            "GET /ping/held/start": ["status": 200, "hold_until": .string(marker)],
+            "POST /ping/held": ["status": 200],
+        ])
+        let setup = try await Setup(
+            "heldping",
+            jobs: """
+                jobs:
+                  good:
+                    command: ["touch", "\(marker)"]
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
+                    ping_url: \(server.baseURL)/ping/held
+                """)
+        let result = try await setup.runner("once", "good")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stderr.contains("ping failed"), "\(result.stderr)")
+        #expect(FileManager.default.fileExists(atPath: marker))
+        let paths = try server.requests().map { $0["path"]?.stringValue ?? "" }
+        #expect(paths == ["/ping/held/start", "/ping/held"], "the final ping comes after the start: \(paths)")
+    }
+
     @Test("a ping that cannot be delivered is logged by host and never fails the run")
     func pingUnreachable() async throws {
         let port = try EmbeddedPostgres.freePort()
@@ -318,6 +346,88 @@ struct OnceCommandTests {
         #expect(try row.first?.int("tail") == 4096)
         let bytes = try await setup.connection.query("SELECT value FROM runner.metrics WHERE name = 'stdout_bytes'")
         #expect(try bytes.first?.double("value") == 10241)
+    }
+
+    @Test("a command's error keeps the last 20 lines of its stderr")
+    func stderrTail() async throws {
+        let setup = try await Setup(
+            "stderrtail",
+            jobs: """
+                jobs:
+                  chatty:
+                    command: ["sh", "-c", "for i in $(seq 1 30); do echo line$i >&2; done; exit 3"]
+                    schedule: "@every 1h"
+                    retries: {max: 0}
+                """)
+        let result = try await setup.runner("once", "chatty")
+        #expect(result.status == 1)
+        let error = try #require(
+            try await setup.connection.query("SELECT error FROM runner.runs").first?.string("error"))
+        let expected = (11...30).map { "line\($0)" }.joined(separator: "\n")
+        #expect(error == "exit code 3:\n" + expected, "\(error)")
+    }
+
+    @Test("a command job gets the ledger's connection as DATABASE_URL and libpq's PG* variables: psql works as written")
+    func commandSeesTheDatabase() async throws {
+        let setup = try await Setup(
+            "commanddb",
+            jobs: """
+                jobs:
+                  vacuum:
+                    command: ["psql", "-X", "-At", "-c", "VACUUM ANALYZE", "-c", "SELECT current_database()"]
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
+                    retries: {max: 0}
+                  env:
+                    command: ["sh", "-c", "test \\"$DATABASE_URL\\" = \\"$EXPECTED\\" && echo \\"$PGDATABASE\\""]
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
+                    env: {EXPECTED: "${DATABASE_URL}"}
+                    retries: {max: 0}
+                """)
+        let database = try #require(
+            try await setup.connection.query("SELECT current_database() AS name").first?.string("name"))
+        let vacuum = try await setup.runner("once", "vacuum")
+        #expect(vacuum.status == 0, "\(vacuum.stdout) \(vacuum.stderr)")
+        let env = try await setup.runner("once", "env")
+        #expect(env.status == 0, "\(env.stdout) \(env.stderr)")
+        let tails = try await setup.connection.query(
+            "SELECT job, outcome->>'stdout_tail' AS tail FROM runner.runs ORDER BY id")
+        let outcomes = try await setup.connection.query("SELECT outcome::text AS o, error FROM runner.runs ORDER BY id")
+            .map { "\(try $0.string("o") ?? "") \(try $0.string("error") ?? "")" }
+        #expect(
+            try tails.map { try $0.string("tail") ?? "" } == ["VACUUM\n\(database)\n", "\(database)\n"], "\(outcomes)")
+    }
+
+    @Test(
+        "a failure no retry can mend (the product's tables are missing) is not retried: exit 1 at once, with what to do"
+    )
+    func permanentFailure() async throws {
+        let setup = try await Setup(
+            "permanent",
+            jobs: """
+                jobs:
+                  stuck-tasks:
+                    agent: task-monitor
+                    schedule: "0 0 1 1 *"
+                    catchup: 400d
+                """)
+        let result = try await setup.runner("once", "stuck-tasks")
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("relation \"Task\" does not exist"), "\(result.stdout)")
+        #expect(
+            result.stdout.contains("\nhint: the tables this job reads are not in that database: point DATABASE_URL"))
+        #expect(result.stdout.contains("`runner demo`"))
+        #expect(!result.stderr.contains("retrying"), "\(result.stderr)")
+        let rows = try await setup.connection.query(
+            "SELECT status, retry_at IS NULL AS settled, outcome->>'permanent' AS permanent FROM runner.runs")
+        #expect(rows.count == 1)
+        #expect(try rows.first?.string("status") == "failed" && rows.first?.bool("settled") == true)
+        #expect(try rows.first?.string("permanent") == "true")
+        // No later call retries it either.
+        let again = try await setup.runner("once", "stuck-tasks")
+        #expect(again.status == 0 && again.stdout.contains("nothing to do"), "\(again.stdout)")
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 1)
     }
 
     @Test("--force makes manual runs with their own keys; the cron slot stays free")
@@ -567,8 +677,12 @@ struct OnceCommandTests {
         let url = TestDatabase.cluster.tcpConnectionString(database: "postgres", user: "secretive", password: wrong)
         let result = try await RunnerProcess.run(
             ["once", "job"], environment: setup.environment.merging(["DATABASE_URL": url.raw]) { $1 })
-        #expect(result.status == 3)
+        // A refused login is permanent: exit 2 at once, with what to do, no retrying.
+        #expect(result.status == 2, "\(result.stderr)")
         #expect(result.stderr.contains("password authentication failed"))
+        #expect(
+            result.stderr.contains("\nhint: the server refused the login: check the user and password in DATABASE_URL"))
+        #expect(!result.stderr.contains("retrying"))
         #expect(!result.stderr.contains(wrong) && !result.stdout.contains(wrong))
         // The right password gets in (and then finds no runner schema: exit 2).
         let right = TestDatabase.cluster.tcpConnectionString(

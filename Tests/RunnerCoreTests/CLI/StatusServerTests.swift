@@ -9,22 +9,8 @@ import Testing
 struct StatusServerTests {
     /// Runs a program to its end; its status and standard output.
     static func tool(_ argv: [String], input: String? = nil) async throws -> (Int32, String) {
-        try await offPool {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: argv[0])
-            process.arguments = Array(argv.dropFirst())
-            let output = Pipe()
-            let stdin = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            process.standardInput = stdin
-            try process.run()
-            if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-            try stdin.fileHandleForWriting.close()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        let result = try await runTool(argv, input: input)
+        return (result.status, result.stdout)
     }
 
     static func get(_ url: String) async throws -> (Int, String) {

@@ -9,7 +9,6 @@ struct EnvCommandTests {
     /// process's plumbing.
     static let internalNames: Set<String> = [
         "PATH", "USER", "HOME", "TMPDIR", "RUNNER_JOB", "RUNNER_SLOT", "RUNNER_RUN_ID", "RUNNER_COMMAND_TOKEN",
-        "RUNNER_EMBEDDED_NOTICE_SHOWN",
     ]
 
     @Test(".env.example lists every variable of the catalog, each with its explanation, and the code reads no other")

@@ -217,6 +217,15 @@ struct JobTableTests {
             "schedule value */5 * * * * starts with \"*\", which YAML reads as an alias: quote it, as in schedule: \"*/5 * * * *\""
         ),
         (
+            "unquoted @daily", "jobs:\n  a:\n    command: [x]\n    schedule: @daily\n", 4, 15,
+            "schedule value @daily starts with \"@\", which YAML reserves: quote it, as in schedule: \"@daily\""
+        ),
+        (
+            "unquoted @every with a comment", "jobs:\n  a:\n    command: [x]\n    schedule: @every 90s  # often\n", 4,
+            15,
+            "schedule value @every 90s starts with \"@\", which YAML reserves: quote it, as in schedule: \"@every 90s\""
+        ),
+        (
             "bad duration", "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    timeout: 10 minutes\n", 5, 14,
             "\"10 minutes\" is not a duration"
         ),

@@ -31,6 +31,45 @@ struct LedgerTests {
         #expect(try tables.first?.int("n") == 7)
     }
 
+    @Test(
+        "the summary lists the job table's jobs: a job removed from the table leaves it, its runs stay; one job's registration drops nothing"
+    )
+    func summaryFollowsTheTable() async throws {
+        let url = try await TestDatabase.fresh("summarytable")
+        let connection = try await PostgresConnection.connect(url)
+        _ = try await Migrator(connection: connection).migrate()
+        let ledger = Ledger(connection: connection)
+        let now = try await ledger.databaseNow()
+        func job(_ name: String) -> (String, String, String, Date?) { (name, "@daily", "UTC", nil) }
+        try await ledger.registerJobs([job("kept"), job("removed")], wholeTable: true)
+        for name in ["kept", "removed"] {
+            guard case .claimed(let id) = try await ledger.claim(Self.request(name, slot: now)) else {
+                Issue.record("no claim for \(name)")
+                return
+            }
+            try await ledger.finish(
+                runID: id, job: name, status: .succeeded, durationMs: 5, outcome: nil, error: nil, metrics: [])
+        }
+        func listed() async throws -> [String] {
+            try await connection.query("SELECT job FROM runner.job_summary ORDER BY job").map {
+                try $0.string("job") ?? ""
+            }
+        }
+        #expect(try await listed() == ["kept", "removed"])
+        // `runner once` of a new job registers that job alone: the others stay.
+        try await ledger.registerJobs([job("added")])
+        #expect(try await listed() == ["added", "kept", "removed"])
+        // The whole table without "removed" and "added" (migrate, status, schedule): they leave the summary.
+        try await ledger.registerJobs([job("kept")], wholeTable: true)
+        #expect(try await listed() == ["kept"])
+        #expect(
+            try await connection.query("SELECT count(*) AS n FROM runner.runs WHERE job = 'removed'").first?.int("n")
+                == 1)
+        let summary = try #require(try await ledger.summaries(jobs: ["kept"])["kept"])
+        #expect(summary.lastStatus == .succeeded)
+        await connection.close()
+    }
+
     @Test("a ledger at version 1 is brought up to date, its effects kept, only pending ones indexed by status")
     func upgradeFromVersionOne() async throws {
         let url = try await TestDatabase.fresh("migrateupgrade")
@@ -201,6 +240,8 @@ struct LedgerTests {
     func summaryMeansWhatItSays() async throws {
         let (_, connection) = try await TestDatabase.migrated("summaryreal")
         let ledger = Ledger(connection: connection)
+        // The summary lists the job table's jobs (runner.jobs).
+        try await ledger.registerJobs([("sum", "@daily", "UTC", nil)])
         // In insertion order (each started a second after the last): slot A fails then its retry
         // succeeds; slot B fails; a dry run succeeds; a slot is skipped; one is missed.
         try await connection.execute(

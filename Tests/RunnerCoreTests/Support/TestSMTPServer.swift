@@ -61,10 +61,11 @@ final class TestSMTPServer: @unchecked Sendable {
         process.standardInput = input
         try process.run()
         let ready = try await offPool { output.fileHandleForReading.availableData }
-        guard String(decoding: ready, as: UTF8.self).contains("ready") else {
+        let said = String(decoding: ready, as: UTF8.self)
+        guard said.contains("ready") else {
             process.terminate()
             throw TestDatabaseError(
-                "the test SMTP server did not start (is aiosmtpd installed? scripts/setup installs it)")
+                "the test SMTP server did not start (is aiosmtpd installed? scripts/setup installs it): \(said)")
         }
     }
 
