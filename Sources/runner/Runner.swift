@@ -8,9 +8,11 @@ struct Runner: AsyncParsableCommand {
         commandName: "runner",
         abstract: "Run scheduled jobs from jobs.yaml, each slot exactly once.",
         discussion: """
-            Jobs are listed in jobs.yaml (or the file named by --config or RUNNER_CONFIG).
-            Exit codes: 0 success or nothing to do, 1 a run failed, 2 usage or configuration error,
-            3 database unreachable. Without DATABASE_URL the runner starts its own PostgreSQL in .runner/.
+            Jobs are listed in jobs.yaml (or the file named by --config or RUNNER_CONFIG). Without \
+            DATABASE_URL the runner starts its own PostgreSQL in .runner/.
+
+            Exit codes: 0 success or nothing to do, 1 a run failed, 2 usage or configuration error, \
+            3 database unreachable.
             """,
         version: RunnerVersion.current,
         subcommands: [

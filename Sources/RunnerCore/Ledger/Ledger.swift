@@ -550,6 +550,9 @@ public struct Ledger: Sendable {
             ON CONFLICT (name) DO UPDATE
             SET schedule = excluded.schedule, timezone = excluded.timezone, next_slot = excluded.next_slot,
                 updated_at = excluded.updated_at
+            -- Unchanged rows are left alone: most calls (every runner once of a slot) write nothing.
+            WHERE (runner.jobs.schedule, runner.jobs.timezone, runner.jobs.next_slot)
+                IS DISTINCT FROM (excluded.schedule, excluded.timezone, excluded.next_slot)
             """,
             [
                 .array(jobs.map(\.name)), .array(jobs.map(\.schedule)), .array(jobs.map(\.timeZone)),

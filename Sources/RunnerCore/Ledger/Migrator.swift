@@ -48,10 +48,17 @@ public struct Migrator: Sendable {
     }
 
     /// The applied version, or 0 when the schema does not exist yet.
+    /// One statement on the path every command takes (the table is there but on a fresh
+    /// database): a missing table or schema reads as version 0.
     public func currentVersion() async throws -> Int {
-        let exists = try await connection.query("SELECT to_regclass('runner.schema_migrations') IS NOT NULL AS present")
-        guard try exists.first?.bool("present") == true else { return 0 }
-        return try await connection.query("SELECT coalesce(max(version), 0) AS version FROM runner.schema_migrations")
-            .first?.int("version") ?? 0
+        let rows: PostgresRows
+        do throws(PostgresError) {
+            rows = try await connection.query(
+                "SELECT coalesce(max(version), 0) AS version FROM runner.schema_migrations")
+        } catch {
+            if error.isUndefinedTable { return 0 }
+            throw error
+        }
+        return try rows.first?.int("version") ?? 0
     }
 }

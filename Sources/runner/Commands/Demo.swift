@@ -6,11 +6,11 @@ struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run every agent once on sample data in the embedded PostgreSQL, then show what happened.",
         discussion: """
-            Always uses the embedded PostgreSQL (in .runner/ or RUNNER_HOME), never DATABASE_URL.
-            Loads ZOARK's and VectorOS's tables and sample data, runs stuck-tasks, approval-nudges,
-            timesheet-reminders and deal-insights once each, and prints the run history and the
-            outbox. deal-insights writes rule-based insights unless ANTHROPIC_API_KEY is set. With no
-            EMAIL_PROVIDER the emails are kept as drafts. Running it again is safe: the second
+            Always uses the embedded PostgreSQL (in .runner/ or RUNNER_HOME), never DATABASE_URL. \
+            Loads ZOARK's and VectorOS's tables and sample data, runs stuck-tasks, approval-nudges, \
+            timesheet-reminders and deal-insights once each, and prints the run history and the \
+            outbox. deal-insights writes rule-based insights unless ANTHROPIC_API_KEY is set. With no \
+            EMAIL_PROVIDER the emails are kept as drafts. Running it again is safe: the second \
             runs find nothing new to send.
             """
     )

@@ -6,7 +6,7 @@ struct Next: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the coming fire times of a job or of a cron expression.",
         discussion: """
-            Prints one ISO-8601 instant per line with its UTC offset in the schedule's time zone,
+            Prints one ISO-8601 instant per line with its UTC offset in the schedule's time zone, \
             each strictly after --after (default: now).
 
               runner next stuck-tasks

@@ -66,6 +66,40 @@ struct CheckAndNextCommandTests {
             "\(relative.stderr)")
     }
 
+    @Test("help text: every paragraph is one line that the terminal wraps, never broken mid-sentence")
+    func helpParagraphs() async throws {
+        let root = try await RunnerProcess.run(["--help"], environment: ["COLUMNS": "1000"])
+        // The subcommands, and theirs: `outbox show`, `db url`.
+        var commands: [[String]] = [[]]
+        func subcommands(of output: String) -> [String] {
+            guard let section = output.range(of: "SUBCOMMANDS:\n") else { return [] }
+            return output[section.upperBound...].split(separator: "\n").compactMap { line in
+                guard line.hasPrefix("  "), let word = line.split(separator: " ").first else { return nil }
+                return String(word)
+            }
+        }
+        for name in subcommands(of: root.stdout) {
+            commands.append([name])
+            let help = try await RunnerProcess.run([name, "--help"], environment: ["COLUMNS": "1000"])
+            commands += subcommands(of: help.stdout).map { [name, $0] }
+        }
+        #expect(commands.count > 15, "\(commands)")
+        for command in commands {
+            let help = try await RunnerProcess.run(command + ["--help"], environment: ["COLUMNS": "1000"])
+            #expect(help.status == 0, "\(command)")
+            let prose = help.stdout.components(separatedBy: "\nUSAGE:").first ?? ""
+            var previous = ""
+            for line in prose.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+                // Two prose lines in a row (examples are indented) are a paragraph broken by hand.
+                let isProse = { (text: String) in !text.isEmpty && !text.hasPrefix(" ") }
+                #expect(
+                    !(isProse(previous) && isProse(line)),
+                    "runner \(command.joined(separator: " ")): \"\(previous)\" / \"\(line)\"")
+                previous = line
+            }
+        }
+    }
+
     @Test("every error is one lower-case error: line, a hint or the usage after it: argument errors too")
     func oneErrorStyle() async throws {
         let both = try await RunnerProcess.run(["next"])
