@@ -152,7 +152,10 @@ struct JobTableReader {
         var placeholders = 0
         for _ in 0..<100 {
             do {
-                return try Yams.compose(yaml: text)
+                // No tag resolution: the loader reads every value from its text, so the default
+                // resolver's regular expressions (ICU, compiled at each start) would cost every
+                // command's start-up for nothing.
+                return try Yams.compose(yaml: text, .basic)
             } catch let YamlError.duplicatedKeysInMapping(keys, context) {
                 var progressed = false
                 for key in keys {

@@ -3,6 +3,7 @@ import RunnerCore
 
 struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Validate the job table and report every error with its line and column.",
         discussion: "Prints \"ok: N jobs\" and exits 0, or prints FILE:LINE:COL: errors and exits 2."
     )

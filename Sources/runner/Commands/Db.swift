@@ -4,6 +4,7 @@ import RunnerCore
 
 struct Db: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "db",
         abstract: "Manage the embedded PostgreSQL used when DATABASE_URL is not set.",
         subcommands: [URLCommand.self, Stop.self]
     )
@@ -27,7 +28,7 @@ struct Db: AsyncParsableCommand {
     }
 
     struct Stop: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop the embedded PostgreSQL.")
+        static let configuration = CommandConfiguration(commandName: "stop", abstract: "Stop the embedded PostgreSQL.")
 
         /// Accepted so one alias (`runner --config ...`) serves every command; not needed here.
         @OptionGroup var config: ConfigOptions

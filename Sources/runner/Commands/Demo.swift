@@ -4,6 +4,7 @@ import RunnerCore
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "demo",
         abstract: "Run every agent once on sample data in the embedded PostgreSQL, then show what happened.",
         discussion: """
             Always uses the embedded PostgreSQL (in .runner/ or RUNNER_HOME), never DATABASE_URL. \

@@ -4,6 +4,7 @@ import RunnerCore
 
 struct Env: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "env",
         abstract: "List the environment variables runner reads: set or not, and which the jobs still need.",
         discussion: """
             Secrets (keys, tokens, passwords, database URLs) show only whether they are set, never a \

@@ -4,6 +4,7 @@ import RunnerCore
 
 struct History: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "history",
         abstract: "Show recorded runs, newest first.",
         discussion: "runner history --job stuck-tasks --status failed --since 7d --limit 50"
     )

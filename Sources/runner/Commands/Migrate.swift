@@ -4,6 +4,7 @@ import RunnerCore
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "migrate",
         abstract: "Create or update the runner schema (runs, effects, metrics, views).",
         discussion: """
             Idempotent, and safe when several replicas run it at the same moment. Then registers the \

@@ -4,6 +4,7 @@ import RunnerCore
 
 struct Next: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "next",
         abstract: "Show the coming fire times of a job or of a cron expression.",
         discussion: """
             Prints one ISO-8601 instant per line with its UTC offset in the schedule's time zone, \

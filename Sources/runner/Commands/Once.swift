@@ -4,6 +4,7 @@ import RunnerCore
 
 struct Once: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "once",
         abstract: "Run a job's current slot once, for platform cron (Render, Railway, Kubernetes, crontab).",
         discussion: """
             Claims the job's latest slot at or before now, by the database's clock (no older than the \

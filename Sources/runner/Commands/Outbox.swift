@@ -6,6 +6,7 @@ extension Effects.Status: ExpressibleByArgument {}
 
 struct Outbox: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "outbox",
         abstract: "The emails the agents recorded: list them, or queue one again.",
         subcommands: [List.self, Show.self, Resend.self], defaultSubcommand: List.self)
 }
@@ -14,6 +15,7 @@ extension Outbox {
     /// Queues an email whose outcome is unknown (or that failed) to be sent again by its job's next run.
     struct Resend: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "resend",
             abstract: "Queue an unknown or failed email again; its job's next run sends it.",
             discussion:
                 "Check first that it did not arrive (an unknown outcome may have been delivered). The ledger keeps who asked and when."
@@ -46,6 +48,7 @@ extension Outbox {
     /// `runner outbox show ID`: one email as its recipient would read it.
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Print one email: its headers and status, then its text (or, with --html, its HTML).")
 
         @Argument(help: "The email's ID, as runner outbox lists it.")

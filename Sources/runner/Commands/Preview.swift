@@ -5,6 +5,7 @@ import RunnerCore
 
 struct Preview: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "preview",
         abstract: "Show the emails a job's next run would send, without sending or recording anything.",
         discussion: "runner preview timesheet-reminders --user USER_ID"
     )

@@ -4,6 +4,7 @@ import RunnerCore
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show each job's schedule, next fire, last run and 7-day success rate."
     )
 
