@@ -42,8 +42,13 @@ public struct HealthPing: Sendable {
         started.withLock { $0 = task }
     }
 
+    /// Waits for the start ping, if one is in flight.
+    public func flush() async {
+        if let start = started.withLock({ $0 }) { await start.value }
+    }
+
     public func send(_ signal: Signal, summary: String? = nil) async {
-        if signal != .start, let start = started.withLock({ $0 }) { await start.value }
+        if signal != .start { await flush() }
         var transfer = CurlTransfer(url: Self.address(url, signal))
         if let summary {
             transfer.method = "POST"

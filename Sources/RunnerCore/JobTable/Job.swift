@@ -81,8 +81,10 @@ public struct CommandEnvironment: Sendable, Equatable {
 
     /// The environment a command starts with, from the runner's own.
     public func build(from environment: [String: String]) -> [String: String] {
+        // An empty value is no setting (an empty SSL_CERT_FILE would make OpenSSL trust nothing).
         var result = environment.filter {
-            Self.minimal.contains($0.key) || $0.key.hasPrefix("RUNNER_") || $0.key.hasPrefix("LC_")
+            !$0.value.isEmpty
+                && (Self.minimal.contains($0.key) || $0.key.hasPrefix("RUNNER_") || $0.key.hasPrefix("LC_"))
         }
         for name in passThrough { if let value = environment[name] { result[name] = value } }
         result.merge(values) { $1 }

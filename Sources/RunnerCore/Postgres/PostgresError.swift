@@ -25,9 +25,13 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
 
     public var isUniqueViolation: Bool { sqlState == "23505" }
 
-    /// What to do about an error that retrying will not mend, or nil for one that may pass (a
-    /// lost connection, a serialization failure or deadlock, a statement cancelled or timed
-    /// out, a server shutting down). `database` names the setting that chose the database.
+    /// What to do about an error that retrying will not mend, or nil for one that may pass.
+    /// Only what a restart, a failover or contention causes is retried: a lost connection (class
+    /// 08, or no SQLSTATE), a serialization failure or deadlock (class 40), a server shutting
+    /// down or a statement cancelled (class 57), a lock not available (55P03), too few resources
+    /// (class 53). Everything else (a missing table, a refused login, a missing database, a
+    /// column of the wrong type) fails the same way however often it runs. `database` names the
+    /// setting that chose the database.
     public func permanentHint(database: String) -> String? {
         let text = message.lowercased()
         switch kind {
@@ -42,9 +46,12 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
             }
             return nil
         case .decoding:
-            return nil
+            return "a column of that database is not of the type runner reads: check that \(database) names "
+                + "the product's database at the schema runner expects"
         case .query:
             guard let sqlState else { return nil }
+            let transientClasses = ["08", "40", "53", "57"]
+            if transientClasses.contains(String(sqlState.prefix(2))) || sqlState == "55P03" { return nil }
             switch sqlState {
             case "42P01", "3F000", "42703", "42883", "42704":
                 return "the tables this job reads are not in that database: point \(database) at the "
@@ -55,11 +62,13 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
             case "3D000":
                 return "no such database on that server: check the database name in \(database)"
             default:
-                // Class 28: invalid authorization.
-                return sqlState.hasPrefix("28") ? "the server refused the login: check \(database)" : nil
+                if sqlState.hasPrefix("28") { return "the server refused the login: check \(database)" }
+                return "this error (SQLSTATE \(sqlState)) repeats however often the run is retried: "
+                    + "fix what it names, then run the job again"
             }
         }
     }
+
     /// The relation or schema does not exist (the ledger has not been migrated).
     public var isUndefinedTable: Bool { sqlState == "42P01" || sqlState == "3F000" }
 }

@@ -64,10 +64,11 @@ public struct OnceRunner: Sendable {
             try await ledger.recordMetrics([Metric("clock_skew_ms", skewMs, unit: "ms")], runID: runID, job: job.name)
             let ping = dryRun ? nil : job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
             ping?.start()
-            let first = try await executor.execute(runID: runID, job: job, slot: now, dryRun: dryRun, now: now)
-            let outcome =
-                retry && !dryRun
-                ? try await retried(first, job: job, slot: now, slotKey: slotKey, ping: ping) : .ran(first)
+            let outcome = try await Self.flushingPing(ping) {
+                let first = try await executor.execute(runID: runID, job: job, slot: now, dryRun: dryRun, now: now)
+                return retry && !dryRun
+                    ? try await retried(first, job: job, slot: now, slotKey: slotKey, ping: ping) : .ran(first)
+            }
             await Self.finalPing(ping, job: job, outcome: outcome)
             return outcome
         }
@@ -117,8 +118,9 @@ public struct OnceRunner: Sendable {
             executor.logger.warning(
                 "the slot's attempt \(latest.attempt) \(latest.status.rawValue) and its retry is due; running it",
                 metadata: ["job": "\(job.name)", "after_run_id": "\(latest.id)", "attempt": "\(latest.attempt + 1)"])
-            let outcome = try await retried(
-                latest, job: job, slot: slot, slotKey: slotKey, ranFirst: false, ping: ping)
+            let outcome = try await Self.flushingPing(ping) {
+                try await retried(latest, job: job, slot: slot, slotKey: slotKey, ranFirst: false, ping: ping)
+            }
             await Self.finalPing(ping, job: job, outcome: outcome)
             return outcome
         case .tooLate:
@@ -147,10 +149,12 @@ public struct OnceRunner: Sendable {
                 throw error
             }
             ping?.start()
-            let first = try await executor.execute(
-                runID: runID, job: job, slot: slot, dryRun: false, now: now,
-                retryAfter: retry ? Self.retryDelay(after: 1, job: job) : nil)
-            let outcome = retry ? try await retried(first, job: job, slot: slot, slotKey: slotKey) : .ran(first)
+            let outcome = try await Self.flushingPing(ping) {
+                let first = try await executor.execute(
+                    runID: runID, job: job, slot: slot, dryRun: false, now: now,
+                    retryAfter: retry ? Self.retryDelay(after: 1, job: job) : nil)
+                return retry ? try await retried(first, job: job, slot: slot, slotKey: slotKey) : .ran(first)
+            }
             await Self.finalPing(ping, job: job, outcome: outcome)
             return outcome
         }
@@ -197,6 +201,19 @@ public struct OnceRunner: Sendable {
             "slot missed: called later than its catchup",
             metadata: ["job": "\(job.name)", "slot": "\(slotKey)", "late": "\(late)"])
         return .missed(runID: runID, slot: passed, next: job.schedule.next(after: now))
+    }
+
+    /// Runs a run's attempts; when they throw, the start ping in flight is still delivered
+    /// (at most its 3 s) before the error goes on, so a process about to exit does not drop it.
+    private static func flushingPing(
+        _ ping: HealthPing?, _ attempts: () async throws -> Outcome
+    ) async throws -> Outcome {
+        do {
+            return try await attempts()
+        } catch {
+            await ping?.flush()
+            throw error
+        }
     }
 
     /// The last ping of a run that made at least one attempt: success or fail, with a summary.

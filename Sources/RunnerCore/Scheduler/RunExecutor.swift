@@ -41,20 +41,35 @@ public struct RunExecutor: Sendable {
     func work(for job: Job) -> RunWork {
         switch job.action {
         case .command(let argv, let written):
-            var commandEnvironment = job.environment.build(from: environment)
-            // The ledger's own connection (the embedded one too), as DATABASE_URL and as libpq's
-            // PG* variables (psql reads those), unless the job's environment names them already.
-            if let databaseURL {
-                if commandEnvironment["DATABASE_URL"] == nil { commandEnvironment["DATABASE_URL"] = databaseURL.raw }
-                commandEnvironment.merge(databaseURL.libpqEnvironment) { own, _ in own }
-            }
-            return CommandWork(argv: argv, written: written, environment: commandEnvironment)
+            return CommandWork(
+                argv: argv, written: written,
+                environment: Self.commandEnvironment(for: job, from: environment, ledger: databaseURL))
         case .agent(let kind, let options):
             return AgentWork(
                 kind: kind, agent: AgentRegistry.agent(kind, options: options), activity: AgentRegistry.activity(kind),
                 databaseURL: job.database.map(ConnectionString.init) ?? databaseURL, ledgerURL: databaseURL,
                 environment: environment, logger: logger)
         }
+    }
+
+    /// A command's environment: the minimal one and its `env:`, plus its database as
+    /// `DATABASE_URL` and as libpq's `PG*` variables (psql reads those, not `DATABASE_URL`).
+    /// Its database is the one its `env:` names as `DATABASE_URL`, else its `database:`, else
+    /// the ledger's (the embedded one too). A job whose `env:` names any `PG*` variable itself
+    /// gets none from runner: no half of one connection's settings is mixed with another's.
+    static func commandEnvironment(
+        for job: Job, from environment: [String: String], ledger: ConnectionString?
+    ) -> [String: String] {
+        var result = job.environment.build(from: environment)
+        let named = Set(job.environment.values.keys).union(job.environment.passThrough)
+        let own = named.contains("DATABASE_URL") ? result["DATABASE_URL"] : nil
+        let database = own ?? job.database.flatMap { $0.isEmpty ? nil : $0 } ?? ledger?.raw
+        guard let database else { return result }
+        result["DATABASE_URL"] = database
+        if !named.contains(where: { $0.hasPrefix("PG") }) {
+            result.merge(ConnectionString(database).libpqEnvironment) { _, connection in connection }
+        }
+        return result
     }
 
     /// Runs the work and records how it ended; returns the finished record.

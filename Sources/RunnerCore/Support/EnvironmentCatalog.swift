@@ -15,14 +15,6 @@ public struct EnvironmentVariable: Sendable, Equatable {
         self.secret = secret
         self.help = help
     }
-
-    /// Whether a variable of this name holds a secret: the catalog's word, else its name
-    /// (`*_KEY`, `*_TOKEN`, `*_PASSWORD`, `*_SECRET`, `*_DSN`, and URLs, which may carry a password).
-    public static func isSecret(_ name: String) -> Bool {
-        if let known = EnvironmentCatalog.all.first(where: { $0.name == name }) { return known.secret }
-        let upper = name.uppercased()
-        return (Redactor.suffixes + ["_URL"]).contains(where: upper.hasSuffix) || upper == "PASSWORD"
-    }
 }
 
 public enum EnvironmentCatalog {

@@ -20,7 +20,17 @@ public struct Redactor: Sendable {
                 // secret is no secret.
                 if value.count >= 8 { values.insert(value) }
             }
-            if let password = Self.urlPassword(in: value), password.count >= 8 { values.insert(password) }
+            if let password = Self.urlPassword(in: value), password.count >= 8 {
+                values.insert(password)
+                // As libpq hands it to a command (PGPASSWORD): percent-decoded.
+                if let decoded = password.removingPercentEncoding, decoded.count >= 8 { values.insert(decoded) }
+            }
+            // A libpq connection string, URL or `key=value` pairs (`password=…`).
+            if upper.hasSuffix("_URL") || upper.hasSuffix("DATABASE"),
+                let password = ConnectionString(value).options()?["password"], password.count >= 8
+            {
+                values.insert(password)
+            }
         }
         secrets = values.sorted { $0.count > $1.count }
     }
@@ -58,7 +68,7 @@ public struct Redactor: Sendable {
     }
 
     /// Masks the password of every `://user:password@` in `text`.
-    static func maskURLPasswords(_ text: String) -> String {
+    public static func maskURLPasswords(_ text: String) -> String {
         guard text.contains("://") else { return text }
         var output = ""
         var rest = Substring(text)

@@ -27,7 +27,7 @@ struct Env: ParsableCommand {
                 if !reference.hasDefault { needs[reference.name] = "needed by \(config.path)" }
                 if !catalog.contains(reference.name) { tableOnly.append(reference.name) }
             }
-        } else if config.config != nil || environment["RUNNER_CONFIG"] != nil {
+        } else if config.config != nil || !(environment["RUNNER_CONFIG"] ?? "").isEmpty {
             throw CommandError("cannot read the job table \(config.path)\nhint: point --config or RUNNER_CONFIG at it")
         }
         for need in EnvironmentCatalog.deliveryNeeds(environment) { needs[need.name] = "needed by \(need.why)" }
@@ -35,12 +35,13 @@ struct Env: ParsableCommand {
         let variables =
             EnvironmentCatalog.all.map { ($0.name, $0.group, $0.help) }
             + tableOnly.map { ($0, "jobs.yaml", "Used by the job table") }
+        let known = Set(EnvironmentCatalog.all.filter { !$0.secret }.map(\.name))
         let rows = variables.map { name, group, help -> [String] in
             let status: String
             if isSet(name) {
-                status =
-                    EnvironmentVariable.isSecret(name)
-                    ? "set" : "set: \(Self.shown(environment[name] ?? ""))"
+                // A value is shown only for the catalog's settings that hold no secret; a name
+                // only the job table knows may hold anything (PGPASSWORD, a webhook URL).
+                status = known.contains(name) ? "set: \(Self.shown(environment[name] ?? ""))" : "set"
             } else if let why = needs[name] {
                 status = "MISSING (\(why))"
             } else {
@@ -65,9 +66,10 @@ struct Env: ParsableCommand {
         }
     }
 
-    /// A non-secret value as it may be shown: escaped, at most 40 characters.
+    /// A non-secret value as it may be shown: a password in a URL masked, escaped, at most 40
+    /// characters.
     static func shown(_ value: String) -> String {
-        let escaped = displayEscaped(value)
+        let escaped = displayEscaped(Redactor.maskURLPasswords(value))
         return escaped.count > 40 ? String(escaped.prefix(37)) + "..." : escaped
     }
 }

@@ -22,7 +22,7 @@ struct Status: AsyncParsableCommand {
         let now = try await ledger.databaseNow()
         let nextFires = table.jobs.map { $0.schedule.next(after: now) }
         try await ledger.registerJobs(
-            zip(table.jobs, nextFires).map { ($0.name, $0.schedule.text, $0.timeZoneName, $1) }, wholeTable: true)
+            zip(table.jobs, nextFires).map { ($0.name, $0.schedule.text, $0.timeZoneName, $1) })
         let summaries = try await ledger.summaries(jobs: table.jobs.map(\.name))
         if json {
             let items = zip(table.jobs, nextFires).map { job, next -> JSONValue in

@@ -122,9 +122,13 @@ struct DeployFilesTests {
         let table = try Self.jobTable()
         let worker = try #require(try Self.documents("railway.json").first)
         let deploy = try #require(worker["deploy"] as? [String: Any])
-        let start = try #require(deploy["startCommand"] as? String)
-        #expect(start.hasPrefix("runner schedule --http 0.0.0.0:8080"))
-        try await Self.expectCommandExists(start, in: "railway.json")
+        // Railway gives the port in PORT, and runs a start command without a shell.
+        let wrapped = try #require(deploy["startCommand"] as? String)
+        let start = try #require(
+            wrapped.wholeMatch(of: /sh -c 'exec (runner schedule --http 0\.0\.0\.0:\$\{PORT:-8080\} [^']*)'/)?.1,
+            "\(wrapped)")
+        try await Self.expectCommandExists(
+            String(start).replacingOccurrences(of: "${PORT:-8080}", with: "8080"), in: "railway.json")
         for command in try #require(deploy["preDeployCommand"] as? [String]) {
             try await Self.expectCommandExists(command, in: "railway.json")
         }
@@ -196,10 +200,12 @@ struct DeployFilesTests {
         let args = try #require(container["args"] as? [String])
         try await Self.expectCommandExists((["runner"] + args).joined(separator: " "), in: "deployment.yaml")
         #expect(args.prefix(3) == ["schedule", "--http", "0.0.0.0:8080"])
-        for probe in ["livenessProbe", "readinessProbe"] {
-            let get = try #require((container[probe] as? [String: Any])?["httpGet"] as? [String: Any], "\(probe)")
-            #expect(get["path"] as? String == "/health", "\(probe)")
-        }
+        // Ready while /health says the database answers and the loop ticks; alive while it
+        // serves its port, so a database outage does not restart (and interrupt) the schedulers.
+        let ready = try #require((container["readinessProbe"] as? [String: Any])?["httpGet"] as? [String: Any])
+        #expect(ready["path"] as? String == "/health")
+        let alive = try #require(container["livenessProbe"] as? [String: Any])
+        #expect(alive["httpGet"] == nil && alive["tcpSocket"] != nil, "\(alive)")
         // The pod's grace period outlasts runner's own --grace.
         let grace = try #require(args.firstIndex(of: "--grace").map { args[$0 + 1] })
         let podGrace = try #require(pod["terminationGracePeriodSeconds"] as? Int)

@@ -17,13 +17,15 @@ struct EnvCommandTests {
             contentsOf: DeployFilesTests.root.appendingPathComponent(".env.example"), encoding: .utf8)
         let lines = text.split(separator: "\n").map(String.init)
         var listed: [String] = []
+        // No line sets anything: each variable is a commented `# NAME=` under its explanation.
+        #expect(!lines.contains { !$0.hasPrefix("#") && $0.contains("=") }, "an active line in .env.example")
         for (index, line) in lines.enumerated()
-        where line.range(of: #"^[A-Z_][A-Z0-9_]*="#, options: .regularExpression) != nil {
-            let name = String(line.prefix { $0 != "=" })
+        where line.range(of: #"^# [A-Z_][A-Z0-9_]*="#, options: .regularExpression) != nil {
+            let name = String(line.dropFirst(2).prefix { $0 != "=" })
             listed.append(name)
             let help = try #require(EnvironmentCatalog.all.first { $0.name == name }, "\(name) is not in the catalog")
             #expect(index > 0 && lines[index - 1] == "# \(help.help)", "\(name): its explanation differs")
-            #expect(line == "\(name)=", "\(name) has a value in the example")
+            #expect(line == "# \(name)=", "\(name) has a value in the example")
         }
         #expect(listed == EnvironmentCatalog.all.map(\.name))
         // Every variable the sources read by name is a setting of the catalog or plumbing.
@@ -53,7 +55,7 @@ struct EnvCommandTests {
             jobs:
               hello:
                 command: ["sh", "-c", "echo ${NEEDED_HOST} ${OPTIONAL_NAME:-anon} $${NOT_A_VARIABLE}"]
-                env: {MY_TOKEN: "${MY_TOKEN}"}
+                env: {MY_TOKEN: "${MY_TOKEN}", HOOK: "${SLACK_WEBHOOK}"}
                 schedule: "@daily"
             """
         ).path
@@ -61,6 +63,10 @@ struct EnvCommandTests {
             "DATABASE_URL": "postgres://app:pa55-Word-zq9X@db.internal:5432/app",
             "SENDGRID_API_KEY": "SG.zq9Xkeyvalue-1234567890",
             "MY_TOKEN": "tok-zq9X-0987654321",
+            // Named like no secret, yet one: only the job table knows it, so only "set" is shown.
+            "SLACK_WEBHOOK": "https://hooks.example.com/services/zq9X-T000/B000",
+            // A setting of the catalog that holds no secret, but a proxy's password in its URL.
+            "SENDGRID_BASE_URL": "https://p:pa55-Word-zq9X@sg.internal",
         ]
         let bare = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "RUNNER_CONFIG": config]
         func env(_ extra: [String: String]) async throws -> RunnerProcess.Result {
@@ -88,13 +94,15 @@ struct EnvCommandTests {
                 ]
             ) { $1 })
         #expect(complete.status == 0, "\(complete.stdout) \(complete.stderr)")
-        #expect(complete.stdout.contains("set: db.example.org"), "a non-secret value is shown")
+        #expect(complete.stdout.contains("set: sendgrid"), "a setting of the catalog that is no secret is shown")
+        #expect(!complete.stdout.contains("db.example.org"), "a name only the job table knows shows only \"set\"")
         for result in [missing, ready, complete] {
             let output = result.stdout + result.stderr
             // Not a value, not a prefix: the marker all three share appears nowhere.
             #expect(!output.contains("zq9X") && !output.contains("pa55"), "a secret leaked: \(output)")
         }
-        for name in ["DATABASE_URL", "SENDGRID_API_KEY", "MY_TOKEN"] {
+        #expect(complete.stdout.contains("set: https://p:[redacted]@sg.internal"), "\(complete.stdout)")
+        for name in ["DATABASE_URL", "SENDGRID_API_KEY", "MY_TOKEN", "SLACK_WEBHOOK"] {
             let line = complete.stdout.split(separator: "\n").first { $0.hasPrefix("\(name) ") } ?? ""
             #expect(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(2).first == "set", "\(line)")
         }

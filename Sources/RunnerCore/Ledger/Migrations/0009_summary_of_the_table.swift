@@ -1,6 +1,6 @@
 extension Migration {
-    /// `runner.job_summary` lists the jobs of the job table (`runner.jobs`, which `migrate`,
-    /// `status` and `schedule` keep equal to it), not every name that ever ran: a job removed
+    /// `runner.job_summary` lists the jobs of the job table (`runner.jobs`, which `migrate` and
+    /// `schedule` keep equal to it), not every name that ever ran: a job removed
     /// from the table leaves the summary (its runs stay in `runner.runs`). Same columns, so
     /// `CREATE OR REPLACE` keeps the view's grants.
     static let v0009SummaryOfTheTable = Migration(
