@@ -1,7 +1,8 @@
 # Sourced by the benchmark scripts (from the repository root): builds the release `runner` and
 # gives it a throwaway embedded PostgreSQL, migrated. Sets `bin`, `work`, `url` and `psql_bin`,
 # exports RUNNER_HOME and DATABASE_URL, and stops the server and removes `work` on exit.
-# $1 names the benchmark (for the folder under /tmp).
+# $1 names the benchmark (for the folder under /tmp). Also defines median_ms: the median wall time
+# of a command over $runs runs, in milliseconds.
 # RUNNER_BIN: measure that binary instead (for example one built with --static-swift-stdlib).
 if [ -n "${RUNNER_BIN:-}" ]; then
     bin=$RUNNER_BIN
@@ -17,3 +18,15 @@ export DATABASE_URL=$url
 "$bin" migrate >/dev/null
 psql_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/psql
 [ -x "$psql_bin" ] || psql_bin=psql
+
+median_ms() {
+    local -a times=()
+    for _ in $(seq "$runs"); do
+        local start end
+        start=$(date +%s%N)
+        "$@" >/dev/null 2>&1
+        end=$(date +%s%N)
+        times+=($(((end - start) / 1000)))
+    done
+    printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] / 1000 }'
+}

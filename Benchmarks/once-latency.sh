@@ -13,17 +13,6 @@ jobs:
     schedule: "@hourly"
 YAML
 
-median_ms() {
-    local -a times=()
-    for _ in $(seq "$runs"); do
-        local start end
-        start=$(date +%s%N)
-        "$@" >/dev/null 2>&1
-        end=$(date +%s%N)
-        times+=($(((end - start) / 1000)))
-    done
-    printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] / 1000 }'
-}
 
 # Warm both up once.
 "$bin" once noop --force --config "$work/jobs.yaml" >/dev/null 2>&1

@@ -28,6 +28,11 @@ public final class SchedulerMetrics: SchedulerEvents {
                 name: "runner_skipped_total", labels: [("job", fire.job)],
                 help: "Slots recorded skipped because the job's previous run was still running."
             ).increment()
+        case .paused:
+            registry.makeCounter(
+                name: "runner_paused_slots_total", labels: [("job", fire.job)],
+                help: "Slots recorded skipped because the job is paused (runner pause)."
+            ).increment()
         case .alreadyClaimed, .missed, .noSlot:
             break
         }

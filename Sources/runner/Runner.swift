@@ -19,6 +19,7 @@ struct Runner: AsyncParsableCommand {
             Check.self, Next.self, Migrate.self, Once.self, ScheduleCommand.self, BackfillCommand.self, History.self,
             Status.self, Outbox.self, Preview.self,
             Demo.self,
+            Pause.self, Resume.self, Missed.self,
             Db.self, Env.self,
         ]
     )
@@ -96,7 +97,11 @@ struct ConfigOptions: ParsableArguments {
 
     /// One job of the validated job table; an unknown name is a usage error that lists the jobs.
     func loadJob(named name: String) throws -> Job {
-        let table = try load()
+        try job(named: name, in: try load())
+    }
+
+    /// One job of a table already loaded; an unknown name is a usage error that lists the jobs.
+    func job(named name: String, in table: JobTable) throws -> Job {
         guard let job = table.job(named: name) else {
             throw CommandError(
                 "no job \"\(name)\" in \(table.path)",

@@ -56,6 +56,12 @@ public struct Job: Sendable {
     public var effectsScope: String?
     /// Where the job is defined in its file.
     public let line: Int
+    /// `notify:`: who hears of its failures, recoveries, misses, timeouts and long runs.
+    public var notify: [NotifyChannel] = []
+    /// `repeat_after:`: a job that keeps failing is reported again after this long.
+    public var repeatAfter: Duration = .seconds(24 * 3600)
+    /// `warn_after:`: a run still running after this long is reported (`running_long`).
+    public var warnAfter: Duration?
 
     public var timeZone: TimeZone { schedule.timeZone }
     /// The zone as the job table names it (Foundation may report UTC as "GMT").

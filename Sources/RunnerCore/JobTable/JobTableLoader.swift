@@ -81,6 +81,9 @@ struct JobTableReader {
         var overlap = Job.Overlap.skip
         var catchup = Job.defaultCatchup
         var retries = Job.Retries.standard
+        var notify: [NotifyChannel] = []
+        var repeatAfter: Duration = .seconds(24 * 3600)
+        var warnAfter: Duration?
     }
 
     /// `retention:` of `defaults:`, once read.
@@ -206,7 +209,9 @@ struct JobTableReader {
     private mutating func readDefaults(_ node: Node) -> Defaults {
         var defaults = Defaults()
         guard let mapping = mappingOrEmpty(node, what: "defaults:") else { return defaults }
-        let keys = ["timezone", "timeout", "overlap", "catchup", "retries", "retention"]
+        let keys = [
+            "timezone", "timeout", "overlap", "catchup", "retries", "retention", "notify", "repeat_after", "warn_after",
+        ]
         for (keyNode, value) in mapping {
             guard let key = name(of: keyNode, expected: keys, at: "defaults") else { continue }
             let context = "defaults, key \"\(key)\""
@@ -216,6 +221,10 @@ struct JobTableReader {
             case "overlap": if let overlap = overlap(value, context) { defaults.overlap = overlap }
             case "catchup": if let catchup = catchup(value, context) { defaults.catchup = catchup }
             case "retention": retention = readRetention(value)
+            case "notify": defaults.notify = notify(value, context)
+            case "repeat_after":
+                if let repeatAfter = positiveDuration(value, context) { defaults.repeatAfter = repeatAfter }
+            case "warn_after": defaults.warnAfter = positiveDuration(value, context)
             default: defaults.retries = retries(value, over: defaults.retries, context: "defaults")
             }
         }
@@ -229,7 +238,7 @@ struct JobTableReader {
         }
         let keys = [
             "agent", "command", "schedule", "timezone", "timeout", "overlap", "catchup", "retries", "with",
-            "database", "ping_url", "env", "effects_scope",
+            "database", "ping_url", "env", "effects_scope", "notify", "repeat_after", "warn_after",
         ]
         var values: [String: Node] = [:]
         var keyNodes: [String: Node] = [:]
@@ -295,6 +304,10 @@ struct JobTableReader {
             }
         }
 
+        let notify = values["notify"].map { self.notify($0, context("notify")) }
+        let repeatAfter = values["repeat_after"].flatMap { positiveDuration($0, context("repeat_after")) }
+        let warnAfter = values["warn_after"].flatMap { positiveDuration($0, context("warn_after")) }
+
         guard diagnostics.count == before, let action, let schedule else { return nil }
         var job = Job(
             name: name, action: action, schedule: schedule, timeout: timeout, overlap: overlap, catchup: catchup,
@@ -302,6 +315,9 @@ struct JobTableReader {
             pingURL: pingURL?.isEmpty == false ? pingURL : nil, line: keyNode.mark?.line ?? 1)
         job.environment = commandEnvironment
         job.effectsScope = effectsScope
+        job.notify = notify ?? defaults.notify
+        job.repeatAfter = repeatAfter ?? defaults.repeatAfter
+        job.warnAfter = warnAfter ?? defaults.warnAfter
         return job
     }
 
@@ -519,6 +535,92 @@ struct JobTableReader {
                 "\(context): expected a list of names, NAME: value pairs, or both, such as [PGOPTIONS, MODE: fast]")
         }
         return result
+    }
+
+    /// `notify: [{slack: URL}, {webhook: URL, events: [failed, missed]}, {email: "a@x, b@y"}]`:
+    /// each channel one of slack, webhook or email, with its events (default: failed, recovered,
+    /// missed, timed_out). A channel whose URL or addresses expand to nothing (`${VAR:-}`) is
+    /// left out, as an empty `alert_to` keeps drafts.
+    private mutating func notify(_ node: Node, _ context: String) -> [NotifyChannel] {
+        guard let items = node.sequence else {
+            error(at: node, "\(context): expected a list of channels, such as [{slack: \"${SLACK_WEBHOOK_URL}\"}]")
+            return []
+        }
+        var channels: [NotifyChannel] = []
+        for item in items {
+            guard let mapping = item.mapping else {
+                error(at: item, "\(context): each channel is a mapping with one of slack, webhook or email")
+                continue
+            }
+            var target: NotifyChannel.Target?
+            var empty = false
+            let before = diagnostics.count
+            var events = NotifyEvent.standard
+            for (keyNode, value) in mapping {
+                guard let key = name(of: keyNode, expected: ["slack", "webhook", "email", "events"], at: context)
+                else { continue }
+                if key == "events" {
+                    events = notifyEvents(value, "\(context), events")
+                    continue
+                }
+                if target != nil || empty {
+                    error(
+                        at: keyNode,
+                        "\(context): a channel names one of slack, webhook or email; make another for \(key)")
+                    continue
+                }
+                guard let text = string(value, "\(context), \(key)") else { continue }
+                if text.isEmpty {
+                    empty = true
+                    continue
+                }
+                switch key {
+                case "email":
+                    do {
+                        target = .email(try EmailAddress.list(parsing: text))
+                    } catch {
+                        self.error(at: value, "\(context), email: \(error) (expected addresses separated by commas)")
+                    }
+                default:
+                    guard text.hasPrefix("https://") || text.hasPrefix("http://") else {
+                        error(at: value, "\(context), \(key): expected an http:// or https:// URL")
+                        continue
+                    }
+                    if key == "webhook", (environment.environment["WEBHOOK_SECRET"] ?? "").isEmpty {
+                        error(
+                            at: value,
+                            "\(context), webhook: webhook bodies are signed with WEBHOOK_SECRET, which is not set "
+                                + "(set it in the environment; the receiver checks X-Runner-Signature with it)")
+                        continue
+                    }
+                    target = key == "slack" ? .slack(text) : .webhook(text)
+                }
+            }
+            if let target {
+                channels.append(NotifyChannel(target, events: events))
+            } else if !empty && diagnostics.count == before {
+                error(at: item, "\(context): the channel names none of slack, webhook or email")
+            }
+        }
+        return channels
+    }
+
+    private mutating func notifyEvents(_ node: Node, _ context: String) -> Set<NotifyEvent> {
+        let names = NotifyEvent.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let items = node.sequence, !items.isEmpty else {
+            error(at: node, "\(context): expected a list of events from \(names)")
+            return []
+        }
+        var events: Set<NotifyEvent> = []
+        for item in items {
+            guard let text = string(item, context) else { continue }
+            guard let event = NotifyEvent(rawValue: text) else {
+                error(at: item, "\(context): unknown event \"\(text)\" (expected one of \(names))")
+                continue
+            }
+            events.insert(event)
+        }
+        return events
     }
 
     private mutating func pingURL(_ node: Node, _ context: String) -> String? {

@@ -257,32 +257,61 @@ public struct Ledger: Sendable {
     /// Records that `slot` of `job` was found later than its catchup and will not run: a
     /// `missed` row under the slot's own key, once (nil when the slot already has a row).
     public func recordMissed(job: String, slot: Date, reason: String) async throws -> Int64? {
-        try await recordMissed([job: [slot]], trigger: .once, reason: reason).first
+        try await recordMissed([job: [slot]], trigger: .once, reason: reason).first?.id
+    }
+
+    /// A slot row this call wrote (a missed or paused slot).
+    public struct WrittenSlot: Sendable, Equatable {
+        public let id: Int64
+        public let job: String
+        public let slot: Date
     }
 
     /// Records each slot of `slots` (per job) that has no row as `missed`, in one statement
     /// however many jobs: what a stalled scheduler passed over (trigger `schedule`), or the slot
-    /// a late `runner once` found (trigger `once`). Returns the ids of the rows it wrote.
+    /// a late `runner once` found (trigger `once`). Returns the rows it wrote: only those, so
+    /// among any number of processes exactly one reports each missed slot.
     @discardableResult
     public func recordMissed(_ slots: [String: [Date]], trigger: RunTrigger = .schedule, reason: String)
-        async throws -> [Int64]
+        async throws -> [WrittenSlot]
+    {
+        try await recordPassed(slots, trigger: trigger, status: .missed, reason: reason)
+    }
+
+    /// Records slots a paused job passed over as `skipped` (reason paused): no `missed` for them.
+    @discardableResult
+    public func recordPaused(_ slots: [String: [Date]], trigger: RunTrigger, reason: String) async throws
+        -> [WrittenSlot]
+    {
+        try await recordPassed(slots, trigger: trigger, status: .skipped, reason: reason)
+    }
+
+    private func recordPassed(_ slots: [String: [Date]], trigger: RunTrigger, status: RunStatus, reason: String)
+        async throws -> [WrittenSlot]
     {
         let pairs = slots.sorted { $0.key < $1.key }.flatMap { job, dates in dates.map { (job, $0) } }
         guard !pairs.isEmpty else { return [] }
         return try await connection.query(
             """
             INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at,
-                                     duration_ms, error)
-            SELECT s.job, s.slot, s.key, $6, 'missed', $4, 1, now(), 0, $5
+                                     duration_ms, error, outcome)
+            SELECT s.job, s.slot, s.key, $6, $7, $4, 1, now(), 0,
+                   CASE WHEN $7 = 'missed' THEN $5 END,
+                   CASE WHEN $7 = 'skipped' THEN jsonb_build_object('skipped_because', $5::text) END
             FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS s(job, slot, key)
             ON CONFLICT (job, slot_key) DO NOTHING
-            RETURNING id
+            RETURNING id, job, slot
             """,
             [
                 .array(pairs.map(\.0)), .timestamps(pairs.map(\.1)), .array(pairs.map { Self.slotKey(for: $0.1) }),
                 PostgresValue(Self.processIdentity), PostgresValue(reason), PostgresValue(trigger.rawValue),
+                PostgresValue(status.rawValue),
             ]
-        ).compactMap { try $0.int64("id") }
+        ).compactMap { row in
+            guard let id = try row.int64("id"), let job = try row.string("job"), let slot = try row.date("slot")
+            else { return nil }
+            return WrittenSlot(id: id, job: job, slot: slot)
+        }
     }
 
     /// The slots of `jobs` whose latest attempt failed (or was abandoned) and whose retry is

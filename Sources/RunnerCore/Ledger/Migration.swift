@@ -12,6 +12,7 @@ public struct Migration: Sendable {
         .v0007BackfillTrigger,
         .v0008Maintenance,
         .v0009SummaryOfTheTable,
+        .v0010Pauses,
     ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }

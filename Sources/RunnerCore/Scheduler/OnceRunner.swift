@@ -16,6 +16,9 @@ public struct OnceRunner: Sendable {
         case missed(runID: Int64?, slot: Date, next: Date?)
         /// The schedule has no slot in the past year.
         case noSlot(next: Date?)
+        /// The job is paused (`runner pause`): its slot is recorded skipped (`runID` nil when
+        /// another call recorded it), not run.
+        case paused(runID: Int64?, slot: Date, pause: Ledger.Pause)
     }
 
     public let executor: RunExecutor
@@ -46,10 +49,52 @@ public struct OnceRunner: Sendable {
     }
 
     /// `retry: false` runs one attempt whatever the job's `retries:` say (`runner demo`).
-    public func run(_ job: Job, force: Bool = false, dryRun: Bool = false, retry: Bool = true) async throws -> Outcome {
+    /// `table`: the whole job table, whose missed slots this call looks for first (before its
+    /// own claim moves its job's latest slot), and whose notifications left pending it sends
+    /// after its run.
+    public func run(_ job: Job, force: Bool = false, dryRun: Bool = false, retry: Bool = true, table: [Job] = [])
+        async throws -> Outcome
+    {
         let ledger = executor.ledger
         let (now, skewMs) = try await currentInstant()
         try await ledger.registerJobs([job], at: now)
+        let found = try await checkMissed(table, now: now)
+        let outcome = try await runChecked(job, force: force, dryRun: dryRun, retry: retry, now: now, skewMs: skewMs)
+        // After the run, so telling people never delays it.
+        let jobs = Dictionary((table + [job]).map { ($0.name, $0) }) { first, _ in first }
+        await executor.notifier.missed(found.missed, jobs: jobs, now: now)
+        if !table.isEmpty { await executor.notifier.finishPending(jobs: table) }
+        return outcome
+    }
+
+    /// The table's missed slots, recorded (and logged) once; a failure to look is logged and
+    /// never stops the job's own run.
+    private func checkMissed(_ table: [Job], now: Date) async throws -> MissedSlots.Found {
+        guard !table.isEmpty else { return MissedSlots.Found() }
+        do {
+            let found = try await MissedSlots.record(jobs: table, ledger: executor.ledger, now: now)
+            if !found.missed.isEmpty {
+                let jobs = Set(found.missed.map(\.job)).sorted()
+                executor.logger.warning(
+                    "slots missed: no run started within their catchup",
+                    metadata: [
+                        "count": "\(found.missed.count)", "job": "\(jobs.joined(separator: ","))",
+                        "latest": "\(found.missed.map(\.slot).max().map(Ledger.slotKey(for:)) ?? "")",
+                    ])
+            }
+            return found
+        } catch let error as PostgresError where error.kind == .connection {
+            throw error
+        } catch {
+            executor.logger.warning("cannot look for missed slots", metadata: ["error": "\(error)"])
+            return MissedSlots.Found()
+        }
+    }
+
+    private func runChecked(_ job: Job, force: Bool, dryRun: Bool, retry: Bool, now: Date, skewMs: Double)
+        async throws -> Outcome
+    {
+        let ledger = executor.ledger
         if force || dryRun {
             // A manual or dry run gets a key of its own and never uses up a cron slot.
             let slotKey = "\(dryRun ? "dry-run" : "manual"):\(UUID().uuidString.lowercased())"
@@ -69,7 +114,7 @@ public struct OnceRunner: Sendable {
                 return retry && !dryRun
                     ? try await retried(first, job: job, slot: now, slotKey: slotKey, ping: ping) : .ran(first)
             }
-            await Self.finalPing(ping, job: job, outcome: outcome)
+            await finished(ping, job: job, outcome: outcome)
             return outcome
         }
         guard let slot = job.schedule.previous(atOrBefore: now, within: job.catchup) else {
@@ -87,6 +132,12 @@ public struct OnceRunner: Sendable {
         let ledger = executor.ledger
         let slotKey = Ledger.slotKey(for: slot)
         let skipIfRunning = job.overlap == .skip
+        // A paused job's slot is recorded skipped, reason paused: visible, and never missed.
+        if trigger != .backfill, let pause = try await ledger.activePauses(jobs: [job.name])[job.name] {
+            let why = "paused" + (pause.reason.map { ": \($0)" } ?? "")
+            let written = try await ledger.recordPaused([job.name: [slot]], trigger: trigger, reason: why)
+            return .paused(runID: written.first?.id, slot: slot, pause: pause)
+        }
         if job.overlap == .replace {
             // The earlier slots' live runs stop (their next heartbeat finds them interrupted).
             try await ledger.interruptLiveRuns(job: job.name, before: slot, reason: "replaced by slot \(slotKey)")
@@ -121,7 +172,7 @@ public struct OnceRunner: Sendable {
             let outcome = try await Self.flushingPing(ping) {
                 try await retried(latest, job: job, slot: slot, slotKey: slotKey, ranFirst: false, ping: ping)
             }
-            await Self.finalPing(ping, job: job, outcome: outcome)
+            await finished(ping, job: job, outcome: outcome)
             return outcome
         case .tooLate:
             throw PostgresError(.query, "slot \(slotKey) of \(job.name) refused a claim without a deadline")
@@ -155,7 +206,7 @@ public struct OnceRunner: Sendable {
                     retryAfter: retry ? Self.retryDelay(after: 1, job: job) : nil)
                 return retry ? try await retried(first, job: job, slot: slot, slotKey: slotKey) : .ran(first)
             }
-            await Self.finalPing(ping, job: job, outcome: outcome)
+            await finished(ping, job: job, outcome: outcome)
             return outcome
         }
     }
@@ -169,6 +220,11 @@ public struct OnceRunner: Sendable {
             return .noSlot(next: job.schedule.next(after: now))
         }
         let slotKey = Ledger.slotKey(for: passed)
+        if let pause = try await ledger.activePauses(jobs: [job.name])[job.name] {
+            let why = "paused" + (pause.reason.map { ": \($0)" } ?? "")
+            let written = try await ledger.recordPaused([job.name: [passed]], trigger: .once, reason: why)
+            return .paused(runID: written.first?.id, slot: passed, pause: pause)
+        }
         try await ledger.markAbandoned(job: job.name)
         // The passed slot began, whether it ran or not: earlier slots' retries are overtaken.
         try await ledger.supersedeRetries(job: job.name, before: passed, maxRetries: job.retries.max)
@@ -200,6 +256,10 @@ public struct OnceRunner: Sendable {
         executor.logger.warning(
             "slot missed: called later than its catchup",
             metadata: ["job": "\(job.name)", "slot": "\(slotKey)", "late": "\(late)"])
+        if let runID {
+            await executor.notifier.missed(
+                [Ledger.WrittenSlot(id: runID, job: job.name, slot: passed)], jobs: [job.name: job], now: now)
+        }
         return .missed(runID: runID, slot: passed, next: job.schedule.next(after: now))
     }
 
@@ -214,6 +274,16 @@ public struct OnceRunner: Sendable {
             await ping?.flush()
             throw error
         }
+    }
+
+    /// What follows a run's last attempt: its ping, and its notifications (failed, recovered,
+    /// timed out) when no retry of it is due.
+    private func finished(_ ping: HealthPing?, job: Job, outcome: Outcome) async {
+        await Self.finalPing(ping, job: job, outcome: outcome)
+        guard case .ran(let last, _) = outcome else { return }
+        guard last.retryAt == nil || !last.allowsRetry(max: job.retries.max) else { return }
+        let now = (try? await currentInstant().now) ?? Date()
+        await executor.notifier.afterRun(last, job: job, now: now)
     }
 
     /// The last ping of a run that made at least one attempt: success or fail, with a summary.

@@ -12,6 +12,8 @@ public struct RunExecutor: Sendable {
     public let databaseURL: ConnectionString?
     /// Renews the leases of all this executor's runs in progress, one statement per interval.
     public let leases: LeaseKeeper
+    /// Tells the jobs' `notify:` channels (and Sentry) of failures, recoveries, misses and long runs.
+    public let notifier: Notifier
 
     /// `heartbeats`: a ledger on a connection of its own for the lease renewals (a scheduler's,
     /// so they never wait behind its claims); nil: `ledger`.
@@ -25,6 +27,7 @@ public struct RunExecutor: Sendable {
         self.heartbeatInterval = heartbeatInterval
         self.environment = environment
         self.databaseURL = databaseURL
+        notifier = Notifier(ledger: ledger, environment: environment, logger: logger)
         let lease = Self.lease(heartbeatInterval: heartbeatInterval)
         // The run steps aside well before another process may take its slot: the lease less a
         // heartbeat and the stop grace.
@@ -85,7 +88,18 @@ public struct RunExecutor: Sendable {
         logger.info("run started", metadata: ["slot": "\(Ledger.slotKey(for: slot))", "dry_run": "\(dryRun)"])
         let info = RunInfo(runID: runID, job: job, slot: slot, dryRun: dryRun, now: now)
         let started = ContinuousClock.now
+        // `running_long`: said once, while the run goes on (it is not stopped).
+        let warning = job.warnAfter.flatMap { after -> Task<Void, Never>? in
+            guard !dryRun, job.notify.contains(where: { $0.events.contains(.runningLong) }) else { return nil }
+            return Task { [notifier] in
+                guard (try? await Task.sleep(for: after)) != nil else { return }
+                await notifier.runningLong(
+                    job: job, runID: runID, slot: slot, elapsed: ContinuousClock.now - started,
+                    now: (now ?? Date()).addingTimeInterval((ContinuousClock.now - started).timeInterval))
+            }
+        }
         let result = await runWithTimeout(work(for: job), info, timeout: job.timeout)
+        warning?.cancel()
         // The lease is renewed until the end is written: a stopped run's grace and a finish that
         // waits for the database must not look abandoned to another process.
         let elapsed = ContinuousClock.now - started

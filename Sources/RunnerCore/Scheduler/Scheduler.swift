@@ -61,6 +61,8 @@ public actor Scheduler {
     /// processes that died in their backoff.
     public static let sweepInterval: Duration = .seconds(5)
 
+    /// The pass over pending notifications in progress, if any.
+    private var resending: Task<Void, Never>?
     private var jobs: [String: Job]
     private var heap = Heap<Entry>()
     /// A slot being run by this process (its retries included).
@@ -163,7 +165,7 @@ public actor Scheduler {
         guard claiming else { return Plan() }
         lastTick = .now
         let plan = plan(now: now)
-        if !plan.missed.isEmpty { await recordMissed(plan.missed) }
+        if !plan.missed.isEmpty { await recordMissed(plan.missed, now: now) }
         // Replicas that tick together claim in different orders, so most of what one reaches
         // another has taken already (one cheap look) instead of all racing for the same slots.
         for fire in plan.fires.shuffled() { start(fire, now: now) }
@@ -177,7 +179,21 @@ public actor Scheduler {
 
     /// Counts and records the slots a tick passed over: one log line and a few statements per
     /// tick, however many jobs (a stall of a table of thousands passes over thousands).
-    private func recordMissed(_ missed: [String: [Date]]) async {
+    private func recordMissed(_ all: [String: [Date]], now: Date) async {
+        // Slots a paused job passed over are recorded skipped (reason paused), never missed.
+        var missed = all
+        let ledger = runner.executor.ledger
+        if let histories = try? await ledger.slotHistories(jobs: all.keys.sorted()) {
+            var paused: [String: [Date]] = [:]
+            for (job, slots) in all {
+                guard let history = histories[job], !history.pauses.isEmpty else { continue }
+                paused[job] = slots.filter { history.paused(at: $0) != nil }
+                missed[job] = slots.filter { history.paused(at: $0) == nil }
+            }
+            if !paused.isEmpty { _ = try? await ledger.recordPaused(paused, trigger: .schedule, reason: "paused") }
+            missed = missed.filter { !$0.value.isEmpty }
+        }
+        guard !missed.isEmpty else { return }
         let jobs = missed.keys.sorted()
         for job in jobs {
             missedCounts[job, default: 0] += missed[job]?.count ?? 0
@@ -198,8 +214,9 @@ public actor Scheduler {
             size += missed[job]?.count ?? 0
             guard size >= Self.missedRowCap * 5 || index == jobs.count - 1 else { continue }
             do {
-                try await runner.executor.ledger.recordMissed(
+                let written = try await runner.executor.ledger.recordMissed(
                     batch, reason: "missed: the scheduler was stopped or stalled past this slot and its catchup")
+                await runner.executor.notifier.missed(written, jobs: self.jobs, now: now)
             } catch {
                 logger.error(
                     "cannot record missed slots", metadata: ["jobs": "\(batch.count)", "error": "\(error)"])
@@ -227,6 +244,15 @@ public actor Scheduler {
         } catch {
             logger.error("the sweep for abandoned runs and due retries failed", metadata: ["error": "\(error)"])
         }
+        // Notifications a channel that was down left pending: in a task of their own, one at a
+        // time, so a channel that hangs never holds up a tick.
+        if resending == nil {
+            let (notifier, table) = (runner.executor.notifier, Array(jobs.values))
+            resending = Task {
+                await notifier.finishPending(jobs: table)
+                self.resent()
+            }
+        }
         if let retention, pruning == nil, Self.due(lastPruneCheck, every: Self.pruneCheckInterval, now: now) {
             lastPruneCheck = now
             let logger = self.logger
@@ -244,6 +270,8 @@ public actor Scheduler {
     }
 
     private func pruned() { pruning = nil }
+
+    private func resent() { resending = nil }
 
     /// Waits for a retention pass in progress (tests).
     public func waitForPruning() async { await pruning?.value }

@@ -63,6 +63,15 @@ public enum EnvironmentCatalog {
         .init("GITHUB_API_URL", "GitHub", "Default https://api.github.com"),
         .init("SSL_CERT_FILE", "TLS", "A CA bundle for TLS to Postgres and the providers (passed to command jobs too)"),
         .init("SSL_CERT_DIR", "TLS", "A folder of CA certificates (passed to command jobs too)"),
+        .init(
+            "WEBHOOK_SECRET", "Notifications", secret: true,
+            "Signs notify: webhook bodies (HMAC-SHA256, X-Runner-Signature); needed by webhook channels"),
+        .init(
+            "SENTRY_DSN", "Notifications", secret: true,
+            "A failed or timed-out run sends a Sentry event, grouped per job; unset: none"),
+        .init(
+            "RUNNER_PUBLIC_URL", "Notifications",
+            "Where runner schedule --http's status page is reachable, for links in notifications"),
         // Used by the repository's jobs.yaml (a table of your own may use others: runner env lists them).
         .init("ALERT_EMAIL", "jobs.yaml", "Where stuck-tasks sends its digest (alert_to); unset: kept as a draft"),
         .init(

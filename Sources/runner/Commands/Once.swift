@@ -40,7 +40,8 @@ struct Once: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let job = try config.loadJob(named: job)
+        let table = try config.load()
+        let job = try config.job(named: job, in: table)
         let (connection, url) = try await database.connectReturningURL()
         let executor = RunExecutor(
             ledger: Ledger(connection: connection), logger: database.logger,
@@ -49,7 +50,7 @@ struct Once: AsyncParsableCommand {
         do {
             let runner = OnceRunner(executor: executor)
             let (force, dryRun) = (self.force, self.dryRun)
-            let task = Task { try await runner.run(job, force: force, dryRun: dryRun) }
+            let task = Task { try await runner.run(job, force: force, dryRun: dryRun, table: table.jobs) }
             // SIGTERM or SIGINT stops the run; it is recorded as interrupted, not lost.
             let signals = Signals { task.cancel() }
             defer { signals.cancel() }
@@ -85,6 +86,11 @@ struct Once: AsyncParsableCommand {
                 "\(job.name) slot \(utc(slot)) missed: this call came later than its catchup "
                     + "(\(DurationParser.format(job.catchup))); \(recorded); next at "
                     + (next.map { InstantFormat.string($0, in: job.timeZone) } ?? "never"))
+        case .paused(let runID, let slot, let pause):
+            let recorded = runID.map { "recorded as skipped (run \($0))" } ?? "already recorded"
+            let until = pause.until.map { " until \(utc($0))" } ?? " until `runner resume \(job.name)`"
+            let why = pause.reason.map { " (\($0))" } ?? ""
+            print("\(job.name) slot \(utc(slot)) skipped: the job is paused\(why)\(until); \(recorded)")
         case .noSlot(let next):
             print(
                 "\(job.name) has no slot within its catchup window (\(DurationParser.format(job.catchup))); "

@@ -78,6 +78,41 @@ struct JobTableTests {
         #expect(b.pingURL == "https://hc.example/ping/abc")
     }
 
+    @Test("notify: channels from defaults or the job (the job's own win), events default to four, empty URLs left out")
+    func notifyChannels() throws {
+        let table = try Self.load(
+            """
+            defaults:
+              notify: [{slack: "${SLACK_WEBHOOK_URL}"}, {webhook: "${HOOK_URL:-}"}]
+              repeat_after: 6h
+            jobs:
+              inherits: {command: [x], schedule: "@daily"}
+              own:
+                command: [x]
+                schedule: "@daily"
+                warn_after: 20m
+                notify:
+                  - {webhook: "https://hooks.example.com/runner", events: [failed, running_long]}
+                  - {email: "ops@example.com, oncall@example.com"}
+            """, environment: ["SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/x", "WEBHOOK_SECRET": "s"])
+        let inherits = try #require(table.job(named: "inherits"))
+        #expect(inherits.notify == [NotifyChannel(.slack("https://hooks.slack.com/services/T/B/x"))])
+        #expect(inherits.notify.first?.events == [.failed, .recovered, .missed, .timedOut])
+        #expect(inherits.repeatAfter == .seconds(6 * 3600) && inherits.warnAfter == nil)
+        let own = try #require(table.job(named: "own"))
+        #expect(own.notify.count == 2 && own.warnAfter == .seconds(1200))
+        #expect(
+            own.notify.first
+                == NotifyChannel(.webhook("https://hooks.example.com/runner"), events: [.failed, .runningLong]))
+        guard case .email(let addresses)? = own.notify.last?.target else {
+            Issue.record("\(own.notify)")
+            return
+        }
+        #expect(addresses.map(\.address) == ["ops@example.com", "oncall@example.com"])
+        // A channel's label names its kind, never its URL (a webhook URL is itself a secret).
+        #expect(own.notify.allSatisfy { !$0.label.contains("example") })
+    }
+
     @Test("built-in defaults apply when the file sets none")
     func builtInDefaults() throws {
         let table = try Self.load("jobs:\n  a:\n    agent: approval-nudger\n    schedule: \"0 * * * *\"\n")
@@ -150,6 +185,40 @@ struct JobTableTests {
             "unknown job key", "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    schedul: \"@daily\"\n", 5,
             5,
             "unknown key \"schedul\" in job \"a\""
+        ),
+        (
+            "notify not a list", "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    notify: {slack: x}\n", 5,
+            13, "job \"a\", key \"notify\": expected a list of channels"
+        ),
+        (
+            "notify unknown event",
+            "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    notify: [{slack: \"https://h/x\", events: [faild]}]\n",
+            5, 46, "unknown event \"faild\" (expected one of failed, recovered, missed, timed_out, running_long)"
+        ),
+        (
+            "notify two targets",
+            "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    notify: [{slack: \"https://h/x\", email: \"a@b.co\"}]\n",
+            5, 37, "a channel names one of slack, webhook or email; make another for email"
+        ),
+        (
+            "notify bad url",
+            "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    notify: [{slack: \"hooks.slack.com\"}]\n",
+            5, 22, "notify\", slack: expected an http:// or https:// URL"
+        ),
+        (
+            "notify bad address",
+            "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    notify: [{email: \"ops, x\"}]\n",
+            5, 22, "notify\", email:"
+        ),
+        (
+            "webhook without its secret",
+            "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    notify: [{webhook: \"https://h/x\"}]\n", 5,
+            24,
+            "webhook bodies are signed with WEBHOOK_SECRET, which is not set"
+        ),
+        (
+            "bad warn_after", "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    warn_after: soon\n", 5, 17,
+            "\"soon\" is not a duration"
         ),
         (
             "unknown retries key",

@@ -13,16 +13,19 @@ final class TestHTTPServer: @unchecked Sendable {
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    init(routes: JSONValue) async throws {
+    /// `hmacSecret`: requests signed with `X-Runner-Signature` are checked with it (logged as
+    /// `signature_ok`).
+    init(routes: JSONValue, hmacSecret: String? = nil) async throws {
         port = try EmbeddedPostgres.freePort()
         folder = try TemporaryDirectory()
         let routesFile = try folder.write("routes.json", routes.text)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", TestDatabase.packageRoot.appendingPathComponent("Tests/Servers/http_server.py").path,
-            String(port), routesFile.path, folder.url.appendingPathComponent("requests.jsonl").path,
-        ]
+        process.arguments =
+            [
+                "python3", TestDatabase.packageRoot.appendingPathComponent("Tests/Servers/http_server.py").path,
+                String(port), routesFile.path, folder.url.appendingPathComponent("requests.jsonl").path,
+            ] + (hmacSecret.map { [$0] } ?? [])
         let output = Pipe()
         process.standardOutput = output
         // Not the test runner's stderr: a server that outlived a crashed runner would hold that

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The cost of the missed-slot check every `runner once` makes first (one statement for the whole
+# table): `runner once` on a slot already taken, with a table of 1 job and of JOBS jobs (default
+# 50), each with DAYS (default 30) days of half-hourly history; and the check's statement alone
+# (EXPLAIN ANALYZE, server time). Prints medians in milliseconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${JOBS:-50}
+days=${DAYS:-30}
+runs=${RUNS:-30}
+source Benchmarks/embedded-postgres.sh missed
+{
+    echo "jobs:"
+    echo '  noop: {command: ["true"], schedule: "@hourly"}'
+} >"$work/one.yaml"
+{
+    cat "$work/one.yaml"
+    for ((i = 1; i < jobs; i++)); do printf '  j%03d: {command: ["true"], schedule: "*/30 * * * *"}\n' "$i"; done
+} >"$work/many.yaml"
+# History: every job ran every half hour for DAYS days, up to now (nothing is missed).
+"$psql_bin" "$url" -qc "
+    INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at, duration_ms)
+    SELECT j, s, to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'once', 'succeeded', 'bench', 30, s, 5
+    FROM generate_series(1, $jobs - 1) AS i, LATERAL (SELECT 'j' || lpad(i::text, 3, '0') AS j) AS name,
+         generate_series(date_trunc('hour', now()) - make_interval(days => $days), now(), interval '30 minutes') AS s;
+    ANALYZE runner.runs;"
+"$bin" once noop --config "$work/one.yaml" >/dev/null 2>&1
+
+one=$(median_ms "$bin" once noop --config "$work/one.yaml")
+many=$(median_ms "$bin" once noop --config "$work/many.yaml")
+rows=$("$psql_bin" "$url" -Atc "SELECT count(*) FROM runner.runs")
+names=$(awk '/^  [a-z0-9]+:/ { sub(":", "", $1); printf "%s\x27%s\x27", (n++ ? "," : ""), $1 }' "$work/many.yaml")
+query_ms=$("$psql_bin" "$url" -At <<SQL | awk '/Execution Time/ { print $3 }'
+EXPLAIN (ANALYZE)
+SELECT j.name,
+       (SELECT slot FROM runner.runs WHERE job = j.name AND NOT starts_with(slot_key, 'manual:')
+          AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot LIMIT 1),
+       (SELECT slot FROM runner.runs WHERE job = j.name AND NOT starts_with(slot_key, 'manual:')
+          AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot DESC LIMIT 1),
+       (SELECT array_agg(p.paused_at) FROM runner.pauses p WHERE p.job = j.name)
+FROM unnest(ARRAY[$names]) AS j(name);
+SQL
+)
+echo "runner once on a taken slot, median of $runs, $rows history rows:"
+echo "  table of 1 job              ${one} ms"
+echo "  table of $jobs jobs             ${many} ms  (the missed-slot check covers every job)"
+echo "  the check's statement alone ${query_ms} ms (server time, $jobs jobs)"

@@ -1,0 +1,203 @@
+import Foundation
+
+/// What the ledger says about a job's state over time: its settled slots (for failed and
+/// recovered), its first and latest slots and pauses (for missed), its open pause, and its
+/// last notification.
+extension Ledger {
+    /// Statuses that settle a slot: its last attempt ended one of these ways.
+    static let settledStatuses = "('succeeded', 'failed', 'timed_out', 'abandoned', 'interrupted')"
+
+    /// Rows of scheduled slots: not manual runs (`--force`), their retries, or dry runs.
+    static let scheduledOnly = "NOT starts_with(slot_key, 'manual:') AND NOT starts_with(slot_key, 'dry-run:')"
+
+    /// The final status of `job`'s latest scheduled slots (manual and dry runs left out; the
+    /// slot's last attempt decides), newest first: one index scan.
+    public func settledSlots(job: String, limit: Int = 200) async throws -> [(slot: Date, status: RunStatus)] {
+        try await connection.query(
+            """
+            SELECT DISTINCT ON (slot) slot, status FROM runner.runs
+            WHERE job = $1 AND \(Self.scheduledOnly) AND status IN \(Self.settledStatuses)
+            ORDER BY slot DESC, attempt DESC, id DESC
+            LIMIT $2::integer
+            """, [PostgresValue(job), .int(limit)]
+        ).compactMap { row in
+            guard let slot = try row.date("slot"), let status = RunStatus(rawValue: try row.string("status") ?? "")
+            else { return nil }
+            return (slot, status)
+        }
+    }
+
+    /// A job's scheduled history as the missed-slot check needs it.
+    public struct SlotHistory: Sendable, Equatable {
+        /// Its first and latest scheduled slot with a row (manual and dry runs left out); nil
+        /// for a job that never ran: a job new to the table has missed nothing.
+        public var first: Date?
+        public var last: Date?
+        /// Its pauses, oldest first: from, and until (nil: still paused).
+        public var pauses: [Interval] = []
+
+        public struct Interval: Sendable, Equatable {
+            public let from: Date
+            public let to: Date?
+
+            public func contains(_ instant: Date) -> Bool { instant >= from && to.map { instant < $0 } ?? true }
+        }
+
+        /// The pause that holds `instant`, if any.
+        public func paused(at instant: Date) -> Interval? { pauses.last { $0.contains(instant) } }
+    }
+
+    /// For every job of `jobs`, in one statement: its first and latest scheduled slot (two index
+    /// probes each) and its pauses since a year before its latest slot.
+    public func slotHistories(jobs: [String]) async throws -> [String: SlotHistory] {
+        let rows = try await connection.query(
+            """
+            SELECT j.name,
+                   (SELECT slot FROM runner.runs WHERE job = j.name AND \(Self.scheduledOnly)
+                    ORDER BY slot LIMIT 1) AS first_slot,
+                   (SELECT slot FROM runner.runs WHERE job = j.name AND \(Self.scheduledOnly)
+                    ORDER BY slot DESC LIMIT 1) AS last_slot,
+                   (SELECT array_agg(extract(epoch FROM p.paused_at)::text || '/'
+                                     || coalesce(extract(epoch FROM least(p.resumed_at, p.until))::text, '')
+                                     ORDER BY p.paused_at)
+                    FROM runner.pauses p
+                    WHERE p.job = j.name
+                      AND coalesce(least(p.resumed_at, p.until), 'infinity') > now() - interval '400 days') AS pauses
+            FROM unnest($1::text[]) AS j(name)
+            """, [.array(jobs)])
+        var result: [String: SlotHistory] = [:]
+        for row in rows {
+            guard let name = try row.string("name") else { continue }
+            var history = SlotHistory(first: try row.date("first_slot"), last: try row.date("last_slot"))
+            for text in (try row.stringArray("pauses") ?? []).compactMap({ $0 }) {
+                let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+                guard parts.count == 2, let from = Double(parts[0]) else { continue }
+                history.pauses.append(
+                    .init(
+                        from: Date(timeIntervalSince1970: from),
+                        to: Double(parts[1]).map { Date(timeIntervalSince1970: $0) }))
+            }
+            result[name] = history
+        }
+        return result
+    }
+
+    /// A job's pause as `runner status` shows it.
+    public struct Pause: Sendable, Equatable {
+        public let job: String
+        public let pausedAt: Date
+        public let until: Date?
+        public let reason: String?
+        public let pausedBy: String
+    }
+
+    /// Pauses `job` from now (until `until`, or until resumed). A job already paused keeps its
+    /// pause, with the new end and reason. Returns the pause.
+    public func pause(job: String, until: Date?, reason: String?, by who: String) async throws -> Pause {
+        let parameters = [
+            PostgresValue(job), until.map(PostgresValue.timestamp) ?? PostgresValue(nil as String?),
+            PostgresValue(reason), PostgresValue(who),
+        ]
+        let rows = try await connection.transaction { connection in
+            // A pause that ran out ended then: closed first, so the new one starts now.
+            try connection.query(
+                "UPDATE runner.pauses SET resumed_at = until WHERE job = $1 AND resumed_at IS NULL AND until <= now()",
+                [PostgresValue(job)])
+            return try connection.query(
+                """
+                INSERT INTO runner.pauses (job, until, reason, paused_by) VALUES ($1, $2::timestamptz, $3, $4)
+                ON CONFLICT (job) WHERE resumed_at IS NULL
+                DO UPDATE SET until = excluded.until, reason = excluded.reason, paused_by = excluded.paused_by
+                RETURNING job, paused_at, until, reason, paused_by
+                """, parameters)
+        }
+        guard let row = rows.first, let pause = try Self.pause(row) else {
+            throw PostgresError(.query, "the pause of \(job) was not recorded")
+        }
+        return pause
+    }
+
+    /// Ends `job`'s open pause; false when it had none (or it had already run out).
+    public func resume(job: String, by who: String) async throws -> Bool {
+        try await connection.query(
+            """
+            UPDATE runner.pauses SET resumed_at = least(now(), coalesce(until, now())), resumed_by = $2
+            WHERE job = $1 AND resumed_at IS NULL
+            RETURNING until IS NULL OR until > now() AS was_active
+            """, [PostgresValue(job), PostgresValue(who)]
+        ).first?.bool("was_active") ?? false
+    }
+
+    /// The open pauses among `jobs` (not resumed, not run out).
+    public func activePauses(jobs: [String]) async throws -> [String: Pause] {
+        var result: [String: Pause] = [:]
+        for row in try await connection.query(
+            """
+            SELECT job, paused_at, until, reason, paused_by FROM runner.pauses
+            WHERE job = ANY($1::text[]) AND resumed_at IS NULL AND (until IS NULL OR until > now())
+            """, [.array(jobs)])
+        {
+            if let pause = try Self.pause(row) { result[pause.job] = pause }
+        }
+        return result
+    }
+
+    private static func pause(_ row: PostgresRow) throws -> Pause? {
+        guard let job = try row.string("job"), let pausedAt = try row.date("paused_at") else { return nil }
+        return Pause(
+            job: job, pausedAt: pausedAt, until: try row.date("until"), reason: try row.string("reason"),
+            pausedBy: try row.string("paused_by", default: ""))
+    }
+
+    /// The missed slots of the last `since` (of `job`, or every job), newest first.
+    public func missedSlots(job: String?, since: Date, limit: Int = 1000) async throws -> [RunRecord] {
+        try await connection.query(
+            """
+            SELECT \(RunRecord.columns) FROM runner.runs
+            WHERE status = 'missed' AND slot >= $1::timestamptz AND ($2::text IS NULL OR job = $2)
+            ORDER BY slot DESC, job LIMIT $3::integer
+            """, [.timestamp(since), PostgresValue(job), .int(limit)]
+        ).map(RunRecord.init(row:))
+    }
+
+    /// Per job: how many of its latest settled slots failed in a row (0 when the last succeeded).
+    public func failureStreaks(jobs: [String]) async throws -> [String: Int] {
+        var result: [String: Int] = [:]
+        for row in try await connection.query(
+            """
+            WITH finals AS (
+                SELECT DISTINCT ON (job, slot) job, slot, status FROM runner.runs
+                WHERE job = ANY($1::text[]) AND \(Self.scheduledOnly)
+                  AND status IN \(Self.settledStatuses)
+                ORDER BY job, slot DESC, attempt DESC, id DESC
+            ), ranked AS (
+                SELECT job, status, row_number() OVER (PARTITION BY job ORDER BY slot DESC) AS n FROM finals
+            )
+            SELECT job, coalesce(min(n) FILTER (WHERE status = 'succeeded') - 1, max(n)) AS streak
+            FROM ranked GROUP BY job
+            """, [.array(jobs)])
+        {
+            if let job = try row.string("job") { result[job] = try row.int("streak") ?? 0 }
+        }
+        return result
+    }
+
+    /// Per job: its latest notification (any channel), when and which event.
+    public func lastNotifications(jobs: [String]) async throws -> [String: (at: Date, event: String)] {
+        var result: [String: (Date, String)] = [:]
+        for row in try await connection.query(
+            """
+            SELECT DISTINCT ON (j.name) j.name, e.created_at, split_part(e.key, '|', 2) AS event
+            FROM unnest($1::text[]) AS j(name)
+            JOIN runner.effects e
+              ON e.kind IN ('notification', 'email') AND starts_with(e.key, 'notify:' || j.name || '|')
+            ORDER BY j.name, e.created_at DESC
+            """, [.array(jobs)])
+        {
+            if let job = try row.string("name"), let at = try row.date("created_at") {
+                result[job] = (at, try row.string("event", default: ""))
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,284 @@
+import Foundation
+import Logging
+
+/// Tells people of a job's state changes (failed, recovered, missed, timed out, running long)
+/// on its `notify:` channels, and Sentry of failed runs (`SENTRY_DSN`).
+///
+/// Each notification is an effect in the ledger, keyed by job, event, what it is about (a
+/// slot, a failure streak, a run) and channel: however many replicas or retried runs see the
+/// same change, one records it and sends it. A channel that is down leaves its notification
+/// pending for the next run to send; a notification never fails a run, and no attempt waits
+/// more than a few seconds.
+public struct Notifier: Sendable {
+    let ledger: Ledger
+    let logger: Logger
+    let sentry: SentryDSN?
+    let webhookSecret: String?
+    let statusPage: String?
+    let mailer: Mailer?
+    let client: CurlClient
+    /// When this process last attempted each notification: a pass over pending ones leaves those
+    /// tried in the last minute (a channel that just failed is not hit again at once).
+    private let attempted = Locked([Int64: ContinuousClock.Instant]())
+
+    public static let kind = "notification"
+    /// Every notification's key starts with this (emails' too, so the outbox shows them).
+    static let scope = "notify"
+    static let timeout: Duration = .seconds(5)
+
+    public init(ledger: Ledger, environment: [String: String], logger: Logger) {
+        self.ledger = ledger
+        self.logger = logger
+        var sentry: SentryDSN?
+        if let dsn = environment["SENTRY_DSN"], !dsn.isEmpty {
+            do {
+                sentry = try SentryDSN(parsing: dsn)
+            } catch {
+                logger.warning("no Sentry events: \(error)")
+            }
+        }
+        self.sentry = sentry
+        webhookSecret = environment["WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+        statusPage = environment["RUNNER_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        mailer = try? MailerConfiguration.mailer(environment: environment)
+        client = CurlClient()
+    }
+
+    /// Whether `job` has anyone to tell of anything.
+    func listens(_ job: Job) -> Bool { !job.notify.isEmpty || sentry != nil }
+
+    // MARK: - Events
+
+    /// After a slot's last attempt (no retry follows): `failed` for the first failed slot after
+    /// a success (again every `repeat_after` while it keeps failing), `recovered` for a success
+    /// after failures, `timed_out`, and a Sentry event for a failed or timed-out run.
+    public func afterRun(_ record: RunRecord, job: Job, now: Date) async {
+        guard listens(job), !record.dryRun, !record.slotKey.hasPrefix("manual:") else { return }
+        do {
+            let settled = try await ledger.settledSlots(job: job.name)
+            guard let index = settled.firstIndex(where: { $0.slot == record.slot }) else { return }
+            let failing = settled[index...].prefix { Self.isFailure($0.status) }
+            let previous = settled.index(after: index) < settled.endIndex ? settled[index + 1] : nil
+            var notification = Notification(
+                job: job.name, event: .failed, slot: record.slot, runID: record.id, status: record.status.rawValue,
+                attempt: record.attempt, durationMs: record.durationMs, error: record.error,
+                outputTail: Notification.output(of: record.outcome), failureStreak: failing.count,
+                statusPage: statusPage, at: now)
+            if Self.isFailure(record.status) {
+                // The streak began at its oldest failed slot (within the 200 slots read).
+                let since = Ledger.slotKey(for: failing.last?.slot ?? record.slot)
+                if previous.map({ !Self.isFailure($0.status) }) ?? true {
+                    await send(notification, on: job, about: "since-\(since)")
+                } else if let start = failing.last?.slot {
+                    let periods = Int(now.timeIntervalSince(start) / job.repeatAfter.timeInterval)
+                    if periods >= 1 { await send(notification, on: job, about: "since-\(since)-repeat-\(periods)") }
+                }
+                if record.status == .timedOut {
+                    notification.event = .timedOut
+                    await send(notification, on: job, about: record.slotKey)
+                }
+                if sentry != nil { await sendSentry(notification, job: job) }
+            } else if record.status == .succeeded, let previous, Self.isFailure(previous.status) {
+                notification.event = .recovered
+                notification.failureStreak = nil
+                notification.error = nil
+                await send(notification, on: job, about: Ledger.slotKey(for: record.slot))
+            }
+        } catch {
+            logger.warning(
+                "cannot work out the job's notifications", metadata: ["job": "\(job.name)", "error": "\(error)"])
+        }
+    }
+
+    /// A failure for notifications: a shutdown's `interrupted` is not the job's fault.
+    static func isFailure(_ status: RunStatus) -> Bool { [.failed, .timedOut, .abandoned].contains(status) }
+
+    /// `missed`, once per slot: `slots` are the rows this process wrote (so among any number of
+    /// processes, one reports each).
+    public func missed(_ slots: [Ledger.WrittenSlot], jobs: [String: Job], now: Date) async {
+        for slot in slots {
+            guard let job = jobs[slot.job], !job.notify.isEmpty else { continue }
+            let notification = Notification(
+                job: job.name, event: .missed, slot: slot.slot, runID: slot.id, status: "missed",
+                statusPage: statusPage, at: now)
+            await send(notification, on: job, about: Ledger.slotKey(for: slot.slot))
+        }
+    }
+
+    /// `running_long`: a run still running past its job's `warn_after` (it is not stopped).
+    public func runningLong(job: Job, runID: Int64, slot: Date, elapsed: Duration, now: Date) async {
+        let notification = Notification(
+            job: job.name, event: .runningLong, slot: slot, runID: runID, status: RunStatus.running.rawValue,
+            durationMs: Int64(elapsed.timeInterval * 1000), statusPage: statusPage, at: now)
+        await send(notification, on: job, about: "run-\(runID)")
+    }
+
+    // MARK: - Sending
+
+    /// The key of one notification on one channel: `notify:JOB|EVENT|ABOUT|CHANNEL`.
+    static func key(_ notification: Notification, about: String, channel: String) -> String {
+        "\(scope):\(notification.job)|\(notification.event.rawValue)|\(about)|\(channel)"
+    }
+
+    /// Records the notification on each of the job's channels that wants its event, and sends
+    /// those this call recorded (a channel's earlier record, of any status, is left alone).
+    func send(_ notification: Notification, on job: Job, about: String) async {
+        for channel in job.notify where channel.events.contains(notification.event) {
+            let key = Self.key(notification, about: about, channel: channel.label)
+            do {
+                if case .email(let recipients) = channel.target {
+                    try await sendEmail(notification, to: recipients, key: key)
+                    continue
+                }
+                let (effect, isNew) = try await Effects(connection: ledger.connection).record(
+                    kind: Self.kind, key: key, runID: notification.runID, target: channel.label,
+                    payload: notification.stored)
+                guard isNew else { continue }
+                logger.info(
+                    "notifying",
+                    metadata: [
+                        "job": "\(job.name)", "event": "\(notification.event.rawValue)", "channel": "\(channel.label)",
+                    ])
+                await attempt(effect.id, notification, channel: channel.target)
+            } catch {
+                logger.warning(
+                    "cannot record a notification; it is not sent",
+                    metadata: ["job": "\(job.name)", "channel": "\(channel.label)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// An email notification goes through the runner's email delivery: an effect of kind
+    /// `email` (so `runner outbox` shows it), a draft without a provider.
+    private func sendEmail(_ notification: Notification, to recipients: [EmailAddress], key: String) async throws {
+        let delivery = EmailDelivery(
+            context: emailContext(runID: notification.runID, job: notification.job), attempts: 1)
+        // The delivery adds the scope; the key here already carries it.
+        _ = try await delivery.deliver(
+            notification.email(to: recipients), key: String(key.dropFirst(Self.scope.count + 1)))
+    }
+
+    private func emailContext(runID: Int64?, job: String) -> AgentContext {
+        AgentContext(
+            runID: runID ?? 0, job: job, effectsScope: Self.scope, database: ledger.connection,
+            effects: Effects(connection: ledger.connection), clients: AgentClients(mailer: mailer), now: Date(),
+            logger: logger, dryRun: false)
+    }
+
+    private func sendSentry(_ notification: Notification, job: Job) async {
+        guard let runID = notification.runID else { return }
+        let key = "\(Self.scope):\(job.name)|sentry|run-\(runID)|sentry"
+        do {
+            let (effect, isNew) = try await Effects(connection: ledger.connection).record(
+                kind: Self.kind, key: key, runID: runID, target: "sentry", payload: notification.stored)
+            if isNew { await attempt(effect.id, notification, channel: nil) }
+        } catch {
+            logger.warning("cannot record a Sentry event", metadata: ["job": "\(job.name)", "error": "\(error)"])
+        }
+    }
+
+    /// One attempt of a recorded notification, leased so no other process attempts it at the
+    /// same time. `channel` nil: Sentry.
+    func attempt(_ id: Int64, _ notification: Notification, channel: NotifyChannel.Target?) async {
+        let effects = Effects(connection: ledger.connection)
+        attempted.withLock { $0[id] = .now }
+        do {
+            guard try await effects.lease(id, runID: notification.runID, for: .seconds(60)) else { return }
+            var transfer: CurlTransfer
+            switch channel {
+            case .slack(let url):
+                transfer = CurlTransfer(url: url)
+                transfer.body = Data(notification.slackBody.text.utf8)
+                transfer.headers = ["Content-Type: application/json"]
+            case .webhook(let url):
+                transfer = CurlTransfer(url: url)
+                let body = Data(notification.webhookBody.text.utf8)
+                transfer.body = body
+                transfer.headers = ["Content-Type: application/json", "X-Runner-Event: \(notification.event.rawValue)"]
+                if let webhookSecret {
+                    transfer.headers.append(
+                        "\(WebhookSignature.header): \(WebhookSignature.sign(body, secret: webhookSecret))")
+                }
+            case .email:
+                return
+            case nil:
+                guard let sentry else {
+                    try await effects.markFailed(id, error: "SENTRY_DSN is no longer set")
+                    return
+                }
+                let eventID = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+                transfer = CurlTransfer(url: sentry.envelopeURL)
+                transfer.body = SentryDSN.envelope(
+                    event: notification.sentryEvent(eventID: eventID), eventID: eventID, sentAt: Date())
+                transfer.headers = [
+                    "Content-Type: application/x-sentry-envelope", "X-Sentry-Auth: \(sentry.authHeader)",
+                ]
+            }
+            transfer.method = "POST"
+            transfer.timeout = Self.timeout
+            transfer.connectTimeout = .seconds(3)
+            transfer.maxResponseBytes = 64 * 1024
+            let result: Result<CurlTransfer.Response, CurlTransfer.Failure>
+            do throws(CurlTransfer.Failure) {
+                result = .success(try await client.perform(transfer))
+            } catch {
+                result = .failure(error)
+            }
+            switch result {
+            case .success(let response):
+                switch response.status {
+                case 200..<300: try await effects.markSent(id)
+                case 429, 500...:
+                    try await effects.markRetryable(id, error: "HTTP \(response.status); tried again by the next run")
+                default: try await effects.markFailed(id, error: "refused: HTTP \(response.status)")
+                }
+            case .failure(let error):
+                logger.warning(
+                    "notification not sent", metadata: ["job": "\(notification.job)", "error": "\(error.message)"])
+                if error.requestSent {
+                    try await effects.markUnknown(
+                        id, error: "outcome unknown: \(error.message); not repeated, to avoid a duplicate")
+                } else {
+                    try await effects.markRetryable(id, error: "\(error.message); tried again by the next run")
+                }
+            }
+        } catch {
+            logger.warning("cannot record a notification's outcome", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Sends what earlier runs left pending (a channel that was down), for these jobs' channels
+    /// as the table now defines them; a channel since removed is marked failed.
+    public func finishPending(jobs: [Job]) async {
+        let byName = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
+        // Bounded, so a channel still down costs a run's end at most this long.
+        let deadline = ContinuousClock.now + .seconds(10)
+        do {
+            let effects = Effects(connection: ledger.connection)
+            for effect in try await effects.pending(kind: Self.kind, keyPrefix: "\(Self.scope):", limit: 20) {
+                guard ContinuousClock.now < deadline else { break }
+                let recently = attempted.withLock {
+                    $0[effect.id].map { ContinuousClock.now - $0 < .seconds(60) } ?? false
+                }
+                guard !recently else { continue }
+                let parts = effect.key.dropFirst(Self.scope.count + 1).split(
+                    separator: "|", omittingEmptySubsequences: false)
+                guard parts.count == 4, let job = byName[String(parts[0])] else { continue }
+                guard let notification = Notification(stored: effect.payload) else {
+                    try await effects.markFailed(effect.id, error: "the stored notification cannot be read")
+                    continue
+                }
+                if parts[3] == "sentry" {
+                    await attempt(effect.id, notification, channel: nil)
+                } else if let channel = job.notify.first(where: { $0.label == parts[3] }) {
+                    await attempt(effect.id, notification, channel: channel.target)
+                } else {
+                    try await effects.markFailed(effect.id, error: "the channel is no longer in the job's notify:")
+                }
+            }
+            _ = try await EmailDelivery(context: emailContext(runID: nil, job: ""), attempts: 1).finishPending()
+        } catch {
+            logger.warning("cannot finish pending notifications", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// The dead man's switch: slots that should have run and did not. A slot is missed when its
+/// catchup has passed and it has no row, counting from the job's first scheduled run (a job new
+/// to the table has missed nothing); a slot that fell in a pause is recorded skipped instead.
+///
+/// Every `runner once` checks the whole table this way (one statement to read, one or two to
+/// write), so platform cron alone, with no scheduler running, notices a job whose cron stopped.
+public enum MissedSlots {
+    /// At most this many slots are recorded per job and check; a later check goes on from there.
+    static let cap = 1000
+
+    /// What one check found and wrote.
+    public struct Found: Sendable {
+        /// The missed rows this check wrote (another process's check writes the others).
+        public var missed: [Ledger.WrittenSlot] = []
+        /// Slots of paused jobs, recorded skipped.
+        public var paused = 0
+    }
+
+    /// The slots of `job` after its latest scheduled row and at least its catchup before `now`.
+    static func passed(_ job: Job, history: Ledger.SlotHistory, now: Date) -> [Date] {
+        guard history.first != nil, let last = history.last else { return [] }
+        let deadline = now.addingTimeInterval(-job.catchup.timeInterval)
+        var slots: [Date] = []
+        var cursor = last
+        while slots.count < cap, let next = job.schedule.next(after: cursor), next <= deadline {
+            slots.append(next)
+            cursor = next
+        }
+        return slots
+    }
+
+    /// Finds and records the missed (and paused) slots of `jobs` as of `now` (the database's clock).
+    public static func record(jobs: [Job], ledger: Ledger, now: Date) async throws -> Found {
+        guard !jobs.isEmpty else { return Found() }
+        let histories = try await ledger.slotHistories(jobs: jobs.map(\.name))
+        var missed: [String: [Date]] = [:]
+        var paused: [String: [Date]] = [:]
+        for job in jobs {
+            guard let history = histories[job.name] else { continue }
+            for slot in passed(job, history: history, now: now) {
+                if history.paused(at: slot) != nil {
+                    paused[job.name, default: []].append(slot)
+                } else {
+                    missed[job.name, default: []].append(slot)
+                }
+            }
+        }
+        var found = Found()
+        if !paused.isEmpty {
+            found.paused = try await ledger.recordPaused(paused, trigger: .once, reason: "paused").count
+        }
+        if !missed.isEmpty {
+            found.missed = try await ledger.recordMissed(
+                missed, trigger: .once, reason: "missed: no run started for this slot within its catchup")
+        }
+        return found
+    }
+}
