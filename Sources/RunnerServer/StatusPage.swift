@@ -2,7 +2,7 @@ import Foundation
 import RunnerCore
 
 /// `GET /`: every job with its schedule, zone, next fire (local and UTC), its last 30 runs as
-/// coloured marks, its failure streak and its last error. Plain HTML and CSS, no script, no
+/// coloured marks, its failure streak, its last error, and a pause. Plain HTML and CSS, no script, no
 /// outside asset; every value from the table or the ledger is escaped.
 enum StatusPage {
     struct Row {
@@ -10,6 +10,8 @@ enum StatusPage {
         let next: Date?
         let runs: [RunRecord]
         let running: Int
+        /// `runner pause`: its slots are skipped until it ends.
+        var pause: Ledger.Pause?
     }
 
     static func render(_ rows: [Row], generatedAt: Date, refreshSeconds: Int = 10) -> String {
@@ -36,6 +38,7 @@ enum StatusPage {
             .streak { color: #c92a2a; font-weight: 600; } .ok { color: #2b8a3e; }
             .error { color: #862e2e; max-width: 28rem; overflow-wrap: anywhere; }
             .utc { color: #5b636b; }
+            .paused { color: #9c6500; font-weight: 600; }
             </style></head><body>
             <h1>runner</h1>
             <p class="meta">\(rows.count) jobs · generated \(escape(InstantFormat.string(generatedAt, in: utc))) · refreshes every \(refreshSeconds) s</p>
@@ -60,8 +63,14 @@ enum StatusPage {
                 ? "<span class=\"ok\">0</span>"
                 : "<span class=\"streak\">\(streak == row.runs.count && streak == 30 ? "30+" : String(streak))</span>"
             let lastError = row.runs.first { $0.status.isFailure }?.error.map { escape(String($0.prefix(300))) } ?? ""
+            let paused =
+                row.pause.map { pause in
+                    let until = pause.until.map { " until \(InstantFormat.string($0, in: utc))" } ?? ""
+                    let why = pause.reason.map { ": \($0)" } ?? ""
+                    return " <span class=\"paused\">paused\(escape(until + why))</span>"
+                } ?? ""
             html += """
-                <tr data-job="\(name)"><td class="job">\(name)\(row.running > 0 ? " <small>(running)</small>" : "")</td>\
+                <tr data-job="\(name)"><td class="job">\(name)\(row.running > 0 ? " <small>(running)</small>" : "")\(paused)</td>\
                 <td><code>\(escape(row.job.schedule.text))</code></td><td>\(escape(row.job.timeZoneName))</td>\
                 <td>\(next)</td><td><div class="marks">\(marks)</div></td><td>\(streakCell)</td>\
                 <td class="error">\(lastError)</td></tr>

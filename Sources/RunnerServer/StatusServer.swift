@@ -56,10 +56,11 @@ public struct StatusServer: Sendable {
                 let now = try await ledger.databaseNow()
                 let recent = try await ledger.recentRuns(jobs: jobs.map(\.name))
                 let running = await scheduler.runningByJob
+                let pauses = try await ledger.activePauses(jobs: jobs.map(\.name))
                 let rows = jobs.map {
                     StatusPage.Row(
                         job: $0, next: $0.schedule.next(after: now), runs: recent[$0.name] ?? [],
-                        running: running[$0.name] ?? 0)
+                        running: running[$0.name] ?? 0, pause: pauses[$0.name])
                 }
                 return Self.text(
                     StatusPage.render(rows, generatedAt: now), contentType: "text/html; charset=utf-8")

@@ -62,6 +62,10 @@ struct StatusServerTests {
                 #expect(metrics.contains(expected), "no \(expected) in /metrics")
             }
 
+            // A paused job says so, its reason escaped.
+            let pause = try await setup.runner("pause", "broken", "--reason", "<i>maintenance</i>")
+            #expect(pause.status == 0, "\(pause.stderr)")
+
             // As a person sees it: the DOM Chromium built, and a screenshot.
             let artifacts = TestDatabase.packageRoot.appendingPathComponent(".build/test-artifacts")
             try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
@@ -79,6 +83,9 @@ struct StatusServerTests {
             #expect(!dom.contains("<b>x</b>"), "a value became markup")
             #expect(dom.contains(#"class="mark failed""#) && dom.contains(#"class="mark succeeded""#))
             #expect(dom.contains(#"<span class="streak">"#), "broken's failure streak is shown")
+            #expect(
+                dom.contains(#"<span class="paused">paused: &lt;i&gt;maintenance&lt;/i&gt;</span>"#),
+                "\(dom.prefix(3000))")
             _ = try await Self.tool(chromium + ["--screenshot=\(shot.path)", base + "/"])
             let png = try Data(contentsOf: shot)
             #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 5000, "screenshot \(png.count) bytes")
