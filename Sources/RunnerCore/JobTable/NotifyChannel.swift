@@ -46,6 +46,14 @@ public struct NotifyChannel: Sendable, Equatable {
         }
     }
 
+    /// The channel's URL, which is itself a secret (a Slack or webhook URL lets anyone post).
+    public var secretURL: String? {
+        switch target {
+        case .slack(let url), .webhook(let url): return url
+        case .email: return nil
+        }
+    }
+
     /// 8 hex digits of FNV-1a: stable across processes and hosts (unlike Hasher).
     static func digest(_ text: String) -> String {
         var hash: UInt32 = 2_166_136_261

@@ -4,27 +4,40 @@ import Foundation
 /// recovered), its first and latest slots and pauses (for missed), its open pause, and its
 /// last notification.
 extension Ledger {
-    /// Statuses that settle a slot: its last attempt ended one of these ways.
-    static let settledStatuses = "('succeeded', 'failed', 'timed_out', 'abandoned', 'interrupted')"
-
     /// Rows of scheduled slots: not manual runs (`--force`), their retries, or dry runs.
     static let scheduledOnly = "NOT starts_with(slot_key, 'manual:') AND NOT starts_with(slot_key, 'dry-run:')"
 
-    /// The final status of `job`'s latest scheduled slots (manual and dry runs left out; the
-    /// slot's last attempt decides), newest first: one index scan.
-    public func settledSlots(job: String, limit: Int = 200) async throws -> [(slot: Date, status: RunStatus)] {
-        try await connection.query(
+    /// Where `slot` stands in `job`'s run of failures, from the rows themselves (no window):
+    /// failed slots are those with a failed, timed-out or abandoned attempt and no success
+    /// (a slot whose retry succeeded is a success; a shutdown's `interrupted` is neither).
+    public struct Streak: Sendable, Equatable {
+        /// The first failed slot after the last success before `slot`, up to `slot` itself.
+        public let start: Date?
+        /// Failed slots after that success, before `slot`.
+        public let before: Int
+        /// Whether `slot` itself has a failed attempt.
+        public let atSlot: Bool
+    }
+
+    public func streak(job: String, at slot: Date) async throws -> Streak {
+        let failure = "status IN ('failed', 'timed_out', 'abandoned')"
+        let row = try await connection.query(
             """
-            SELECT DISTINCT ON (slot) slot, status FROM runner.runs
-            WHERE job = $1 AND \(Self.scheduledOnly) AND status IN \(Self.settledStatuses)
-            ORDER BY slot DESC, attempt DESC, id DESC
-            LIMIT $2::integer
-            """, [PostgresValue(job), .int(limit)]
-        ).compactMap { row in
-            guard let slot = try row.date("slot"), let status = RunStatus(rawValue: try row.string("status") ?? "")
-            else { return nil }
-            return (slot, status)
-        }
+            WITH last_ok AS (
+                SELECT coalesce(max(slot), '-infinity'::timestamptz) AS s FROM runner.runs
+                WHERE job = $1 AND slot < $2::timestamptz AND status = 'succeeded' AND \(Self.scheduledOnly)
+            ), failed AS (
+                SELECT DISTINCT slot FROM runner.runs, last_ok
+                WHERE job = $1 AND slot > last_ok.s AND slot <= $2::timestamptz AND \(failure) AND \(Self.scheduledOnly)
+            )
+            SELECT (SELECT min(slot) FROM failed) AS start,
+                   (SELECT count(*) FROM failed WHERE slot < $2::timestamptz) AS before,
+                   EXISTS (SELECT 1 FROM failed WHERE slot = $2::timestamptz) AS at_slot
+            """, [PostgresValue(job), .timestamp(slot)]
+        ).first
+        return Streak(
+            start: try row?.date("start"), before: try row?.int("before") ?? 0,
+            atSlot: try row?.bool("at_slot") ?? false)
     }
 
     /// A job's scheduled history as the missed-slot check needs it.
@@ -33,6 +46,8 @@ extension Ledger {
         /// for a job that never ran: a job new to the table has missed nothing.
         public var first: Date?
         public var last: Date?
+        /// When the job's schedule or zone took its present form: it owes no slot before that.
+        public var definedAt: Date?
         /// Its pauses, oldest first: from, and until (nil: still paused).
         public var pauses: [Interval] = []
 
@@ -57,6 +72,7 @@ extension Ledger {
                     ORDER BY slot LIMIT 1) AS first_slot,
                    (SELECT slot FROM runner.runs WHERE job = j.name AND \(Self.scheduledOnly)
                     ORDER BY slot DESC LIMIT 1) AS last_slot,
+                   (SELECT defined_at FROM runner.jobs WHERE name = j.name) AS defined_at,
                    (SELECT array_agg(extract(epoch FROM p.paused_at)::text || '/'
                                      || coalesce(extract(epoch FROM least(p.resumed_at, p.until))::text, '')
                                      ORDER BY p.paused_at)
@@ -69,6 +85,7 @@ extension Ledger {
         for row in rows {
             guard let name = try row.string("name") else { continue }
             var history = SlotHistory(first: try row.date("first_slot"), last: try row.date("last_slot"))
+            history.definedAt = try row.date("defined_at")
             for text in (try row.stringArray("pauses") ?? []).compactMap({ $0 }) {
                 let parts = text.split(separator: "/", omittingEmptySubsequences: false)
                 guard parts.count == 2, let from = Double(parts[0]) else { continue }
@@ -168,7 +185,7 @@ extension Ledger {
             WITH finals AS (
                 SELECT DISTINCT ON (job, slot) job, slot, status FROM runner.runs
                 WHERE job = ANY($1::text[]) AND \(Self.scheduledOnly)
-                  AND status IN \(Self.settledStatuses)
+                  AND status IN ('succeeded', 'failed', 'timed_out', 'abandoned')
                 ORDER BY job, slot DESC, attempt DESC, id DESC
             ), ranked AS (
                 SELECT job, status, row_number() OVER (PARTITION BY job ORDER BY slot DESC) AS n FROM finals

@@ -560,11 +560,14 @@ public struct Ledger: Sendable {
     public func registerJobs(_ jobs: [Job], at now: Date, wholeTable: Bool = false) async throws {
         try await registerJobs(
             jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) },
-            wholeTable: wholeTable)
+            wholeTable: wholeTable, at: now)
     }
 
+    /// `at`: the instant a new or changed definition counts from (`defined_at`); nil: the
+    /// database's `now()`.
     public func registerJobs(
-        _ jobs: [(name: String, schedule: String, timeZone: String, nextSlot: Date?)], wholeTable: Bool = false
+        _ jobs: [(name: String, schedule: String, timeZone: String, nextSlot: Date?)], wholeTable: Bool = false,
+        at: Date? = nil
     ) async throws {
         guard !jobs.isEmpty else { return }
         // The DELETE and the upsert touch disjoint names, so one statement does both.
@@ -573,12 +576,15 @@ public struct Ledger: Sendable {
             WITH removed AS (
                 DELETE FROM runner.jobs WHERE $5::boolean AND NOT (name = ANY($1::text[]))
             )
-            INSERT INTO runner.jobs (name, schedule, timezone, next_slot, updated_at)
-            SELECT j.name, j.schedule, j.timezone, j.next_slot, now()
+            INSERT INTO runner.jobs (name, schedule, timezone, next_slot, updated_at, defined_at)
+            SELECT j.name, j.schedule, j.timezone, j.next_slot, now(), coalesce($6::timestamptz, now())
             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS j(name, schedule, timezone, next_slot)
             ON CONFLICT (name) DO UPDATE
             SET schedule = excluded.schedule, timezone = excluded.timezone, next_slot = excluded.next_slot,
-                updated_at = excluded.updated_at
+                updated_at = excluded.updated_at,
+                defined_at = CASE
+                    WHEN (runner.jobs.schedule, runner.jobs.timezone) IS DISTINCT FROM (excluded.schedule, excluded.timezone)
+                    THEN excluded.defined_at ELSE runner.jobs.defined_at END
             -- Unchanged rows are left alone: most calls (every runner once of a slot) write nothing.
             WHERE (runner.jobs.schedule, runner.jobs.timezone, runner.jobs.next_slot)
                 IS DISTINCT FROM (excluded.schedule, excluded.timezone, excluded.next_slot)
@@ -586,6 +592,7 @@ public struct Ledger: Sendable {
             [
                 .array(jobs.map(\.name)), .array(jobs.map(\.schedule)), .array(jobs.map(\.timeZone)),
                 .array(jobs.map { $0.nextSlot.map(PostgresTimestamp.format) }), .bool(wholeTable),
+                at.map(PostgresValue.timestamp) ?? PostgresValue(nil as String?),
             ])
     }
 

@@ -13,6 +13,7 @@ public struct Migration: Sendable {
         .v0008Maintenance,
         .v0009SummaryOfTheTable,
         .v0010Pauses,
+        .v0011JobDefinitionTime,
     ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }

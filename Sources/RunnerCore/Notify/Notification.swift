@@ -47,9 +47,20 @@ public struct Notification: Sendable, Equatable {
         self.at = at
     }
 
+    /// The same notification with `secrets` (the job's channel URLs) masked in its error and output.
+    func masking(_ secrets: [String]) -> Notification {
+        var copy = self
+        for secret in secrets where secret.count >= 8 {
+            copy.error = copy.error?.replacingOccurrences(of: secret, with: Redactor.mask)
+            copy.outputTail = copy.outputTail?.replacingOccurrences(of: secret, with: Redactor.mask)
+        }
+        return copy
+    }
+
     /// A run's output as a notification carries it: stderr after stdout, from its outcome.
     static func output(of outcome: JSONValue?) -> String? {
-        let parts = ["stdout_tail", "stderr_tail"].compactMap { outcome?[$0]?.stringValue }.filter { !$0.isEmpty }
+        let parts = ["stdout_tail", "stderr_tail"].compactMap { outcome?[$0]?.stringValue }
+            .map { $0.trimmingCharacters(in: .newlines) }.filter { !$0.isEmpty }
         return parts.isEmpty ? nil : parts.joined(separator: "\n")
     }
 
@@ -120,9 +131,15 @@ public struct Notification: Sendable, Equatable {
     /// Every value is escaped for Slack's mrkdwn (`&`, `<`, `>`), so no value can make a link or
     /// a mention.
     public var slackBody: JSONValue {
-        func escaped(_ text: String) -> String {
-            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        // Slack refuses a section's text over 3000 characters: each is cut after escaping.
+        func escaped(_ text: String, limit: Int = 2900) -> String {
+            let escaped = text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
                 .replacingOccurrences(of: ">", with: "&gt;")
+            guard escaped.count > limit else { return escaped }
+            // Never in the middle of an entity.
+            var cut = String(escaped.prefix(limit))
+            if let amp = cut.lastIndex(of: "&"), !cut[amp...].contains(";") { cut = String(cut[..<amp]) }
+            return cut + "…"
         }
         var blocks: [JSONValue] = [
             ["type": "section", "text": ["type": "mrkdwn", "text": .string("*\(escaped(headline))*")]],
@@ -139,7 +156,7 @@ public struct Notification: Sendable, Equatable {
         }
         if let outputTail {
             // A code block: ``` inside the output would end it early, so it is broken up.
-            let code = escaped(outputTail).replacingOccurrences(of: "```", with: "`\u{200B}``")
+            let code = escaped(outputTail, limit: 2800).replacingOccurrences(of: "```", with: "`\u{200B}``")
             blocks.append(["type": "section", "text": ["type": "mrkdwn", "text": .string("```\n\(code)\n```")]])
         }
         if let statusPage {

@@ -50,39 +50,44 @@ public struct Notifier: Sendable {
     // MARK: - Events
 
     /// After a slot's last attempt (no retry follows): `failed` for the first failed slot after
-    /// a success (again every `repeat_after` while it keeps failing), `recovered` for a success
-    /// after failures, `timed_out`, and a Sentry event for a failed or timed-out run.
+    /// a success (again every `repeat_after` while it keeps failing; `timed_out` instead for a
+    /// channel that hears both when that first failure was a timeout), `recovered` for a success
+    /// after failures, and a Sentry event for a failed or timed-out slot. Keys name the streak's
+    /// first slot, which every process reads alike from the rows. Sends stop at `deadline`; what
+    /// is left stays pending for the next run.
     public func afterRun(_ record: RunRecord, job: Job, now: Date) async {
         guard listens(job), !record.dryRun, !record.slotKey.hasPrefix("manual:") else { return }
+        let deadline = ContinuousClock.now + Self.timeout
         do {
-            let settled = try await ledger.settledSlots(job: job.name)
-            guard let index = settled.firstIndex(where: { $0.slot == record.slot }) else { return }
-            let failing = settled[index...].prefix { Self.isFailure($0.status) }
-            let previous = settled.index(after: index) < settled.endIndex ? settled[index + 1] : nil
+            let streak = try await ledger.streak(job: job.name, at: record.slot)
             var notification = Notification(
                 job: job.name, event: .failed, slot: record.slot, runID: record.id, status: record.status.rawValue,
                 attempt: record.attempt, durationMs: record.durationMs, error: record.error,
-                outputTail: Notification.output(of: record.outcome), failureStreak: failing.count,
-                statusPage: statusPage, at: now)
+                outputTail: Notification.output(of: record.outcome), failureStreak: streak.before + 1,
+                statusPage: statusPage, at: now
+            ).masking(job.notify.compactMap(\.secretURL))
             if Self.isFailure(record.status) {
-                // The streak began at its oldest failed slot (within the 200 slots read).
-                let since = Ledger.slotKey(for: failing.last?.slot ?? record.slot)
-                if previous.map({ !Self.isFailure($0.status) }) ?? true {
-                    await send(notification, on: job, about: "since-\(since)")
-                } else if let start = failing.last?.slot {
+                let start = streak.start ?? record.slot
+                let since = "since-\(Ledger.slotKey(for: start))"
+                if streak.before == 0 {
+                    // The first failure: a timeout is said as timed_out to those who hear both.
+                    let event: NotifyEvent = record.status == .timedOut ? .timedOut : .failed
+                    await send(notification, as: event, on: job, about: since, deadline: deadline)
+                } else {
                     let periods = Int(now.timeIntervalSince(start) / job.repeatAfter.timeInterval)
-                    if periods >= 1 { await send(notification, on: job, about: "since-\(since)-repeat-\(periods)") }
+                    if periods >= 1 {
+                        await send(
+                            notification, as: .failed, on: job, about: "\(since)-repeat-\(periods)", deadline: deadline)
+                    }
                 }
-                if record.status == .timedOut {
-                    notification.event = .timedOut
-                    await send(notification, on: job, about: record.slotKey)
-                }
-                if sentry != nil { await sendSentry(notification, job: job) }
-            } else if record.status == .succeeded, let previous, Self.isFailure(previous.status) {
+                if sentry != nil { await sendSentry(notification, job: job, deadline: deadline) }
+            } else if record.status == .succeeded, streak.before > 0 {
                 notification.event = .recovered
-                notification.failureStreak = nil
+                notification.failureStreak = streak.before
                 notification.error = nil
-                await send(notification, on: job, about: Ledger.slotKey(for: record.slot))
+                notification.outputTail = nil
+                await send(
+                    notification, as: .recovered, on: job, about: Ledger.slotKey(for: record.slot), deadline: deadline)
             }
         } catch {
             logger.warning(
@@ -93,15 +98,17 @@ public struct Notifier: Sendable {
     /// A failure for notifications: a shutdown's `interrupted` is not the job's fault.
     static func isFailure(_ status: RunStatus) -> Bool { [.failed, .timedOut, .abandoned].contains(status) }
 
-    /// `missed`, once per slot: `slots` are the rows this process wrote (so among any number of
-    /// processes, one reports each).
-    public func missed(_ slots: [Ledger.WrittenSlot], jobs: [String: Job], now: Date) async {
+    /// Records `missed`, once per slot, on the channels that want it: `slots` are the rows this
+    /// process wrote (so among any number of processes, one records each). Nothing is sent
+    /// here: the next pass over pending notifications sends them (``finishPending(jobs:)``),
+    /// so a check made by `runner status`, or a run that is then killed, loses none.
+    public func recordMissed(_ slots: [Ledger.WrittenSlot], jobs: [String: Job], now: Date) async {
         for slot in slots {
             guard let job = jobs[slot.job], !job.notify.isEmpty else { continue }
             let notification = Notification(
                 job: job.name, event: .missed, slot: slot.slot, runID: slot.id, status: "missed",
                 statusPage: statusPage, at: now)
-            await send(notification, on: job, about: Ledger.slotKey(for: slot.slot))
+            await send(notification, as: .missed, on: job, about: Ledger.slotKey(for: slot.slot), deadline: nil)
         }
     }
 
@@ -110,7 +117,9 @@ public struct Notifier: Sendable {
         let notification = Notification(
             job: job.name, event: .runningLong, slot: slot, runID: runID, status: RunStatus.running.rawValue,
             durationMs: Int64(elapsed.timeInterval * 1000), statusPage: statusPage, at: now)
-        await send(notification, on: job, about: "run-\(runID)")
+        await send(
+            notification, as: .runningLong, on: job, about: "run-\(runID)", deadline: ContinuousClock.now + Self.timeout
+        )
     }
 
     // MARK: - Sending
@@ -120,14 +129,29 @@ public struct Notifier: Sendable {
         "\(scope):\(notification.job)|\(notification.event.rawValue)|\(about)|\(channel)"
     }
 
-    /// Records the notification on each of the job's channels that wants its event, and sends
-    /// those this call recorded (a channel's earlier record, of any status, is left alone).
-    func send(_ notification: Notification, on job: Job, about: String) async {
-        for channel in job.notify where channel.events.contains(notification.event) {
+    /// Records the notification as `event` on each of the job's channels that wants it (a
+    /// `failed` that was a timeout goes as `failed` to channels that do not hear `timed_out`),
+    /// and sends those this call recorded, until `deadline` (nil: records only). A channel's
+    /// earlier record, of any status, is left alone.
+    func send(
+        _ original: Notification, as event: NotifyEvent, on job: Job, about: String, deadline: ContinuousClock.Instant?
+    )
+        async
+    {
+        for channel in job.notify {
+            var notification = original
+            if channel.events.contains(event) {
+                notification.event = event
+            } else if event == .timedOut, channel.events.contains(.failed) {
+                notification.event = .failed
+            } else {
+                continue
+            }
             let key = Self.key(notification, about: about, channel: channel.label)
             do {
                 if case .email(let recipients) = channel.target {
-                    try await sendEmail(notification, to: recipients, key: key)
+                    try await sendEmail(
+                        notification, to: recipients, key: key, send: deadline.map { .now < $0 } ?? false)
                     continue
                 }
                 let (effect, isNew) = try await Effects(connection: ledger.connection).record(
@@ -150,12 +174,21 @@ public struct Notifier: Sendable {
 
     /// An email notification goes through the runner's email delivery: an effect of kind
     /// `email` (so `runner outbox` shows it), a draft without a provider.
-    private func sendEmail(_ notification: Notification, to recipients: [EmailAddress], key: String) async throws {
-        let delivery = EmailDelivery(
-            context: emailContext(runID: notification.runID, job: notification.job), attempts: 1)
-        // The delivery adds the scope; the key here already carries it.
-        _ = try await delivery.deliver(
-            notification.email(to: recipients), key: String(key.dropFirst(Self.scope.count + 1)))
+    private func sendEmail(_ notification: Notification, to recipients: [EmailAddress], key: String, send: Bool)
+        async throws
+    {
+        let email = notification.email(to: recipients)
+        if send {
+            let delivery = EmailDelivery(
+                context: emailContext(runID: notification.runID, job: notification.job), attempts: 1)
+            // The delivery adds the scope; the key here already carries it.
+            _ = try await delivery.deliver(email, key: String(key.dropFirst(Self.scope.count + 1)))
+        } else {
+            // Recorded now; the next pass over pending emails sends it (or keeps it as a draft).
+            _ = try await Effects(connection: ledger.connection).record(
+                kind: EmailDelivery.kind, key: key, runID: notification.runID, target: email.recipients,
+                payload: email.json)
+        }
     }
 
     private func emailContext(runID: Int64?, job: String) -> AgentContext {
@@ -165,13 +198,13 @@ public struct Notifier: Sendable {
             logger: logger, dryRun: false)
     }
 
-    private func sendSentry(_ notification: Notification, job: Job) async {
+    private func sendSentry(_ notification: Notification, job: Job, deadline: ContinuousClock.Instant) async {
         guard let runID = notification.runID else { return }
         let key = "\(Self.scope):\(job.name)|sentry|run-\(runID)|sentry"
         do {
             let (effect, isNew) = try await Effects(connection: ledger.connection).record(
                 kind: Self.kind, key: key, runID: runID, target: "sentry", payload: notification.stored)
-            if isNew { await attempt(effect.id, notification, channel: nil) }
+            if isNew, ContinuousClock.now < deadline { await attempt(effect.id, notification, channel: nil) }
         } catch {
             logger.warning("cannot record a Sentry event", metadata: ["job": "\(job.name)", "error": "\(error)"])
         }
@@ -276,7 +309,9 @@ public struct Notifier: Sendable {
                     try await effects.markFailed(effect.id, error: "the channel is no longer in the job's notify:")
                 }
             }
-            _ = try await EmailDelivery(context: emailContext(runID: nil, job: ""), attempts: 1).finishPending()
+            if ContinuousClock.now < deadline {
+                _ = try await EmailDelivery(context: emailContext(runID: nil, job: ""), attempts: 1).finishPending()
+            }
         } catch {
             logger.warning("cannot finish pending notifications", metadata: ["error": "\(error)"])
         }

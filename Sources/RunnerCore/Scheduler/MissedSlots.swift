@@ -18,12 +18,14 @@ public enum MissedSlots {
         public var paused = 0
     }
 
-    /// The slots of `job` after its latest scheduled row and at least its catchup before `now`.
+    /// The slots of `job` after its latest scheduled row (and after its schedule took its
+    /// present form) and at least its catchup before `now`.
     static func passed(_ job: Job, history: Ledger.SlotHistory, now: Date) -> [Date] {
         guard history.first != nil, let last = history.last else { return [] }
         let deadline = now.addingTimeInterval(-job.catchup.timeInterval)
         var slots: [Date] = []
-        var cursor = last
+        // A slot at the instant of the edit is the new schedule's (>=), so the cursor starts just before.
+        var cursor = max(last, history.definedAt.map { $0.addingTimeInterval(-0.001) } ?? last)
         while slots.count < cap, let next = job.schedule.next(after: cursor), next <= deadline {
             slots.append(next)
             cursor = next
@@ -31,8 +33,10 @@ public enum MissedSlots {
         return slots
     }
 
-    /// Finds and records the missed (and paused) slots of `jobs` as of `now` (the database's clock).
-    public static func record(jobs: [Job], ledger: Ledger, now: Date) async throws -> Found {
+    /// Finds and records the missed (and paused) slots of `jobs` as of `now` (the database's
+    /// clock), and with `notifier` their `missed` notifications, pending, in the same step: the
+    /// next pass over pending notifications sends them, whoever made the check.
+    public static func record(jobs: [Job], ledger: Ledger, now: Date, notifier: Notifier?) async throws -> Found {
         guard !jobs.isEmpty else { return Found() }
         let histories = try await ledger.slotHistories(jobs: jobs.map(\.name))
         var missed: [String: [Date]] = [:]
@@ -54,6 +58,8 @@ public enum MissedSlots {
         if !missed.isEmpty {
             found.missed = try await ledger.recordMissed(
                 missed, trigger: .once, reason: "missed: no run started for this slot within its catchup")
+            let byName = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
+            await notifier?.recordMissed(found.missed, jobs: byName, now: now)
         }
         return found
     }

@@ -58,11 +58,10 @@ public struct OnceRunner: Sendable {
         let ledger = executor.ledger
         let (now, skewMs) = try await currentInstant()
         try await ledger.registerJobs([job], at: now)
-        let found = try await checkMissed(table, now: now)
+        // Missed slots and their notifications are recorded before the run (so a run that is
+        // then killed loses none) and sent after it (so telling people never delays it).
+        _ = try await checkMissed(table, now: now)
         let outcome = try await runChecked(job, force: force, dryRun: dryRun, retry: retry, now: now, skewMs: skewMs)
-        // After the run, so telling people never delays it.
-        let jobs = Dictionary((table + [job]).map { ($0.name, $0) }) { first, _ in first }
-        await executor.notifier.missed(found.missed, jobs: jobs, now: now)
         if !table.isEmpty { await executor.notifier.finishPending(jobs: table) }
         return outcome
     }
@@ -72,7 +71,8 @@ public struct OnceRunner: Sendable {
     private func checkMissed(_ table: [Job], now: Date) async throws -> MissedSlots.Found {
         guard !table.isEmpty else { return MissedSlots.Found() }
         do {
-            let found = try await MissedSlots.record(jobs: table, ledger: executor.ledger, now: now)
+            let found = try await MissedSlots.record(
+                jobs: table, ledger: executor.ledger, now: now, notifier: executor.notifier)
             if !found.missed.isEmpty {
                 let jobs = Set(found.missed.map(\.job)).sorted()
                 executor.logger.warning(
@@ -257,7 +257,7 @@ public struct OnceRunner: Sendable {
             "slot missed: called later than its catchup",
             metadata: ["job": "\(job.name)", "slot": "\(slotKey)", "late": "\(late)"])
         if let runID {
-            await executor.notifier.missed(
+            await executor.notifier.recordMissed(
                 [Ledger.WrittenSlot(id: runID, job: job.name, slot: passed)], jobs: [job.name: job], now: now)
         }
         return .missed(runID: runID, slot: passed, next: job.schedule.next(after: now))
@@ -281,7 +281,13 @@ public struct OnceRunner: Sendable {
     private func finished(_ ping: HealthPing?, job: Job, outcome: Outcome) async {
         await Self.finalPing(ping, job: job, outcome: outcome)
         guard case .ran(let last, _) = outcome else { return }
-        guard last.retryAt == nil || !last.allowsRetry(max: job.retries.max) else { return }
+        if last.retryAt != nil, last.allowsRetry(max: job.retries.max) {
+            // A retry is still due, unless this call gave it up (recorded skipped: past the next
+            // slot or catchup): then this attempt was the slot's last.
+            let base = String(last.slotKey.prefix { $0 != "#" })
+            let latest = try? await executor.ledger.latestAttempt(job: job.name, slot: last.slot, slotKey: base)
+            guard latest?.status == .skipped else { return }
+        }
         let now = (try? await currentInstant().now) ?? Date()
         await executor.notifier.afterRun(last, job: job, now: now)
     }

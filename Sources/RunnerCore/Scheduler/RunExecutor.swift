@@ -93,9 +93,12 @@ public struct RunExecutor: Sendable {
             guard !dryRun, job.notify.contains(where: { $0.events.contains(.runningLong) }) else { return nil }
             return Task { [notifier] in
                 guard (try? await Task.sleep(for: after)) != nil else { return }
-                await notifier.runningLong(
-                    job: job, runID: runID, slot: slot, elapsed: ContinuousClock.now - started,
-                    now: (now ?? Date()).addingTimeInterval((ContinuousClock.now - started).timeInterval))
+                // A task of its own: the run ending now must not cut a send under way.
+                await Task {
+                    await notifier.runningLong(
+                        job: job, runID: runID, slot: slot, elapsed: ContinuousClock.now - started,
+                        now: (now ?? Date()).addingTimeInterval((ContinuousClock.now - started).timeInterval))
+                }.value
             }
         }
         let result = await runWithTimeout(work(for: job), info, timeout: job.timeout)

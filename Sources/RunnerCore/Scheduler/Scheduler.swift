@@ -216,7 +216,7 @@ public actor Scheduler {
             do {
                 let written = try await runner.executor.ledger.recordMissed(
                     batch, reason: "missed: the scheduler was stopped or stalled past this slot and its catchup")
-                await runner.executor.notifier.missed(written, jobs: self.jobs, now: now)
+                await runner.executor.notifier.recordMissed(written, jobs: self.jobs, now: now)
             } catch {
                 logger.error(
                     "cannot record missed slots", metadata: ["jobs": "\(batch.count)", "error": "\(error)"])

@@ -21,7 +21,8 @@ struct Env: ParsableCommand {
         func isSet(_ name: String) -> Bool { !(environment[name] ?? "").isEmpty }
         var needs: [String: String] = [:]
         var tableOnly: [String] = []
-        if let text = try? String(contentsOfFile: config.path, encoding: .utf8) {
+        let tableText = try? String(contentsOfFile: config.path, encoding: .utf8)
+        if let text = tableText {
             let catalog = Set(EnvironmentCatalog.all.map(\.name))
             for reference in EnvironmentCatalog.references(inJobTable: text) {
                 if !reference.hasDefault { needs[reference.name] = "needed by \(config.path)" }
@@ -31,6 +32,12 @@ struct Env: ParsableCommand {
             throw CommandError("cannot read the job table \(config.path)\nhint: point --config or RUNNER_CONFIG at it")
         }
         for need in EnvironmentCatalog.deliveryNeeds(environment) { needs[need.name] = "needed by \(need.why)" }
+        // Webhook channels sign their bodies with WEBHOOK_SECRET: without it they send nothing.
+        if tableText?.split(separator: "\n").contains(where: {
+            !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#") && $0.contains("webhook:")
+        }) == true {
+            needs["WEBHOOK_SECRET"] = "needed by the webhook channels of \(config.path)"
+        }
 
         let variables =
             EnvironmentCatalog.all.map { ($0.name, $0.group, $0.help) }

@@ -110,7 +110,10 @@ struct Missed: AsyncParsableCommand {
         }
         let ledger = Ledger(connection: try await database.connect())
         let now = try await ledger.databaseNow()
-        _ = try await MissedSlots.record(jobs: table.jobs, ledger: ledger, now: now)
+        // Their notifications are recorded too: the next runner once (or scheduler) sends them.
+        let notifier = Notifier(
+            ledger: ledger, environment: ProcessInfo.processInfo.environment, logger: database.logger)
+        _ = try await MissedSlots.record(jobs: table.jobs, ledger: ledger, now: now, notifier: notifier)
         let missed = try await ledger.missedSlots(job: job, since: now.addingTimeInterval(-window.timeInterval))
         if json {
             print(

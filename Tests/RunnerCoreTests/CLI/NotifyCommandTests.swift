@@ -119,9 +119,11 @@ struct NotifyCommandTests {
         #expect(try await setup.runner("resume", "yearly").stdout == "yearly was not paused; nothing to do\n")
 
         #expect(try await setup.runner("missed").stdout.hasPrefix("no missed slots in the last 7d"))
-        // tick ran 30 minutes ago and not since: the slots after it, past their 1m catchup, are missed.
+        // tick, defined an hour ago, ran 30 minutes ago and not since: the slots after it, past
+        // their 1m catchup, are missed.
         try await setup.connection.execute(
             """
+            UPDATE runner.jobs SET defined_at = now() - interval '1 hour' WHERE name = 'tick';
             INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at, duration_ms)
             SELECT 'tick', s, to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'once', 'succeeded', 't', 30, s, 1
             FROM (SELECT to_timestamp(floor(extract(epoch FROM now()) / 300) * 300 - 1800) AS s) AS slot

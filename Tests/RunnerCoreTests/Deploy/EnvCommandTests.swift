@@ -57,6 +57,7 @@ struct EnvCommandTests {
                 command: ["sh", "-c", "echo ${NEEDED_HOST} ${OPTIONAL_NAME:-anon} $${NOT_A_VARIABLE}"]
                 env: {MY_TOKEN: "${MY_TOKEN}", HOOK: "${SLACK_WEBHOOK}"}
                 schedule: "@daily"
+                notify: [{webhook: "https://hooks.example.com/runner"}]
             """
         ).path
         let secrets = [
@@ -76,6 +77,9 @@ struct EnvCommandTests {
         let missing = try await env(secrets)
         #expect(missing.status == 2, "\(missing.stdout) \(missing.stderr)")
         #expect(missing.stderr.contains("error: NEEDED_HOST is not set (needed by \(config))"), "\(missing.stderr)")
+        #expect(
+            missing.stderr.contains("error: WEBHOOK_SECRET is not set (needed by the webhook channels of \(config))"),
+            "\(missing.stderr)")
         #expect(!missing.stderr.contains("OPTIONAL_NAME") && !missing.stdout.contains("COMMENTED"))
         #expect(!missing.stdout.contains("NOT_A_VARIABLE"))
         let row = missing.stdout.split(separator: "\n").first { $0.hasPrefix("NEEDED_HOST ") } ?? ""
@@ -91,6 +95,7 @@ struct EnvCommandTests {
                 [
                     "NEEDED_HOST": "db.example.org", "EMAIL_PROVIDER": "sendgrid",
                     "SENDGRID_FROM_EMAIL": "ops@example.org",
+                    "WEBHOOK_SECRET": "whsec-zq9X-1234567",
                 ]
             ) { $1 })
         #expect(complete.status == 0, "\(complete.stdout) \(complete.stderr)")
@@ -107,7 +112,12 @@ struct EnvCommandTests {
             #expect(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(2).first == "set", "\(line)")
         }
 
-        let bogus = try await env(secrets.merging(["NEEDED_HOST": "h", "EMAIL_PROVIDER": "carrier-pigeon"]) { $1 })
+        let bogus = try await env(
+            secrets.merging([
+                "NEEDED_HOST": "h", "EMAIL_PROVIDER": "carrier-pigeon", "WEBHOOK_SECRET": "whsec-zq9X-1234567",
+            ]) {
+                $1
+            })
         #expect(
             bogus.status == 2 && bogus.stderr.contains("EMAIL_PROVIDER=carrier-pigeon is not one of"), "\(bogus.stderr)"
         )

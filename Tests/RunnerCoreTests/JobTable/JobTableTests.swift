@@ -211,12 +211,6 @@ struct JobTableTests {
             5, 22, "notify\", email:"
         ),
         (
-            "webhook without its secret",
-            "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    notify: [{webhook: \"https://h/x\"}]\n", 5,
-            24,
-            "webhook bodies are signed with WEBHOOK_SECRET, which is not set"
-        ),
-        (
             "bad warn_after", "jobs:\n  a:\n    command: [x]\n    schedule: \"@daily\"\n    warn_after: soon\n", 5, 17,
             "\"soon\" is not a duration"
         ),

@@ -90,6 +90,67 @@ struct NotifierTests {
         #expect(try Self.requests(server, event: "failed").count == 3, "a new streak, then one repeat")
     }
 
+    @Test("a failure whose retry is given up (due after the next slot) is still reported failed, once")
+    func failedWithRetryGivenUp() async throws {
+        let server = try await TestHTTPServer(routes: ["POST /hook": ["status": 200]], hmacSecret: Self.secret)
+        let setup = try await Setup(
+            "notifygivenup",
+            jobs: """
+                  hourly:
+                    command: ["false"]
+                    schedule: "0 * * * *"
+                    retries: {max: 2, backoff: 2h, max_backoff: 4h}
+                    notify: [{webhook: "\(server.baseURL)/hook"}]
+                """)
+        _ = try await setup.once("hourly", at: Self.at("2026-05-01T10:00:05Z"))
+        let statuses = try await setup.connection.query("SELECT status FROM runner.runs ORDER BY id").map {
+            try $0.string("status") ?? ""
+        }
+        #expect(statuses == ["failed", "skipped"], "the retry was given up: \(statuses)")
+        let all = try server.requests()
+        #expect(try Self.requests(server, event: "failed").count == 1, "\(all)")
+    }
+
+    @Test(
+        "a shutdown's interrupted neither breaks nor extends a streak: failed, interrupted, failed says failed once; a success then recovers"
+    )
+    func interruptedInAStreak() async throws {
+        let server = try await TestHTTPServer(routes: ["POST /hook": ["status": 200]], hmacSecret: Self.secret)
+        let setup = try await Setup(
+            "notifyinterrupted",
+            jobs: """
+                  half:
+                    command: ["true"]
+                    schedule: "*/30 * * * *"
+                    notify: [{webhook: "\(server.baseURL)/hook"}]
+                """)
+        let job = try #require(setup.table.job(named: "half"))
+        let notifier = setup.executor.notifier
+        for (slot, status) in [
+            ("10:00", "failed"), ("10:30", "interrupted"), ("11:00", "failed"), ("11:30", "succeeded"),
+        ] {
+            let id = try #require(
+                try await setup.connection.query(
+                    """
+                    INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at, duration_ms)
+                    VALUES ('half', $1::timestamptz, $2, 'once', $3, 't', 30, $1::timestamptz, 5) RETURNING id
+                    """,
+                    [
+                        .timestamp(Self.at("2026-05-01T\(slot):00Z")), PostgresValue("2026-05-01T\(slot):00Z"),
+                        PostgresValue(status),
+                    ]
+                ).first?.int64("id"))
+            let record = try #require(try await setup.executor.ledger.run(id: id))
+            await notifier.afterRun(record, job: job, now: Self.at("2026-05-01T\(slot):05Z"))
+        }
+        let events = try server.requests().compactMap {
+            JSONValue.parse($0["body"]?.stringValue ?? "")?["event"]?.stringValue
+        }
+        #expect(events == ["failed", "recovered"], "\(events)")
+        let recovered = try #require(JSONValue.parse(try server.requests().last?["body"]?.stringValue ?? ""))
+        #expect(recovered["failure_streak"] == .number(2))
+    }
+
     /// A half-hourly job (catchup 10m) that tells a webhook everything, beside `more` jobs.
     static func halfHourly(_ label: String, more: String) async throws -> (TestHTTPServer, Setup) {
         let server = try await TestHTTPServer(routes: ["POST /hook": ["status": 200]], hmacSecret: Self.secret)
