@@ -2,7 +2,7 @@
 # The cost of the missed-slot check every `runner once` makes first (one statement for the whole
 # table): `runner once` on a slot already taken, with a table of 1 job and of JOBS jobs (default
 # 50), each with DAYS (default 30) days of half-hourly history; and the check's statement alone
-# (EXPLAIN ANALYZE, server time). Prints medians in milliseconds.
+# (EXPLAIN ANALYZE, server time; the statement of Ledger.slotHistories). Prints medians in milliseconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-50}
@@ -34,10 +34,14 @@ query_ms=$("$psql_bin" "$url" -At <<SQL | awk '/Execution Time/ { print $3 }'
 EXPLAIN (ANALYZE)
 SELECT j.name,
        (SELECT slot FROM runner.runs WHERE job = j.name AND NOT starts_with(slot_key, 'manual:')
-          AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot LIMIT 1),
+          AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot LIMIT 1) AS first_slot,
        (SELECT slot FROM runner.runs WHERE job = j.name AND NOT starts_with(slot_key, 'manual:')
-          AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot DESC LIMIT 1),
-       (SELECT array_agg(p.paused_at) FROM runner.pauses p WHERE p.job = j.name)
+          AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot DESC LIMIT 1) AS last_slot,
+       (SELECT defined_at FROM runner.jobs WHERE name = j.name) AS defined_at,
+       (SELECT array_agg(extract(epoch FROM p.paused_at)::text || '/'
+                         || coalesce(extract(epoch FROM least(p.resumed_at, p.until))::text, '') ORDER BY p.paused_at)
+        FROM runner.pauses p
+        WHERE p.job = j.name AND coalesce(least(p.resumed_at, p.until), 'infinity') > now() - interval '400 days') AS pauses
 FROM unnest(ARRAY[$names]) AS j(name);
 SQL
 )
