@@ -283,6 +283,8 @@ public struct Notifier: Sendable {
     /// Sends what earlier runs left pending (a channel that was down), for these jobs' channels
     /// as the table now defines them; a channel since removed is marked failed.
     public func finishPending(jobs: [Job]) async {
+        // Nobody to tell: no statement spent looking.
+        guard sentry != nil || jobs.contains(where: { !$0.notify.isEmpty }) else { return }
         let byName = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
         // Bounded, so a channel still down costs a run's end at most this long.
         let deadline = ContinuousClock.now + .seconds(10)
