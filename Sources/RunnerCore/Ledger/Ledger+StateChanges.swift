@@ -72,7 +72,7 @@ extension Ledger {
                     ORDER BY slot LIMIT 1) AS first_slot,
                    (SELECT slot FROM runner.runs WHERE job = j.name AND \(Self.scheduledOnly)
                     ORDER BY slot DESC LIMIT 1) AS last_slot,
-                   (SELECT defined_at FROM runner.jobs WHERE name = j.name) AS defined_at,
+                   (SELECT nullif(defined_at, '-infinity') FROM runner.jobs WHERE name = j.name) AS defined_at,
                    (SELECT array_agg(extract(epoch FROM p.paused_at)::text || '/'
                                      || coalesce(extract(epoch FROM least(p.resumed_at, p.until))::text, '')
                                      ORDER BY p.paused_at)

@@ -25,6 +25,9 @@ public struct Notifier: Sendable {
     /// Every notification's key starts with this (emails' too, so the outbox shows them).
     static let scope = "notify"
     static let timeout: Duration = .seconds(5)
+    /// A notification not sent after this many attempts (a channel refusing with 429 or 5xx for
+    /// good) is marked failed, so it never holds the pending queue.
+    static let maxAttempts = 10
 
     public init(ledger: Ledger, environment: [String: String], logger: Logger) {
         self.ledger = ledger
@@ -69,11 +72,13 @@ public struct Notifier: Sendable {
             if Self.isFailure(record.status) {
                 let start = streak.start ?? record.slot
                 let since = "since-\(Ledger.slotKey(for: start))"
-                if streak.before == 0 {
-                    // The first failure: a timeout is said as timed_out to those who hear both.
-                    let event: NotifyEvent = record.status == .timedOut ? .timedOut : .failed
-                    await send(notification, as: event, on: job, about: since, deadline: deadline)
-                } else {
+                // Said once per streak, keyed by its first slot: every failure of the streak offers
+                // it, so a first failure nobody reported (a process killed in its retry wait) is
+                // reported by the next. A timeout that starts a streak is said as timed_out to
+                // those who hear both.
+                let event: NotifyEvent = streak.before == 0 && record.status == .timedOut ? .timedOut : .failed
+                await send(notification, as: event, on: job, about: since, keyEvent: .failed, deadline: deadline)
+                if streak.before > 0 {
                     let periods = Int(now.timeIntervalSince(start) / job.repeatAfter.timeInterval)
                     if periods >= 1 {
                         await send(
@@ -134,10 +139,9 @@ public struct Notifier: Sendable {
     /// and sends those this call recorded, until `deadline` (nil: records only). A channel's
     /// earlier record, of any status, is left alone.
     func send(
-        _ original: Notification, as event: NotifyEvent, on job: Job, about: String, deadline: ContinuousClock.Instant?
-    )
-        async
-    {
+        _ original: Notification, as event: NotifyEvent, on job: Job, about: String, keyEvent: NotifyEvent? = nil,
+        deadline: ContinuousClock.Instant?
+    ) async {
         for channel in job.notify {
             var notification = original
             if channel.events.contains(event) {
@@ -147,7 +151,9 @@ public struct Notifier: Sendable {
             } else {
                 continue
             }
-            let key = Self.key(notification, about: about, channel: channel.label)
+            var keyed = notification
+            if let keyEvent { keyed.event = keyEvent }
+            let key = Self.key(keyed, about: about, channel: channel.label)
             do {
                 if case .email(let recipients) = channel.target {
                     try await sendEmail(
@@ -163,6 +169,8 @@ public struct Notifier: Sendable {
                     metadata: [
                         "job": "\(job.name)", "event": "\(notification.event.rawValue)", "channel": "\(channel.label)",
                     ])
+                // Past the budget (or recording only): the next pass over pending ones sends it.
+                guard let deadline, ContinuousClock.now < deadline else { continue }
                 await attempt(effect.id, notification, channel: channel.target)
             } catch {
                 logger.warning(
@@ -215,6 +223,13 @@ public struct Notifier: Sendable {
     func attempt(_ id: Int64, _ notification: Notification, channel: NotifyChannel.Target?) async {
         let effects = Effects(connection: ledger.connection)
         attempted.withLock { $0[id] = .now }
+        if case .webhook = channel, webhookSecret == nil {
+            // Never unsigned: it waits, pending, until WEBHOOK_SECRET is set (runner env says so).
+            logger.error(
+                "webhook notification not sent: WEBHOOK_SECRET is not set (runner env lists what is missing)",
+                metadata: ["job": "\(notification.job)"])
+            return
+        }
         do {
             guard try await effects.lease(id, runID: notification.runID, for: .seconds(60)) else { return }
             var transfer: CurlTransfer
@@ -228,10 +243,8 @@ public struct Notifier: Sendable {
                 let body = Data(notification.webhookBody.text.utf8)
                 transfer.body = body
                 transfer.headers = ["Content-Type: application/json", "X-Runner-Event: \(notification.event.rawValue)"]
-                if let webhookSecret {
-                    transfer.headers.append(
-                        "\(WebhookSignature.header): \(WebhookSignature.sign(body, secret: webhookSecret))")
-                }
+                transfer.headers.append(
+                    "\(WebhookSignature.header): \(WebhookSignature.sign(body, secret: webhookSecret ?? ""))")
             case .email:
                 return
             case nil:
@@ -295,10 +308,18 @@ public struct Notifier: Sendable {
                 let recently = attempted.withLock {
                     $0[effect.id].map { ContinuousClock.now - $0 < .seconds(60) } ?? false
                 }
+                // Never a row that blocks the others for good: each is sent, or settled.
+                guard effect.attempts < Self.maxAttempts else {
+                    try await effects.markFailed(effect.id, error: "not sent after \(Self.maxAttempts) attempts")
+                    continue
+                }
                 guard !recently else { continue }
                 let parts = effect.key.dropFirst(Self.scope.count + 1).split(
                     separator: "|", omittingEmptySubsequences: false)
-                guard parts.count == 4, let job = byName[String(parts[0])] else { continue }
+                guard parts.count == 4, let job = byName[String(parts[0])] else {
+                    try await effects.markFailed(effect.id, error: "its job is no longer in the job table")
+                    continue
+                }
                 guard let notification = Notification(stored: effect.payload) else {
                     try await effects.markFailed(effect.id, error: "the stored notification cannot be read")
                     continue
@@ -311,9 +332,8 @@ public struct Notifier: Sendable {
                     try await effects.markFailed(effect.id, error: "the channel is no longer in the job's notify:")
                 }
             }
-            if ContinuousClock.now < deadline {
-                _ = try await EmailDelivery(context: emailContext(runID: nil, job: ""), attempts: 1).finishPending()
-            }
+            // Emails have a pass of their own, whatever the other channels took.
+            _ = try await EmailDelivery(context: emailContext(runID: nil, job: ""), attempts: 1).finishPending()
         } catch {
             logger.warning("cannot finish pending notifications", metadata: ["error": "\(error)"])
         }

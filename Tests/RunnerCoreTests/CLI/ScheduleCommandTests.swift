@@ -204,17 +204,20 @@ struct ScheduleCommandTests {
         for asInit in [false, true] {
             let adopted = scratch.url.appendingPathComponent("adopted-\(asInit)").path
             // The grandchild has no environment (so no token: it is not killed as an escaped
-            // descendant) and outlives the command; when it ends it says who adopted it.
+            // descendant) and outlives the command; when it ends it says who adopted it. The
+            // command waits until the grandchild has dropped its environment (the `started` file):
+            // until then, between its fork and `env -i`'s exec, it still carries the token.
+            let started = scratch.url.appendingPathComponent("started-\(asInit)").path
             let orphan = try scratch.write(
                 "orphan-\(asInit).sh",
-                "sleep 0.5; cut -d' ' -f4 /proc/$$/stat > \(adopted).tmp; mv \(adopted).tmp \(adopted)\n"
+                ": > \(started); sleep 0.5; cut -d' ' -f4 /proc/$$/stat > \(adopted).tmp; mv \(adopted).tmp \(adopted)\n"
             ).path
             let setup = try await CLISetup(
                 asInit ? "reaperinit" : "reaper",
                 jobs: """
                     jobs:
                       leaves-one:
-                        command: ["sh", "-c", "env -i /bin/sh \(orphan) >/dev/null 2>&1 & exit 0"]
+                        command: ["sh", "-c", "env -i /bin/sh \(orphan) >/dev/null 2>&1 & while [ ! -e \(started) ]; do sleep 0.05; done"]
                         schedule: "0 0 1 1 *"
                         catchup: 400d
                     """)

@@ -42,6 +42,13 @@ struct NotifierTests {
             return try await runner.run(try #require(table.job(named: job)), table: table.jobs)
         }
 
+        /// Sends what is pending, as the next process's first pass would (a loaded machine may
+        /// leave a notification past a run's 5 s budget: recorded, sent by the next pass).
+        func flush() async {
+            await Notifier(ledger: executor.ledger, environment: executor.environment, logger: NotifierTests.quiet)
+                .finishPending(jobs: table.jobs)
+        }
+
         func write(_ name: String, _ text: String) throws {
             try text.write(to: folder.url.appendingPathComponent(name), atomically: true, encoding: .utf8)
         }
@@ -143,12 +150,79 @@ struct NotifierTests {
             let record = try #require(try await setup.executor.ledger.run(id: id))
             await notifier.afterRun(record, job: job, now: Self.at("2026-05-01T\(slot):05Z"))
         }
+        await setup.flush()
         let events = try server.requests().compactMap {
             JSONValue.parse($0["body"]?.stringValue ?? "")?["event"]?.stringValue
         }
         #expect(events == ["failed", "recovered"], "\(events)")
         let recovered = try #require(JSONValue.parse(try server.requests().last?["body"]?.stringValue ?? ""))
         #expect(recovered["failure_streak"] == .number(2))
+    }
+
+    @Test(
+        "a streak's first failure that nobody reported (its process was killed) is reported by the next failure, once")
+    func unreportedFirstFailure() async throws {
+        let server = try await TestHTTPServer(routes: ["POST /hook": ["status": 200]], hmacSecret: Self.secret)
+        let setup = try await Setup(
+            "notifyunreported",
+            jobs: """
+                  half:
+                    command: ["true"]
+                    schedule: "*/30 * * * *"
+                    notify: [{webhook: "\(server.baseURL)/hook"}]
+                """)
+        let job = try #require(setup.table.job(named: "half"))
+        var records: [RunRecord] = []
+        for (slot, status) in [("09:30", "succeeded"), ("10:00", "failed"), ("10:30", "failed"), ("11:00", "failed")] {
+            let id = try #require(
+                try await setup.connection.query(
+                    """
+                    INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at, duration_ms)
+                    VALUES ('half', $1::timestamptz, $2, 'once', $3, 't', 30, $1::timestamptz, 5) RETURNING id
+                    """,
+                    [
+                        .timestamp(Self.at("2026-05-01T\(slot):00Z")), PostgresValue("2026-05-01T\(slot):00Z"),
+                        PostgresValue(status),
+                    ]
+                ).first?.int64("id"))
+            records.append(try #require(try await setup.executor.ledger.run(id: id)))
+        }
+        // 10:00's process died before it could tell anyone; 10:30 and 11:00 do.
+        await setup.executor.notifier.afterRun(records[2], job: job, now: Self.at("2026-05-01T10:30:05Z"))
+        await setup.executor.notifier.afterRun(records[3], job: job, now: Self.at("2026-05-01T11:00:05Z"))
+        await setup.flush()
+        let failed = try Self.requests(server, event: "failed")
+        #expect(failed.count == 1, "\(failed)")
+        let body = try #require(JSONValue.parse(failed.first?["body"]?.stringValue ?? ""))
+        #expect(body["slot"] == "2026-05-01T10:30:00Z" && body["failure_streak"] == .number(2))
+    }
+
+    @Test(
+        "without WEBHOOK_SECRET a webhook notification is never sent unsigned: it waits, pending; a refusing channel gives up after 10 attempts"
+    )
+    func webhookWaitsForItsSecret() async throws {
+        let server = try await TestHTTPServer(routes: ["POST /hook": ["status": 200]])
+        let setup = try await Setup(
+            "notifynosecret",
+            jobs: """
+                  flaky:
+                    command: ["false"]
+                    schedule: "*/30 * * * *"
+                    retries: {max: 0}
+                    notify: [{webhook: "\(server.baseURL)/hook"}]
+                """, environment: ["WEBHOOK_SECRET": ""])
+        _ = try await setup.once("flaky", at: Self.at("2026-05-01T10:00:05Z"))
+        #expect(try server.requests().isEmpty)
+        let pending = try await setup.connection.query("SELECT status FROM runner.effects WHERE kind = 'notification'")
+        #expect(try pending.map { try $0.string("status") ?? "" } == ["pending"])
+
+        // Ten attempts refused with 5xx: the next pass settles it failed instead of retrying forever.
+        try await setup.connection.execute("UPDATE runner.effects SET attempts = 10 WHERE kind = 'notification'")
+        await setup.executor.notifier.finishPending(jobs: setup.table.jobs)
+        let settled = try await setup.connection.query(
+            "SELECT status, last_error FROM runner.effects WHERE kind = 'notification'")
+        #expect(try settled.first?.string("status") == "failed")
+        #expect(try settled.first?.string("last_error") == "not sent after 10 attempts")
     }
 
     /// A half-hourly job (catchup 10m) that tells a webhook everything, beside `more` jobs.

@@ -6,6 +6,9 @@ extension Migration {
         version: 11,
         name: "job definition time",
         sql: """
-            ALTER TABLE runner.jobs ADD COLUMN defined_at timestamptz NOT NULL DEFAULT now();
+            -- Jobs known before this version owe their slots since their first run, as before.
+            ALTER TABLE runner.jobs ADD COLUMN defined_at timestamptz;
+            UPDATE runner.jobs SET defined_at = '-infinity';
+            ALTER TABLE runner.jobs ALTER COLUMN defined_at SET DEFAULT now(), ALTER COLUMN defined_at SET NOT NULL;
             """)
 }
