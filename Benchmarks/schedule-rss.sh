@@ -29,7 +29,11 @@ for mark in "${marks[@]}"; do
     while [ "$("$psql_bin" "$url" -Atc "SELECT count(*) FROM runner.runs WHERE job = 'every-second' AND trigger = 'schedule'")" -lt "$mark" ]; do
         sleep 1
     done
-    echo "after $mark fires: VmRSS $(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' /proc/$pid/status) MiB"
+    # RssAnon is the heap and stacks; RssFile the mapped code and data of the binary and its
+    # libraries, clean pages shared by every runner process on the host.
+    echo "after $mark fires: VmRSS $(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' /proc/$pid/status) MiB" \
+        "(anonymous $(awk '/RssAnon/ { printf "%.1f", $2 / 1024 }' /proc/$pid/status) MiB," \
+        "file-backed $(awk '/RssFile/ { printf "%.1f", $2 / 1024 }' /proc/$pid/status) MiB)"
 done
 echo "peak (VmHWM) over $fires fires: $(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' /proc/$pid/status) MiB (goal: idle under 35 MB)"
 "$psql_bin" "$url" -At -F ' ' -c "SELECT job, status, count(*) FROM runner.runs GROUP BY 1, 2 ORDER BY 1, 2" |
