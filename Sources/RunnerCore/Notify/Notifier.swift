@@ -130,8 +130,8 @@ public struct Notifier: Sendable {
     // MARK: - Sending
 
     /// The key of one notification on one channel: `notify:JOB|EVENT|ABOUT|CHANNEL`.
-    static func key(_ notification: Notification, about: String, channel: String) -> String {
-        "\(scope):\(notification.job)|\(notification.event.rawValue)|\(about)|\(channel)"
+    static func key(job: String, event: String, about: String, channel: String) -> String {
+        "\(scope):\(job)|\(event)|\(about)|\(channel)"
     }
 
     /// Records the notification as `event` on each of the job's channels that wants it (a
@@ -151,9 +151,9 @@ public struct Notifier: Sendable {
             } else {
                 continue
             }
-            var keyed = notification
-            if let keyEvent { keyed.event = keyEvent }
-            let key = Self.key(keyed, about: about, channel: channel.label)
+            let key = Self.key(
+                job: notification.job, event: (keyEvent ?? notification.event).rawValue, about: about,
+                channel: channel.label)
             do {
                 if case .email(let recipients) = channel.target {
                     try await sendEmail(
@@ -208,7 +208,7 @@ public struct Notifier: Sendable {
 
     private func sendSentry(_ notification: Notification, job: Job, deadline: ContinuousClock.Instant) async {
         guard let runID = notification.runID else { return }
-        let key = "\(Self.scope):\(job.name)|sentry|run-\(runID)|sentry"
+        let key = Self.key(job: job.name, event: "sentry", about: "run-\(runID)", channel: "sentry")
         do {
             let (effect, isNew) = try await Effects(connection: ledger.connection).record(
                 kind: Self.kind, key: key, runID: runID, target: "sentry", payload: notification.stored)

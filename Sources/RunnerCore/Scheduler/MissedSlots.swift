@@ -10,14 +10,6 @@ public enum MissedSlots {
     /// At most this many slots are recorded per job and check; a later check goes on from there.
     static let cap = 1000
 
-    /// What one check found and wrote.
-    public struct Found: Sendable {
-        /// The missed rows this check wrote (another process's check writes the others).
-        public var missed: [Ledger.WrittenSlot] = []
-        /// Slots of paused jobs, recorded skipped.
-        public var paused = 0
-    }
-
     /// The slots of `job` after its latest scheduled row (and after its schedule took its
     /// present form) and at least its catchup before `now`.
     static func passed(_ job: Job, history: Ledger.SlotHistory, now: Date) -> [Date] {
@@ -33,34 +25,46 @@ public enum MissedSlots {
         return slots
     }
 
-    /// Finds and records the missed (and paused) slots of `jobs` as of `now` (the database's
-    /// clock), and with `notifier` their `missed` notifications, pending, in the same step: the
-    /// next pass over pending notifications sends them, whoever made the check.
-    public static func record(jobs: [Job], ledger: Ledger, now: Date, notifier: Notifier?) async throws -> Found {
-        guard !jobs.isEmpty else { return Found() }
-        let histories = try await ledger.slotHistories(jobs: jobs.map(\.name))
+    /// Passed slots per job, split into those that fell in one of the job's pauses and the rest.
+    static func separatePaused(_ slots: [String: [Date]], histories: [String: Ledger.SlotHistory]) -> (
+        missed: [String: [Date]], paused: [String: [Date]]
+    ) {
         var missed: [String: [Date]] = [:]
         var paused: [String: [Date]] = [:]
-        for job in jobs {
-            guard let history = histories[job.name] else { continue }
-            for slot in passed(job, history: history, now: now) {
-                if history.paused(at: slot) != nil {
-                    paused[job.name, default: []].append(slot)
+        for (job, dates) in slots {
+            for slot in dates {
+                if histories[job]?.paused(at: slot) != nil {
+                    paused[job, default: []].append(slot)
                 } else {
-                    missed[job.name, default: []].append(slot)
+                    missed[job, default: []].append(slot)
                 }
             }
         }
-        var found = Found()
-        if !paused.isEmpty {
-            found.paused = try await ledger.recordPaused(paused, trigger: .once, reason: "paused").count
+        return (missed, paused)
+    }
+
+    /// Finds and records the missed (and paused) slots of `jobs` as of `now` (the database's
+    /// clock), and with `notifier` their `missed` notifications, pending, in the same step: the
+    /// next pass over pending notifications sends them, whoever made the check. Returns the
+    /// missed rows this check wrote (another process's check writes the others).
+    @discardableResult
+    public static func record(jobs: [Job], ledger: Ledger, now: Date, notifier: Notifier?) async throws
+        -> [Ledger.WrittenSlot]
+    {
+        guard !jobs.isEmpty else { return [] }
+        let histories = try await ledger.slotHistories(jobs: jobs.map(\.name))
+        var passed: [String: [Date]] = [:]
+        for job in jobs {
+            guard let history = histories[job.name] else { continue }
+            passed[job.name] = Self.passed(job, history: history, now: now)
         }
-        if !missed.isEmpty {
-            found.missed = try await ledger.recordMissed(
-                missed, trigger: .once, reason: "missed: no run started for this slot within its catchup")
-            let byName = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
-            await notifier?.recordMissed(found.missed, jobs: byName, now: now)
-        }
-        return found
+        let (missed, paused) = separatePaused(passed, histories: histories)
+        if !paused.isEmpty { try await ledger.recordPaused(paused, trigger: .once, reason: "paused") }
+        guard !missed.isEmpty else { return [] }
+        let written = try await ledger.recordMissed(
+            missed, trigger: .once, reason: "missed: no run started for this slot within its catchup")
+        let byName = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
+        await notifier?.recordMissed(written, jobs: byName, now: now)
+        return written
     }
 }

@@ -60,7 +60,7 @@ public struct OnceRunner: Sendable {
         try await ledger.registerJobs([job], at: now)
         // Missed slots and their notifications are recorded before the run (so a run that is
         // then killed loses none) and sent after it (so telling people never delays it).
-        _ = try await checkMissed(table, now: now)
+        try await checkMissed(table, now: now)
         let outcome = try await runChecked(job, force: force, dryRun: dryRun, retry: retry, now: now, skewMs: skewMs)
         if !table.isEmpty { await executor.notifier.finishPending(jobs: table) }
         return outcome
@@ -68,26 +68,24 @@ public struct OnceRunner: Sendable {
 
     /// The table's missed slots, recorded (and logged) once; a failure to look is logged and
     /// never stops the job's own run.
-    private func checkMissed(_ table: [Job], now: Date) async throws -> MissedSlots.Found {
-        guard !table.isEmpty else { return MissedSlots.Found() }
+    private func checkMissed(_ table: [Job], now: Date) async throws {
+        guard !table.isEmpty else { return }
         do {
-            let found = try await MissedSlots.record(
+            let missed = try await MissedSlots.record(
                 jobs: table, ledger: executor.ledger, now: now, notifier: executor.notifier)
-            if !found.missed.isEmpty {
-                let jobs = Set(found.missed.map(\.job)).sorted()
+            if !missed.isEmpty {
+                let jobs = Set(missed.map(\.job)).sorted()
                 executor.logger.warning(
                     "slots missed: no run started within their catchup",
                     metadata: [
-                        "count": "\(found.missed.count)", "job": "\(jobs.joined(separator: ","))",
-                        "latest": "\(found.missed.map(\.slot).max().map(Ledger.slotKey(for:)) ?? "")",
+                        "count": "\(missed.count)", "job": "\(jobs.joined(separator: ","))",
+                        "latest": "\(missed.map(\.slot).max().map(Ledger.slotKey(for:)) ?? "")",
                     ])
             }
-            return found
         } catch let error as PostgresError where error.kind == .connection {
             throw error
         } catch {
             executor.logger.warning("cannot look for missed slots", metadata: ["error": "\(error)"])
-            return MissedSlots.Found()
         }
     }
 
@@ -132,11 +130,8 @@ public struct OnceRunner: Sendable {
         let ledger = executor.ledger
         let slotKey = Ledger.slotKey(for: slot)
         let skipIfRunning = job.overlap == .skip
-        // A paused job's slot is recorded skipped, reason paused: visible, and never missed.
-        if trigger != .backfill, let pause = try await ledger.activePauses(jobs: [job.name])[job.name] {
-            let why = "paused" + (pause.reason.map { ": \($0)" } ?? "")
-            let written = try await ledger.recordPaused([job.name: [slot]], trigger: trigger, reason: why)
-            return .paused(runID: written.first?.id, slot: slot, pause: pause)
+        if trigger != .backfill, let paused = try await pausedOutcome(job, slot: slot, trigger: trigger) {
+            return paused
         }
         if job.overlap == .replace {
             // The earlier slots' live runs stop (their next heartbeat finds them interrupted).
@@ -220,11 +215,7 @@ public struct OnceRunner: Sendable {
             return .noSlot(next: job.schedule.next(after: now))
         }
         let slotKey = Ledger.slotKey(for: passed)
-        if let pause = try await ledger.activePauses(jobs: [job.name])[job.name] {
-            let why = "paused" + (pause.reason.map { ": \($0)" } ?? "")
-            let written = try await ledger.recordPaused([job.name: [passed]], trigger: .once, reason: why)
-            return .paused(runID: written.first?.id, slot: passed, pause: pause)
-        }
+        if let paused = try await pausedOutcome(job, slot: passed, trigger: .once) { return paused }
         try await ledger.markAbandoned(job: job.name)
         // The passed slot began, whether it ran or not: earlier slots' retries are overtaken.
         try await ledger.supersedeRetries(job: job.name, before: passed, maxRetries: job.retries.max)
@@ -261,6 +252,16 @@ public struct OnceRunner: Sendable {
                 [Ledger.WrittenSlot(id: runID, job: job.name, slot: passed)], jobs: [job.name: job], now: now)
         }
         return .missed(runID: runID, slot: passed, next: job.schedule.next(after: now))
+    }
+
+    /// When `job` is paused: its `slot` recorded skipped, reason paused (visible, and never
+    /// missed), as the outcome; nil when it is not paused.
+    private func pausedOutcome(_ job: Job, slot: Date, trigger: RunTrigger) async throws -> Outcome? {
+        let ledger = executor.ledger
+        guard let pause = try await ledger.activePauses(jobs: [job.name])[job.name] else { return nil }
+        let why = "paused" + (pause.reason.map { ": \($0)" } ?? "")
+        let written = try await ledger.recordPaused([job.name: [slot]], trigger: trigger, reason: why)
+        return .paused(runID: written.first?.id, slot: slot, pause: pause)
     }
 
     /// Runs a run's attempts; when they throw, the start ping in flight is still delivered

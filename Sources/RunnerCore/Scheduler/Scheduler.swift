@@ -184,14 +184,9 @@ public actor Scheduler {
         var missed = all
         let ledger = runner.executor.ledger
         if let histories = try? await ledger.slotHistories(jobs: all.keys.sorted()) {
-            var paused: [String: [Date]] = [:]
-            for (job, slots) in all {
-                guard let history = histories[job], !history.pauses.isEmpty else { continue }
-                paused[job] = slots.filter { history.paused(at: $0) != nil }
-                missed[job] = slots.filter { history.paused(at: $0) == nil }
-            }
+            let paused: [String: [Date]]
+            (missed, paused) = MissedSlots.separatePaused(all, histories: histories)
             if !paused.isEmpty { _ = try? await ledger.recordPaused(paused, trigger: .schedule, reason: "paused") }
-            missed = missed.filter { !$0.value.isEmpty }
         }
         guard !missed.isEmpty else { return }
         let jobs = missed.keys.sorted()

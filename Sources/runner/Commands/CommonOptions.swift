@@ -43,6 +43,15 @@ struct DatabaseOptions: ParsableArguments {
     }
 }
 
+extension DatabaseOptions {
+    /// Looks for the table's missed slots as every `runner once` does, recording them and their
+    /// notifications (the next `runner once` or scheduler sends those).
+    func recordMissedSlots(of table: JobTable, ledger: Ledger, now: Date) async throws {
+        let notifier = Notifier(ledger: ledger, environment: ProcessInfo.processInfo.environment, logger: logger)
+        try await MissedSlots.record(jobs: table.jobs, ledger: ledger, now: now, notifier: notifier)
+    }
+}
+
 extension ExitCode {
     /// The database could not be reached.
     static let databaseUnreachable = ExitCode(3)

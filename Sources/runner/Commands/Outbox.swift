@@ -30,9 +30,9 @@ extension Outbox {
 
         func run() async throws {
             let connection = try await database.connect()
-            let who =
-                "\(ProcessInfo.processInfo.environment["USER"] ?? String(getuid()))@\(ProcessInfo.processInfo.hostName)"
-            guard let effect = try await Effects(connection: connection).requeue(id, kind: EmailDelivery.kind, by: who)
+            guard
+                let effect = try await Effects(connection: connection).requeue(
+                    id, kind: EmailDelivery.kind, by: operatorIdentity())
             else {
                 throw CommandError(
                     "email \(id) is not in the outbox as unknown or failed (runner outbox --status unknown lists them)")

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import RunnerCore
 
-/// Who paused or resumed a job, for the ledger: the login and host.
+/// Who asked (paused or resumed a job, queued an email again), for the ledger: the login and host.
 func operatorIdentity() -> String {
     "\(ProcessInfo.processInfo.environment["USER"] ?? String(getuid()))@\(ProcessInfo.processInfo.hostName)"
 }
@@ -110,10 +110,7 @@ struct Missed: AsyncParsableCommand {
         }
         let ledger = Ledger(connection: try await database.connect())
         let now = try await ledger.databaseNow()
-        // Their notifications are recorded too: the next runner once (or scheduler) sends them.
-        let notifier = Notifier(
-            ledger: ledger, environment: ProcessInfo.processInfo.environment, logger: database.logger)
-        _ = try await MissedSlots.record(jobs: table.jobs, ledger: ledger, now: now, notifier: notifier)
+        try await database.recordMissedSlots(of: table, ledger: ledger, now: now)
         let missed = try await ledger.missedSlots(job: job, since: now.addingTimeInterval(-window.timeInterval))
         if json {
             print(

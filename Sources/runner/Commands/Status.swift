@@ -29,10 +29,7 @@ struct Status: AsyncParsableCommand {
         try await ledger.registerJobs(
             zip(table.jobs, nextFires).map { ($0.name, $0.schedule.text, $0.timeZoneName, $1) })
         let names = table.jobs.map(\.name)
-        // Their notifications are recorded too: the next runner once (or scheduler) sends them.
-        let notifier = Notifier(
-            ledger: ledger, environment: ProcessInfo.processInfo.environment, logger: database.logger)
-        _ = try await MissedSlots.record(jobs: table.jobs, ledger: ledger, now: now, notifier: notifier)
+        try await database.recordMissedSlots(of: table, ledger: ledger, now: now)
         let summaries = try await ledger.summaries(jobs: names)
         let pauses = try await ledger.activePauses(jobs: names)
         let streaks = try await ledger.failureStreaks(jobs: names)

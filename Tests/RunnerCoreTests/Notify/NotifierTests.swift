@@ -189,6 +189,9 @@ struct NotifierTests {
                 ).first?.int64("id"))
             records.append(try #require(try await setup.executor.ledger.run(id: id)))
         }
+        // What runner status shows: three failed slots since the last success.
+        #expect(
+            try await setup.executor.ledger.failureStreaks(jobs: ["half", "never-ran"]) == ["half": 3, "never-ran": 0])
         // 10:00's process died before it could tell anyone; 10:30 and 11:00 do.
         await setup.executor.notifier.afterRun(records[2], job: job, now: Self.at("2026-05-01T10:30:05Z"))
         await setup.executor.notifier.afterRun(records[3], job: job, now: Self.at("2026-05-01T11:00:05Z"))
