@@ -91,6 +91,11 @@ let package = Package(
             path: "Benchmarks/DeliveryBench"
         ),
         .executableTarget(
+            name: "migration-bench",
+            dependencies: ["RunnerCore", "BenchmarkSupport"],
+            path: "Benchmarks/MigrationBench"
+        ),
+        .executableTarget(
             name: "insight-bench",
             dependencies: ["RunnerCore", "BenchmarkSupport", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/InsightBench"

@@ -179,7 +179,7 @@ struct AgentBench {
                 """, [PostgresValue(name)]
             ).first?.int64("id") ?? 0
         let context = AgentContext(
-            runID: runID, job: name, database: connection, effects: Effects(connection: effects), now: Date(),
+            runID: runID, job: name, database: connection, effects: Effects(connection: effects, namespace: JobTable.defaultNamespace), now: Date(),
             logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, dryRun: false, databaseURL: url)
         let started = ContinuousClock.now
         let report = try await agent.run(context)

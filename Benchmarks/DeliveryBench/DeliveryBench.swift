@@ -126,7 +126,7 @@ struct DeliveryBench {
                 """
             ).first?.int64("id") ?? 0
         let context = AgentContext(
-            runID: runID, job: "nudges", database: connection, effects: Effects(connection: effects),
+            runID: runID, job: "nudges", database: connection, effects: Effects(connection: effects, namespace: JobTable.defaultNamespace),
             clients: AgentClients(mailer: mailer), now: Date(),
             logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, dryRun: false, databaseURL: url)
         let started = ContinuousClock.now

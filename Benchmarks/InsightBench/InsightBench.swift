@@ -163,7 +163,7 @@ struct InsightBench {
                 """
             ).first?.int64("id") ?? 0
         return AgentContext(
-            runID: runID, job: "deal-insights", database: connection, effects: Effects(connection: connection),
+            runID: runID, job: "deal-insights", database: connection, effects: Effects(connection: connection, namespace: JobTable.defaultNamespace),
             clients: AgentClients(environment: environment), now: Date(),
             logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }, dryRun: false, databaseURL: url,
             sharesLedgerDatabase: true)

@@ -45,7 +45,7 @@ struct LedgerBench {
             let wins = try await withThrowingTaskGroup(of: Int.self) { group in
                 for (index, connection) in connections.enumerated() {
                     group.addTask {
-                        let ledger = Ledger(connection: connection)
+                        let ledger = Ledger(connection: connection, namespace: JobTable.defaultNamespace)
                         var won = 0
                         for step in 0..<slots {
                             let slot = staggered ? (step + index * slots / claimers) % slots : step

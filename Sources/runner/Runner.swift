@@ -100,6 +100,21 @@ struct ConfigOptions: ParsableArguments {
         try job(named: name, in: try load())
     }
 
+    /// One job of the validated job table, with the table's namespace.
+    func loadJobAndNamespace(named name: String) throws -> (job: Job, namespace: String) {
+        let table = try load()
+        return (try job(named: name, in: table), table.namespace)
+    }
+
+    /// Whether a job table is there to read: named, or the default file. Commands that only
+    /// read the ledger work without one (in the default namespace).
+    var hasTable: Bool { config != nil || FileManager.default.fileExists(atPath: path) }
+
+    /// The table's namespace when there is a table; else `default`.
+    func namespace() throws -> String {
+        hasTable ? try load().namespace : JobTable.defaultNamespace
+    }
+
     /// One job of a table already loaded; an unknown name is a usage error that lists the jobs.
     func job(named name: String, in table: JobTable) throws -> Job {
         guard let job = table.job(named: name) else {

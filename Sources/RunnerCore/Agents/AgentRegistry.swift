@@ -63,11 +63,12 @@ struct AgentWork: RunWork {
             if let warning = (mailer as? SMTPMailer)?.insecureCredentials { logger.warning("\(warning)") }
             let report: AgentReport
             do {
+                let ledger = Effects(connection: effects, namespace: run.namespace)
                 let scope = try await EffectScope.adopt(
-                    run.job, kind: kind, product: database, effects: Effects(connection: effects), logger: logger)
+                    run.job, kind: kind, product: database, effects: ledger, logger: logger)
                 let context = AgentContext(
                     runID: run.runID, job: run.job.name, effectsScope: scope, slot: run.slot, database: database,
-                    effects: Effects(connection: effects),
+                    effects: ledger,
                     clients: AgentClients(mailer: mailer, environment: environment), now: run.now ?? Date(),
                     logger: logger, dryRun: run.dryRun, databaseURL: databaseURL,
                     // A job without `database:` uses the ledger's own.

@@ -116,11 +116,25 @@ public struct JobTable: Sendable {
     public let path: String
     public let jobs: [Job]
     public var retention = Retention()
+    /// Whose jobs these are in a ledger several services share: every ledger row of a job
+    /// belongs to its namespace, and a job is (namespace, name).
+    public var namespace: String
 
-    public init(path: String, jobs: [Job], retention: Retention = Retention()) {
+    /// The namespace of a table that names none, and of every row written before namespaces.
+    public static let defaultNamespace = "default"
+
+    public init(path: String, jobs: [Job], retention: Retention = Retention(), namespace: String = defaultNamespace) {
         self.path = path
         self.jobs = jobs
         self.retention = retention
+        self.namespace = namespace
+    }
+
+    /// 1 to 64 of `a-z0-9_-`: shown in logs and tables as it is, and never mistaken for a job
+    /// name's part (`/` separates them where one text names both).
+    public static func isValidNamespace(_ name: String) -> Bool {
+        (1...64).contains(name.utf8.count)
+            && name.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 95 || $0 == 45 }
     }
 
     public func job(named name: String) -> Job? {

@@ -50,7 +50,7 @@ public struct JobTableLoader: Sendable {
             let sorted = reader.diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
             throw JobTableError(path: path, diagnostics: sorted)
         }
-        return JobTable(path: path, jobs: jobs, retention: reader.retention)
+        return JobTable(path: path, jobs: jobs, retention: reader.retention, namespace: reader.namespace)
     }
 
     private static func reason(_ error: Error) -> String {
@@ -88,6 +88,8 @@ struct JobTableReader {
 
     /// `retention:` of `defaults:`, once read.
     private(set) var retention = Retention()
+    /// The top-level `namespace:`, once read.
+    private(set) var namespace = JobTable.defaultNamespace
 
     mutating func read(_ original: String) -> [Job] {
         let (text, starDiagnostics) = YAMLPreflight.quoteStarValues(in: original)
@@ -108,8 +110,13 @@ struct JobTableReader {
         var defaults = Defaults()
         var jobsNode: Node?
         for (keyNode, value) in mapping {
-            guard let key = name(of: keyNode, expected: ["defaults", "jobs"], at: "the top level") else { continue }
-            if key == "defaults" { defaults = readDefaults(value) } else { jobsNode = value }
+            guard let key = name(of: keyNode, expected: ["namespace", "defaults", "jobs"], at: "the top level")
+            else { continue }
+            switch key {
+            case "namespace": readNamespace(value)
+            case "defaults": defaults = readDefaults(value)
+            default: jobsNode = value
+            }
         }
         guard let jobsNode else {
             error(at: root, "missing \"jobs:\": the file must list at least one job under jobs:")
@@ -138,6 +145,19 @@ struct JobTableReader {
             if let job = readJob(named: raw, keyNode: keyNode, value, defaults: defaults) { jobs.append(job) }
         }
         return jobs
+    }
+
+    /// `namespace:`: 1 to 64 of `a-z0-9_-`, `${VAR}` expanded.
+    private mutating func readNamespace(_ node: Node) {
+        guard let text = string(node, "namespace") else { return }
+        guard JobTable.isValidNamespace(text) else {
+            error(
+                at: node,
+                "namespace \"\(text)\" must be 1 to 64 characters of a-z, 0-9, '_' and '-' "
+                    + "(the name of this service's jobs in a shared ledger; default \"default\")")
+            return
+        }
+        namespace = text
     }
 
     static func isValidJobName(_ name: String) -> Bool {

@@ -21,6 +21,8 @@ public enum EffectScope {
         _ job: Job, kind: AgentKind, product: PostgresConnection, effects: Effects, logger: Logger
     ) async throws -> String {
         let scope = try await of(job, kind: kind, product: product)
+        // Keys under a job's name date from before namespaces: only the default namespace has any.
+        guard effects.namespace == JobTable.defaultNamespace else { return scope }
         let moved = try await effects.adoptLegacyKeys(job: job.name, scope: scope)
         if moved > 0 {
             logger.notice(

@@ -102,10 +102,21 @@ public struct Effects: Sendable {
 
     /// Never the heartbeat's: a long batch of effect writes must not delay the lease's renewal.
     let connection: PostgresConnection
+    /// Whose effects these are: recorded under it, and only its pending ones are finished here.
+    /// Keys stay unique per kind across namespaces (a key names the outside effect itself).
+    public let namespace: String
 
-    public init(connection: PostgresConnection) {
+    public init(connection: PostgresConnection, namespace: String) {
         self.connection = connection
+        self.namespace = namespace
     }
+
+    /// The effects of `ledger`'s namespace, on its connection.
+    public init(ledger: Ledger) {
+        self.init(connection: ledger.connection, namespace: ledger.namespace)
+    }
+
+    private var ns: PostgresValue { PostgresValue(namespace) }
 
     /// Records an effect about to be performed. Returns it and whether this call created it;
     /// an existing effect (of any status) is returned untouched.
@@ -114,14 +125,14 @@ public struct Effects: Sendable {
     {
         let inserted = try await connection.query(
             """
-            INSERT INTO runner.effects (kind, key, run_id, status, target, payload)
-            VALUES ($1, $2, $3::bigint, 'pending', $4, $5::jsonb)
+            INSERT INTO runner.effects (namespace, kind, key, run_id, status, target, payload)
+            VALUES ($6, $1, $2, $3::bigint, 'pending', $4, $5::jsonb)
             ON CONFLICT (kind, key) DO NOTHING
             RETURNING \(Effect.columns)
             """,
             [
                 PostgresValue(kind), PostgresValue(key), .int64(runID), PostgresValue(target),
-                PostgresValue(payload.text),
+                PostgresValue(payload.text), ns,
             ])
         if let row = inserted.first { return (try Effect(row: row), true) }
         guard let existing = try await effect(kind: kind, key: key) else {
@@ -133,8 +144,8 @@ public struct Effects: Sendable {
     /// One effect by its id (as `runner outbox` lists it), if it is of `kind`.
     public func effect(id: Int64, kind: String) async throws -> Effect? {
         try await connection.query(
-            "SELECT \(Effect.columns) FROM runner.effects WHERE id = $1::bigint AND kind = $2",
-            [.int64(id), PostgresValue(kind)]
+            "SELECT \(Effect.columns) FROM runner.effects WHERE id = $1::bigint AND kind = $2 AND namespace = $3",
+            [.int64(id), PostgresValue(kind), ns]
         ).first.map(Effect.init(row:))
     }
 
@@ -201,13 +212,13 @@ public struct Effects: Sendable {
     {
         try await connection.query(
             """
-            INSERT INTO runner.effects (kind, key, run_id, status, target, payload, last_error, done_at)
-            VALUES ($1, $2, $3::bigint, 'failed', $4, '{}'::jsonb, $5, now())
+            INSERT INTO runner.effects (namespace, kind, key, run_id, status, target, payload, last_error, done_at)
+            VALUES ($6, $1, $2, $3::bigint, 'failed', $4, '{}'::jsonb, $5, now())
             ON CONFLICT (kind, key) DO NOTHING
             """,
             [
                 PostgresValue(kind), PostgresValue(key), .int64(runID), PostgresValue(target),
-                PostgresValue(Self.storable(error)),
+                PostgresValue(Self.storable(error)), ns,
             ]
         ).affectedRows == 1
     }
@@ -222,9 +233,9 @@ public struct Effects: Sendable {
                 last_error = format('queued again by %s at %s; was %s: %s', $3::text,
                                     to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), status,
                                     coalesce(last_error, ''))
-            WHERE id = $1::bigint AND kind = $2 AND status IN ('unknown', 'failed')
+            WHERE id = $1::bigint AND kind = $2 AND namespace = $4 AND status IN ('unknown', 'failed')
             RETURNING \(Effect.columns)
-            """, [.int64(id), PostgresValue(kind), PostgresValue(Storable.text(who, limit: 200))]
+            """, [.int64(id), PostgresValue(kind), PostgresValue(Storable.text(who, limit: 200)), ns]
         ).first.map(Effect.init(row:))
     }
 
@@ -279,14 +290,14 @@ public struct Effects: Sendable {
     public func pending(kind: String, keyPrefix: String = "", limit: Int = 1000) async throws -> [Effect] {
         if Self.recovery(of: kind) == .atMostOnce {
             try await failUnknownOutcomes(
-                "kind = $1 AND starts_with(key, $2)", [PostgresValue(kind), PostgresValue(keyPrefix)])
+                "namespace = $3 AND kind = $1 AND starts_with(key, $2)", [PostgresValue(kind), PostgresValue(keyPrefix), ns])
         }
         return try await connection.query(
             """
             SELECT \(Effect.columns) FROM runner.effects
-            WHERE kind = $1 AND starts_with(key, $2) AND status = 'pending' AND leased_until IS NULL
+            WHERE namespace = $4 AND kind = $1 AND starts_with(key, $2) AND status = 'pending' AND leased_until IS NULL
             ORDER BY id LIMIT $3::integer
-            """, [PostgresValue(kind), PostgresValue(keyPrefix), .int(limit)]
+            """, [PostgresValue(kind), PostgresValue(keyPrefix), .int(limit), ns]
         ).map(Effect.init(row:))
     }
 
@@ -332,15 +343,15 @@ public struct Effects: Sendable {
             let slice = entries[batch]
             let inserted = try await connection.query(
                 """
-                INSERT INTO runner.effects (kind, key, run_id, status, target, payload, done_at)
-                SELECT $1, e.key, $2::bigint, $3, e.target, e.payload::jsonb, CASE WHEN $3 = 'draft' THEN now() END
+                INSERT INTO runner.effects (namespace, kind, key, run_id, status, target, payload, done_at)
+                SELECT $7, $1, e.key, $2::bigint, $3, e.target, e.payload::jsonb, CASE WHEN $3 = 'draft' THEN now() END
                 FROM unnest($4::text[], $5::text[], $6::text[]) AS e(key, target, payload)
                 ON CONFLICT (kind, key) DO NOTHING
                 RETURNING id, key
                 """,
                 [
                     PostgresValue(kind), .int64(runID), PostgresValue(status.rawValue), .array(slice.map(\.key)),
-                    .array(slice.map(\.target)), .array(slice.map(\.payload)),
+                    .array(slice.map(\.target)), .array(slice.map(\.payload)), ns,
                 ])
             for row in inserted {
                 recorded[try row.string("key", default: "")] = Recorded(
@@ -376,8 +387,8 @@ public struct Effects: Sendable {
         let rows = try await connection.query(
             """
             WITH inserted AS (
-                INSERT INTO runner.effects (kind, key, run_id, status, target)
-                SELECT $1, k, $2::bigint, 'pending', $4 FROM unnest($3::text[]) AS k
+                INSERT INTO runner.effects (namespace, kind, key, run_id, status, target)
+                SELECT $5, $1, k, $2::bigint, 'pending', $4 FROM unnest($3::text[]) AS k
                 ON CONFLICT (kind, key) DO NOTHING
                 RETURNING key
             )
@@ -385,7 +396,7 @@ public struct Effects: Sendable {
             UNION
             SELECT key FROM runner.effects
             WHERE kind = $1 AND key = ANY($3::text[]) AND \(Self.redoable(kind))
-            """, [PostgresValue(kind), .int64(runID), .array(keys.sorted()), PostgresValue(target)])
+            """, [PostgresValue(kind), .int64(runID), .array(keys.sorted()), PostgresValue(target), ns])
         return Set(try rows.compactMap { try $0.string("key") })
     }
 
@@ -405,16 +416,18 @@ public struct Effects: Sendable {
     /// concurrent run claimed it, or a run that stopped early left it) the unique constraint
     /// refuses the whole statement and the careful form runs instead: it skips keys another
     /// run holds and takes over those that ``Recovery/redo(after:)`` allows.
-    public static func claimAndWrite(
+    public func claimAndWrite(
         _ kind: String, runID: Int64, input: String, write: (_ claimedKeys: String?) -> String,
         parameters: [PostgresValue], on connection: PostgresConnection
     ) async throws -> (claimed: Int, written: Int) {
-        let parameters = [PostgresValue(kind), .int64(runID)] + parameters
+        // The namespace goes last, so the caller's parameters keep their numbers from $3.
+        let parameters = [PostgresValue(kind), .int64(runID)] + parameters + [ns]
+        let namespaceParameter = "$\(parameters.count)"
         func claimed(careful: Bool) -> String {
             """
             claimed AS (
-                INSERT INTO runner.effects (kind, key, run_id, status, target, attempts, done_at)
-                SELECT $1, key, $2::bigint, 'sent', 'insights', 1, now() FROM input
+                INSERT INTO runner.effects (namespace, kind, key, run_id, status, target, attempts, done_at)
+                SELECT \(namespaceParameter), $1, key, $2::bigint, 'sent', 'insights', 1, now() FROM input
                 \(careful ? "ON CONFLICT (kind, key) DO NOTHING" : "")
                 RETURNING key
             )
@@ -429,7 +442,7 @@ public struct Effects: Sendable {
             WITH \(input), \(claimed(careful: true)),
             redone AS (
                 UPDATE runner.effects e SET status = 'sent', done_at = now(), attempts = e.attempts + 1, run_id = $2::bigint
-                WHERE e.kind = $1 AND \(redoable(kind))
+                WHERE e.kind = $1 AND \(Self.redoable(kind))
                   AND e.key IN (SELECT key FROM input EXCEPT SELECT key FROM claimed)
                 RETURNING e.key
             ),
@@ -473,18 +486,19 @@ public struct Effects: Sendable {
             guard
                 let leaderID = try await connection.query(
                     """
-                    INSERT INTO runner.effects (kind, key, run_id, status, target, payload)
-                    VALUES ($1, $2, $3::bigint, 'pending', $4, '{}'::jsonb)
+                    INSERT INTO runner.effects (namespace, kind, key, run_id, status, target, payload)
+                    VALUES ($5, $1, $2, $3::bigint, 'pending', $4, '{}'::jsonb)
                     RETURNING id
-                    """, [PostgresValue(leader.kind), PostgresValue(leader.key), .int64(runID), PostgresValue(target)]
+                    """,
+                    [PostgresValue(leader.kind), PostgresValue(leader.key), .int64(runID), PostgresValue(target), ns]
                 ).first?.int64("id")
             else { throw PostgresError(.query, "the digest effect was not recorded") }
             let payload = try await pages { keys in
                 guard !keys.isEmpty else { return [] }
                 let rows = try await connection.query(
                     """
-                    INSERT INTO runner.effects AS e (kind, key, run_id, status, target, payload)
-                    SELECT $1, k, $2::bigint, 'pending', $3, jsonb_build_object('digest_effect_id', $5::bigint)
+                    INSERT INTO runner.effects AS e (namespace, kind, key, run_id, status, target, payload)
+                    SELECT $6, $1, k, $2::bigint, 'pending', $3, jsonb_build_object('digest_effect_id', $5::bigint)
                     FROM unnest($4::text[]) AS k
                     ON CONFLICT (kind, key) DO UPDATE
                         SET run_id = excluded.run_id, status = 'pending', target = excluded.target,
@@ -495,7 +509,7 @@ public struct Effects: Sendable {
                                 WHERE d.id = (e.payload->>'digest_effect_id')::bigint AND d.status = 'failed'))
                     RETURNING key
                     """,
-                    [PostgresValue(kind), .int64(runID), PostgresValue(target), .array(keys), .int64(leaderID)])
+                    [PostgresValue(kind), .int64(runID), PostgresValue(target), .array(keys), .int64(leaderID), ns])
                 return Set(try rows.compactMap { try $0.string("key") })
             }
             guard let payload else {
@@ -528,9 +542,9 @@ public struct Effects: Sendable {
         try await connection.query(
             """
             SELECT \(Effect.columns) FROM runner.effects
-            WHERE ($1::text IS NULL OR status = $1) AND ($3::text IS NULL OR kind = $3)
+            WHERE ($1::text IS NULL OR status = $1) AND ($3::text IS NULL OR kind = $3) AND namespace = $4
             ORDER BY id DESC LIMIT $2::integer
-            """, [PostgresValue(status?.rawValue), .int(limit), PostgresValue(kind)]
+            """, [PostgresValue(status?.rawValue), .int(limit), PostgresValue(kind), ns]
         ).map(Effect.init(row:))
     }
 }

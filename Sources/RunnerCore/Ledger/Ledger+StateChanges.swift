@@ -28,15 +28,16 @@ extension Ledger {
             """
             WITH last_ok AS (
                 SELECT coalesce(max(slot), '-infinity'::timestamptz) AS s FROM runner.runs
-                WHERE job = $1 AND slot < $2::timestamptz AND status = 'succeeded' AND \(Self.scheduledOnly)
+                WHERE namespace = $3 AND job = $1 AND slot < $2::timestamptz AND status = 'succeeded'
+                  AND \(Self.scheduledOnly)
             ), failed AS (
                 SELECT DISTINCT slot FROM runner.runs, last_ok
-                WHERE job = $1 AND slot > last_ok.s AND slot <= $2::timestamptz AND \(failure) AND \(Self.scheduledOnly)
+                WHERE namespace = $3 AND job = $1 AND slot > last_ok.s AND slot <= $2::timestamptz AND \(failure) AND \(Self.scheduledOnly)
             )
             SELECT (SELECT min(slot) FROM failed) AS start,
                    (SELECT count(*) FROM failed WHERE slot < $2::timestamptz) AS before,
                    EXISTS (SELECT 1 FROM failed WHERE slot = $2::timestamptz) AS at_slot
-            """, [PostgresValue(job), .timestamp(slot)]
+            """, [PostgresValue(job), .timestamp(slot), ns]
         ).first
         return Streak(
             start: try row?.date("start"), before: try row?.int("before") ?? 0,
@@ -71,19 +72,20 @@ extension Ledger {
         let rows = try await connection.query(
             """
             SELECT j.name,
-                   (SELECT slot FROM runner.runs WHERE job = j.name AND \(Self.scheduledOnly)
+                   (SELECT slot FROM runner.runs WHERE namespace = $2 AND job = j.name AND \(Self.scheduledOnly)
                     ORDER BY slot LIMIT 1) AS first_slot,
-                   (SELECT slot FROM runner.runs WHERE job = j.name AND \(Self.scheduledOnly)
+                   (SELECT slot FROM runner.runs WHERE namespace = $2 AND job = j.name AND \(Self.scheduledOnly)
                     ORDER BY slot DESC LIMIT 1) AS last_slot,
-                   (SELECT nullif(defined_at, '-infinity') FROM runner.jobs WHERE name = j.name) AS defined_at,
+                   (SELECT nullif(defined_at, '-infinity') FROM runner.jobs WHERE namespace = $2 AND name = j.name)
+                       AS defined_at,
                    (SELECT array_agg(extract(epoch FROM p.paused_at)::text || '/'
                                      || coalesce(extract(epoch FROM least(p.resumed_at, p.until))::text, '')
                                      ORDER BY p.paused_at)
                     FROM runner.pauses p
-                    WHERE p.job = j.name
+                    WHERE p.namespace = $2 AND p.job = j.name
                       AND coalesce(least(p.resumed_at, p.until), 'infinity') > now() - interval '400 days') AS pauses
             FROM unnest($1::text[]) AS j(name)
-            """, [.array(jobs)])
+            """, [.array(jobs), ns])
         var result: [String: SlotHistory] = [:]
         for row in rows {
             guard let name = try row.string("name") else { continue }
@@ -116,17 +118,20 @@ extension Ledger {
     public func pause(job: String, until: Date?, reason: String?, by who: String) async throws -> Pause {
         let parameters = [
             PostgresValue(job), until.map(PostgresValue.timestamp) ?? PostgresValue(nil as String?),
-            PostgresValue(reason), PostgresValue(who),
+            PostgresValue(reason), PostgresValue(who), ns,
         ]
         let rows = try await connection.transaction { connection in
             // A pause that ran out ended then: closed first, so the new one starts now.
             try connection.query(
-                "UPDATE runner.pauses SET resumed_at = until WHERE job = $1 AND resumed_at IS NULL AND until <= now()",
-                [PostgresValue(job)])
+                """
+                UPDATE runner.pauses SET resumed_at = until
+                WHERE namespace = $2 AND job = $1 AND resumed_at IS NULL AND until <= now()
+                """, [PostgresValue(job), ns])
             return try connection.query(
                 """
-                INSERT INTO runner.pauses (job, until, reason, paused_by) VALUES ($1, $2::timestamptz, $3, $4)
-                ON CONFLICT (job) WHERE resumed_at IS NULL
+                INSERT INTO runner.pauses (namespace, job, until, reason, paused_by)
+                VALUES ($5, $1, $2::timestamptz, $3, $4)
+                ON CONFLICT (namespace, job) WHERE resumed_at IS NULL
                 DO UPDATE SET until = excluded.until, reason = excluded.reason, paused_by = excluded.paused_by
                 RETURNING job, paused_at, until, reason, paused_by
                 """, parameters)
@@ -142,9 +147,9 @@ extension Ledger {
         try await connection.query(
             """
             UPDATE runner.pauses SET resumed_at = least(now(), coalesce(until, now())), resumed_by = $2
-            WHERE job = $1 AND resumed_at IS NULL
+            WHERE namespace = $3 AND job = $1 AND resumed_at IS NULL
             RETURNING until IS NULL OR until > now() AS was_active
-            """, [PostgresValue(job), PostgresValue(who)]
+            """, [PostgresValue(job), PostgresValue(who), ns]
         ).first?.bool("was_active") ?? false
     }
 
@@ -154,8 +159,8 @@ extension Ledger {
         for row in try await connection.query(
             """
             SELECT job, paused_at, until, reason, paused_by FROM runner.pauses
-            WHERE job = ANY($1::text[]) AND resumed_at IS NULL AND (until IS NULL OR until > now())
-            """, [.array(jobs)])
+            WHERE namespace = $2 AND job = ANY($1::text[]) AND resumed_at IS NULL AND (until IS NULL OR until > now())
+            """, [.array(jobs), ns])
         {
             if let pause = try Self.pause(row) { result[pause.job] = pause }
         }
@@ -169,14 +174,18 @@ extension Ledger {
             pausedBy: try row.string("paused_by", default: ""))
     }
 
-    /// The missed slots of the last `since` (of `job`, or every job), newest first.
-    public func missedSlots(job: String?, since: Date, limit: Int = 1000) async throws -> [RunRecord] {
+    /// The missed slots of the last `since` (of `job`, or every job of the namespace; of every
+    /// namespace with `allNamespaces`), newest first.
+    public func missedSlots(job: String?, since: Date, limit: Int = 1000, allNamespaces: Bool = false) async throws
+        -> [RunRecord]
+    {
         try await connection.query(
             """
             SELECT \(RunRecord.columns) FROM runner.runs
             WHERE status = 'missed' AND slot >= $1::timestamptz AND ($2::text IS NULL OR job = $2)
-            ORDER BY slot DESC, job LIMIT $3::integer
-            """, [.timestamp(since), PostgresValue(job), .int(limit)]
+              AND ($4::text IS NULL OR namespace = $4)
+            ORDER BY slot DESC, namespace, job LIMIT $3::integer
+            """, [.timestamp(since), PostgresValue(job), .int(limit), allNamespaces ? PostgresValue(nil as String?) : ns]
         ).map(RunRecord.init(row:))
     }
 
@@ -189,13 +198,13 @@ extension Ledger {
             """
             SELECT j.name AS job,
                    (SELECT count(DISTINCT r.slot) FROM runner.runs r
-                    WHERE r.job = j.name AND \(Self.failure) AND \(Self.scheduledOnly)
+                    WHERE r.namespace = $2 AND r.job = j.name AND \(Self.failure) AND \(Self.scheduledOnly)
                       AND r.slot > coalesce(
                           (SELECT max(slot) FROM runner.runs
-                           WHERE job = j.name AND status = 'succeeded' AND \(Self.scheduledOnly)),
+                           WHERE namespace = $2 AND job = j.name AND status = 'succeeded' AND \(Self.scheduledOnly)),
                           '-infinity'::timestamptz)) AS streak
             FROM unnest($1::text[]) AS j(name)
-            """, [.array(jobs)])
+            """, [.array(jobs), ns])
         {
             if let job = try row.string("job") { result[job] = try row.int("streak") ?? 0 }
         }
@@ -210,9 +219,10 @@ extension Ledger {
             SELECT DISTINCT ON (j.name) j.name, e.created_at, split_part(e.key, '|', 2) AS event
             FROM unnest($1::text[]) AS j(name)
             JOIN runner.effects e
-              ON e.kind IN ('notification', 'email') AND starts_with(e.key, 'notify:' || j.name || '|')
+              ON e.kind IN ('notification', 'email') AND e.namespace = $2
+             AND starts_with(e.key, 'notify:' || $3 || j.name || '|')
             ORDER BY j.name, e.created_at DESC
-            """, [.array(jobs)])
+            """, [.array(jobs), ns, PostgresValue(Notifier.keyPrefix(namespace: namespace))])
         {
             if let job = try row.string("name"), let at = try row.date("created_at") {
                 result[job] = (at, try row.string("event", default: ""))

@@ -1,12 +1,22 @@
 import Foundation
 
 /// The `runner` schema in Postgres: claims, heartbeats, outcomes, metrics and the review queries.
+///
+/// A ledger value speaks for one namespace (a job table's `namespace:`): every statement that
+/// reads or writes a job's rows names it, so services sharing one database never touch each
+/// other's jobs. Only the views built for it (``history(_:)`` with `allNamespaces`) look wider.
 public struct Ledger: Sendable {
     public let connection: PostgresConnection
+    /// Whose jobs this ledger value reads and writes.
+    public let namespace: String
 
-    public init(connection: PostgresConnection) {
+    public init(connection: PostgresConnection, namespace: String) {
         self.connection = connection
+        self.namespace = namespace
     }
+
+    /// The namespace as a statement parameter.
+    var ns: PostgresValue { PostgresValue(namespace) }
 
     public enum ClaimResult: Sendable, Equatable {
         /// This process owns the slot and must run it.
@@ -75,37 +85,38 @@ public struct Ledger: Sendable {
         guard request.skipIfRunning else {
             let inserted = try await connection.query(
                 """
-                INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by,
+                INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by,
                                          lease_seconds)
-                SELECT $1, $2::timestamptz, $3, $4, $5::integer, 'running', $6::boolean, $7, $8::integer
+                SELECT $10, $1, $2::timestamptz, $3, $4, $5::integer, 'running', $6::boolean, $7, $8::integer
                 WHERE $9::timestamptz IS NULL OR clock_timestamp() < $9::timestamptz
-                ON CONFLICT (job, slot_key) DO NOTHING
+                ON CONFLICT (namespace, job, slot_key) DO NOTHING
                 RETURNING id
-                """, Self.claimParameters(request))
+                """, claimParameters(request))
             if let runID = try inserted.first?.int64("id") { return .claimed(runID: runID) }
             return try await takenRun(request)
         }
         // The overlap check and the insert must not interleave with another claim of the job: a
         // transaction-level lock (safe behind PgBouncer), then a fresh snapshot in the next statement.
-        let parameters = Self.claimParameters(request)
+        let parameters = claimParameters(request)
         let claimed: ClaimResult? = try await connection.transaction { connection in
             try connection.query(
-                "SELECT pg_advisory_xact_lock(hashtext('runner.claim'), hashtext($1))", [PostgresValue(request.job)])
+                "SELECT pg_advisory_xact_lock(hashtext('runner.claim'), hashtext($2 || '/' || $1))",
+                [PostgresValue(request.job), ns])
             let rows = try connection.query(
                 """
-                WITH abandoned AS (\(Self.markAbandonedSQL)),
+                WITH abandoned AS (\(Self.markAbandonedSQL(namespace: "$10"))),
                 live AS (
                     -- Only scheduled work holds the job: a dry or manual run (or a manual run's
                     -- retry) never makes a slot skip.
                     SELECT id FROM runner.runs
-                    WHERE job = $1 AND status = 'running' AND NOT dry_run AND trigger <> 'manual'
+                    WHERE namespace = $10 AND job = $1 AND status = 'running' AND NOT dry_run AND trigger <> 'manual'
                       AND NOT starts_with(slot_key, 'manual:')
                       AND heartbeat_at >= now() - make_interval(secs => lease_seconds)
                     ORDER BY id LIMIT 1
                 )
-                INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by,
+                INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by,
                                          lease_seconds, finished_at, duration_ms, outcome)
-                SELECT $1, $2::timestamptz, $3, $4, $5::integer,
+                SELECT $10, $1, $2::timestamptz, $3, $4, $5::integer,
                        CASE WHEN live.id IS NULL THEN 'running' ELSE 'skipped' END,
                        $6::boolean, $7, $8::integer,
                        CASE WHEN live.id IS NULL THEN NULL ELSE now() END,
@@ -115,7 +126,7 @@ public struct Ledger: Sendable {
                        END
                 FROM (SELECT 1) AS one LEFT JOIN live ON true
                 WHERE $9::timestamptz IS NULL OR clock_timestamp() < $9::timestamptz
-                ON CONFLICT (job, slot_key) DO NOTHING
+                ON CONFLICT (namespace, job, slot_key) DO NOTHING
                 RETURNING id, status, (SELECT id FROM live) AS live_id
                 """, parameters)
             guard let row = rows.first, let runID = try row.int64("id") else { return nil }
@@ -134,9 +145,10 @@ public struct Ledger: Sendable {
         try await connection.query(
             """
             SELECT \(RunRecord.columns) FROM runner.runs
-            WHERE job = $1 AND slot = $3::timestamptz AND (slot_key = $2 OR starts_with(slot_key, $2 || '#'))
+            WHERE namespace = $4 AND job = $1 AND slot = $3::timestamptz
+              AND (slot_key = $2 OR starts_with(slot_key, $2 || '#'))
             ORDER BY attempt DESC, id DESC LIMIT 1
-            """, [PostgresValue(job), PostgresValue(slotKey), .timestamp(slot)]
+            """, [PostgresValue(job), PostgresValue(slotKey), .timestamp(slot), ns]
         ).first.map(RunRecord.init(row:))
     }
 
@@ -146,10 +158,10 @@ public struct Ledger: Sendable {
         let rows = try await connection.query(
             """
             SELECT DISTINCT ON (slot) \(RunRecord.columns) FROM runner.runs
-            WHERE job = $1 AND slot = ANY($2::timestamptz[]) AND NOT starts_with(slot_key, 'manual:')
+            WHERE namespace = $3 AND job = $1 AND slot = ANY($2::timestamptz[]) AND NOT starts_with(slot_key, 'manual:')
               AND NOT starts_with(slot_key, 'dry-run:')
             ORDER BY slot, attempt DESC, id DESC
-            """, [PostgresValue(job), .timestamps(slots)])
+            """, [PostgresValue(job), .timestamps(slots), ns])
         var latest: [String: RunRecord] = [:]
         for row in rows {
             let record = try RunRecord(row: row)
@@ -166,10 +178,10 @@ public struct Ledger: Sendable {
             SELECT j.name AS job, r.finished_at FROM unnest($1::text[]) AS j(name)
             CROSS JOIN LATERAL (
                 SELECT finished_at FROM runner.runs
-                WHERE job = j.name AND status = 'succeeded' AND NOT dry_run
+                WHERE namespace = $2 AND job = j.name AND status = 'succeeded' AND NOT dry_run
                 ORDER BY started_at DESC, id DESC LIMIT 1
             ) AS r
-            """, [.array(jobs)])
+            """, [.array(jobs), ns])
         var last: [String: Date] = [:]
         for row in rows {
             if let job = try row.string("job"), let at = try row.date("finished_at") { last[job] = at }
@@ -185,10 +197,10 @@ public struct Ledger: Sendable {
             SELECT r.* FROM unnest($1::text[]) AS j(name)
             CROSS JOIN LATERAL (
                 SELECT \(RunRecord.columns) FROM runner.runs
-                WHERE job = j.name AND NOT dry_run
+                WHERE namespace = $3 AND job = j.name AND NOT dry_run
                 ORDER BY started_at DESC, id DESC LIMIT $2::integer
             ) AS r
-            """, [.array(jobs), .int(limit)])
+            """, [.array(jobs), .int(limit), ns])
         var recent: [String: [RunRecord]] = [:]
         for row in rows {
             let record = try RunRecord(row: row)
@@ -199,8 +211,8 @@ public struct Ledger: Sendable {
 
     private func existingRun(job: String, slotKey: String) async throws -> (id: Int64, status: RunStatus)? {
         let rows = try await connection.query(
-            "SELECT id, status FROM runner.runs WHERE job = $1 AND slot_key = $2",
-            [PostgresValue(job), PostgresValue(slotKey)])
+            "SELECT id, status FROM runner.runs WHERE namespace = $3 AND job = $1 AND slot_key = $2",
+            [PostgresValue(job), PostgresValue(slotKey), ns])
         guard let row = rows.first, let id = try row.int64("id") else { return nil }
         return (id, RunStatus(rawValue: try row.string("status") ?? "") ?? .running)
     }
@@ -215,20 +227,22 @@ public struct Ledger: Sendable {
         return .taken(runID: existing.id, status: existing.status)
     }
 
-    private static func claimParameters(_ request: ClaimRequest) -> [PostgresValue] {
+    private func claimParameters(_ request: ClaimRequest) -> [PostgresValue] {
         [
             PostgresValue(request.job), .timestamp(request.slot), PostgresValue(request.slotKey),
             PostgresValue(request.trigger.rawValue), .int(request.attempt), .bool(request.dryRun),
             PostgresValue(request.claimedBy), .int(Int(max(1, request.lease.components.seconds))),
-            .timestamp(request.notAfter),
+            .timestamp(request.notAfter), ns,
         ]
     }
 
-    /// Marks `running` runs of job `$1` (every job when `$1` is NULL) whose heartbeat is older
-    /// than their lease as abandoned, so the job may run again. A scheduled attempt's retry is
-    /// due at once (`retry_at`), so the next slot that begins settles it if no call retries it
-    /// first: a killed process's attempt is never left without a successor.
-    static let markAbandonedSQL = """
+    /// Marks `running` runs of job `$1` (every job of the namespace when `$1` is NULL) whose
+    /// heartbeat is older than their lease as abandoned, so the job may run again. A scheduled
+    /// attempt's retry is due at once (`retry_at`), so the next slot that begins settles it if no
+    /// call retries it first: a killed process's attempt is never left without a successor.
+    /// `namespace`: the parameter that holds the namespace.
+    static func markAbandonedSQL(namespace: String) -> String {
+        """
         UPDATE runner.runs
         SET status = 'abandoned',
             finished_at = now(),
@@ -237,11 +251,12 @@ public struct Ledger: Sendable {
             error = format('abandoned: no heartbeat from %s since %s (lease %s s); the process is gone',
                            claimed_by, to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
                            lease_seconds)
-        WHERE status = 'running'
+        WHERE status = 'running' AND namespace = \(namespace)
           AND ($1::text IS NULL OR job = $1)
           AND heartbeat_at < now() - make_interval(secs => lease_seconds)
         RETURNING id
         """
+    }
 
     /// The database's clock, to the microsecond: the one clock every process of a ledger
     /// shares, whatever their hosts' clocks say.
@@ -293,19 +308,19 @@ public struct Ledger: Sendable {
         guard !pairs.isEmpty else { return [] }
         return try await connection.query(
             """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at,
-                                     duration_ms, error, outcome)
-            SELECT s.job, s.slot, s.key, $6, $7, $4, 1, now(), 0,
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds,
+                                     finished_at, duration_ms, error, outcome)
+            SELECT $8, s.job, s.slot, s.key, $6, $7, $4, 1, now(), 0,
                    CASE WHEN $7 = 'missed' THEN $5 END,
                    CASE WHEN $7 = 'skipped' THEN jsonb_build_object('skipped_because', $5::text) END
             FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS s(job, slot, key)
-            ON CONFLICT (job, slot_key) DO NOTHING
+            ON CONFLICT (namespace, job, slot_key) DO NOTHING
             RETURNING id, job, slot
             """,
             [
                 .array(pairs.map(\.0)), .timestamps(pairs.map(\.1)), .array(pairs.map { Self.slotKey(for: $0.1) }),
                 PostgresValue(Self.processIdentity), PostgresValue(reason), PostgresValue(trigger.rawValue),
-                PostgresValue(status.rawValue),
+                PostgresValue(status.rawValue), ns,
             ]
         ).compactMap { row in
             guard let id = try row.int64("id"), let job = try row.string("job"), let slot = try row.date("slot")
@@ -321,12 +336,13 @@ public struct Ledger: Sendable {
         try await connection.query(
             """
             SELECT r.job, r.slot FROM runner.runs r
-            WHERE r.retry_at IS NOT NULL AND r.retry_at <= now() AND r.job = ANY($1::text[])
+            WHERE r.retry_at IS NOT NULL AND r.retry_at <= now() AND r.namespace = $2 AND r.job = ANY($1::text[])
               AND NOT starts_with(r.slot_key, 'manual:')
               AND NOT EXISTS (
                   SELECT 1 FROM runner.runs s
-                  WHERE s.job = r.job AND s.slot_key = split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1))
-            """, [.array(jobs)]
+                  WHERE s.namespace = r.namespace AND s.job = r.job
+                    AND s.slot_key = split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1))
+            """, [.array(jobs), ns]
         ).compactMap { row in
             guard let job = try row.string("job"), let slot = try row.date("slot") else { return nil }
             return (job, slot)
@@ -336,7 +352,7 @@ public struct Ledger: Sendable {
     /// Marks runs without a fresh heartbeat as abandoned; returns how many.
     @discardableResult
     public func markAbandoned(job: String? = nil) async throws -> Int {
-        try await connection.query(Self.markAbandonedSQL, [PostgresValue(job)]).count
+        try await connection.query(Self.markAbandonedSQL(namespace: "$2"), [PostgresValue(job), ns]).count
     }
 
     /// Stops `job`'s live scheduled runs of slots before `slot` (`overlap: replace`): each is
@@ -349,10 +365,10 @@ public struct Ledger: Sendable {
             UPDATE runner.runs
             SET status = 'interrupted', finished_at = now(),
                 duration_ms = (extract(epoch FROM now() - started_at) * 1000)::bigint, error = $3
-            WHERE job = $1 AND status = 'running' AND slot < $2::timestamptz AND NOT dry_run
+            WHERE namespace = $4 AND job = $1 AND status = 'running' AND slot < $2::timestamptz AND NOT dry_run
               AND NOT starts_with(slot_key, 'manual:')
             RETURNING id
-            """, [PostgresValue(job), .timestamp(slot), PostgresValue(reason)]
+            """, [PostgresValue(job), .timestamp(slot), PostgresValue(reason), ns]
         ).compactMap { try $0.int64("id") }
     }
 
@@ -412,10 +428,10 @@ public struct Ledger: Sendable {
                 SET status = $2, finished_at = now(), heartbeat_at = now(), duration_ms = $3::bigint,
                     outcome = $4::jsonb, error = $5, retry_at = now() + $9::interval
                 WHERE id = $1::bigint AND status = 'running'
-                RETURNING id, job
+                RETURNING id, job, namespace
             )
-            INSERT INTO runner.metrics (run_id, job, name, value, unit)
-            SELECT f.id, f.job, m.name, m.value, m.unit
+            INSERT INTO runner.metrics (run_id, namespace, job, name, value, unit)
+            SELECT f.id, f.namespace, f.job, m.name, m.value, m.unit
             FROM finished f, unnest($6::text[], $7::float8[], $8::text[]) AS m(name, value, unit)
             """,
             [
@@ -436,12 +452,12 @@ public struct Ledger: Sendable {
             """
             WITH settled AS (
                 UPDATE runner.runs SET retry_at = NULL
-                WHERE job = $1 AND retry_at IS NOT NULL AND slot < $2::timestamptz
+                WHERE namespace = $6 AND job = $1 AND retry_at IS NOT NULL AND slot < $2::timestamptz
                 RETURNING job, slot, slot_key, attempt, status
             )
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
-                                     finished_at, duration_ms, outcome)
-            SELECT r.job, r.slot, split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1), 'retry', r.attempt + 1,
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by,
+                                     lease_seconds, finished_at, duration_ms, outcome)
+            SELECT $6, r.job, r.slot, split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1), 'retry', r.attempt + 1,
                    'skipped', $3, 1, now(), 0,
                    jsonb_build_object('skipped_because', 'superseded: slot ' || $4 || ' began before this retry ran')
             FROM settled r
@@ -449,13 +465,14 @@ public struct Ledger: Sendable {
               AND NOT starts_with(r.slot_key, 'manual:') AND NOT starts_with(r.slot_key, 'dry-run:')
               AND NOT EXISTS (
                   SELECT 1 FROM runner.runs s
-                  WHERE s.job = r.job AND s.slot_key = split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1))
-            ON CONFLICT (job, slot_key) DO NOTHING
+                  WHERE s.namespace = $6 AND s.job = r.job
+                    AND s.slot_key = split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1))
+            ON CONFLICT (namespace, job, slot_key) DO NOTHING
             RETURNING id
             """,
             [
                 PostgresValue(job), .timestamp(slot), PostgresValue(Self.processIdentity),
-                PostgresValue(Self.slotKey(for: slot)), .int(maxRetries),
+                PostgresValue(Self.slotKey(for: slot)), .int(maxRetries), ns,
             ]
         ).count
     }
@@ -468,16 +485,16 @@ public struct Ledger: Sendable {
     {
         try await connection.query(
             """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
-                                     finished_at, duration_ms, outcome)
-            VALUES ($1, $2::timestamptz, $3, 'retry', $4::integer, 'skipped', $5, 1, now(), 0,
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by,
+                                     lease_seconds, finished_at, duration_ms, outcome)
+            VALUES ($7, $1, $2::timestamptz, $3, 'retry', $4::integer, 'skipped', $5, 1, now(), 0,
                     jsonb_build_object('skipped_because', $6::text))
-            ON CONFLICT (job, slot_key) DO NOTHING
+            ON CONFLICT (namespace, job, slot_key) DO NOTHING
             RETURNING id
             """,
             [
                 PostgresValue(job), .timestamp(slot), PostgresValue(slotKey), .int(attempt),
-                PostgresValue(Self.processIdentity), PostgresValue(reason),
+                PostgresValue(Self.processIdentity), PostgresValue(reason), ns,
             ]
         ).first?.int64("id")
     }
@@ -492,15 +509,15 @@ public struct Ledger: Sendable {
         guard !metrics.isEmpty || scheduleDelay else { return }
         try await connection.query(
             """
-            INSERT INTO runner.metrics (run_id, job, name, value, unit)
-            SELECT $1::bigint, $2, m.name, m.value, m.unit
+            INSERT INTO runner.metrics (run_id, namespace, job, name, value, unit)
+            SELECT $1::bigint, $7, $2, m.name, m.value, m.unit
             FROM unnest($3::text[], $4::float8[], $5::text[]) AS m(name, value, unit)
             UNION ALL
-            SELECT id, job, 'schedule_delay_ms', round((extract(epoch FROM started_at - slot) * 1000)::numeric, 1),
+            SELECT id, namespace, job, 'schedule_delay_ms', round((extract(epoch FROM started_at - slot) * 1000)::numeric, 1),
                    'ms'
             FROM runner.runs WHERE $6::boolean AND id = $1::bigint
             """,
-            [.int64(runID), PostgresValue(job)] + Self.metricArrays(metrics) + [.bool(scheduleDelay)])
+            [.int64(runID), PostgresValue(job)] + Self.metricArrays(metrics) + [.bool(scheduleDelay), ns])
     }
 
     /// Names, values and units as three parallel array parameters, for `unnest`.
@@ -518,12 +535,18 @@ public struct Ledger: Sendable {
         public var status: RunStatus?
         public var since: Date?
         public var limit: Int
+        /// Every namespace's runs, not only the ledger value's own.
+        public var allNamespaces: Bool
 
-        public init(job: String? = nil, status: RunStatus? = nil, since: Date? = nil, limit: Int = 20) {
+        public init(
+            job: String? = nil, status: RunStatus? = nil, since: Date? = nil, limit: Int = 20,
+            allNamespaces: Bool = false
+        ) {
             self.job = job
             self.status = status
             self.since = since
             self.limit = limit
+            self.allNamespaces = allNamespaces
         }
     }
 
@@ -535,66 +558,131 @@ public struct Ledger: Sendable {
             WHERE ($1::text IS NULL OR job = $1)
               AND ($2::text IS NULL OR status = $2)
               AND ($3::timestamptz IS NULL OR started_at >= $3::timestamptz)
+              AND ($5::text IS NULL OR namespace = $5)
             ORDER BY started_at DESC, id DESC
             LIMIT $4::integer
             """,
             [
                 PostgresValue(filter.job), PostgresValue(filter.status?.rawValue), .timestamp(filter.since),
-                .int(filter.limit),
+                .int(filter.limit), filter.allNamespaces ? PostgresValue(nil as String?) : ns,
             ]
         ).map(RunRecord.init(row:))
     }
 
-    /// Every job the ledger knows: registered by a job table, or with runs.
+    /// Every job the namespace knows: registered by a job table, or with runs.
     public func knownJobs() async throws -> [String] {
         try await connection.query(
-            "SELECT name FROM runner.jobs UNION SELECT DISTINCT job FROM runner.runs ORDER BY 1"
+            """
+            SELECT name FROM runner.jobs WHERE namespace = $1
+            UNION SELECT DISTINCT job FROM runner.runs WHERE namespace = $1 ORDER BY 1
+            """, [ns]
         ).compactMap { try $0.string("name") }
     }
 
     /// Records what the job table says about each job, so the SQL views can show it.
     /// Registers the table's jobs with their next slot after `now`.
-    /// `wholeTable`: these are all the jobs (the whole job table): any other job leaves
-    /// `runner.jobs`, and so `runner.job_summary`. A single job's registration (`runner once`)
-    /// leaves the others alone.
+    /// `wholeTable`: these are all the jobs of the namespace's table: any other job of the
+    /// namespace is marked removed (it leaves `runner.job_summary`; its rows stay). A single
+    /// job's registration (`runner once`) leaves the others alone.
     public func registerJobs(_ jobs: [Job], at now: Date, wholeTable: Bool = false) async throws {
         try await registerJobs(
             jobs.map { ($0.name, $0.schedule.text, $0.timeZoneName, $0.schedule.next(after: now)) },
             wholeTable: wholeTable, at: now)
     }
 
+    /// How long a job may be absent from every table of its namespace and come back as the same
+    /// definition: a rolling deploy runs an old and a new table side by side for minutes, and
+    /// must not reset what the job owes. Absent longer, it comes back as a new job.
+    public static let removalGrace: Duration = .seconds(3600)
+
     /// `at`: the instant a new or changed definition counts from (`defined_at`); nil: the
     /// database's `now()`.
+    ///
+    /// A definition time moves only when the job's schedule or zone changes (or it comes back
+    /// after ``removalGrace``): never because another process registered its table again, so
+    /// two versions of a table registering in turn leave it where it is.
     public func registerJobs(
         _ jobs: [(name: String, schedule: String, timeZone: String, nextSlot: Date?)], wholeTable: Bool = false,
         at: Date? = nil
     ) async throws {
         guard !jobs.isEmpty else { return }
-        // The DELETE and the upsert touch disjoint names, so one statement does both.
+        // The UPDATE and the upsert touch disjoint names, so one statement does both.
         try await connection.query(
             """
             WITH removed AS (
-                DELETE FROM runner.jobs WHERE $5::boolean AND NOT (name = ANY($1::text[]))
+                UPDATE runner.jobs SET removed_at = now()
+                WHERE $5::boolean AND namespace = $7 AND removed_at IS NULL AND NOT (name = ANY($1::text[]))
             )
-            INSERT INTO runner.jobs (name, schedule, timezone, next_slot, updated_at, defined_at)
-            SELECT j.name, j.schedule, j.timezone, j.next_slot, now(), coalesce($6::timestamptz, now())
+            INSERT INTO runner.jobs AS old (namespace, name, schedule, timezone, next_slot, updated_at, defined_at)
+            SELECT $7, j.name, j.schedule, j.timezone, j.next_slot, now(), coalesce($6::timestamptz, now())
             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS j(name, schedule, timezone, next_slot)
-            ON CONFLICT (name) DO UPDATE
+            ON CONFLICT (namespace, name) DO UPDATE
             SET schedule = excluded.schedule, timezone = excluded.timezone, next_slot = excluded.next_slot,
-                updated_at = excluded.updated_at,
+                updated_at = excluded.updated_at, removed_at = NULL,
                 defined_at = CASE
-                    WHEN (runner.jobs.schedule, runner.jobs.timezone) IS DISTINCT FROM (excluded.schedule, excluded.timezone)
-                    THEN excluded.defined_at ELSE runner.jobs.defined_at END
+                    WHEN (old.schedule, old.timezone) IS DISTINCT FROM (excluded.schedule, excluded.timezone)
+                      OR old.removed_at < now() - $8::interval
+                    THEN excluded.defined_at ELSE old.defined_at END
             -- Unchanged rows are left alone: most calls (every runner once of a slot) write nothing.
-            WHERE (runner.jobs.schedule, runner.jobs.timezone, runner.jobs.next_slot)
+            WHERE (old.schedule, old.timezone, old.next_slot)
                 IS DISTINCT FROM (excluded.schedule, excluded.timezone, excluded.next_slot)
+               OR old.removed_at IS NOT NULL
             """,
             [
                 .array(jobs.map(\.name)), .array(jobs.map(\.schedule)), .array(jobs.map(\.timeZone)),
                 .array(jobs.map { $0.nextSlot.map(PostgresTimestamp.format) }), .bool(wholeTable),
-                at.map(PostgresValue.timestamp) ?? PostgresValue(nil as String?),
+                at.map(PostgresValue.timestamp) ?? PostgresValue(nil as String?), ns, .interval(Self.removalGrace),
             ])
     }
+
+    /// When each of `jobs` that is registered in the namespace was marked removed (nil: it is
+    /// in a table now); a job never registered is absent from the answer.
+    public func removals(jobs: [String]) async throws -> [String: Date?] {
+        var result: [String: Date?] = [:]
+        for row in try await connection.query(
+            "SELECT name, removed_at FROM runner.jobs WHERE namespace = $2 AND name = ANY($1::text[])",
+            [.array(jobs), ns])
+        {
+            if let name = try row.string("name") { result[name] = .some(try row.date("removed_at")) }
+        }
+        return result
+    }
+
+    /// A job as a job table registered it (`runner.jobs`).
+    public struct Registration: Sendable, Equatable {
+        public let namespace: String
+        public let name: String
+        public let schedule: String
+        public let timeZone: String
+        public let nextSlot: Date?
+    }
+
+    /// The jobs registered in the namespace (every namespace with `allNamespaces`), not removed,
+    /// by namespace and name: what `runner status` shows of a namespace whose table it lacks.
+    public func registrations(allNamespaces: Bool = false) async throws -> [Registration] {
+        try await connection.query(
+            """
+            SELECT namespace, name, schedule, timezone, next_slot FROM runner.jobs
+            WHERE removed_at IS NULL AND ($1::text IS NULL OR namespace = $1)
+            ORDER BY namespace, name
+            """, [allNamespaces ? PostgresValue(nil as String?) : ns]
+        ).map { row in
+            Registration(
+                namespace: try row.string("namespace", default: ""), name: try row.string("name", default: ""),
+                schedule: try row.string("schedule", default: ""), timeZone: try row.string("timezone", default: "UTC"),
+                nextSlot: try row.date("next_slot"))
+        }
+    }
+
+    /// The namespaces that have jobs or runs, sorted.
+    public func namespaces() async throws -> [String] {
+        try await connection.query(
+            "SELECT namespace FROM runner.jobs UNION SELECT DISTINCT namespace FROM runner.runs ORDER BY 1"
+        ).compactMap { try $0.string("namespace") }
+    }
+
+    /// The same connection, speaking for `namespace`.
+    public func within(_ namespace: String) -> Ledger { Ledger(connection: connection, namespace: namespace) }
 
     public struct JobSummary: Sendable {
         public let job: String
@@ -615,8 +703,8 @@ public struct Ledger: Sendable {
             """
             SELECT job, last_run_id, last_status, last_started_at, last_success_at, success_rate_7d,
                    p50_duration_ms, p95_duration_ms, last_skipped_at, last_skip_reason, missed_7d
-            FROM runner.job_summary WHERE job = ANY($1::text[])
-            """, [.array(jobs)])
+            FROM runner.job_summary WHERE namespace = $2 AND job = ANY($1::text[])
+            """, [.array(jobs), ns])
         var result: [String: JobSummary] = [:]
         for row in rows {
             let job = try row.string("job", default: "")

@@ -14,6 +14,7 @@ public struct Migration: Sendable {
         .v0009SummaryOfTheTable,
         .v0010Pauses,
         .v0011JobDefinitionTime,
+        .v0012Namespaces,
     ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }

@@ -18,6 +18,8 @@ public enum RunTrigger: String, Sendable, CaseIterable, Codable {
 /// One row of `runner.runs`.
 public struct RunRecord: Sendable, Equatable {
     public let id: Int64
+    /// The namespace of the job's table.
+    public let namespace: String
     public let job: String
     public let slot: Date
     public let slotKey: String
@@ -36,12 +38,13 @@ public struct RunRecord: Sendable, Equatable {
     public let retryAt: Date?
 
     static let columns = """
-        id, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by, started_at, heartbeat_at,
+        id, namespace, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by, started_at, heartbeat_at,
         finished_at, duration_ms, outcome::text AS outcome, error, retry_at
         """
 
     init(row: PostgresRow) throws {
         id = try row.int64("id") ?? 0
+        namespace = try row.string("namespace", default: "")
         job = try row.string("job", default: "")
         slot = try row.date("slot") ?? Date(timeIntervalSince1970: 0)
         slotKey = try row.string("slot_key", default: "")

@@ -129,9 +129,16 @@ public struct Notifier: Sendable {
 
     // MARK: - Sending
 
-    /// The key of one notification on one channel: `notify:JOB|EVENT|ABOUT|CHANNEL`.
-    static func key(job: String, event: String, about: String, channel: String) -> String {
-        "\(scope):\(job)|\(event)|\(about)|\(channel)"
+    /// The key of one notification on one channel: `notify:JOB|EVENT|ABOUT|CHANNEL`, the job
+    /// named `NAMESPACE/JOB` outside the default namespace (a job name has no `/`), so two
+    /// services' jobs of one name are told apart, and keys recorded before namespaces keep theirs.
+    func key(job: String, event: String, about: String, channel: String) -> String {
+        "\(Self.scope):\(Self.keyPrefix(namespace: ledger.namespace))\(job)|\(event)|\(about)|\(channel)"
+    }
+
+    /// What a namespace's notification keys put before the job's name.
+    static func keyPrefix(namespace: String) -> String {
+        namespace == JobTable.defaultNamespace ? "" : "\(namespace)/"
     }
 
     /// Records the notification as `event` on each of the job's channels that wants it (a
@@ -151,7 +158,7 @@ public struct Notifier: Sendable {
             } else {
                 continue
             }
-            let key = Self.key(
+            let key = self.key(
                 job: notification.job, event: (keyEvent ?? notification.event).rawValue, about: about,
                 channel: channel.label)
             do {
@@ -160,7 +167,7 @@ public struct Notifier: Sendable {
                         notification, to: recipients, key: key, send: deadline.map { .now < $0 } ?? false)
                     continue
                 }
-                let (effect, isNew) = try await Effects(connection: ledger.connection).record(
+                let (effect, isNew) = try await Effects(ledger: ledger).record(
                     kind: Self.kind, key: key, runID: notification.runID, target: channel.label,
                     payload: notification.stored)
                 guard isNew else { continue }
@@ -193,7 +200,7 @@ public struct Notifier: Sendable {
             _ = try await delivery.deliver(email, key: String(key.dropFirst(Self.scope.count + 1)))
         } else {
             // Recorded now; the next pass over pending emails sends it (or keeps it as a draft).
-            _ = try await Effects(connection: ledger.connection).record(
+            _ = try await Effects(ledger: ledger).record(
                 kind: EmailDelivery.kind, key: key, runID: notification.runID, target: email.recipients,
                 payload: email.json)
         }
@@ -202,15 +209,15 @@ public struct Notifier: Sendable {
     private func emailContext(runID: Int64?, job: String) -> AgentContext {
         AgentContext(
             runID: runID ?? 0, job: job, effectsScope: Self.scope, database: ledger.connection,
-            effects: Effects(connection: ledger.connection), clients: AgentClients(mailer: mailer), now: Date(),
+            effects: Effects(ledger: ledger), clients: AgentClients(mailer: mailer), now: Date(),
             logger: logger, dryRun: false)
     }
 
     private func sendSentry(_ notification: Notification, job: Job, deadline: ContinuousClock.Instant) async {
         guard let runID = notification.runID else { return }
-        let key = Self.key(job: job.name, event: "sentry", about: "run-\(runID)", channel: "sentry")
+        let key = self.key(job: job.name, event: "sentry", about: "run-\(runID)", channel: "sentry")
         do {
-            let (effect, isNew) = try await Effects(connection: ledger.connection).record(
+            let (effect, isNew) = try await Effects(ledger: ledger).record(
                 kind: Self.kind, key: key, runID: runID, target: "sentry", payload: notification.stored)
             if isNew, ContinuousClock.now < deadline { await attempt(effect.id, notification, channel: nil) }
         } catch {
@@ -221,7 +228,7 @@ public struct Notifier: Sendable {
     /// One attempt of a recorded notification, leased so no other process attempts it at the
     /// same time. `channel` nil: Sentry.
     func attempt(_ id: Int64, _ notification: Notification, channel: NotifyChannel.Target?) async {
-        let effects = Effects(connection: ledger.connection)
+        let effects = Effects(ledger: ledger)
         attempted.withLock { $0[id] = .now }
         if case .webhook = channel, webhookSecret == nil {
             // Never unsigned: it waits, pending, until WEBHOOK_SECRET is set (runner env says so).
@@ -295,6 +302,11 @@ public struct Notifier: Sendable {
 
     /// Sends what earlier runs left pending (a channel that was down), for these jobs' channels
     /// as the table now defines them; a channel since removed is marked failed.
+    ///
+    /// A notification of a job this table lacks waits for a table that has it (a rolling deploy
+    /// runs two versions side by side) while the job is registered in the namespace; once the job
+    /// has been removed from every table for ``Ledger/removalGrace``, it is settled failed, with
+    /// why, since only a table knows where its channels are.
     public func finishPending(jobs: [Job]) async {
         // Nobody to tell: no statement spent looking.
         guard sentry != nil || jobs.contains(where: { !$0.notify.isEmpty }) else { return }
@@ -302,8 +314,15 @@ public struct Notifier: Sendable {
         // Bounded, so a channel still down costs a run's end at most this long.
         let deadline = ContinuousClock.now + .seconds(10)
         do {
-            let effects = Effects(connection: ledger.connection)
-            for effect in try await effects.pending(kind: Self.kind, keyPrefix: "\(Self.scope):", limit: 20) {
+            let effects = Effects(ledger: ledger)
+            let prefix = "\(Self.scope):\(Self.keyPrefix(namespace: ledger.namespace))"
+            let pending = try await effects.pending(kind: Self.kind, keyPrefix: prefix, limit: 20)
+            func jobName(_ effect: Effects.Effect) -> String {
+                String(effect.key.dropFirst(prefix.count).prefix { $0 != "|" })
+            }
+            let absent = Set(pending.map(jobName).filter { byName[$0] == nil })
+            let removals = absent.isEmpty ? [:] : try await ledger.removals(jobs: absent.sorted())
+            for effect in pending {
                 guard ContinuousClock.now < deadline else { break }
                 let recently = attempted.withLock {
                     $0[effect.id].map { ContinuousClock.now - $0 < .seconds(60) } ?? false
@@ -314,10 +333,28 @@ public struct Notifier: Sendable {
                     continue
                 }
                 guard !recently else { continue }
-                let parts = effect.key.dropFirst(Self.scope.count + 1).split(
-                    separator: "|", omittingEmptySubsequences: false)
-                guard parts.count == 4, let job = byName[String(parts[0])] else {
-                    try await effects.markFailed(effect.id, error: "its job is no longer in the job table")
+                let parts = effect.key.dropFirst(prefix.count).split(separator: "|", omittingEmptySubsequences: false)
+                guard parts.count == 4 else {
+                    try await effects.markFailed(effect.id, error: "the notification's key cannot be read")
+                    continue
+                }
+                guard let job = byName[String(parts[0])] else {
+                    let name = jobName(effect)
+                    switch removals[name] {
+                    case .some(.none):
+                        continue  // Another table of the namespace has the job: it sends it.
+                    case .some(.some(let removedAt)) where Date().timeIntervalSince(removedAt)
+                        < Ledger.removalGrace.timeInterval:
+                        continue  // Removed moments ago: a rolling deploy may bring it back.
+                    case .some(.some(let removedAt)):
+                        try await effects.markFailed(
+                            effect.id,
+                            error: "job \(name) was removed from the job table of namespace \(ledger.namespace) "
+                                + "at \(Ledger.slotKey(for: removedAt)); its channels are no longer known")
+                    case .none:
+                        try await effects.markFailed(
+                            effect.id, error: "job \(name) is in no job table of namespace \(ledger.namespace)")
+                    }
                     continue
                 }
                 guard let notification = Notification(stored: effect.payload) else {

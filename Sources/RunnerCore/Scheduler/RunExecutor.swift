@@ -86,7 +86,8 @@ public struct RunExecutor: Sendable {
         logger[metadataKey: "job"] = "\(job.name)"
         logger[metadataKey: "run_id"] = "\(runID)"
         logger.info("run started", metadata: ["slot": "\(Ledger.slotKey(for: slot))", "dry_run": "\(dryRun)"])
-        let info = RunInfo(runID: runID, job: job, slot: slot, dryRun: dryRun, now: now)
+        var info = RunInfo(runID: runID, job: job, slot: slot, dryRun: dryRun, now: now)
+        info.namespace = ledger.namespace
         let started = ContinuousClock.now
         // `running_long`: said once, while the run goes on (it is not stopped).
         let warning = job.warnAfter.flatMap { after -> Task<Void, Never>? in

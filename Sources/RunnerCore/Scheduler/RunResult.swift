@@ -40,6 +40,8 @@ public protocol RunWork: Sendable {
 public struct RunInfo: Sendable {
     public let runID: Int64
     public let job: Job
+    /// The namespace of the job's table: the run's effects are recorded under it.
+    public var namespace: String = JobTable.defaultNamespace
     public let slot: Date
     public let dryRun: Bool
     /// The database's clock when the run was claimed: what the agents compare against.

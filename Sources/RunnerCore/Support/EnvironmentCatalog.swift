@@ -25,6 +25,9 @@ public enum EnvironmentCatalog {
         ),
         .init("RUNNER_HOME", "Database", "Where the embedded PostgreSQL lives (default ./.runner)"),
         .init(
+            "RUNNER_EMBEDDED", "Database",
+            "1: once, schedule, backfill and migrate may use the embedded PostgreSQL with no terminal (like --embedded)"),
+        .init(
             "RUNNER_PG_BIN", "Database",
             "The folder of initdb and pg_ctl for the embedded PostgreSQL (default: found under /usr/lib/postgresql)"),
         .init("RUNNER_CONFIG", "Runner", "The job table (default ./jobs.yaml); --config overrides it"),

@@ -32,14 +32,16 @@ struct BackfillCommand: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var embedded: EmbeddedOptions
 
     func run() async throws {
         let from = try Self.instant(self.from, flag: "--from")
         let to = try Self.instant(self.to, flag: "--to")
-        let job = try config.loadJob(named: job)
+        let (job, namespace) = try config.loadJobAndNamespace(named: job)
+        try embedded.check()
         let (connection, url) = try await database.connectReturningURL()
         let executor = RunExecutor(
-            ledger: Ledger(connection: connection), logger: database.logger,
+            ledger: Ledger(connection: connection, namespace: namespace), logger: database.logger,
             heartbeatInterval: try Once.heartbeatInterval(), databaseURL: url)
         let steps: [Backfill.Step]
         do {

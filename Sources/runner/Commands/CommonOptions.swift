@@ -86,3 +86,47 @@ func alignedTable(header: [String], rows: [[String]]) -> String {
 func validateLimit(_ limit: Int) throws {
     guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 100000.") }
 }
+
+/// `--embedded`, of the commands a platform runs (`once`, `schedule`, `backfill`, `migrate`): the
+/// embedded default is for a person at a terminal. With `DATABASE_URL` unset and no terminal on
+/// stdin, these commands stop before touching anything unless asked for it, so a variable
+/// forgotten on a platform never becomes a ledger that dies with its container.
+struct EmbeddedOptions: ParsableArguments {
+    @Flag(help: "With DATABASE_URL unset, use the embedded PostgreSQL even with no terminal (or RUNNER_EMBEDDED=1).")
+    var embedded = false
+
+    /// Throws the usage error when the embedded default would be used without a person or an opt-in.
+    func check(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        guard (environment["DATABASE_URL"] ?? "").isEmpty else { return }
+        if embedded || environment["RUNNER_EMBEDDED"] == "1" || isatty(STDIN_FILENO) == 1 { return }
+        throw CommandError(
+            "DATABASE_URL is not set, and stdin is not a terminal: refusing to start an embedded PostgreSQL "
+                + "that would vanish with this machine",
+            hint: "set DATABASE_URL to the ledger's database (postgres://user:password@host:5432/db); "
+                + "to use the embedded one anyway, pass --embedded or set RUNNER_EMBEDDED=1")
+    }
+}
+
+/// `--namespace` and `--all-namespaces`, of the commands that show the ledger (`history`,
+/// `status`, `missed`): by default they show the job table's namespace alone.
+struct NamespaceOptions: ParsableArguments {
+    @Option(help: "Show this namespace's jobs (default: the job table's namespace:, else default).")
+    var namespace: String?
+
+    @Flag(name: .customLong("all-namespaces"), help: "Show every namespace of the ledger, with a NAMESPACE column.")
+    var allNamespaces = false
+
+    func validate() throws {
+        if namespace != nil, allNamespaces {
+            throw ValidationError("--namespace and --all-namespaces cannot be used together.")
+        }
+        if let namespace, !JobTable.isValidNamespace(namespace) {
+            throw ValidationError("--namespace must be 1 to 64 characters of a-z, 0-9, '_' and '-'.")
+        }
+    }
+
+    /// The namespace asked for, else the table's (`default` without a table).
+    func resolved(_ config: ConfigOptions) throws -> String {
+        try namespace ?? config.namespace()
+    }
+}

@@ -35,7 +35,7 @@ struct Demo: AsyncParsableCommand {
             throw CommandError(error.description)
         }
         let executor = RunExecutor(
-            ledger: Ledger(connection: connection), logger: options.logger,
+            ledger: Ledger(connection: connection, namespace: JobTable.defaultNamespace), logger: options.logger,
             heartbeatInterval: try Once.heartbeatInterval(),
             databaseURL: url)
         print("== runs ==")

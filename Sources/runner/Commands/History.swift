@@ -26,6 +26,7 @@ struct History: AsyncParsableCommand {
     var json = false
 
     @OptionGroup var config: ConfigOptions
+    @OptionGroup var namespaces: NamespaceOptions
     @OptionGroup var database: DatabaseOptions
 
     func validate() throws {
@@ -44,12 +45,16 @@ struct History: AsyncParsableCommand {
 
     func run() async throws {
         let connection = try await database.connect()
-        let ledger = Ledger(connection: connection)
-        if let job { try await Self.checkKnown(job, ledger: ledger, config: config) }
+        let namespace = try namespaces.resolved(config)
+        let ledger = Ledger(connection: connection, namespace: namespace)
+        let all = namespaces.allNamespaces
+        if let job, !all {
+            try await Self.checkKnown(job, ledger: ledger, config: config, tableCounts: namespaces.namespace == nil)
+        }
         let from = try since.map { Date().addingTimeInterval(-(try DurationParser.parse($0)).timeInterval) }
         // One more than asked, to say whether the list was cut.
         var runs = try await ledger.history(
-            Ledger.HistoryFilter(job: job, status: status, since: from, limit: limit + 1))
+            Ledger.HistoryFilter(job: job, status: status, since: from, limit: limit + 1, allNamespaces: all))
         let cut = runs.count > limit
         if cut { runs.removeLast() }
         let more =
@@ -60,27 +65,30 @@ struct History: AsyncParsableCommand {
             return
         }
         if runs.isEmpty {
-            print("no runs recorded\(job.map { " for \($0)" } ?? "")")
+            print("no runs recorded\(job.map { " for \($0)" } ?? "")\(all ? "" : " in namespace \(namespace)")")
             return
         }
         defer { if cut { print(more) } }
         let rows = runs.map { run -> [String] in
-            [
-                String(run.id), run.job, utc(run.slot), run.trigger.rawValue,
-                run.status.rawValue + (run.dryRun ? " (dry)" : ""),
-                utc(run.startedAt), humanDuration(milliseconds: run.durationMs), Self.summary(run),
-            ]
+            (all ? [run.namespace] : [])
+                + [
+                    String(run.id), run.job, utc(run.slot), run.trigger.rawValue,
+                    run.status.rawValue + (run.dryRun ? " (dry)" : ""),
+                    utc(run.startedAt), humanDuration(milliseconds: run.durationMs), Self.summary(run),
+                ]
         }
         print(
             alignedTable(
-                header: ["RUN", "JOB", "SLOT", "TRIGGER", "STATUS", "STARTED", "DURATION", "SUMMARY"], rows: rows))
+                header: (all ? ["NAMESPACE"] : [])
+                    + ["RUN", "JOB", "SLOT", "TRIGGER", "STATUS", "STARTED", "DURATION", "SUMMARY"], rows: rows))
     }
 
     /// A job neither in the job table nor in the ledger is a typo, not a job without runs.
-    static func checkKnown(_ job: String, ledger: Ledger, config: ConfigOptions) async throws {
+    static func checkKnown(_ job: String, ledger: Ledger, config: ConfigOptions, tableCounts: Bool) async throws {
         var known = Set(try await ledger.knownJobs())
-        // The table counts when there is one (named, or the default file); history needs none.
-        if config.config != nil || FileManager.default.fileExists(atPath: config.path) {
+        // The table counts when there is one (named, or the default file) and it is the
+        // namespace shown; history needs none.
+        if tableCounts, config.hasTable {
             known.formUnion(try config.load().jobs.map(\.name))
         }
         guard !known.contains(job) else { return }
@@ -92,7 +100,7 @@ struct History: AsyncParsableCommand {
 
     static func json(_ run: RunRecord) -> JSONValue {
         [
-            "id": .number(Double(run.id)), "job": .string(run.job), "slot": .string(utc(run.slot)),
+            "id": .number(Double(run.id)), "namespace": .string(run.namespace), "job": .string(run.job), "slot": .string(utc(run.slot)),
             "slot_key": .string(run.slotKey),
             "trigger": .string(run.trigger.rawValue), "attempt": .number(Double(run.attempt)),
             "status": .string(run.status.rawValue), "dry_run": .bool(run.dryRun), "claimed_by": .string(run.claimedBy),

@@ -14,8 +14,10 @@ struct Migrate: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var embedded: EmbeddedOptions
 
     func run() async throws {
+        try embedded.check()
         let connection = try await database.connect(requireSchema: false)
         let report = try await Migrator(connection: connection).migrate()
         if report.applied.isEmpty {
@@ -28,7 +30,7 @@ struct Migrate: AsyncParsableCommand {
         }
         guard config.config != nil || FileManager.default.fileExists(atPath: config.path) else { return }
         let table = try config.load()
-        let ledger = Ledger(connection: connection)
+        let ledger = Ledger(connection: connection, namespace: table.namespace)
         try await ledger.registerJobs(table.jobs, at: try await ledger.databaseNow(), wholeTable: true)
         print("registered \(table.jobs.count) job\(table.jobs.count == 1 ? "" : "s") of \(table.path)")
     }

@@ -38,13 +38,15 @@ struct Once: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var embedded: EmbeddedOptions
 
     func run() async throws {
         let table = try config.load()
         let job = try config.job(named: job, in: table)
+        try embedded.check()
         let (connection, url) = try await database.connectReturningURL()
         let executor = RunExecutor(
-            ledger: Ledger(connection: connection), logger: database.logger,
+            ledger: Ledger(connection: connection, namespace: table.namespace), logger: database.logger,
             heartbeatInterval: try Self.heartbeatInterval(), databaseURL: url)
         let outcome: OnceRunner.Outcome
         do {

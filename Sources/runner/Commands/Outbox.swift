@@ -24,14 +24,14 @@ extension Outbox {
         @Argument(help: "The email's ID, as runner outbox lists it.")
         var id: Int64
 
-        /// Accepted so one alias (`runner --config ...`) serves every command; not needed here.
+        /// The table's `namespace:` says whose emails these are (default without a table).
         @OptionGroup var config: ConfigOptions
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
             let connection = try await database.connect()
             guard
-                let effect = try await Effects(connection: connection).requeue(
+                let effect = try await Effects(connection: connection, namespace: try config.namespace()).requeue(
                     id, kind: EmailDelivery.kind, by: operatorIdentity())
             else {
                 throw CommandError(
@@ -57,13 +57,13 @@ extension Outbox {
         @Flag(help: "Print the HTML body instead of the text.")
         var html = false
 
-        /// Accepted so one alias (`runner --config ...`) serves every command; not needed here.
+        /// The table's `namespace:` says whose emails these are (default without a table).
         @OptionGroup var config: ConfigOptions
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
             let connection = try await database.connect()
-            guard let effect = try await Effects(connection: connection).effect(id: id, kind: EmailDelivery.kind) else {
+            guard let effect = try await Effects(connection: connection, namespace: try config.namespace()).effect(id: id, kind: EmailDelivery.kind) else {
                 throw CommandError(
                     "there is no email \(id) in the outbox\nhint: runner outbox lists them with their IDs")
             }
@@ -108,7 +108,7 @@ extension Outbox {
         @Flag(help: "Print a JSON array instead of a table.")
         var json = false
 
-        /// Accepted so one alias (`runner --config ...`) serves every command; not needed here.
+        /// The table's `namespace:` says whose emails these are (default without a table).
         @OptionGroup var config: ConfigOptions
         @OptionGroup var database: DatabaseOptions
 
@@ -118,7 +118,7 @@ extension Outbox {
 
         func run() async throws {
             let connection = try await database.connect()
-            let emails = try await Effects(connection: connection).list(
+            let emails = try await Effects(connection: connection, namespace: try config.namespace()).list(
                 kind: EmailDelivery.kind, status: status, limit: limit)
             if json {
                 print(

@@ -32,8 +32,8 @@ struct Pause: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let job = try config.loadJob(named: job)
-        let ledger = Ledger(connection: try await database.connect())
+        let (job, namespace) = try config.loadJobAndNamespace(named: job)
+        let ledger = Ledger(connection: try await database.connect(), namespace: namespace)
         let now = try await ledger.databaseNow()
         var end: Date?
         if let until {
@@ -67,8 +67,8 @@ struct Resume: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let job = try config.loadJob(named: job)
-        let ledger = Ledger(connection: try await database.connect())
+        let (job, namespace) = try config.loadJobAndNamespace(named: job)
+        let ledger = Ledger(connection: try await database.connect(), namespace: namespace)
         if try await ledger.resume(job: job.name, by: operatorIdentity()) {
             print(
                 "\(job.name) is resumed; next at \(job.schedule.next(after: try await ledger.databaseNow()).map { InstantFormat.string($0, in: job.timeZone) } ?? "never")"
@@ -100,24 +100,32 @@ struct Missed: AsyncParsableCommand {
     var json = false
 
     @OptionGroup var config: ConfigOptions
+    @OptionGroup var namespaces: NamespaceOptions
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
         let table = try config.load()
-        if let job { _ = try config.job(named: job, in: table) }
+        let namespace = namespaces.namespace ?? table.namespace
+        let own = namespace == table.namespace && !namespaces.allNamespaces
+        if let job, own { _ = try config.job(named: job, in: table) }
         guard let window = try? DurationParser.parse(since) else {
             throw CommandError("--since \"\(since)\" is not a duration", hint: "write it like 24h or 7d")
         }
-        let ledger = Ledger(connection: try await database.connect())
-        let now = try await ledger.databaseNow()
-        try await database.recordMissedSlots(of: table, ledger: ledger, now: now)
-        let missed = try await ledger.missedSlots(job: job, since: now.addingTimeInterval(-window.timeInterval))
+        let connection = try await database.connect()
+        let now = try await Ledger(connection: connection, namespace: table.namespace).databaseNow()
+        // Only the table's own namespace is looked at first: only its table says what is owed.
+        try await database.recordMissedSlots(
+            of: table, ledger: Ledger(connection: connection, namespace: table.namespace), now: now)
+        let ledger = Ledger(connection: connection, namespace: namespace)
+        let missed = try await ledger.missedSlots(
+            job: job, since: now.addingTimeInterval(-window.timeInterval), allNamespaces: namespaces.allNamespaces)
         if json {
             print(
                 JSONValue.array(
                     missed.map { record in
                         [
-                            "job": .string(record.job), "slot": .string(utc(record.slot)),
+                            "namespace": .string(record.namespace), "job": .string(record.job),
+                            "slot": .string(utc(record.slot)),
                             "run_id": .number(Double(record.id)), "recorded_at": .string(utc(record.startedAt)),
                             "reason": record.error.map(JSONValue.string) ?? .null,
                         ]
@@ -130,15 +138,19 @@ struct Missed: AsyncParsableCommand {
             return
         }
         let zones = Dictionary(table.jobs.map { ($0.name, $0.timeZone) }) { first, _ in first }
+        let all = namespaces.allNamespaces
         print(
             alignedTable(
-                header: ["JOB", "SLOT", "LOCAL", "RECORDED", "WHY"],
+                header: (all ? ["NAMESPACE"] : []) + ["JOB", "SLOT", "LOCAL", "RECORDED", "WHY"],
                 rows: missed.map { record in
-                    [
-                        record.job, utc(record.slot),
-                        zones[record.job].map { InstantFormat.string(record.slot, in: $0) } ?? "-",
-                        utc(record.startedAt), record.error ?? "",
-                    ]
+                    (all ? [record.namespace] : [])
+                        + [
+                            record.job, utc(record.slot),
+                            (record.namespace == table.namespace ? zones[record.job] : nil).map {
+                                InstantFormat.string(record.slot, in: $0)
+                            } ?? "-",
+                            utc(record.startedAt), record.error ?? "",
+                        ]
                 }))
     }
 }

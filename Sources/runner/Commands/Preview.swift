@@ -26,7 +26,7 @@ struct Preview: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let job = try config.loadJob(named: job)
+        let (job, namespace) = try config.loadJobAndNamespace(named: job)
         guard case .agent(let kind, let options) = job.action else {
             throw CommandError("\(job.name) is not a job of an agent that sends email")
         }
@@ -40,11 +40,11 @@ struct Preview: AsyncParsableCommand {
         }
         // So that emails an earlier version recorded under the job's name count as sent.
         let scope = try await EffectScope.adopt(
-            job, kind: kind, product: product, effects: Effects(connection: ledger), logger: database.logger)
+            job, kind: kind, product: product, effects: Effects(connection: ledger, namespace: namespace), logger: database.logger)
         let context = AgentContext(
-            runID: 0, job: job.name, effectsScope: scope, database: product, effects: Effects(connection: ledger),
+            runID: 0, job: job.name, effectsScope: scope, database: product, effects: Effects(connection: ledger, namespace: namespace),
             clients: AgentClients(environment: ProcessInfo.processInfo.environment),
-            now: try await Ledger(connection: ledger).databaseNow(),
+            now: try await Ledger(connection: ledger, namespace: namespace).databaseNow(),
             logger: database.logger, dryRun: true, databaseURL: productURL)
         let emails = try await AgentRegistry.agent(kind, options: options).preview(
             context, user: user, includeRecorded: all)

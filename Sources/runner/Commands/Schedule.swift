@@ -30,6 +30,7 @@ struct ScheduleCommand: AsyncParsableCommand {
 
     @OptionGroup var config: ConfigOptions
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var embedded: EmbeddedOptions
 
     /// The loop wakes at least this often: a clock jump, a reload or a due retry is seen within it.
     static let tickCap: Duration = .seconds(1)
@@ -45,12 +46,15 @@ struct ScheduleCommand: AsyncParsableCommand {
             return address
         }
         let table = try config.load()
+        try embedded.check()
         let (connection, url) = try await database.connectReturningURL()
         let logger = database.logger
-        let ledger = Ledger(connection: connection)
+        let ledger = Ledger(connection: connection, namespace: table.namespace)
         // Lease renewals on a connection of their own: behind a burst of claims on the main one,
         // they would come late and another replica would take the runs for abandoned.
-        let heartbeats = Ledger(connection: try await PostgresConnection.connect(url, applicationName: "runner-leases"))
+        let heartbeats = Ledger(
+            connection: try await PostgresConnection.connect(url, applicationName: "runner-leases"),
+            namespace: table.namespace)
         let executor = RunExecutor(
             ledger: ledger, logger: logger, heartbeatInterval: try Once.heartbeatInterval(), databaseURL: url,
             heartbeats: heartbeats)
@@ -89,6 +93,12 @@ struct ScheduleCommand: AsyncParsableCommand {
             Task {
                 do {
                     let table = try JobTableLoader().load(path: config.path)
+                    guard table.namespace == ledger.namespace else {
+                        logger.error(
+                            "reload refused: the table's namespace changed; restart the scheduler to move it",
+                            metadata: ["namespace": "\(ledger.namespace)", "new_namespace": "\(table.namespace)"])
+                        return
+                    }
                     let now = try await ledger.databaseNow()
                     await scheduler.reload(table.jobs, now: now, retention: table.retention)
                     try await ledger.registerJobs(table.jobs, at: now, wholeTable: true)

@@ -17,34 +17,73 @@ struct Status: AsyncParsableCommand {
     var json = false
 
     @OptionGroup var config: ConfigOptions
+    @OptionGroup var namespaces: NamespaceOptions
     @OptionGroup var database: DatabaseOptions
+
+    /// One row: a job of the table, or (for another namespace) as its table registered it.
+    struct Entry {
+        let namespace: String
+        let name: String
+        let schedule: String
+        let zoneName: String
+        let zone: TimeZone
+        let next: Date?
+    }
 
     func run() async throws {
         let table = try config.load()
         let connection = try await database.connect()
-        let ledger = Ledger(connection: connection)
-        try await ledger.markAbandoned()
-        let now = try await ledger.databaseNow()
+        let own = Ledger(connection: connection, namespace: table.namespace)
+        try await own.markAbandoned()
+        let now = try await own.databaseNow()
         let nextFires = table.jobs.map { $0.schedule.next(after: now) }
-        try await ledger.registerJobs(
+        try await own.registerJobs(
             zip(table.jobs, nextFires).map { ($0.name, $0.schedule.text, $0.timeZoneName, $1) })
-        let names = table.jobs.map(\.name)
-        try await database.recordMissedSlots(of: table, ledger: ledger, now: now)
-        let summaries = try await ledger.summaries(jobs: names)
-        let pauses = try await ledger.activePauses(jobs: names)
-        let streaks = try await ledger.failureStreaks(jobs: names)
-        let notices = try await ledger.lastNotifications(jobs: names)
-        var latestMissed: [String: Date] = [:]
-        for record in try await ledger.missedSlots(job: nil, since: now.addingTimeInterval(-7 * 86_400)) {
-            latestMissed[record.job] = max(latestMissed[record.job] ?? record.slot, record.slot)
+        try await database.recordMissedSlots(of: table, ledger: own, now: now)
+        let all = namespaces.allNamespaces
+        var entries: [Entry]
+        if !all, (namespaces.namespace ?? table.namespace) == table.namespace {
+            entries = zip(table.jobs, nextFires).map { job, next in
+                Entry(
+                    namespace: table.namespace, name: job.name, schedule: job.schedule.text,
+                    zoneName: job.timeZoneName, zone: job.timeZone, next: next)
+            }
+        } else {
+            // Another namespace's table is not here: its jobs as that table registered them.
+            let other = own.within(namespaces.namespace ?? table.namespace)
+            entries = try await other.registrations(allNamespaces: all).map { job in
+                Entry(
+                    namespace: job.namespace, name: job.name, schedule: job.schedule, zoneName: job.timeZone,
+                    zone: TimeZone(identifier: job.timeZone) ?? TimeZone(identifier: "UTC")!, next: job.nextSlot)
+            }
+        }
+        var summaries: [String: [String: Ledger.JobSummary]] = [:]
+        var pauses: [String: [String: Ledger.Pause]] = [:]
+        var streaks: [String: [String: Int]] = [:]
+        var notices: [String: [String: (at: Date, event: String)]] = [:]
+        var latestMissed: [String: [String: Date]] = [:]
+        for namespace in Set(entries.map(\.namespace)).sorted() {
+            let ledger = own.within(namespace)
+            let names = entries.filter { $0.namespace == namespace }.map(\.name)
+            summaries[namespace] = try await ledger.summaries(jobs: names)
+            pauses[namespace] = try await ledger.activePauses(jobs: names)
+            streaks[namespace] = try await ledger.failureStreaks(jobs: names)
+            notices[namespace] = try await ledger.lastNotifications(jobs: names)
+            for record in try await ledger.missedSlots(job: nil, since: now.addingTimeInterval(-7 * 86_400)) {
+                latestMissed[namespace, default: [:]][record.job] = max(
+                    latestMissed[namespace]?[record.job] ?? record.slot, record.slot)
+            }
         }
         if json {
-            let items = zip(table.jobs, nextFires).map { job, next -> JSONValue in
-                let summary = summaries[job.name]
+            let items = entries.map { job -> JSONValue in
+                let summary = summaries[job.namespace]?[job.name]
+                let pause = pauses[job.namespace]?[job.name]
+                let notice = notices[job.namespace]?[job.name]
                 return [
-                    "job": .string(job.name), "schedule": .string(job.schedule.text),
-                    "timezone": .string(job.timeZoneName),
-                    "next_fire": next.map { .string(InstantFormat.string($0, in: job.timeZone)) } ?? .null,
+                    "namespace": .string(job.namespace),
+                    "job": .string(job.name), "schedule": .string(job.schedule),
+                    "timezone": .string(job.zoneName),
+                    "next_fire": job.next.map { .string(InstantFormat.string($0, in: job.zone)) } ?? .null,
                     "last_run_id": summary?.lastRunID.map { .number(Double($0)) } ?? .null,
                     "last_status": summary?.lastStatus.map { .string($0.rawValue) } ?? .null,
                     "last_started_at": summary?.lastStartedAt.map { .string(utc($0)) } ?? .null,
@@ -53,16 +92,16 @@ struct Status: AsyncParsableCommand {
                     "missed_7d": .number(Double(summary?.missed7d ?? 0)),
                     "last_skipped_at": summary?.lastSkippedAt.map { .string(utc($0)) } ?? .null,
                     "last_skip_reason": summary?.lastSkipReason.map(JSONValue.string) ?? .null,
-                    "latest_missed": latestMissed[job.name].map { .string(utc($0)) } ?? .null,
-                    "failure_streak": .number(Double(streaks[job.name] ?? 0)),
-                    "paused": pauses[job.name].map { pause -> JSONValue in
+                    "latest_missed": latestMissed[job.namespace]?[job.name].map { .string(utc($0)) } ?? .null,
+                    "failure_streak": .number(Double(streaks[job.namespace]?[job.name] ?? 0)),
+                    "paused": pause.map { pause -> JSONValue in
                         [
                             "since": .string(utc(pause.pausedAt)),
                             "until": pause.until.map { .string(utc($0)) } ?? .null,
                             "reason": pause.reason.map(JSONValue.string) ?? .null, "by": .string(pause.pausedBy),
                         ]
                     } ?? .null,
-                    "last_notification": notices[job.name].map { notice -> JSONValue in
+                    "last_notification": notice.map { notice -> JSONValue in
                         ["at": .string(utc(notice.at)), "event": .string(notice.event)]
                     } ?? .null,
                 ]
@@ -70,24 +109,30 @@ struct Status: AsyncParsableCommand {
             print(JSONValue.array(items).text)
             return
         }
-        let rows = zip(table.jobs, nextFires).map { job, next -> [String] in
-            let summary = summaries[job.name]
-            return [
-                job.name, job.schedule.text, job.timeZoneName,
-                next.map { InstantFormat.string($0, in: job.timeZone) } ?? "never",
-                summary?.lastStartedAt.map(utc) ?? "-", summary?.lastStatus?.rawValue ?? "-",
-                summary?.lastSuccessAt.map(utc) ?? "-",
-                summary?.successRate7d.map { String(format: "%.0f%%", $0 * 100) } ?? "-",
-                String(streaks[job.name] ?? 0),
-                (summary?.missed7d ?? 0) == 0
-                    ? "0" : "\(summary?.missed7d ?? 0) (latest \(latestMissed[job.name].map(utc) ?? "-"))",
-                pauses[job.name].map { pause in pause.until.map { "until \(utc($0))" } ?? "yes" } ?? "-",
-                notices[job.name].map { "\($0.event) \(utc($0.at))" } ?? "-",
-            ]
+        let rows = entries.map { job -> [String] in
+            let summary = summaries[job.namespace]?[job.name]
+            let missed = summary?.missed7d ?? 0
+            let latest = latestMissed[job.namespace]?[job.name].map(utc) ?? "-"
+            let pause = pauses[job.namespace]?[job.name]
+            let notice = notices[job.namespace]?[job.name]
+            var row: [String] = all ? [job.namespace] : []
+            row.append(job.name)
+            row.append(job.schedule)
+            row.append(job.zoneName)
+            row.append(job.next.map { InstantFormat.string($0, in: job.zone) } ?? "never")
+            row.append(summary?.lastStartedAt.map(utc) ?? "-")
+            row.append(summary?.lastStatus?.rawValue ?? "-")
+            row.append(summary?.lastSuccessAt.map(utc) ?? "-")
+            row.append(summary?.successRate7d.map { String(format: "%.0f%%", $0 * 100) } ?? "-")
+            row.append(String(streaks[job.namespace]?[job.name] ?? 0))
+            row.append(missed == 0 ? "0" : "\(missed) (latest \(latest))")
+            row.append(pause.map { pause in pause.until.map { "until \(utc($0))" } ?? "yes" } ?? "-")
+            row.append(notice.map { "\($0.event) \(utc($0.at))" } ?? "-")
+            return row
         }
         print(
             alignedTable(
-                header: [
+                header: (all ? ["NAMESPACE"] : []) + [
                     "JOB", "SCHEDULE", "ZONE", "NEXT", "LAST RUN", "STATUS", "LAST SUCCESS", "7D OK", "FAILING",
                     "MISSED 7D", "PAUSED", "LAST NOTICE",
                 ],

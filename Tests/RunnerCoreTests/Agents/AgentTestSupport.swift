@@ -36,8 +36,8 @@ struct ZoarkDatabase {
     func newRun(_ job: String) async throws -> Int64 {
         try await connection.query(
             """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
-            VALUES ($1, now(), gen_random_uuid()::text, 'manual', 'running', 'test', 30) RETURNING id
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
+            VALUES ('default', $1, now(), gen_random_uuid()::text, 'manual', 'running', 'test', 30) RETURNING id
             """, [PostgresValue(job)]
         ).first?.int64("id") ?? 0
     }

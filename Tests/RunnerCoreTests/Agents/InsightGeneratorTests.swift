@@ -130,9 +130,9 @@ struct InsightGeneratorTests {
         let crashed = try await database.newRun("i")
         try await database.connection.query(
             """
-            INSERT INTO runner.effects (kind, key, run_id, status, target, created_at) VALUES
-                ('insight', $1, $3::bigint, 'pending', 'insights', now() - interval '11 minutes'),
-                ('insight', $2, $3::bigint, 'pending', 'insights', now() - interval '1 minute')
+            INSERT INTO runner.effects (namespace, kind, key, run_id, status, target, created_at) VALUES
+                ('default', 'insight', $1, $3::bigint, 'pending', 'insights', now() - interval '11 minutes'),
+                ('default', 'insight', $2, $3::bigint, 'pending', 'insights', now() - interval '1 minute')
             """,
             [
                 PostgresValue(InsightHistory.key(scope: "deal-insights", deal: stale.0, type: stale.1, after: nil)),
@@ -188,8 +188,8 @@ struct InsightGeneratorTests {
                     let runID =
                         try await connection.query(
                             """
-                            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
-                            VALUES ('deal-insights', now(), 'c\(index)', 'manual', 'running', 'test', 30) RETURNING id
+                            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
+                            VALUES ('default', 'deal-insights', now(), 'c\(index)', 'manual', 'running', 'test', 30) RETURNING id
                             """
                         ).first?.int64("id") ?? 0
                     return try await InsightGenerator(options: .init(AgentOptions(["page_size": .integer(5)]))).run(

@@ -20,11 +20,12 @@ struct EmbeddedDefaultTests {
         }
         // Stopped whether the test passed or threw, awaited: an async defer.
         try await withCleanup {
-            let once = try await runner("once", "hello")
+            let once = try await runner("once", "hello", "--embedded")
             #expect(once.status == 0, "\(once.stderr)")
             #expect(once.stdout.hasPrefix("run 1 of hello succeeded"))
             let notices = once.stderr.split(separator: "\n").filter { $0.contains("DATABASE_URL is not set") }
             #expect(notices.count == 1)
+            environment["RUNNER_EMBEDDED"] = "1"
             #expect(try await runner("once", "hello").stdout.contains("already ran"))
             #expect(try await runner("history").stdout.contains("hello"))
 
@@ -42,5 +43,31 @@ struct EmbeddedDefaultTests {
         } cleanup: {
             _ = try? await RunnerProcess.run(["db", "stop"], environment: environment, currentDirectory: directory.url)
         }
+    }
+
+    /// A platform with DATABASE_URL forgotten: no terminal on stdin, no opt-in. Each of the
+    /// commands a platform runs stops at once with exit 2, says what is missing, and creates no
+    /// cluster (a ledger that would die with the container).
+    @Test("with no DATABASE_URL and no terminal, once, schedule, backfill and migrate exit 2 and start nothing")
+    func refusedWithoutTerminal() async throws {
+        let directory = try TemporaryDirectory()
+        let config = try directory.write(
+            "jobs.yaml", "jobs:\n  hello: {command: [\"echo\", \"hi\"], schedule: \"* * * * *\"}\n")
+        let environment = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": directory.url.path,
+            "RUNNER_CONFIG": config.path,
+        ]
+        for arguments in [
+            ["once", "hello"], ["schedule"], ["migrate"],
+            ["backfill", "hello", "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T00:05:00Z"],
+        ] {
+            let result = try await RunnerProcess.run(
+                arguments, environment: environment, currentDirectory: directory.url, clearEnvironment: true)
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.hasPrefix("error: DATABASE_URL is not set"), "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains("--embedded"), "\(arguments)")
+            #expect(result.stdout.isEmpty, "\(arguments)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory.url.appendingPathComponent(".runner").path))
     }
 }

@@ -203,8 +203,8 @@ struct FaultTests {
         let slot = try #require(schedule.previous(atOrBefore: Date(), within: .seconds(400 * 86_400)))
         try await setup.connection.query(
             """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, started_at, heartbeat_at)
-            VALUES ('yearly', $1::timestamptz, $2, 'once', 'running', 'gone:1', 30, now() - interval '2 hours', now() - interval '1 hour')
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds, started_at, heartbeat_at)
+            VALUES ('default', 'yearly', $1::timestamptz, $2, 'once', 'running', 'gone:1', 30, now() - interval '2 hours', now() - interval '1 hour')
             """, [.timestamp(slot), PostgresValue(Ledger.slotKey(for: slot))])
         let result = try await setup.runner("once", "yearly")
         #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
@@ -483,8 +483,8 @@ struct FaultTests {
             jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"0 0 1 1 *\", catchup: 400d, overlap: skip}\n")
         try await setup.connection.query(
             """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, dry_run, claimed_by, lease_seconds)
-            VALUES ('job', now(), 'other:' || gen_random_uuid(), $1, 'running', $2::boolean, 'elsewhere:1', 30)
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, dry_run, claimed_by, lease_seconds)
+            VALUES ('default', 'job', now(), 'other:' || gen_random_uuid(), $1, 'running', $2::boolean, 'elsewhere:1', 30)
             """, [PostgresValue(trigger), PostgresValue(dryRun)])
         let result = try await setup.runner("once", "job")
         #expect(result.status == 0, "\(result.stderr)")

@@ -124,8 +124,8 @@ struct NotifyCommandTests {
         try await setup.connection.execute(
             """
             UPDATE runner.jobs SET defined_at = now() - interval '1 hour' WHERE name = 'tick';
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at, duration_ms)
-            SELECT 'tick', s, to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'once', 'succeeded', 't', 30, s, 1
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at, duration_ms)
+            SELECT 'default', 'tick', s, to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'once', 'succeeded', 't', 30, s, 1
             FROM (SELECT to_timestamp(floor(extract(epoch FROM now()) / 300) * 300 - 1800) AS s) AS slot
             """)
         let missed = try await setup.runner("missed", "--job", "tick", "--json")

@@ -536,8 +536,8 @@ struct OnceCommandTests {
             "abandonedcli", jobs: "jobs:\n  job:\n    command: [\"true\"]\n    schedule: \"@every 1h\"\n")
         try await setup.connection.execute(
             """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, started_at, heartbeat_at)
-            VALUES ('job', now() - interval '3 hours', 'old', 'once', 'running', 'gone-host:42', 30,
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds, started_at, heartbeat_at)
+            VALUES ('default', 'job', now() - interval '3 hours', 'old', 'once', 'running', 'gone-host:42', 30,
                     now() - interval '3 hours', now() - interval '2 hours')
             """)
         let status = try await setup.runner("status", "--json")

@@ -72,9 +72,9 @@ struct RetryRowTests {
         // Two minutes ago a slot failed, its retry due; nobody ran it before the next slots began.
         try await setup.connection.execute(
             """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
                                      started_at, finished_at, duration_ms, retry_at)
-            SELECT 'minutely', s, to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'once', 1, 'failed',
+            SELECT 'default', 'minutely', s, to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'once', 1, 'failed',
                    'gone:1', 30, s, s + interval '12 s', 12000, s + interval '28 s'
             FROM (SELECT date_trunc('minute', now()) - interval '2 minutes' AS s) slot
             """)
@@ -104,13 +104,13 @@ struct RetryRowTests {
         let slot = try await Self.hourSlot(setup.connection)
         try await setup.connection.execute(
             """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
                                      started_at, finished_at, duration_ms, retry_at)
-            VALUES ('hourly', date_trunc('hour', now()), \(Self.hourSlotSQL), 'once', 1, 'failed', 'gone:1', 30,
+            VALUES ('default', 'hourly', date_trunc('hour', now()), \(Self.hourSlotSQL), 'once', 1, 'failed', 'gone:1', 30,
                     now() - interval '1 minute', now() - interval '50 s', 10000, now() - interval '1 s');
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
                                      started_at, heartbeat_at)
-            VALUES ('hourly', now(), 'live', 'once', 1, 'running', 'busy:2', 3600, now(), now());
+            VALUES ('default', 'hourly', now(), 'live', 'once', 1, 'running', 'busy:2', 3600, now(), now());
             """)
         let result = try await setup.runner("once", "hourly")
         guard try await Self.hourSlot(setup.connection) == slot else { return }  // an hour boundary passed
@@ -139,9 +139,9 @@ struct RetryRowTests {
         let finished = status == "running" ? "NULL" : "now() - interval '50 s'"
         try await setup.connection.execute(
             """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
                                      started_at, heartbeat_at, finished_at, duration_ms, retry_at)
-            VALUES ('\(job)', \(yearSlot), \(slotKey), \(attempt == 1 ? "'once'" : "'retry'"), \(attempt), '\(status)',
+            VALUES ('default', '\(job)', \(yearSlot), \(slotKey), \(attempt == 1 ? "'once'" : "'retry'"), \(attempt), '\(status)',
                     'gone:1', 30, now() - interval '1 minute', \(heartbeat), \(finished),
                     \(status == "running" ? "NULL" : "10000"), \(retryDue ?? "NULL"))
             """)

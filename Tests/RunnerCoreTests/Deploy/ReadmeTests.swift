@@ -64,23 +64,23 @@ struct ReadmeTests {
         // A failure, a success, a skip and a miss today; a sent email and a draft; a metric.
         try await connection.execute(
             """
-            INSERT INTO runner.jobs (name, schedule, timezone) VALUES ('stuck-tasks', '*/30 * * * *', 'UTC');
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+            INSERT INTO runner.jobs (namespace, name, schedule, timezone) VALUES ('default', 'stuck-tasks', '*/30 * * * *', 'UTC');
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
                                      started_at, finished_at, duration_ms, outcome, error)
             VALUES
-              ('stuck-tasks', now() - interval '2 hours', 'a', 'once', 1, 'failed', 'h:1', 30, now() - interval '2 hours',
+              ('default', 'stuck-tasks', now() - interval '2 hours', 'a', 'once', 1, 'failed', 'h:1', 30, now() - interval '2 hours',
                now() - interval '2 hours', 120, NULL, 'exit code 1'),
-              ('stuck-tasks', now() - interval '90 minutes', 'b', 'once', 1, 'succeeded', 'h:1', 30,
+              ('default', 'stuck-tasks', now() - interval '90 minutes', 'b', 'once', 1, 'succeeded', 'h:1', 30,
                now() - interval '90 minutes', now() - interval '90 minutes', 80, NULL, NULL),
-              ('stuck-tasks', now() - interval '1 hour', 'c', 'once', 1, 'skipped', 'h:1', 30, now() - interval '1 hour',
+              ('default', 'stuck-tasks', now() - interval '1 hour', 'c', 'once', 1, 'skipped', 'h:1', 30, now() - interval '1 hour',
                now() - interval '1 hour', 0, '{"skipped_because": "run 2 is still running"}', NULL),
-              ('stuck-tasks', now() - interval '3 hours', 'd', 'once', 1, 'missed', 'h:1', 30, now() - interval '30 minutes',
+              ('default', 'stuck-tasks', now() - interval '3 hours', 'd', 'once', 1, 'missed', 'h:1', 30, now() - interval '30 minutes',
                now() - interval '30 minutes', 0, NULL, 'missed: later than its catchup');
-            INSERT INTO runner.effects (kind, key, status, target, payload, created_at, done_at)
-            VALUES ('email', 'k1', 'sent', 'a@example.com', '{}', now(), now()),
-                   ('email', 'k2', 'draft', 'b@example.com', '{}', now(), now());
-            INSERT INTO runner.metrics (run_id, job, name, value, unit)
-            SELECT id, job, 'duration_ms', duration_ms, 'ms' FROM runner.runs WHERE status = 'succeeded';
+            INSERT INTO runner.effects (namespace, kind, key, status, target, payload, created_at, done_at)
+            VALUES ('default', 'email', 'k1', 'sent', 'a@example.com', '{}', now(), now()),
+                   ('default', 'email', 'k2', 'draft', 'b@example.com', '{}', now(), now());
+            INSERT INTO runner.metrics (namespace, run_id, job, name, value, unit)
+            SELECT 'default', id, job, 'duration_ms', duration_ms, 'ms' FROM runner.runs WHERE status = 'succeeded';
             """)
         for query in queries {
             let rows = try await connection.query(query)

@@ -174,7 +174,7 @@ struct JobTableTests {
         ),
         (
             "unknown top-level key", "jobz: 1\njobs:\n  a: {command: [x], schedule: \"@daily\"}\n", 1, 1,
-            "unknown key \"jobz\" in the top level (expected one of defaults, jobs)"
+            "unknown key \"jobz\" in the top level (expected one of namespace, defaults, jobs)"
         ),
         (
             "unknown defaults key", "defaults:\n  timezon: UTC\njobs:\n  a: {command: [x], schedule: \"@daily\"}\n", 2,

@@ -11,32 +11,32 @@ struct RetentionTests {
     static func seed(_ connection: PostgresConnection) async throws {
         try await connection.execute(
             """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
                                      started_at, heartbeat_at, finished_at)
-            SELECT 'a', t, 'a-failed-' || n, 'once', 1, 'failed', 'h:1', 30, t, t, t
+            SELECT 'default', 'a', t, 'a-failed-' || n, 'once', 1, 'failed', 'h:1', 30, t, t, t
             FROM generate_series(1, 25) AS n, LATERAL (SELECT now() - interval '100 days' - n * interval '1 hour') AS s(t)
             UNION ALL
-            SELECT 'a', t, 'a-old-' || n, 'once', 1, 'succeeded', 'h:1', 30, t, t, t
+            SELECT 'default', 'a', t, 'a-old-' || n, 'once', 1, 'succeeded', 'h:1', 30, t, t, t
             FROM generate_series(1, 5) AS n, LATERAL (SELECT now() - interval '95 days' - n * interval '1 hour') AS s(t)
             UNION ALL
-            SELECT 'a', t, 'a-new-' || n, 'once', 1, 'succeeded', 'h:1', 30, t, t, t
+            SELECT 'default', 'a', t, 'a-new-' || n, 'once', 1, 'succeeded', 'h:1', 30, t, t, t
             FROM generate_series(1, 3) AS n, LATERAL (SELECT now() - n * interval '1 hour') AS s(t)
             UNION ALL
-            SELECT 'a', now() - interval '100 days', 'a-running', 'once', 1, 'running', 'h:1', 30,
+            SELECT 'default', 'a', now() - interval '100 days', 'a-running', 'once', 1, 'running', 'h:1', 30,
                    now() - interval '100 days', now() - interval '100 days', NULL
             UNION ALL
-            SELECT 'b', t, 'b-failed-' || n, 'once', 1, 'timed_out', 'h:1', 30, t, t, t
+            SELECT 'default', 'b', t, 'b-failed-' || n, 'once', 1, 'timed_out', 'h:1', 30, t, t, t
             FROM generate_series(1, 2) AS n, LATERAL (SELECT now() - interval '300 days' - n * interval '1 hour') AS s(t);
 
-            INSERT INTO runner.metrics (run_id, job, name, value, recorded_at)
-            SELECT NULL::bigint, 'a', 'm', n, now() - interval '40 days' FROM generate_series(1, 10) AS n
-            UNION ALL SELECT NULL, 'a', 'm', n, now() - interval '1 day' FROM generate_series(1, 5) AS n;
+            INSERT INTO runner.metrics (namespace, run_id, job, name, value, recorded_at)
+            SELECT 'default', NULL::bigint, 'a', 'm', n, now() - interval '40 days' FROM generate_series(1, 10) AS n
+            UNION ALL SELECT 'default', NULL, 'a', 'm', n, now() - interval '1 day' FROM generate_series(1, 5) AS n;
 
-            INSERT INTO runner.effects (kind, key, status, created_at, done_at)
-            SELECT 'email', 'old-sent-' || n, 'sent', now() - interval '200 days', now() - interval '200 days'
+            INSERT INTO runner.effects (namespace, kind, key, status, created_at, done_at)
+            SELECT 'default', 'email', 'old-sent-' || n, 'sent', now() - interval '200 days', now() - interval '200 days'
             FROM generate_series(1, 3) AS n
-            UNION ALL SELECT 'email', 'old-pending', 'pending', now() - interval '200 days', NULL
-            UNION ALL SELECT 'email', 'new-sent-' || n, 'sent', now() - interval '2 days', now() - interval '2 days'
+            UNION ALL SELECT 'default', 'email', 'old-pending', 'pending', now() - interval '200 days', NULL
+            UNION ALL SELECT 'default', 'email', 'new-sent-' || n, 'sent', now() - interval '2 days', now() - interval '2 days'
             FROM generate_series(1, 2) AS n;
             """)
     }

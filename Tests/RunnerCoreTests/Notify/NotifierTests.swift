@@ -139,8 +139,8 @@ struct NotifierTests {
             let id = try #require(
                 try await setup.connection.query(
                     """
-                    INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at, duration_ms)
-                    VALUES ('half', $1::timestamptz, $2, 'once', $3, 't', 30, $1::timestamptz, 5) RETURNING id
+                    INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at, duration_ms)
+                    VALUES ('default', 'half', $1::timestamptz, $2, 'once', $3, 't', 30, $1::timestamptz, 5) RETURNING id
                     """,
                     [
                         .timestamp(Self.at("2026-05-01T\(slot):00Z")), PostgresValue("2026-05-01T\(slot):00Z"),
@@ -179,8 +179,8 @@ struct NotifierTests {
             let id = try #require(
                 try await setup.connection.query(
                     """
-                    INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at, duration_ms)
-                    VALUES ('half', $1::timestamptz, $2, 'once', $3, 't', 30, $1::timestamptz, 5) RETURNING id
+                    INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at, duration_ms)
+                    VALUES ('default', 'half', $1::timestamptz, $2, 'once', $3, 't', 30, $1::timestamptz, 5) RETURNING id
                     """,
                     [
                         .timestamp(Self.at("2026-05-01T\(slot):00Z")), PostgresValue("2026-05-01T\(slot):00Z"),
@@ -286,8 +286,8 @@ struct NotifierTests {
         // Paused from 10:15 to 11:45: 10:30, 11:00 and 11:30 are the pause's; 12:00 and 12:30 missed.
         try await setup.connection.execute(
             """
-            INSERT INTO runner.pauses (job, paused_at, reason, paused_by, resumed_at)
-            VALUES ('halfhourly', '2026-05-01T10:15:00Z', 'maintenance', 'test', '2026-05-01T11:45:00Z')
+            INSERT INTO runner.pauses (namespace, job, paused_at, reason, paused_by, resumed_at)
+            VALUES ('default', 'halfhourly', '2026-05-01T10:15:00Z', 'maintenance', 'test', '2026-05-01T11:45:00Z')
             """)
         _ = try await setup.once("halfhourly", at: Self.at("2026-05-01T13:05:00Z"))
         let rows = try await setup.connection.query(

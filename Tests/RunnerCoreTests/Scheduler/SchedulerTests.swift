@@ -252,11 +252,11 @@ struct SchedulerTests {
         let (sweeper, ledger, _) = try await Self.scheduler("schedsweep", jobs: tight, now: now)
         try await ledger.execute(
             """
-            INSERT INTO runner.runs (job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
                                      started_at, heartbeat_at, finished_at, retry_at)
-            VALUES ('dead', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'once', 1, 'failed', 'other:1', 30,
+            VALUES ('default', 'dead', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'once', 1, 'failed', 'other:1', 30,
                     now() - interval '2 hours', now() - interval '2 hours', now() - interval '2 hours', now() - interval '1 hour'),
-                   ('gone', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'once', 1, 'running', 'other:2', 30,
+                   ('default', 'gone', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'once', 1, 'running', 'other:2', 30,
                     now() - interval '2 hours', now() - interval '1 hour', NULL, NULL)
             """)
         let swept = await sweeper.tick(now: now)

@@ -28,6 +28,8 @@ struct RunnerProcess {
             process.executableURL = executable
             process.arguments = arguments
         }
+        // As on a platform: no terminal on stdin, whatever the test runner was started from.
+        process.standardInput = FileHandle.nullDevice
         return process
     }
 

@@ -148,7 +148,7 @@ struct InsightWriter: Sendable {
             rows.append(candidate, candidate.anomalies.map { Insight.fromRule($0, deal: candidate.deal) })
         }
         do {
-            let (claimed, written) = try await Effects.claimAndWrite(
+            let (claimed, written) = try await context.effects.claimAndWrite(
                 InsightGenerator.effectKind, runID: context.runID, input: Self.input(from: 3),
                 write: { claimed in
                     guard let claimed else { return Self.insertInput }
