@@ -14,9 +14,8 @@ struct MigrationBench {
     static func main() async throws {
         let runs = Int(ProcessInfo.processInfo.environment["RUNS"] ?? "") ?? 1_000_000
         let server = try await BenchmarkDatabase.fromArguments()
-        let (name, _, connection) = try await server.fresh("migration_bench")
-        let before = Migration.all.filter { $0.version < 12 }
-        _ = try await Migrator(connection: connection, migrations: before).migrate()
+        let (name, _, connection) = try await server.fresh(
+            "migration_bench", migrations: Migration.all.filter { $0.version < 12 })
         let clock = ContinuousClock()
         var began = clock.now
         try await connection.execute(
@@ -51,7 +50,7 @@ struct MigrationBench {
         benchmarkCheck(kept == runs, "runs kept in default: \(kept) of \(runs)")
         benchmarkCheck(others == 0, "rows outside default: \(others)")
         let pending = try await count("SELECT count(*) AS n FROM runner.effects WHERE status = 'pending'")
-        benchmarkCheck(pending == runs / 1000, "pending effects kept: \(pending)")
+        benchmarkCheck(pending == runs / 100, "pending effects kept: \(pending)")
         // A claim on the migrated ledger, in a namespace of its own and in default.
         for namespace in ["default", "sales"] {
             let ledger = Ledger(connection: connection, namespace: namespace)

@@ -19,15 +19,16 @@ public struct BenchmarkDatabase: Sendable {
         return BenchmarkDatabase(base: base, admin: try await PostgresConnection.connect(base))
     }
 
-    /// A new database with the runner schema migrated: its name, connection string and a connection.
-    public func fresh(_ prefix: String) async throws -> (
+    /// A new database with the runner schema migrated (by `migrations`, default all): its name,
+    /// connection string and a connection.
+    public func fresh(_ prefix: String, migrations: [Migration] = Migration.all) async throws -> (
         name: String, url: ConnectionString, connection: PostgresConnection
     ) {
         let name = "\(prefix)_\(UInt32.random(in: 0...UInt32.max))"
         try await admin.execute("CREATE DATABASE \(name)")
         let url = base.replacingDatabase(with: name)
         let connection = try await PostgresConnection.connect(url)
-        _ = try await Migrator(connection: connection).migrate()
+        _ = try await Migrator(connection: connection, migrations: migrations).migrate()
         return (name, url, connection)
     }
 

@@ -33,7 +33,7 @@ public final class SchedulerMetrics: SchedulerEvents {
                 name: "runner_paused_slots_total", labels: [("job", fire.job)],
                 help: "Slots recorded skipped because the job is paused (runner pause)."
             ).increment()
-        case .alreadyClaimed, .missed, .noSlot:
+        case .alreadyClaimed, .missed, .noSlot, .beforeDefinition:
             break
         }
     }

@@ -52,6 +52,9 @@ extension Ledger {
         public var last: Date?
         /// When the job's schedule or zone took its present form: it owes no slot before that.
         public var definedAt: Date?
+        /// Every slot up to this instant has a row or is owed nothing: the missed-slot check goes
+        /// on from here (nil: never checked).
+        public var checkedThrough: Date?
         /// Its pauses, oldest first: from, and until (nil: still paused).
         public var pauses: [Interval] = []
 
@@ -78,6 +81,7 @@ extension Ledger {
                     ORDER BY slot DESC LIMIT 1) AS last_slot,
                    (SELECT nullif(defined_at, '-infinity') FROM runner.jobs WHERE namespace = $2 AND name = j.name)
                        AS defined_at,
+                   (SELECT checked_through FROM runner.jobs WHERE namespace = $2 AND name = j.name) AS checked_through,
                    (SELECT array_agg(extract(epoch FROM p.paused_at)::text || '/'
                                      || coalesce(extract(epoch FROM least(p.resumed_at, p.until))::text, '')
                                      ORDER BY p.paused_at)
@@ -91,6 +95,7 @@ extension Ledger {
             guard let name = try row.string("name") else { continue }
             var history = SlotHistory(first: try row.date("first_slot"), last: try row.date("last_slot"))
             history.definedAt = try row.date("defined_at")
+            history.checkedThrough = try row.date("checked_through")
             for text in (try row.stringArray("pauses") ?? []).compactMap({ $0 }) {
                 let parts = text.split(separator: "/", omittingEmptySubsequences: false)
                 guard parts.count == 2, let from = Double(parts[0]) else { continue }
@@ -102,6 +107,50 @@ extension Ledger {
             result[name] = history
         }
         return result
+    }
+
+    /// A span of one job's slots: after `after`, up to and including `through`.
+    public struct Span: Sendable, Equatable {
+        public let job: String
+        public let after: Date
+        public let through: Date
+
+        public init(job: String, after: Date, through: Date) {
+            (self.job, self.after, self.through) = (job, after, through)
+        }
+    }
+
+    /// The slots that have a scheduled row (any attempt, any status), per job, within each span:
+    /// one statement for every job, an index range scan each.
+    public func scheduledSlots(in spans: [Span]) async throws -> [String: Set<Date>] {
+        guard !spans.isEmpty else { return [:] }
+        var result: [String: Set<Date>] = [:]
+        for row in try await connection.query(
+            """
+            SELECT DISTINCT s.job, r.slot
+            FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS s(job, after, through)
+            JOIN runner.runs r
+              ON r.namespace = $4 AND r.job = s.job AND r.slot > s.after AND r.slot <= s.through
+             AND \(Self.scheduledOnly.replacingOccurrences(of: "slot_key", with: "r.slot_key"))
+            """,
+            [.array(spans.map(\.job)), .timestamps(spans.map(\.after)), .timestamps(spans.map(\.through)), ns])
+        {
+            if let job = try row.string("job"), let slot = try row.date("slot") { result[job, default: []].insert(slot) }
+        }
+        return result
+    }
+
+    /// Moves each job's checked-through mark forward to its instant (never back).
+    public func markChecked(_ marks: [String: Date]) async throws {
+        guard !marks.isEmpty else { return }
+        let pairs = marks.sorted { $0.key < $1.key }
+        try await connection.query(
+            """
+            UPDATE runner.jobs j SET checked_through = m.through
+            FROM unnest($1::text[], $2::timestamptz[]) AS m(name, through)
+            WHERE j.namespace = $3 AND j.name = m.name
+              AND (j.checked_through IS NULL OR j.checked_through < m.through)
+            """, [.array(pairs.map(\.key)), .timestamps(pairs.map(\.value)), ns])
     }
 
     /// A job's pause as `runner status` shows it.

@@ -301,6 +301,25 @@ public struct Ledger: Sendable {
         try await recordPassed(slots, trigger: trigger, status: .skipped, reason: reason)
     }
 
+    /// Records slots that a catch-up's run served as `skipped` (reason coalesced): a stall or
+    /// restart within catchup runs the latest slot once, and the ones before it are neither run
+    /// late nor missed.
+    @discardableResult
+    public func recordCoalesced(_ slots: [String: [Date]], servedBy: [String: Date], trigger: RunTrigger) async throws
+        -> [WrittenSlot]
+    {
+        var written: [WrittenSlot] = []
+        // One statement per slot that served them (usually one per job), so each row says which.
+        let groups = Dictionary(grouping: slots.keys) { servedBy[$0].map(Self.slotKey(for:)) ?? "" }
+        for (served, jobs) in groups.sorted(by: { $0.key < $1.key }) {
+            let subset = Dictionary(uniqueKeysWithValues: jobs.map { ($0, slots[$0] ?? []) })
+            written += try await recordPassed(
+                subset, trigger: trigger, status: .skipped,
+                reason: "coalesced: served by slot \(served), run as a catch-up")
+        }
+        return written
+    }
+
     private func recordPassed(_ slots: [String: [Date]], trigger: RunTrigger, status: RunStatus, reason: String)
         async throws -> [WrittenSlot]
     {

@@ -75,7 +75,7 @@ public struct Backfill: Sendable {
             case .ran(let record, _): step = .ran(record)
             case .alreadyClaimed(let record): step = .alreadyRan(record)
             case .skipped(let runID, let liveRunID, _): step = .skipped(runID: runID, liveRunID: liveRunID)
-            case .missed, .noSlot, .paused: continue  // runSlot claims a backfill's slot: none of these happen
+            case .missed, .noSlot, .paused, .beforeDefinition: continue  // runSlot claims a backfill's slot: none of these happen
             }
             report(slot, step)
             steps.append(step)

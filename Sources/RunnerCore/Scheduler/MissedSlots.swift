@@ -1,28 +1,81 @@
 import Foundation
 
-/// The dead man's switch: slots that should have run and did not. A slot is missed when its
-/// catchup has passed and it has no row, counting from the job's first scheduled run (a job new
-/// to the table has missed nothing); a slot that fell in a pause is recorded skipped instead.
+/// The dead man's switch: every slot of a job from its definition on gets a row, and a slot past
+/// its catchup with nothing run is recorded `missed` (``Owed`` decides each). Each job keeps a
+/// checked-through mark, so a check looks only at what came since the last one; a hole anywhere
+/// after it (a claim that failed, a process that died between its plan and its claim) is found.
 ///
-/// Every `runner once` checks the whole table this way (one statement to read, one or two to
-/// write), so platform cron alone, with no scheduler running, notices a job whose cron stopped.
+/// Every `runner once`, `runner status`, `runner missed` and the scheduler's sweep check the
+/// whole table this way (two statements to read, one per kind of row to write), so platform cron
+/// alone, with no scheduler running, notices a job whose cron stopped.
 public enum MissedSlots {
-    /// At most this many slots are recorded per job and check; a later check goes on from there.
-    static let cap = 1000
-
-    /// The slots of `job` after its latest scheduled row (and after its schedule took its
-    /// present form) and at least its catchup before `now`.
-    static func passed(_ job: Job, history: Ledger.SlotHistory, now: Date) -> [Date] {
-        guard history.first != nil, let last = history.last else { return [] }
-        let deadline = now.addingTimeInterval(-job.catchup.timeInterval)
-        var slots: [Date] = []
-        // A slot at the instant of the edit is the new schedule's (>=), so the cursor starts just before.
-        var cursor = max(last, history.definedAt.map { $0.addingTimeInterval(-0.001) } ?? last)
-        while slots.count < cap, let next = job.schedule.next(after: cursor), next <= deadline {
-            slots.append(next)
-            cursor = next
+    /// Finds and records the missed (and paused) slots of `jobs` as of `now` (the database's
+    /// clock), and with `notifier` their `missed` notifications, pending, in the same step: the
+    /// next pass over pending notifications sends them, whoever made the check. `catchingUp` (a
+    /// scheduler's start): slots within catchup before the one its catch-up runs are recorded
+    /// coalesced. Returns the missed rows this check wrote (another process's check writes the
+    /// others), so each is counted and logged once.
+    @discardableResult
+    public static func record(
+        jobs: [Job], ledger: Ledger, now: Date, notifier: Notifier?, catchingUp: Bool = false,
+        trigger: RunTrigger = .once
+    ) async throws -> [Ledger.WrittenSlot] {
+        guard !jobs.isEmpty else { return [] }
+        let histories = try await ledger.slotHistories(jobs: jobs.map(\.name))
+        var spans: [Ledger.Span] = []
+        var candidates: [String: [Date]] = [:]
+        var marks: [String: Date] = [:]
+        for job in jobs {
+            guard let history = histories[job.name] else { continue }
+            let deadline = now.addingTimeInterval(-job.catchup.timeInterval)
+            guard let start = Owed.start(of: history) else {
+                // Known from before definition times were kept, and never run: from here on.
+                marks[job.name] = deadline
+                continue
+            }
+            var slots: [Date] = []
+            if start < deadline {
+                slots = Owed.slots(of: job, after: start, through: deadline)
+                if let last = slots.last { spans.append(.init(job: job.name, after: start, through: last)) }
+                marks[job.name] = slots.count == Owed.cap ? slots.last : deadline
+            }
+            if catchingUp, max(start, deadline) < now {
+                let within = Owed.slots(
+                    of: job, after: max(start, deadline), through: now, cap: Owed.coalescedCap + 1)
+                if let last = within.last { spans.append(.init(job: job.name, after: max(start, deadline), through: last)) }
+                slots += within
+            }
+            candidates[job.name] = slots
         }
-        return slots
+        let existing = try await ledger.scheduledSlots(in: spans)
+        var missed: [String: [Date]] = [:]
+        var paused: [String: [Date]] = [:]
+        var coalesced: [String: [Date]] = [:]
+        var servedBy: [String: Date] = [:]
+        for job in jobs {
+            guard let slots = candidates[job.name], !slots.isEmpty, let history = histories[job.name] else { continue }
+            let taken = existing[job.name] ?? []
+            let decision = Owed.decide(
+                slots.filter { !taken.contains($0) }, job: job, history: history, now: now, catchingUp: catchingUp)
+            if !decision.missed.isEmpty { missed[job.name] = decision.missed }
+            if !decision.paused.isEmpty { paused[job.name] = decision.paused }
+            if !decision.coalesced.isEmpty, let run = decision.run {
+                coalesced[job.name] = decision.coalesced
+                servedBy[job.name] = run
+            }
+        }
+        if !paused.isEmpty { try await ledger.recordPaused(paused, trigger: trigger, reason: "paused") }
+        if !coalesced.isEmpty { try await ledger.recordCoalesced(coalesced, servedBy: servedBy, trigger: trigger) }
+        var written: [Ledger.WrittenSlot] = []
+        if !missed.isEmpty {
+            written = try await ledger.recordMissed(
+                missed, trigger: trigger, reason: "missed: no run started for this slot within its catchup")
+            let byName = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
+            await notifier?.recordMissed(written, jobs: byName, now: now)
+        }
+        // Only once every row is written: a check that failed midway is done again from the mark.
+        try await ledger.markChecked(marks)
+        return written
     }
 
     /// Passed slots per job, split into those that fell in one of the job's pauses and the rest.
@@ -41,30 +94,5 @@ public enum MissedSlots {
             }
         }
         return (missed, paused)
-    }
-
-    /// Finds and records the missed (and paused) slots of `jobs` as of `now` (the database's
-    /// clock), and with `notifier` their `missed` notifications, pending, in the same step: the
-    /// next pass over pending notifications sends them, whoever made the check. Returns the
-    /// missed rows this check wrote (another process's check writes the others).
-    @discardableResult
-    public static func record(jobs: [Job], ledger: Ledger, now: Date, notifier: Notifier?) async throws
-        -> [Ledger.WrittenSlot]
-    {
-        guard !jobs.isEmpty else { return [] }
-        let histories = try await ledger.slotHistories(jobs: jobs.map(\.name))
-        var passed: [String: [Date]] = [:]
-        for job in jobs {
-            guard let history = histories[job.name] else { continue }
-            passed[job.name] = Self.passed(job, history: history, now: now)
-        }
-        let (missed, paused) = separatePaused(passed, histories: histories)
-        if !paused.isEmpty { try await ledger.recordPaused(paused, trigger: .once, reason: "paused") }
-        guard !missed.isEmpty else { return [] }
-        let written = try await ledger.recordMissed(
-            missed, trigger: .once, reason: "missed: no run started for this slot within its catchup")
-        let byName = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
-        await notifier?.recordMissed(written, jobs: byName, now: now)
-        return written
     }
 }

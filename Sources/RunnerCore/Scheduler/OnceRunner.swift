@@ -16,6 +16,9 @@ public struct OnceRunner: Sendable {
         case missed(runID: Int64?, slot: Date, next: Date?)
         /// The schedule has no slot in the past year.
         case noSlot(next: Date?)
+        /// The latest slot lies past catchup and before the job's definition (its schedule took its
+        /// present form later): the job owes nothing for it, and nothing is recorded.
+        case beforeDefinition(slot: Date, definedAt: Date, next: Date?)
         /// The job is paused (`runner pause`): its slot is recorded skipped (`runID` nil when
         /// another call recorded it), not run.
         case paused(runID: Int64?, slot: Date, pause: Ledger.Pause)
@@ -60,16 +63,17 @@ public struct OnceRunner: Sendable {
         try await ledger.registerJobs([job], at: now)
         // Missed slots and their notifications are recorded before the run (so a run that is
         // then killed loses none) and sent after it (so telling people never delays it).
-        try await checkMissed(table, now: now)
-        let outcome = try await runChecked(job, force: force, dryRun: dryRun, retry: retry, now: now, skewMs: skewMs)
+        let found = try await checkMissed(table, now: now)
+        let outcome = try await runChecked(
+            job, force: force, dryRun: dryRun, retry: retry, now: now, skewMs: skewMs, found: found)
         if !table.isEmpty { await executor.notifier.finishPending(jobs: table) }
         return outcome
     }
 
     /// The table's missed slots, recorded (and logged) once; a failure to look is logged and
-    /// never stops the job's own run.
-    private func checkMissed(_ table: [Job], now: Date) async throws {
-        guard !table.isEmpty else { return }
+    /// never stops the job's own run. Returns the rows this call wrote.
+    private func checkMissed(_ table: [Job], now: Date) async throws -> [Ledger.WrittenSlot] {
+        guard !table.isEmpty else { return [] }
         do {
             let missed = try await MissedSlots.record(
                 jobs: table, ledger: executor.ledger, now: now, notifier: executor.notifier)
@@ -82,16 +86,19 @@ public struct OnceRunner: Sendable {
                         "latest": "\(missed.map(\.slot).max().map(Ledger.slotKey(for:)) ?? "")",
                     ])
             }
+            return missed
         } catch let error as PostgresError where error.kind == .connection {
             throw error
         } catch {
             executor.logger.warning("cannot look for missed slots", metadata: ["error": "\(error)"])
+            return []
         }
     }
 
-    private func runChecked(_ job: Job, force: Bool, dryRun: Bool, retry: Bool, now: Date, skewMs: Double)
-        async throws -> Outcome
-    {
+    /// `found`: the missed rows this call's check wrote (the job's own passed slot among them).
+    private func runChecked(
+        _ job: Job, force: Bool, dryRun: Bool, retry: Bool, now: Date, skewMs: Double, found: [Ledger.WrittenSlot] = []
+    ) async throws -> Outcome {
         let ledger = executor.ledger
         if force || dryRun {
             // A manual or dry run gets a key of its own and never uses up a cron slot.
@@ -116,7 +123,7 @@ public struct OnceRunner: Sendable {
             return outcome
         }
         guard let slot = job.schedule.previous(atOrBefore: now, within: job.catchup) else {
-            return try await late(job, now: now)
+            return try await late(job, now: now, found: found)
         }
         return try await runSlot(job, slot: slot, now: now, skewMs: skewMs, trigger: .once, retry: retry)
     }
@@ -209,7 +216,7 @@ public struct OnceRunner: Sendable {
     /// Called later than `catchup` after the slot it was called for. A slot that has rows
     /// reports its latest attempt (and a retry of it that is due is recorded skipped: it is
     /// past catchup too); a slot without any is recorded `missed`, not lost.
-    private func late(_ job: Job, now: Date) async throws -> Outcome {
+    private func late(_ job: Job, now: Date, found: [Ledger.WrittenSlot] = []) async throws -> Outcome {
         let ledger = executor.ledger
         guard let passed = job.schedule.previous(atOrBefore: now, within: .seconds(366 * 86_400)) else {
             return .noSlot(next: job.schedule.next(after: now))
@@ -221,7 +228,9 @@ public struct OnceRunner: Sendable {
         try await ledger.supersedeRetries(job: job.name, before: passed, maxRetries: job.retries.max)
         if let latest = try await ledger.latestAttempt(job: job.name, slot: passed, slotKey: slotKey) {
             if latest.status == .missed {
-                return .missed(runID: nil, slot: passed, next: job.schedule.next(after: now))
+                // Recorded by this call's own check, or earlier by another.
+                let mine = found.first { $0.job == job.name && $0.slot == passed }?.id
+                return .missed(runID: mine, slot: passed, next: job.schedule.next(after: now))
             }
             if latest.retryAt != nil || latest.status == .abandoned, latest.allowsRetry(max: job.retries.max),
                 let id = try await ledger.recordSkippedAttempt(
@@ -232,6 +241,10 @@ public struct OnceRunner: Sendable {
                 return .alreadyClaimed(skipped)
             }
             return .alreadyClaimed(latest)
+        }
+        // A slot with no row from before the job's definition is owed nothing.
+        if let definedAt = try await ledger.slotHistories(jobs: [job.name])[job.name]?.definedAt, passed < definedAt {
+            return .beforeDefinition(slot: passed, definedAt: definedAt, next: job.schedule.next(after: now))
         }
         let late = DurationParser.format(.seconds(Int64(now.timeIntervalSince(passed))))
         let runID = try await ledger.recordMissed(

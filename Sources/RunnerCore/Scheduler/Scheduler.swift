@@ -31,10 +31,11 @@ public actor Scheduler {
     }
 
     /// What a tick found due: the fires to start, and per job the slots passed over (older than
-    /// the one caught up, or all of them when even the earliest is past `catchup`).
+    /// the one caught up, or all of them when even the earliest is past `catchup`), which
+    /// ``Owed`` then decides: coalesced within catchup, missed past it.
     public struct Plan: Sendable {
         public var fires: [Fire] = []
-        public var missed: [String: [Date]] = [:]
+        public var passed: [String: [Date]] = [:]
     }
 
     /// A job's next fire (a reload replaces them all).
@@ -43,6 +44,8 @@ public actor Scheduler {
         let job: String
         /// Planned at start-up from a slot already begun: running it is a catch-up.
         let catchingUp: Bool
+        /// Planned again after a claim lost with the connection, beside the job's own next fire.
+        var requeued = false
 
         static func < (left: Entry, right: Entry) -> Bool {
             (left.fire, left.job) < (right.fire, right.job)
@@ -64,6 +67,8 @@ public actor Scheduler {
     /// The pass over pending notifications in progress, if any.
     private var resending: Task<Void, Never>?
     private var jobs: [String: Job]
+    /// When each job's schedule took its present form: no slot before it is run, nor owed.
+    private var definitions: [String: Date]
     private var heap = Heap<Entry>()
     /// A slot being run by this process (its retries included).
     struct SlotID: Hashable {
@@ -79,8 +84,11 @@ public actor Scheduler {
     private var lastPruneCheck: Date?
     /// How often a replica asks whether retention is due (the ledger runs it once an hour).
     public static let pruneCheckInterval: Duration = .seconds(60)
-    /// Slots passed over since start, per job (the rows are capped; this is not).
+    /// Missed rows this replica wrote since start, per job (another replica's are its own).
     public private(set) var missedCounts: [String: Int] = [:]
+    /// The first sweep after start is a catch-up: slots within catchup before the one it runs
+    /// are recorded coalesced.
+    private var sweptOnce = false
     let runner: OnceRunner
     let logger: Logger
     let events: SchedulerEvents?
@@ -88,21 +96,27 @@ public actor Scheduler {
     public private(set) var lastTick: ContinuousClock.Instant?
 
     /// Plans every job from `now`: the latest slot within each job's `catchup` (a catch-up of
-    /// what a restart or deploy passed over), else its next fire.
+    /// what a restart or deploy passed over), else its next fire. `definitions`: when each job's
+    /// schedule took its present form (``Ledger/slotHistories(jobs:)``); a slot before it is
+    /// never run, so a job new to the table starts with its next fire.
     public init(
         jobs: [Job], runner: OnceRunner, logger: Logger, now: Date, retention: Retention? = nil,
-        events: SchedulerEvents? = nil
+        events: SchedulerEvents? = nil, definitions: [String: Date] = [:]
     ) {
         self.events = events
         self.jobs = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
+        self.definitions = definitions
         self.retention = retention
         self.runner = runner
         self.logger = logger
-        for job in jobs { if let entry = Self.firstEntry(job, now: now) { heap.insert(entry) } }
+        for job in jobs {
+            if let entry = Self.firstEntry(job, now: now, definedAt: definitions[job.name]) { heap.insert(entry) }
+        }
     }
 
-    private static func firstEntry(_ job: Job, now: Date) -> Entry? {
-        if let slot = job.schedule.previous(atOrBefore: now, within: job.catchup) {
+    private static func firstEntry(_ job: Job, now: Date, definedAt: Date?) -> Entry? {
+        if let slot = job.schedule.previous(atOrBefore: now, within: job.catchup), definedAt.map({ slot >= $0 }) ?? true
+        {
             let late = now.timeIntervalSince(slot) > onTime.timeInterval
             return Entry(fire: slot, job: job.name, catchingUp: late)
         }
@@ -120,7 +134,9 @@ public actor Scheduler {
         while let top = heap.min, top.fire <= now {
             heap.removeMin()
             guard let job = jobs[top.job] else { continue }
-            let latest = job.schedule.previous(atOrBefore: now, within: job.catchup)
+            var latest = job.schedule.previous(atOrBefore: now, within: job.catchup)
+            // Nothing from before the job's definition runs.
+            if let definedAt = definitions[job.name], let slot = latest, slot < definedAt { latest = nil }
             let passedUntil: Date
             if let latest, latest >= top.fire {
                 let stalled = latest > top.fire
@@ -131,8 +147,9 @@ public actor Scheduler {
                 passedUntil = now.addingTimeInterval(0.000_001)
             }
             let passed = Self.slots(of: job, from: top.fire, before: passedUntil)
-            if !passed.isEmpty { plan.missed[job.name, default: []] += passed }
-            if let next = job.schedule.next(after: now) {
+            if !passed.isEmpty { plan.passed[job.name, default: []] += passed }
+            // A requeued fire's job still has its own next fire in the heap.
+            if !top.requeued, let next = job.schedule.next(after: now) {
                 heap.insert(Entry(fire: next, job: job.name, catchingUp: false))
             }
         }
@@ -165,7 +182,7 @@ public actor Scheduler {
         guard claiming else { return Plan() }
         lastTick = .now
         let plan = plan(now: now)
-        if !plan.missed.isEmpty { await recordMissed(plan.missed, now: now) }
+        if !plan.passed.isEmpty { await settle(plan.passed, now: now) }
         // Replicas that tick together claim in different orders, so most of what one reaches
         // another has taken already (one cheap look) instead of all racing for the same slots.
         for fire in plan.fires.shuffled() { start(fire, now: now) }
@@ -177,48 +194,60 @@ public actor Scheduler {
         return plan
     }
 
-    /// Counts and records the slots a tick passed over: one log line and a few statements per
-    /// tick, however many jobs (a stall of a table of thousands passes over thousands).
-    private func recordMissed(_ all: [String: [Date]], now: Date) async {
-        // Slots a paused job passed over are recorded skipped (reason paused), never missed.
-        var missed = all
+    /// Records the slots a tick passed over as ``Owed`` decides them (a catch-up: coalesced
+    /// within catchup, missed past it, paused in a pause, nothing before the definition): a few
+    /// statements and at most one log line per tick, however many jobs (a stall of a table of
+    /// thousands passes over thousands).
+    private func settle(_ passed: [String: [Date]], now: Date) async {
         let ledger = runner.executor.ledger
-        if let histories = try? await ledger.slotHistories(jobs: all.keys.sorted()) {
-            let paused: [String: [Date]]
-            (missed, paused) = MissedSlots.separatePaused(all, histories: histories)
-            if !paused.isEmpty { _ = try? await ledger.recordPaused(paused, trigger: .schedule, reason: "paused") }
-        }
-        guard !missed.isEmpty else { return }
-        let jobs = missed.keys.sorted()
-        for job in jobs {
-            missedCounts[job, default: 0] += missed[job]?.count ?? 0
-            events?.missed(job: job, count: missed[job]?.count ?? 0)
-        }
-        let total = missed.values.reduce(0) { $0 + $1.count }
-        logger.warning(
-            "slots missed: the scheduler passed over them",
-            metadata: [
-                "jobs": "\(jobs.count)", "count": "\(total)",
-                "job": "\(jobs.prefix(5).joined(separator: ","))\(jobs.count > 5 ? ",..." : "")",
-                "latest": "\(missed.values.compactMap(\.last).max().map(Ledger.slotKey(for:)) ?? "")",
-            ])
-        var batch: [String: [Date]] = [:]
-        var size = 0
-        for (index, job) in jobs.enumerated() {
-            batch[job] = missed[job]
-            size += missed[job]?.count ?? 0
-            guard size >= Self.missedRowCap * 5 || index == jobs.count - 1 else { continue }
-            do {
-                let written = try await runner.executor.ledger.recordMissed(
-                    batch, reason: "missed: the scheduler was stopped or stalled past this slot and its catchup")
-                await runner.executor.notifier.recordMissed(written, jobs: self.jobs, now: now)
-            } catch {
-                logger.error(
-                    "cannot record missed slots", metadata: ["jobs": "\(batch.count)", "error": "\(error)"])
+        do {
+            let histories = try await ledger.slotHistories(jobs: passed.keys.sorted())
+            var missed: [String: [Date]] = [:]
+            var paused: [String: [Date]] = [:]
+            var coalesced: [String: [Date]] = [:]
+            var servedBy: [String: Date] = [:]
+            for (name, slots) in passed {
+                guard let job = jobs[name], let history = histories[name] else { continue }
+                let decision = Owed.decide(slots, job: job, history: history, now: now, catchingUp: true)
+                if !decision.missed.isEmpty { missed[name] = decision.missed }
+                if !decision.paused.isEmpty { paused[name] = decision.paused }
+                if !decision.coalesced.isEmpty, let run = decision.run {
+                    coalesced[name] = decision.coalesced
+                    servedBy[name] = run
+                }
             }
-            batch = [:]
-            size = 0
+            if !paused.isEmpty { try await ledger.recordPaused(paused, trigger: .schedule, reason: "paused") }
+            if !coalesced.isEmpty {
+                try await ledger.recordCoalesced(coalesced, servedBy: servedBy, trigger: .schedule)
+            }
+            guard !missed.isEmpty else { return }
+            let written = try await ledger.recordMissed(
+                missed, reason: "missed: the scheduler was stopped or stalled past this slot and its catchup")
+            await runner.executor.notifier.recordMissed(written, jobs: self.jobs, now: now)
+            counted(written, why: "slots missed: the scheduler passed over them past their catchup")
+        } catch {
+            logger.error(
+                "cannot record the slots passed over; the next check finds them",
+                metadata: ["jobs": "\(passed.count)", "error": "\(error)"])
         }
+    }
+
+    /// Counts and logs the missed rows this replica wrote (one line however many jobs).
+    private func counted(_ written: [Ledger.WrittenSlot], why: String) {
+        guard !written.isEmpty else { return }
+        let byJob = Dictionary(grouping: written, by: \.job)
+        for (job, rows) in byJob {
+            missedCounts[job, default: 0] += rows.count
+            events?.missed(job: job, count: rows.count)
+        }
+        let jobs = byJob.keys.sorted()
+        logger.warning(
+            "\(why)",
+            metadata: [
+                "jobs": "\(jobs.count)", "count": "\(written.count)",
+                "job": "\(jobs.prefix(5).joined(separator: ","))\(jobs.count > 5 ? ",..." : "")",
+                "latest": "\(written.map(\.slot).max().map(Ledger.slotKey(for:)) ?? "")",
+            ])
     }
 
     /// Reaps exited orphans, marks runs whose heartbeat went stale abandoned (their retry is
@@ -229,6 +258,18 @@ public actor Scheduler {
         // Orphans adopted as PID 1 or as the commands' subreaper, exited since the last sweep.
         let orphans = ChildProcesses.shared.reapOrphans()
         if orphans > 0 { logger.debug("reaped exited orphans", metadata: ["count": "\(orphans)"]) }
+        do {
+            // The dead man's switch: holes past catchup (a claim that failed, a process that died
+            // before its claim), and at start the gap a stop left.
+            let catchingUp = !sweptOnce
+            sweptOnce = true
+            let written = try await MissedSlots.record(
+                jobs: Array(jobs.values), ledger: ledger, now: now, notifier: runner.executor.notifier,
+                catchingUp: catchingUp, trigger: .schedule)
+            counted(written, why: "slots missed: no run started within their catchup")
+        } catch {
+            logger.error("the check for missed slots failed; the next sweep tries again", metadata: ["error": "\(error)"])
+        }
         do {
             let abandoned = try await ledger.markAbandoned()
             if abandoned > 0 { events?.abandoned(count: abandoned) }
@@ -279,25 +320,40 @@ public actor Scheduler {
         let logger = self.logger
         let events = self.events
         inFlight[key] = Task {
+            var lost = false
             do {
                 let outcome = try await runner.runSlot(job, slot: fire.slot, now: now, trigger: fire.trigger)
                 events?.ran(fire, outcome: outcome)
             } catch {
+                lost = (error as? PostgresError)?.kind == .connection
                 logger.error(
-                    "the slot could not be run",
+                    lost
+                        ? "the slot could not be claimed: the database connection was lost; caught up when it is back"
+                        : "the slot could not be run",
                     metadata: ["job": "\(fire.job)", "slot": "\(fire)", "error": "\(error)"])
             }
-            self.finished(key)
+            self.finished(key, requeue: lost ? fire : nil)
         }
     }
 
-    private func finished(_ key: SlotID) { inFlight[key] = nil }
+    /// `requeue`: a fire whose claim was lost with the connection (a database restart) is planned
+    /// again as a catch-up from its slot: the next tick after the database is back runs the
+    /// latest slot within catchup and records the ones before it coalesced, not missed.
+    private func finished(_ key: SlotID, requeue: Fire? = nil) {
+        inFlight[key] = nil
+        if let fire = requeue, claiming, jobs[fire.job] != nil {
+            heap.insert(Entry(fire: fire.slot, job: fire.job, catchingUp: true, requeued: true))
+        }
+    }
 
     /// Applies a new job table from the next fire: removed jobs are no longer claimed, runs in
     /// progress finish, every job is planned afresh from `now` (no catch-up of slots the old
     /// table already passed).
-    public func reload(_ newJobs: [Job], now: Date, retention: Retention? = nil) {
+    public func reload(
+        _ newJobs: [Job], now: Date, retention: Retention? = nil, definitions: [String: Date]? = nil
+    ) {
         if let retention { self.retention = retention }
+        if let definitions { self.definitions = definitions }
         jobs = Dictionary(newJobs.map { ($0.name, $0) }) { first, _ in first }
         heap = Heap()
         for job in newJobs {

@@ -93,6 +93,11 @@ struct Once: AsyncParsableCommand {
             let until = pause.until.map { " until \(utc($0))" } ?? " until `runner resume \(job.name)`"
             let why = pause.reason.map { " (\($0))" } ?? ""
             print("\(job.name) slot \(utc(slot)) skipped: the job is paused\(why)\(until); \(recorded)")
+        case .beforeDefinition(let slot, let definedAt, let next):
+            print(
+                "\(job.name) slot \(utc(slot)) is past its catchup (\(DurationParser.format(job.catchup))) and before the "
+                    + "job's schedule took its present form (\(utc(definedAt))): it owes nothing for it; nothing "
+                    + "recorded; next at " + (next.map { InstantFormat.string($0, in: job.timeZone) } ?? "never"))
         case .noSlot(let next):
             print(
                 "\(job.name) has no slot within its catchup window (\(DurationParser.format(job.catchup))); "

@@ -63,7 +63,7 @@ struct ScheduleCommand: AsyncParsableCommand {
         let metrics = SchedulerMetrics()
         let scheduler = Scheduler(
             jobs: table.jobs, runner: OnceRunner(executor: executor), logger: logger, now: now,
-            retention: table.retention, events: metrics)
+            retention: table.retention, events: metrics, definitions: try await Self.definitions(table, ledger: ledger))
         let server = address.map {
             StatusServer(
                 host: $0.host, port: $0.port, scheduler: scheduler, ledger: ledger, metrics: metrics, logger: logger,
@@ -100,8 +100,10 @@ struct ScheduleCommand: AsyncParsableCommand {
                         return
                     }
                     let now = try await ledger.databaseNow()
-                    await scheduler.reload(table.jobs, now: now, retention: table.retention)
                     try await ledger.registerJobs(table.jobs, at: now, wholeTable: true)
+                    await scheduler.reload(
+                        table.jobs, now: now, retention: table.retention,
+                        definitions: try await Self.definitions(table, ledger: ledger))
                     logger.info("job table reloaded", metadata: ["jobs": "\(table.jobs.count)"])
                 } catch let error as JobTableError {
                     for line in error.description.split(separator: "\n") {
@@ -118,6 +120,11 @@ struct ScheduleCommand: AsyncParsableCommand {
         stop.cancel()
         reload.cancel()
         logger.info("scheduler stopped", metadata: ["interrupted": "\(stopped)"])
+    }
+
+    /// When each of the table's jobs took its present form, as registered.
+    static func definitions(_ table: JobTable, ledger: Ledger) async throws -> [String: Date] {
+        try await ledger.slotHistories(jobs: table.jobs.map(\.name)).compactMapValues(\.definedAt)
     }
 
     /// Tick, then sleep until the next fire (at most ``tickCap``), until cancelled. A database

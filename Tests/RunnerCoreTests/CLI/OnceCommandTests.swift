@@ -494,7 +494,9 @@ struct OnceCommandTests {
         #expect(try await setup.runner("once", "job").stdout.contains("succeeded"))
     }
 
-    @Test("row 10: a call later than catchup runs nothing and leaves one missed row for the slot")
+    @Test(
+        "row 10: a call later than catchup runs nothing: a slot from before the job's definition is owed nothing; a later one leaves one missed row"
+    )
     func catchupWindow() async throws {
         let setup = try await Setup(
             "catchup",
@@ -503,9 +505,19 @@ struct OnceCommandTests {
         )
         let january = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date())
         guard !(january.month == 1 && january.day == 1 && january.hour == 0) else { return }
+        // The job is new: its slot of January lies before its definition, and nothing is owed.
+        let new = try await setup.runner("once", "yearly")
+        #expect(new.status == 0, "\(new.stderr)")
+        #expect(new.stdout.contains("is past its catchup (1h) and before the job's schedule took its present form"))
+        #expect(new.stdout.contains("nothing recorded"), "\(new.stdout)")
+        #expect(try await setup.connection.query("SELECT id FROM runner.runs").count == 0)
+        // Defined since last year: the slot is owed, and missed.
+        try await setup.connection.execute("UPDATE runner.jobs SET defined_at = now() - interval '400 days'")
         let result = try await setup.runner("once", "yearly")
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("missed: this call came later than its catchup (1h); recorded as missed (run "))
+        #expect(
+            result.stdout.contains("missed: this call came later than its catchup (1h)")
+                && result.stdout.contains("recorded as missed (run "), "\(result.stdout)")
         let row = try #require(
             try await setup.connection.query(
                 "SELECT status, trigger, slot_key, error FROM runner.runs"
@@ -513,7 +525,7 @@ struct OnceCommandTests {
         #expect(try row.string("status") == "missed")
         #expect(try row.string("trigger") == "once")
         #expect(try row.string("slot_key")?.hasSuffix("-01-01T00:00:00Z") == true)
-        #expect(try row.string("error")?.contains("later than its catchup (1h)") == true)
+        #expect(try row.string("error")?.contains("missed: no run started for this slot within its catchup") == true)
         #expect(!FileManager.default.fileExists(atPath: setup.directory.url.appendingPathComponent("ran.txt").path))
         // Called again: the slot is already recorded; still one row.
         let again = try await setup.runner("once", "yearly")

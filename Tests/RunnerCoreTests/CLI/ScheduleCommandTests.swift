@@ -161,6 +161,7 @@ struct ScheduleCommandTests {
                     catchup: 400d
                     retries: {max: 0}
                 """)
+        try await setup.defineLongAgo()
         let log = setup.directory.url.appendingPathComponent("scheduler.log")
         let scheduler = try RunnerProcess.launch(["schedule"], environment: setup.environment, log: log)
         let running = try await Self.eventually(within: .seconds(30)) {
@@ -181,6 +182,7 @@ struct ScheduleCommandTests {
                 jobs:
                   nap: {command: ["sleep", "60"], schedule: "0 0 1 1 *", catchup: 400d, retries: {max: 0}}
                 """)
+        try await setup2.defineLongAgo()
         let log2 = setup2.directory.url.appendingPathComponent("scheduler.log")
         let impatient = try RunnerProcess.launch(
             ["schedule", "--grace", "1s"], environment: setup2.environment, log: log2)
@@ -221,6 +223,7 @@ struct ScheduleCommandTests {
                         schedule: "0 0 1 1 *"
                         catchup: 400d
                     """)
+            try await setup.defineLongAgo()
             let log = setup.directory.url.appendingPathComponent("scheduler.log")
             // Without root, a user namespace of its own lets unshare make the PID namespace.
             let wrapper =

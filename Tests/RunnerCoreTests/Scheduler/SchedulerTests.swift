@@ -51,7 +51,8 @@ struct SchedulerTests {
     }
 
     @Test(
-        "a stall inside catchup runs the latest slot once and counts the ones before it missed; past catchup none runs")
+        "a stall inside catchup runs the latest slot once, coalesces the ones before it within catchup and counts older ones missed; past catchup none runs"
+    )
     func stalls() async throws {
         let start = Self.at("2026-05-01T10:10:00Z")
         let (scheduler, connection, _) = try await Self.scheduler("stall", jobs: Self.fiveMinutes, now: start)
@@ -59,7 +60,7 @@ struct SchedulerTests {
         let woke = await scheduler.tick(now: Self.at("2026-05-01T10:31:00Z"))
         #expect(woke.fires == [.init(job: "five", slot: Self.at("2026-05-01T10:30:00Z"), trigger: .catchup)])
         #expect(
-            woke.missed["five"]
+            woke.passed["five"]
                 == ["10:15", "10:20", "10:25"].map { Self.at("2026-05-01T\($0):00Z") })
         await scheduler.waitForRuns()
         let rows = try await connection.query(
@@ -68,13 +69,18 @@ struct SchedulerTests {
             try rows.map {
                 "\(try $0.string("status") ?? "") \(try $0.string("trigger") ?? "") \(try $0.int("n") ?? 0)"
             }
-                == ["missed schedule 3", "succeeded catchup 1"])
-        #expect(await scheduler.missedCounts["five"] == 3)
+                == ["missed schedule 2", "skipped schedule 1", "succeeded catchup 1"])
+        // 10:25 lies within the 10m catchup: served by the catch-up's run, coalesced, not missed.
+        let coalesced = try await connection.query(
+            "SELECT slot, outcome->>'skipped_because' AS why FROM runner.runs WHERE status = 'skipped'")
+        #expect(try coalesced.first?.date("slot") == Self.at("2026-05-01T10:25:00Z"))
+        #expect(try coalesced.first?.string("why") == "coalesced: served by slot 2026-05-01T10:30:00Z, run as a catch-up")
+        #expect(await scheduler.missedCounts["five"] == 2)
 
         // Asleep again from 10:31 to 10:57: 10:55 runs, 10:35 to 10:50 are missed.
         let far = await scheduler.plan(now: Self.at("2026-05-01T10:57:00Z"))
         #expect(far.fires.map(\.slot) == [Self.at("2026-05-01T10:55:00Z")])
-        #expect(far.missed["five"]?.count == 4)
+        #expect(far.passed["five"]?.count == 4)
 
         let tight = """
               tight: {command: ["true"], schedule: "*/5 * * * *", catchup: 2m}
@@ -84,7 +90,7 @@ struct SchedulerTests {
         _ = await short.plan(now: start)
         let gone = await short.plan(now: Self.at("2026-05-01T10:33:00Z"))
         #expect(gone.fires.isEmpty, "10:30 is 3 minutes back, past a 2m catchup")
-        #expect(gone.missed["tight"] == ["10:15", "10:20", "10:25", "10:30"].map { Self.at("2026-05-01T\($0):00Z") })
+        #expect(gone.passed["tight"] == ["10:15", "10:20", "10:25", "10:30"].map { Self.at("2026-05-01T\($0):00Z") })
         #expect(await short.nextFire == Self.at("2026-05-01T10:35:00Z"))
     }
 
@@ -99,7 +105,7 @@ struct SchedulerTests {
         #expect(await scheduler.plan(now: Self.at("2026-05-01T10:15:00.004Z")).fires.map(\.trigger) == [.schedule])
         let forward = await scheduler.plan(now: Self.at("2026-05-01T12:00:00Z"))
         #expect(forward.fires.map(\.slot) == [Self.at("2026-05-01T12:00:00Z")])
-        #expect(forward.missed["five"]?.count == 20, "10:20 … 11:55 passed over by a jump of 1 h 45 min")
+        #expect(forward.passed["five"]?.count == 20, "10:20 … 11:55 passed over by a jump of 1 h 45 min")
     }
 
     /// Fires over `days` days, the loop waking exactly at each next fire.

@@ -32,6 +32,15 @@ final class CLISetup: Sendable {
             currentDirectory: directory.url, wrapper: ["/usr/bin/faketime", "-f", offset])
     }
 
+    /// Registers the table's jobs as defined long ago (`runner migrate`, then their definition
+    /// moved back a year), as a deploy of a table that has long existed finds them: a scheduler
+    /// started now catches up their latest slot.
+    func defineLongAgo() async throws {
+        let migrated = try await runner("migrate")
+        guard migrated.status == 0 else { throw TestDatabaseError("runner migrate failed: \(migrated.stderr)") }
+        try await connection.execute("UPDATE runner.jobs SET defined_at = now() - interval '400 days'")
+    }
+
     func count(_ sql: String) async throws -> Int {
         try await connection.query(sql).first?.int("count") ?? -1
     }
