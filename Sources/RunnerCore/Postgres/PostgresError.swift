@@ -25,6 +25,18 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
 
     public var isUniqueViolation: Bool { sqlState == "23505" }
 
+    /// The connection went away under the statement: unreachable, the server shutting down or
+    /// restarting (class 08, class 57P), or a statement that failed with no SQLSTATE (libpq's own
+    /// "server closed the connection unexpectedly"): what a database restart does to a statement
+    /// in flight.
+    public var isConnectionLoss: Bool {
+        switch kind {
+        case .connection: return true
+        case .decoding: return false
+        case .query: return sqlState.map { $0.hasPrefix("08") || $0.hasPrefix("57P") } ?? true
+        }
+    }
+
     /// What to do about an error that retrying will not mend, or nil for one that may pass.
     /// Only what a restart, a failover or contention causes is retried: a lost connection (class
     /// 08, or no SQLSTATE), a serialization failure or deadlock (class 40), a server shutting

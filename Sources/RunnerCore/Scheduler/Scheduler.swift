@@ -325,7 +325,7 @@ public actor Scheduler {
                 let outcome = try await runner.runSlot(job, slot: fire.slot, now: now, trigger: fire.trigger)
                 events?.ran(fire, outcome: outcome)
             } catch {
-                lost = (error as? PostgresError)?.kind == .connection
+                lost = (error as? PostgresError)?.isConnectionLoss == true
                 logger.error(
                     lost
                         ? "the slot could not be claimed: the database connection was lost; caught up when it is back"
