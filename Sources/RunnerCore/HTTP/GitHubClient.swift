@@ -19,6 +19,8 @@ public struct GitHubClient: Sendable {
     let baseURL: String
     let token: String?
     let client: CurlClient
+    /// How long one call may take: a GitHub that hangs costs a run one wave of these.
+    var timeout: Duration = .seconds(5)
 
     public init(environment: [String: String], client: CurlClient = CurlClient()) {
         baseURL = environment["GITHUB_API_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://api.github.com"
@@ -35,7 +37,9 @@ public struct GitHubClient: Sendable {
     /// The same client on a transfer thread of its own: a client performs one call at a time,
     /// so concurrent lookups take one each.
     func onOwnThread() -> GitHubClient {
-        GitHubClient(baseURL: baseURL, token: token, client: CurlClient())
+        var copy = GitHubClient(baseURL: baseURL, token: token, client: CurlClient())
+        copy.timeout = timeout
+        return copy
     }
 
     /// Push events of `username` since `since` (the events API covers the last 90 days).
@@ -49,7 +53,7 @@ public struct GitHubClient: Sendable {
             "Accept: application/vnd.github+json", "X-GitHub-Api-Version: 2022-11-28", "User-Agent: runner",
         ]
         if let token { transfer.headers.append("Authorization: Bearer \(token)") }
-        transfer.timeout = .seconds(5)
+        transfer.timeout = timeout
         // A page of 100 events with pull requests in it can pass 1 MiB.
         transfer.maxResponseBytes = 8 << 20
         let response: CurlTransfer.Response

@@ -90,7 +90,11 @@ struct ScheduleCommandTests {
         _ = try await Self.eventually(within: .seconds(30)) {
             guard
                 let row = try await setup.connection.query(
-                    "SELECT id, claimed_by FROM runner.runs WHERE job = 'long' AND status = 'running' LIMIT 1"
+                    // Started within 5 s: its 20 s command is far from its end when the kill comes.
+                    """
+                    SELECT id, claimed_by FROM runner.runs
+                    WHERE job = 'long' AND status = 'running' AND started_at > now() - interval '5 seconds' LIMIT 1
+                    """
                 ).first, let claimedBy = try row.string("claimed_by"),
                 let pid = claimedBy.split(separator: ":").last.flatMap({ Int32($0) })
             else { return false }

@@ -141,7 +141,7 @@ struct ReadmeTests {
         #expect(options.count >= 12)
         for key in options { #expect(reference.contains("| `\(key)` |"), "the README's reference lacks with: \(key)") }
         for key in [
-            "timezone", "timeout", "overlap", "catchup", "retries", "retention", "agent", "command", "schedule",
+            "namespace", "timezone", "timeout", "overlap", "catchup", "retries", "retention", "agent", "command", "schedule",
             "with", "database", "effects_scope", "env", "ping_url",
         ] {
             #expect(reference.contains("| `\(key)` |"), "the README's reference lacks \(key)")

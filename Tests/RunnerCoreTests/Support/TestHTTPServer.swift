@@ -9,34 +9,51 @@ final class TestHTTPServer: @unchecked Sendable {
     let port: Int
     let folder: TemporaryDirectory
     private let process: Process
-    private let input = Pipe()
+    private let input: Pipe
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
     /// `hmacSecret`: requests signed with `X-Runner-Signature` are checked with it (logged as
     /// `signature_ok`).
     init(routes: JSONValue, hmacSecret: String? = nil) async throws {
-        port = try EmbeddedPostgres.freePort()
         folder = try TemporaryDirectory()
         let routesFile = try folder.write("routes.json", routes.text)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments =
-            [
-                "python3", TestDatabase.packageRoot.appendingPathComponent("Tests/Servers/http_server.py").path,
-                String(port), routesFile.path, folder.url.appendingPathComponent("requests.jsonl").path,
-            ] + (hmacSecret.map { [$0] } ?? [])
-        let output = Pipe()
-        process.standardOutput = output
-        // Not the test runner's stderr: a server that outlived a crashed runner would hold that
-        // pipe open and keep `swift test` waiting for its end.
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = input
-        try process.run()
-        let ready = try await offPool { output.fileHandleForReading.availableData }
-        guard String(decoding: ready, as: UTF8.self).contains("ready") else {
-            process.terminate()
-            throw TestDatabaseError("the test HTTP server did not start")
+        // A port found free may be taken by another test before the server binds it: then a new one.
+        var attempt = 0
+        while true {
+            attempt += 1
+            let port = try EmbeddedPostgres.freePort()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments =
+                [
+                    "python3", TestDatabase.packageRoot.appendingPathComponent("Tests/Servers/http_server.py").path,
+                    String(port), routesFile.path, folder.url.appendingPathComponent("requests.jsonl").path,
+                ] + (hmacSecret.map { [$0] } ?? [])
+            let output = Pipe()
+            process.standardOutput = output
+            // Not the test runner's stderr: a server that outlived a crashed runner would hold that
+            // pipe open and keep `swift test` waiting for its end.
+            process.standardError = FileHandle.nullDevice
+            let input = Pipe()
+            process.standardInput = input
+            try process.run()
+            // Until it says ready, or its output ends (it could not start): however slow its start.
+            let ready = try await offPool { () -> Bool in
+                var seen = ""
+                while true {
+                    let data = output.fileHandleForReading.availableData
+                    if data.isEmpty { return false }
+                    seen += String(decoding: data, as: UTF8.self)
+                    if seen.contains("ready") { return true }
+                }
+            }
+            if ready {
+                (self.port, self.process, self.input) = (port, process, input)
+                return
+            }
+            reapInBackground(process, input: input)
+            guard attempt < 5 else { throw TestDatabaseError("the test HTTP server did not start") }
         }
     }
 
