@@ -19,8 +19,9 @@ source Benchmarks/embedded-postgres.sh missed
 } >"$work/many.yaml"
 # History: every job ran every half hour for DAYS days, up to now (nothing is missed).
 "$psql_bin" "$url" -qc "
-    INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at, duration_ms)
-    SELECT j, s, to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'once', 'succeeded', 'bench', 30, s, 5
+    INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds, finished_at,
+                             duration_ms)
+    SELECT 'default', j, s, to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'once', 'succeeded', 'bench', 30, s, 5
     FROM generate_series(1, $jobs - 1) AS i, LATERAL (SELECT 'j' || lpad(i::text, 3, '0') AS j) AS name,
          generate_series(date_trunc('hour', now()) - make_interval(days => $days), now(), interval '30 minutes') AS s;
     ANALYZE runner.runs;"
@@ -33,15 +34,18 @@ names=$(awk '/^  [a-z0-9]+:/ { sub(":", "", $1); printf "%s\x27%s\x27", (n++ ? "
 query_ms=$("$psql_bin" "$url" -At <<SQL | awk '/Execution Time/ { print $3 }'
 EXPLAIN (ANALYZE)
 SELECT j.name,
-       (SELECT slot FROM runner.runs WHERE job = j.name AND NOT starts_with(slot_key, 'manual:')
-          AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot LIMIT 1) AS first_slot,
-       (SELECT slot FROM runner.runs WHERE job = j.name AND NOT starts_with(slot_key, 'manual:')
-          AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot DESC LIMIT 1) AS last_slot,
-       (SELECT defined_at FROM runner.jobs WHERE name = j.name) AS defined_at,
+       (SELECT slot FROM runner.runs WHERE namespace = 'default' AND job = j.name
+          AND NOT starts_with(slot_key, 'manual:') AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot LIMIT 1)
+          AS first_slot,
+       (SELECT slot FROM runner.runs WHERE namespace = 'default' AND job = j.name
+          AND NOT starts_with(slot_key, 'manual:') AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot DESC LIMIT 1)
+          AS last_slot,
+       (SELECT defined_at FROM runner.jobs WHERE namespace = 'default' AND name = j.name) AS defined_at,
+       (SELECT checked_through FROM runner.jobs WHERE namespace = 'default' AND name = j.name) AS checked_through,
        (SELECT array_agg(extract(epoch FROM p.paused_at)::text || '/'
                          || coalesce(extract(epoch FROM least(p.resumed_at, p.until))::text, '') ORDER BY p.paused_at)
         FROM runner.pauses p
-        WHERE p.job = j.name AND coalesce(least(p.resumed_at, p.until), 'infinity') > now() - interval '400 days') AS pauses
+        WHERE p.namespace = 'default' AND p.job = j.name AND coalesce(least(p.resumed_at, p.until), 'infinity') > now() - interval '400 days') AS pauses
 FROM unnest(ARRAY[$names]) AS j(name);
 SQL
 )

@@ -174,8 +174,8 @@ struct AgentBench {
         let runID =
             try await connection.query(
                 """
-                INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
-                VALUES ($1, now(), gen_random_uuid()::text, 'manual', 'running', 'bench', 30) RETURNING id
+                INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
+                VALUES ('default', $1, now(), gen_random_uuid()::text, 'manual', 'running', 'bench', 30) RETURNING id
                 """, [PostgresValue(name)]
             ).first?.int64("id") ?? 0
         let context = AgentContext(

@@ -121,8 +121,8 @@ struct DeliveryBench {
         let runID =
             try await connection.query(
                 """
-                INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
-                VALUES ('nudges', now(), gen_random_uuid()::text, 'manual', 'running', 'bench', 30) RETURNING id
+                INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
+                VALUES ('default', 'nudges', now(), gen_random_uuid()::text, 'manual', 'running', 'bench', 30) RETURNING id
                 """
             ).first?.int64("id") ?? 0
         let context = AgentContext(

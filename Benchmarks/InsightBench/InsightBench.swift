@@ -158,8 +158,8 @@ struct InsightBench {
         let runID =
             try await connection.query(
                 """
-                INSERT INTO runner.runs (job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
-                VALUES ('deal-insights', now(), gen_random_uuid()::text, 'manual', 'running', 'bench', 30) RETURNING id
+                INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, claimed_by, lease_seconds)
+                VALUES ('default', 'deal-insights', now(), gen_random_uuid()::text, 'manual', 'running', 'bench', 30) RETURNING id
                 """
             ).first?.int64("id") ?? 0
         return AgentContext(

@@ -8,6 +8,9 @@ public struct Database: Sendable {
         case unreachable(String)
         /// The `runner` schema is missing or older than this binary (exit code 2).
         case schemaOutdated(current: Int, required: Int)
+        /// The `runner` schema is newer than this binary knows: a newer runner migrated it, and
+        /// this one's statements may no longer fit it (exit code 2).
+        case schemaNewer(current: Int, known: Int)
         /// The embedded cluster could not be started.
         case embedded(String)
         /// `DATABASE_URL` does not parse (exit code 2): retrying cannot help.
@@ -26,6 +29,9 @@ public struct Database: Sendable {
                 return current == 0
                     ? "the runner schema does not exist in this database: run `runner migrate` first"
                     : "the runner schema is at version \(current), this runner needs \(required): run `runner migrate`"
+            case .schemaNewer(let current, let known):
+                return "the runner schema is at version \(current), newer than this runner knows (\(known)): "
+                    + "upgrade runner to the version that migrated it"
             case .embedded(let message): return "cannot start the embedded PostgreSQL: \(message)"
             case .invalidURL(let message): return message
             }
@@ -113,6 +119,9 @@ public struct Database: Sendable {
     private func checkSchema(_ connection: PostgresConnection) async throws {
         let migrator = Migrator(connection: connection)
         let version = try await migrator.currentVersion()
+        if version > Migration.latestVersion {
+            throw Failure.schemaNewer(current: version, known: Migration.latestVersion)
+        }
         guard version < Migration.latestVersion else { return }
         if usesEmbedded {
             _ = try await migrator.migrate()

@@ -56,7 +56,8 @@ extension Effects {
             moved AS (
                 UPDATE runner.effects e SET key = $2 || ':' || substr(e.key, length($1) + 2)
                 FROM adopted
-                WHERE starts_with(e.key, $1 || ':') AND $1 <> $2
+                -- Keys under a job's name date from before namespaces: only default's are its.
+                WHERE e.namespace = 'default' AND starts_with(e.key, $1 || ':') AND $1 <> $2
                   AND NOT EXISTS (
                       SELECT 1 FROM runner.effects o
                       WHERE o.kind = e.kind AND o.key = $2 || ':' || substr(e.key, length($1) + 2))

@@ -287,7 +287,10 @@ public struct Effects: Sendable {
 
     /// Pending effects of a kind that a new run should finish: never attempted, or attempted
     /// and failed transiently. Effects whose attempt died mid-send are marked failed first.
-    public func pending(kind: String, keyPrefix: String = "", limit: Int = 1000) async throws -> [Effect] {
+    /// `after`: only those with a larger id (the next page).
+    public func pending(kind: String, keyPrefix: String = "", limit: Int = 1000, after: Int64 = 0) async throws
+        -> [Effect]
+    {
         if Self.recovery(of: kind) == .atMostOnce {
             try await failUnknownOutcomes(
                 "namespace = $3 AND kind = $1 AND starts_with(key, $2)", [PostgresValue(kind), PostgresValue(keyPrefix), ns])
@@ -296,8 +299,9 @@ public struct Effects: Sendable {
             """
             SELECT \(Effect.columns) FROM runner.effects
             WHERE namespace = $4 AND kind = $1 AND starts_with(key, $2) AND status = 'pending' AND leased_until IS NULL
+              AND id > $5::bigint
             ORDER BY id LIMIT $3::integer
-            """, [PostgresValue(kind), PostgresValue(keyPrefix), .int(limit), ns]
+            """, [PostgresValue(kind), PostgresValue(keyPrefix), .int(limit), ns, .int64(after)]
         ).map(Effect.init(row:))
     }
 

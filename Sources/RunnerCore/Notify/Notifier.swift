@@ -304,9 +304,9 @@ public struct Notifier: Sendable {
     /// as the table now defines them; a channel since removed is marked failed.
     ///
     /// A notification of a job this table lacks waits for a table that has it (a rolling deploy
-    /// runs two versions side by side) while the job is registered in the namespace; once the job
-    /// has been removed from every table for ``Ledger/removalGrace``, it is settled failed, with
-    /// why, since only a table knows where its channels are.
+    /// runs two versions side by side) for at most ``Ledger/removalGrace``: after that, or an hour
+    /// after the job was marked removed, it is settled failed, with why, since only a table knows
+    /// where its channels are. Waiting ones never hold up the others: the pass pages on past them.
     public func finishPending(jobs: [Job]) async {
         // Nobody to tell: no statement spent looking.
         guard sentry != nil || jobs.contains(where: { !$0.notify.isEmpty }) else { return }
@@ -316,63 +316,81 @@ public struct Notifier: Sendable {
         do {
             let effects = Effects(ledger: ledger)
             let prefix = "\(Self.scope):\(Self.keyPrefix(namespace: ledger.namespace))"
-            let pending = try await effects.pending(kind: Self.kind, keyPrefix: prefix, limit: 20)
             func jobName(_ effect: Effects.Effect) -> String {
                 String(effect.key.dropFirst(prefix.count).prefix { $0 != "|" })
             }
-            let absent = Set(pending.map(jobName).filter { byName[$0] == nil })
-            let removals = absent.isEmpty ? [:] : try await ledger.removals(jobs: absent.sorted())
-            for effect in pending {
-                guard ContinuousClock.now < deadline else { break }
-                let recently = attempted.withLock {
-                    $0[effect.id].map { ContinuousClock.now - $0 < .seconds(60) } ?? false
-                }
-                // Never a row that blocks the others for good: each is sent, or settled.
-                guard effect.attempts < Self.maxAttempts else {
-                    try await effects.markFailed(effect.id, error: "not sent after \(Self.maxAttempts) attempts")
-                    continue
-                }
-                guard !recently else { continue }
-                let parts = effect.key.dropFirst(prefix.count).split(separator: "|", omittingEmptySubsequences: false)
-                guard parts.count == 4 else {
-                    try await effects.markFailed(effect.id, error: "the notification's key cannot be read")
-                    continue
-                }
-                guard let job = byName[String(parts[0])] else {
-                    let name = jobName(effect)
-                    switch removals[name] {
-                    case .some(.none):
-                        continue  // Another table of the namespace has the job: it sends it.
-                    case .some(.some(let removedAt)) where Date().timeIntervalSince(removedAt)
-                        < Ledger.removalGrace.timeInterval:
-                        continue  // Removed moments ago: a rolling deploy may bring it back.
-                    case .some(.some(let removedAt)):
-                        try await effects.markFailed(
-                            effect.id,
-                            error: "job \(name) was removed from the job table of namespace \(ledger.namespace) "
-                                + "at \(Ledger.slotKey(for: removedAt)); its channels are no longer known")
-                    case .none:
-                        try await effects.markFailed(
-                            effect.id, error: "job \(name) is in no job table of namespace \(ledger.namespace)")
-                    }
-                    continue
-                }
-                guard let notification = Notification(stored: effect.payload) else {
-                    try await effects.markFailed(effect.id, error: "the stored notification cannot be read")
-                    continue
-                }
-                if parts[3] == "sentry" {
-                    await attempt(effect.id, notification, channel: nil)
-                } else if let channel = job.notify.first(where: { $0.label == parts[3] }) {
-                    await attempt(effect.id, notification, channel: channel.target)
-                } else {
-                    try await effects.markFailed(effect.id, error: "the channel is no longer in the job's notify:")
+            var after: Int64 = 0
+            for _ in 0..<10 {
+                let pending = try await effects.pending(kind: Self.kind, keyPrefix: prefix, limit: 20, after: after)
+                guard let last = pending.last, ContinuousClock.now < deadline else { break }
+                after = last.id
+                let absent = Set(pending.map(jobName).filter { byName[$0] == nil })
+                let removals = absent.isEmpty ? [:] : try await ledger.removals(jobs: absent.sorted())
+                for effect in pending {
+                    guard ContinuousClock.now < deadline else { break }
+                    try await finish(effect, jobs: byName, removals: removals, jobName: jobName(effect), effects: effects)
                 }
             }
             // Emails have a pass of their own, whatever the other channels took.
             _ = try await EmailDelivery(context: emailContext(runID: nil, job: ""), attempts: 1).finishPending()
         } catch {
             logger.warning("cannot finish pending notifications", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// One pending notification: sent, settled, or left waiting for a table that has its job.
+    private func finish(
+        _ effect: Effects.Effect, jobs byName: [String: Job], removals: [String: Date?], jobName name: String,
+        effects: Effects
+    ) async throws {
+        let recently = attempted.withLock {
+            $0[effect.id].map { ContinuousClock.now - $0 < .seconds(60) } ?? false
+        }
+        // Never a row that blocks the others for good: each is sent, or settled.
+        guard effect.attempts < Self.maxAttempts else {
+            try await effects.markFailed(effect.id, error: "not sent after \(Self.maxAttempts) attempts")
+            return
+        }
+        guard !recently else { return }
+        let prefix = "\(Self.scope):\(Self.keyPrefix(namespace: ledger.namespace))"
+        let parts = effect.key.dropFirst(prefix.count).split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count == 4 else {
+            try await effects.markFailed(effect.id, error: "the notification's key cannot be read")
+            return
+        }
+        guard let job = byName[name] else {
+            let grace = Ledger.removalGrace.timeInterval
+            switch removals[name] {
+            case .some(.none) where Date().timeIntervalSince(effect.createdAt) < grace:
+                return  // Another table of the namespace has the job (a rolling deploy): it sends it.
+            case .some(.some(let removedAt)) where Date().timeIntervalSince(removedAt) < grace:
+                return  // Removed moments ago: a rolling deploy may bring it back.
+            case .some(.some(let removedAt)):
+                try await effects.markFailed(
+                    effect.id,
+                    error: "job \(name) was removed from the job table of namespace \(ledger.namespace) "
+                        + "at \(Ledger.slotKey(for: removedAt)); its channels are no longer known")
+            case .some(.none):
+                try await effects.markFailed(
+                    effect.id,
+                    error: "job \(name) is not in the job table of namespace \(ledger.namespace) that has run since "
+                        + "it was recorded, an hour ago; its channels are not known here")
+            case .none:
+                try await effects.markFailed(
+                    effect.id, error: "job \(name) is in no job table of namespace \(ledger.namespace)")
+            }
+            return
+        }
+        guard let notification = Notification(stored: effect.payload) else {
+            try await effects.markFailed(effect.id, error: "the stored notification cannot be read")
+            return
+        }
+        if parts[3] == "sentry" {
+            await attempt(effect.id, notification, channel: nil)
+        } else if let channel = job.notify.first(where: { $0.label == parts[3] }) {
+            await attempt(effect.id, notification, channel: channel.target)
+        } else {
+            try await effects.markFailed(effect.id, error: "the channel is no longer in the job's notify:")
         }
     }
 }

@@ -25,15 +25,15 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
 
     public var isUniqueViolation: Bool { sqlState == "23505" }
 
-    /// The connection went away under the statement: unreachable, the server shutting down or
-    /// restarting (class 08, class 57P), or a statement that failed with no SQLSTATE (libpq's own
-    /// "server closed the connection unexpectedly"): what a database restart does to a statement
-    /// in flight.
+    /// The connection went away under the statement: unreachable (libpq's own "server closed the
+    /// connection unexpectedly" arrives as `.connection`), or the server shutting down or
+    /// restarting (class 08, class 57P): what a database restart does to a statement in flight.
+    /// An error this code made itself (no SQLSTATE) is not one.
     public var isConnectionLoss: Bool {
         switch kind {
         case .connection: return true
         case .decoding: return false
-        case .query: return sqlState.map { $0.hasPrefix("08") || $0.hasPrefix("57P") } ?? true
+        case .query: return sqlState.map { $0.hasPrefix("08") || $0.hasPrefix("57P") } ?? false
         }
     }
 

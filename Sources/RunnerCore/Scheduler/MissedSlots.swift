@@ -40,7 +40,8 @@ public enum MissedSlots {
                 marks[job.name] = slots.count == Owed.cap ? slots.last : deadline
             }
             if catchingUp, max(start, deadline) < now {
-                let within = Owed.slots(
+                // The newest: the one the catch-up runs and those just before it.
+                let within = Owed.newestSlots(
                     of: job, after: max(start, deadline), through: now, cap: Owed.coalescedCap + 1)
                 if let last = within.last { spans.append(.init(job: job.name, after: max(start, deadline), through: last)) }
                 slots += within

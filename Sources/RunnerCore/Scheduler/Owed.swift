@@ -77,6 +77,23 @@ public enum Owed {
         }
     }
 
+    /// The newest `cap` of `job`'s slots after `after` up to and including `through`, oldest
+    /// first: found walking back from `through`, so a long span costs `cap` steps, not its length.
+    public static func newestSlots(of job: Job, after: Date, through: Date, cap: Int) -> [Date] {
+        var slots: [Date] = []
+        var cursor = through
+        while slots.count < cap {
+            let span = cursor.timeIntervalSince(after)
+            guard span > 0,
+                let slot = job.schedule.previous(atOrBefore: cursor, within: .seconds(Int64(span.rounded(.up)))),
+                slot > after
+            else { break }
+            slots.append(slot)
+            cursor = slot.addingTimeInterval(-0.000_001)
+        }
+        return slots.reversed()
+    }
+
     /// `job`'s slots after `after` up to and including `through`, oldest first, at most `cap`.
     public static func slots(of job: Job, after: Date, through: Date, cap: Int = Owed.cap) -> [Date] {
         var slots: [Date] = []

@@ -52,10 +52,6 @@ public actor Scheduler {
         }
     }
 
-    /// At most this many missed slots of one job are recorded per tick (a scheduler suspended
-    /// for a day with a seconds-field job passes over tens of thousands): the rest are counted.
-    public static let missedRowCap = 1000
-
     /// A slot that began at most this long before the scheduler started is on time, not a
     /// catch-up (a start at 10:00:00.3 runs the 10:00 slot as scheduled).
     public static let onTime: Duration = .seconds(1)
@@ -146,7 +142,10 @@ public actor Scheduler {
             } else {
                 passedUntil = now.addingTimeInterval(0.000_001)
             }
-            let passed = Self.slots(of: job, from: top.fire, before: passedUntil)
+            // The newest, up to the coalesced cap: older ones past catchup are the check's to record.
+            let passed = Owed.newestSlots(
+                of: job, after: top.fire.addingTimeInterval(-0.000_001),
+                through: passedUntil.addingTimeInterval(-0.000_001), cap: Owed.coalescedCap)
             if !passed.isEmpty { plan.passed[job.name, default: []] += passed }
             // A requeued fire's job still has its own next fire in the heap.
             if !top.requeued, let next = job.schedule.next(after: now) {
@@ -154,19 +153,6 @@ public actor Scheduler {
             }
         }
         return plan
-    }
-
-    /// `job`'s slots in `[from, before)`, at most ``missedRowCap`` of them (the newest). The
-    /// oldest are dropped a cap's worth at a time, so a long stall costs linear time.
-    static func slots(of job: Job, from: Date, before: Date) -> [Date] {
-        var slots: [Date] = []
-        var cursor: Date? = from
-        while let slot = cursor, slot < before {
-            slots.append(slot)
-            if slots.count == 2 * missedRowCap { slots.removeFirst(missedRowCap) }
-            cursor = job.schedule.next(after: slot)
-        }
-        return Array(slots.suffix(missedRowCap))
     }
 
     /// Whether a chore last done at `last` is due again at `now`.

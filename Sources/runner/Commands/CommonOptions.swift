@@ -34,7 +34,8 @@ struct DatabaseOptions: ParsableArguments {
             return try await database.connectReturningURL(requireSchema: requireSchema)
         } catch let failure as Database.Failure {
             switch failure {
-            case .schemaOutdated, .invalidURL, .refused: throw CommandError(failure.description, code: .usage)
+            case .schemaOutdated, .schemaNewer, .invalidURL, .refused:
+                throw CommandError(failure.description, code: .usage)
             case .unreachable, .embedded: throw CommandError(failure.description, code: .databaseUnreachable)
             }
         } catch let error as PostgresError {

@@ -70,9 +70,9 @@ struct History: AsyncParsableCommand {
         }
         defer { if cut { print(more) } }
         let rows = runs.map { run -> [String] in
-            (all ? [run.namespace] : [])
+            (all ? [displayEscaped(run.namespace)] : [])
                 + [
-                    String(run.id), run.job, utc(run.slot), run.trigger.rawValue,
+                    String(run.id), displayEscaped(run.job), utc(run.slot), run.trigger.rawValue,
                     run.status.rawValue + (run.dryRun ? " (dry)" : ""),
                     utc(run.startedAt), humanDuration(milliseconds: run.durationMs), Self.summary(run),
                 ]

@@ -91,7 +91,8 @@ struct Once: AsyncParsableCommand {
         case .paused(let runID, let slot, let pause):
             let recorded = runID.map { "recorded as skipped (run \($0))" } ?? "already recorded"
             let until = pause.until.map { " until \(utc($0))" } ?? " until `runner resume \(job.name)`"
-            let why = pause.reason.map { " (\($0))" } ?? ""
+            // Another operator's words: shown escaped.
+            let why = pause.reason.map { " (\(displayEscaped($0)))" } ?? ""
             print("\(job.name) slot \(utc(slot)) skipped: the job is paused\(why)\(until); \(recorded)")
         case .beforeDefinition(let slot, let definedAt, let next):
             print(

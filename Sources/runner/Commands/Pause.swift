@@ -143,9 +143,9 @@ struct Missed: AsyncParsableCommand {
             alignedTable(
                 header: (all ? ["NAMESPACE"] : []) + ["JOB", "SLOT", "LOCAL", "RECORDED", "WHY"],
                 rows: missed.map { record in
-                    (all ? [record.namespace] : [])
+                    (all ? [displayEscaped(record.namespace)] : [])
                         + [
-                            record.job, utc(record.slot),
+                            displayEscaped(record.job), utc(record.slot),
                             (record.namespace == table.namespace ? zones[record.job] : nil).map {
                                 InstantFormat.string(record.slot, in: $0)
                             } ?? "-",

@@ -115,10 +115,11 @@ struct Status: AsyncParsableCommand {
             let latest = latestMissed[job.namespace]?[job.name].map(utc) ?? "-"
             let pause = pauses[job.namespace]?[job.name]
             let notice = notices[job.namespace]?[job.name]
-            var row: [String] = all ? [job.namespace] : []
-            row.append(job.name)
-            row.append(job.schedule)
-            row.append(job.zoneName)
+            // Another namespace's rows come from the ledger, outside text: shown escaped.
+            var row: [String] = all ? [displayEscaped(job.namespace)] : []
+            row.append(displayEscaped(job.name))
+            row.append(displayEscaped(job.schedule))
+            row.append(displayEscaped(job.zoneName))
             row.append(job.next.map { InstantFormat.string($0, in: job.zone) } ?? "never")
             row.append(summary?.lastStartedAt.map(utc) ?? "-")
             row.append(summary?.lastStatus?.rawValue ?? "-")

@@ -424,4 +424,45 @@ struct NotifierTests {
         let requests = try server.requests()
         #expect(requests.count == 2, "\(requests.map { "\($0["path"] ?? .null) \($0["at"] ?? .null)" })")
     }
+
+    @Test(
+        "notifications of a job another version of the table has wait without holding up the rest, and are settled an hour on"
+    )
+    func waitingNotificationsDoNotBlock() async throws {
+        let server = try await TestHTTPServer(routes: ["POST /hook": ["status": 503]], hmacSecret: Self.secret)
+        let setup = try await Setup(
+            "notifywaiting",
+            jobs: """
+                  here:
+                    command: ["false"]
+                    schedule: "*/30 * * * *"
+                    retries: {max: 0}
+                    notify: [{webhook: "\(server.baseURL)/hook", events: [failed]}]
+                """)
+        // A job this table lacks but another version of it has (a rolling deploy), with more
+        // pending notifications than one page holds, recorded first.
+        let ledger = setup.executor.ledger
+        try await ledger.registerJobs([("elsewhere", "@daily", "UTC", nil)])
+        let effects = Effects(ledger: ledger)
+        for index in 0..<25 {
+            _ = try await effects.record(
+                kind: Notifier.kind, key: "notify:elsewhere|failed|slot-\(index)|webhook-00000000", runID: nil,
+                target: "webhook-00000000", payload: ["event": "failed"])
+        }
+        _ = try await setup.once("here", at: Self.at("2026-05-01T10:00:05Z"))
+        try server.folder.write("routes.json", #"{"POST /hook": {"status": 200}}"#)
+        await setup.flush()
+        let statuses = try await setup.connection.query(
+            "SELECT split_part(key, '|', 1) AS job, status, count(*) AS n FROM runner.effects GROUP BY 1, 2 ORDER BY 1"
+        ).map { "\(try $0.string("job") ?? "") \(try $0.string("status") ?? "") \(try $0.int("n") ?? 0)" }
+        #expect(statuses == ["notify:elsewhere pending 25", "notify:here sent 1"], "\(statuses)")
+        // An hour on, no table that has the job sent them: settled, with why.
+        try await setup.connection.execute("UPDATE runner.effects SET created_at = now() - interval '2 hours'")
+        await setup.flush()
+        let settled = try await setup.connection.query(
+            "SELECT DISTINCT status, last_error FROM runner.effects WHERE key LIKE 'notify:elsewhere|%'")
+        #expect(settled.count == 1)
+        #expect(try settled.first?.string("status") == "failed")
+        #expect(try settled.first?.string("last_error")?.contains("job elsewhere is not in the job table") == true)
+    }
 }

@@ -120,4 +120,20 @@ struct OwedTests {
         #expect(Owed.start(of: Self.history(last: "2026-05-01T09:00:00Z")) == Self.at("2026-05-01T09:00:00Z"))
         #expect(Owed.start(of: Self.history()) == nil)
     }
+
+    @Test(
+        "the newest slots of a span, walked back from its end: the same slots as walking forward, the cap keeping the newest",
+        arguments: ["* * * * * *", "*/5 * * * *", "30 2 * * *", "@every 90s"])
+    func newestSlots(schedule: String) throws {
+        let job = try Self.job(schedule)
+        let from = Self.at("2026-03-28T00:00:00Z")
+        let through = from.addingTimeInterval(86_400)
+        let forward = Owed.slots(of: job, after: from, through: through, cap: 100_000)
+        #expect(Owed.newestSlots(of: job, after: from, through: through, cap: 100_000) == forward)
+        #expect(Owed.newestSlots(of: job, after: from, through: through, cap: 3) == Array(forward.suffix(3)))
+        // Bounds: after is exclusive, through inclusive.
+        let last = try #require(forward.last)
+        #expect(Owed.newestSlots(of: job, after: last, through: through, cap: 5).isEmpty)
+        #expect(Owed.newestSlots(of: job, after: from, through: last, cap: 1) == [last])
+    }
 }
