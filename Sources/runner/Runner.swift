@@ -83,9 +83,10 @@ struct CommandError: Error {
     }
 }
 
-/// Writes a line to standard error.
+/// Writes a line to standard error, through the terminal sanitiser (an error may quote a job
+/// name from the YAML or a value from the database).
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    FileHandle.standardError.write(Data((TerminalText.safe(message) + "\n").utf8))
 }
 
 /// The `--config` option every command that reads the job table shares.

@@ -6,7 +6,8 @@ ROUTES maps "METHOD /path" (or "METHOD /prefix*") to {"status": 200, "body": <js
 a list of such answers is used in turn (the last one repeats). Each request is appended to LOG
 as one JSON line: method, path, at (seconds since the epoch), headers, body. Prints "ready" once it listens on 127.0.0.1.
 With HMAC_SECRET, a request carrying X-Runner-Signature is checked as a receiver would (HMAC-SHA256
-of the body, constant-time compare) and logged with "signature_ok". A body POSTed to a Sentry
+of "TIMESTAMP." and the body, constant-time compare, X-Runner-Timestamp within 5 minutes) and
+logged with "signature_ok". A body POSTed to a Sentry
 envelope endpoint (/api/ID/envelope/) is parsed with Sentry's own SDK and logged as "sentry": the
 event items' payloads, or "sentry_error".
 """
@@ -31,8 +32,10 @@ def main():
         found = {}
         signature = headers.get("X-Runner-Signature")
         if secret is not None and signature is not None:
-            expected = "sha256=" + hmac.new(secret, raw, hashlib.sha256).hexdigest()
-            found["signature_ok"] = hmac.compare_digest(expected, signature)
+            timestamp = headers.get("X-Runner-Timestamp") or ""
+            expected = "sha256=" + hmac.new(secret, timestamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+            fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) <= 300
+            found["signature_ok"] = fresh and hmac.compare_digest(expected, signature)
         if path.split("?")[0].endswith("/envelope/"):
             try:
                 from sentry_sdk.envelope import Envelope

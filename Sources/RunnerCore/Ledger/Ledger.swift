@@ -27,6 +27,8 @@ public struct Ledger: Sendable {
         case taken(runID: Int64, status: RunStatus)
         /// The database's clock had passed the request's `notAfter`: nothing was written.
         case tooLate
+        /// The request's gate was closed (a shutdown) when its turn came: nothing was written.
+        case stopped
     }
 
     public struct ClaimRequest: Sendable {
@@ -43,11 +45,14 @@ public struct Ledger: Sendable {
         /// never starts once the next slot began, nor past catchup): checked in the INSERT
         /// itself, so no process that paused between its check and its claim can start late.
         public var notAfter: Date?
+        /// Checked on the connection's thread just before the INSERT; closed: nothing is claimed.
+        public var gate: ClaimGate?
 
         public init(
             job: String, slot: Date, slotKey: String, trigger: RunTrigger, attempt: Int = 1, dryRun: Bool = false,
-            claimedBy: String, lease: Duration, skipIfRunning: Bool, notAfter: Date? = nil
+            claimedBy: String, lease: Duration, skipIfRunning: Bool, notAfter: Date? = nil, gate: ClaimGate? = nil
         ) {
+            self.gate = gate
             self.job = job
             self.slot = slot
             self.slotKey = slotKey
@@ -82,8 +87,13 @@ public struct Ledger: Sendable {
         if let existing = try await existingRun(job: request.job, slotKey: request.slotKey) {
             return .taken(runID: existing.id, status: existing.status)
         }
+        let gate = request.gate
+        if gate?.isOpen == false { return .stopped }
         guard request.skipIfRunning else {
-            let inserted = try await connection.query(
+            let parameters = claimParameters(request)
+            let inserted = try await connection.inTurn { connection -> PostgresRows? in
+                guard gate?.isOpen ?? true else { return nil }
+                return try connection.query(
                 """
                 INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by,
                                          lease_seconds)
@@ -91,7 +101,9 @@ public struct Ledger: Sendable {
                 WHERE $9::timestamptz IS NULL OR clock_timestamp() < $9::timestamptz
                 ON CONFLICT (namespace, job, slot_key) DO NOTHING
                 RETURNING id
-                """, claimParameters(request))
+                """, parameters)
+            }
+            guard let inserted else { return .stopped }
             if let runID = try inserted.first?.int64("id") { return .claimed(runID: runID) }
             return try await takenRun(request)
         }
@@ -99,6 +111,7 @@ public struct Ledger: Sendable {
         // transaction-level lock (safe behind PgBouncer), then a fresh snapshot in the next statement.
         let parameters = claimParameters(request)
         let claimed: ClaimResult? = try await connection.transaction { connection in
+            guard gate?.isOpen ?? true else { return .stopped }
             try connection.query(
                 "SELECT pg_advisory_xact_lock(hashtext('runner.claim'), hashtext($2 || '/' || $1))",
                 [PostgresValue(request.job), ns])

@@ -149,15 +149,18 @@ public struct Notification: Sendable, Equatable {
                     facts.map { name, value in ["type": "mrkdwn", "text": .string("*\(name)*\n\(escaped(value))")] }),
             ],
         ]
+        // Untrusted text (an error, a command's output) goes in code blocks: no mrkdwn formatting,
+        // no links. ``` inside it would end the block early, so it is broken up.
+        func code(_ text: String, limit: Int) -> String {
+            "```\n" + escaped(text, limit: limit).replacingOccurrences(of: "```", with: "`\u{200B}``") + "\n```"
+        }
         if let error {
             blocks.append([
-                "type": "section", "text": ["type": "mrkdwn", "text": .string("*Error*\n\(escaped(error))")],
+                "type": "section", "text": ["type": "mrkdwn", "text": .string("*Error*\n" + code(error, limit: 2800))],
             ])
         }
         if let outputTail {
-            // A code block: ``` inside the output would end it early, so it is broken up.
-            let code = escaped(outputTail, limit: 2800).replacingOccurrences(of: "```", with: "`\u{200B}``")
-            blocks.append(["type": "section", "text": ["type": "mrkdwn", "text": .string("```\n\(code)\n```")]])
+            blocks.append(["type": "section", "text": ["type": "mrkdwn", "text": .string(code(outputTail, limit: 2800))]])
         }
         if let statusPage {
             blocks.append([
@@ -165,7 +168,11 @@ public struct Notification: Sendable, Equatable {
                 "elements": [["type": "mrkdwn", "text": .string("<\(escaped(statusPage))|Status page>")]],
             ])
         }
-        return ["text": .string(escaped(headline)), "blocks": .array(blocks)]
+        // Nothing in an alert is previewed: a link in a job's output is not fetched by Slack.
+        return [
+            "text": .string(escaped(headline)), "blocks": .array(blocks), "unfurl_links": false,
+            "unfurl_media": false,
+        ]
     }
 
     /// The email a person receives: subject and text (and the same as simple HTML).

@@ -249,9 +249,14 @@ public struct Notifier: Sendable {
                 transfer = CurlTransfer(url: url)
                 let body = Data(notification.webhookBody.text.utf8)
                 transfer.body = body
-                transfer.headers = ["Content-Type: application/json", "X-Runner-Event: \(notification.event.rawValue)"]
-                transfer.headers.append(
-                    "\(WebhookSignature.header): \(WebhookSignature.sign(body, secret: webhookSecret ?? ""))")
+                // The event is in the signed body; the header is a convenience for routing.
+                let timestamp = Int64(Date().timeIntervalSince1970)
+                transfer.headers = [
+                    "Content-Type: application/json", "X-Runner-Event: \(notification.event.rawValue)",
+                    "\(WebhookSignature.timestampHeader): \(timestamp)",
+                    "\(WebhookSignature.header): "
+                        + WebhookSignature.sign(body, secret: webhookSecret ?? "", timestamp: timestamp),
+                ]
             case .email:
                 return
             case nil:

@@ -197,6 +197,12 @@ public actor PostgresConnection {
     }
 
     /// Runs `body` in a transaction: committed if it returns, rolled back if it throws.
+    /// Runs `body` on this connection's thread, once every statement queued before it has run:
+    /// what it checks there holds for the statements it then runs.
+    public func inTurn<T: Sendable>(_ body: @Sendable (isolated PostgresConnection) throws -> T) throws -> T {
+        try body(self)
+    }
+
     public func transaction<T: Sendable>(
         _ body: @Sendable (isolated PostgresConnection) throws -> T
     ) throws -> T {

@@ -28,10 +28,18 @@ public struct OnceRunner: Sendable {
     /// The clock slots are computed from; nil: the ledger's database (``Ledger/databaseNow()``),
     /// so a host whose clock is off claims exactly the slot every other host claims.
     public let now: (@Sendable () -> Date)?
+    /// Every scheduled claim (a slot, a retry) passes it; a scheduler shutting down closes it.
+    public let gate: ClaimGate
 
-    public init(executor: RunExecutor, now: (@Sendable () -> Date)? = nil) {
+    public init(executor: RunExecutor, now: (@Sendable () -> Date)? = nil, gate: ClaimGate = ClaimGate()) {
         self.executor = executor
         self.now = now
+        self.gate = gate
+    }
+
+    /// A slot not claimed because the gate was closed (a shutdown): left to another process.
+    public struct ClaimsStopped: Error, CustomStringConvertible {
+        public var description: String { "not claimed: this process is shutting down" }
     }
 
     /// The instant this call works from, and how far the host's clock is from it (ms).
@@ -137,6 +145,7 @@ public struct OnceRunner: Sendable {
         let ledger = executor.ledger
         let slotKey = Ledger.slotKey(for: slot)
         let skipIfRunning = job.overlap == .skip
+        guard gate.isOpen else { throw ClaimsStopped() }
         if trigger != .backfill, let paused = try await pausedOutcome(job, slot: slot, trigger: trigger) {
             return paused
         }
@@ -148,7 +157,7 @@ public struct OnceRunner: Sendable {
         let claim = try await ledger.claim(
             Ledger.ClaimRequest(
                 job: job.name, slot: slot, slotKey: slotKey, trigger: trigger, claimedBy: Ledger.processIdentity,
-                lease: executor.lease, skipIfRunning: skipIfRunning))
+                lease: executor.lease, skipIfRunning: skipIfRunning, gate: gate))
         let ping = job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
         switch claim {
         case .taken(let runID, .missed):
@@ -178,6 +187,8 @@ public struct OnceRunner: Sendable {
             return outcome
         case .tooLate:
             throw PostgresError(.query, "slot \(slotKey) of \(job.name) refused a claim without a deadline")
+        case .stopped:
+            throw ClaimsStopped()
         case .skipped(let runID, let liveRunID):
             // The slot began, skipped or not: earlier slots' retries are overtaken by it.
             try await ledger.supersedeRetries(job: job.name, before: slot, maxRetries: job.retries.max)
@@ -388,7 +399,7 @@ public struct OnceRunner: Sendable {
                 Ledger.ClaimRequest(
                     job: job.name, slot: slot, slotKey: key, trigger: .retry, attempt: attempt,
                     claimedBy: Ledger.processIdentity, lease: executor.lease,
-                    skipIfRunning: job.overlap == .skip && !manual, notAfter: deadline))
+                    skipIfRunning: job.overlap == .skip && !manual, notAfter: deadline, gate: gate))
             switch claim {
             case .claimed(let runID):
                 if !ranFirst, earlier.isEmpty { ping?.start() }
@@ -409,6 +420,9 @@ public struct OnceRunner: Sendable {
             case .skipped(let skippedID, let liveRunID):
                 // Beside the job's live run, as a slot would be.
                 if !ranFirst, earlier.isEmpty { return .skipped(runID: skippedID, liveRunID: liveRunID, slot: slot) }
+            case .stopped:
+                // Shutting down: the retry's due time is in the ledger for another process.
+                break
             case .taken:
                 // Another process made this attempt.
                 if let current = try await ledger.latestAttempt(job: job.name, slot: slot, slotKey: slotKey) {

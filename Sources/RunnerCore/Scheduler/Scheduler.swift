@@ -310,6 +310,8 @@ public actor Scheduler {
             do {
                 let outcome = try await runner.runSlot(job, slot: fire.slot, now: now, trigger: fire.trigger)
                 events?.ran(fire, outcome: outcome)
+            } catch is OnceRunner.ClaimsStopped {
+                logger.debug("not claimed: shutting down; left to another replica", metadata: ["slot": "\(fire)"])
             } catch {
                 lost = (error as? PostgresError)?.isConnectionLoss == true
                 logger.error(
@@ -364,10 +366,18 @@ public actor Scheduler {
         while let task = inFlight.values.first { await task.value }
     }
 
+    /// Closes the claim gate at once, from the signal handler: a fire queued behind others
+    /// claims nothing from now on (its slot is left to the other replicas), while the runs already
+    /// claimed go on until ``shutdown(grace:)``.
+    public nonisolated func stopClaiming() {
+        runner.gate.close()
+    }
+
     /// Stops claiming, waits up to `grace` for the runs in progress, then stops the rest: they
     /// are cancelled as on SIGTERM and recorded `interrupted`. Returns how many were stopped.
     @discardableResult
     public func shutdown(grace: Duration) async -> Int {
+        runner.gate.close()
         claiming = false
         heap = Heap()
         pruning?.cancel()

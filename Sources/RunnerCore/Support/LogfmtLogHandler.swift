@@ -59,7 +59,9 @@ public struct LogfmtLogHandler: LogHandler {
         return .string(value)
     }
 
-    static func logfmtValue(_ value: String) -> String {
+    static func logfmtValue(_ raw: String) -> String {
+        // A command's stderr or a product row's text: no escape sequence reaches the terminal.
+        let value = TerminalText.safe(raw)
         if !value.isEmpty && !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\n" }) {
             return value
         }

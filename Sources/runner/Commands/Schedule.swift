@@ -79,6 +79,8 @@ struct ScheduleCommand: AsyncParsableCommand {
         let signals = SignalCounter()
         let stop = Signals {
             if signals.next() == 1 {
+                // Before anything else: no fire still queued claims its slot.
+                scheduler.stopClaiming()
                 logger.info(
                     "shutdown: no new claims; waiting for running jobs",
                     metadata: ["grace": "\(DurationParser.format(grace))"])

@@ -87,13 +87,13 @@ struct ScheduleCommandTests {
         // Whichever replica claimed a run of `long` is the one to kill.
         var victim: Process?
         var runID: Int64?
-        _ = try await Self.eventually(within: .seconds(30)) {
+        _ = try await Self.eventually(within: .seconds(90)) {
             guard
                 let row = try await setup.connection.query(
-                    // Started within 5 s: its 20 s command is far from its end when the kill comes.
+                    // Started within 10 s: its 20 s command is far from its end when the kill comes.
                     """
                     SELECT id, claimed_by FROM runner.runs
-                    WHERE job = 'long' AND status = 'running' AND started_at > now() - interval '5 seconds' LIMIT 1
+                    WHERE job = 'long' AND status = 'running' AND started_at > now() - interval '10 seconds' LIMIT 1
                     """
                 ).first, let claimedBy = try row.string("claimed_by"),
                 let pid = claimedBy.split(separator: ":").last.flatMap({ Int32($0) })

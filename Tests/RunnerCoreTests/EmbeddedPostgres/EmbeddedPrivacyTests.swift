@@ -15,7 +15,8 @@ struct EmbeddedPrivacyTests {
     static func psql(_ cluster: EmbeddedPostgres, _ conninfo: String, as user: String?) async throws -> CommandProcess.Result {
         let psql = try cluster.binary("psql")
         let argv = (user.map { ["/usr/sbin/runuser", "-u", $0, "--"] } ?? []) + [
-            psql, conninfo, "-tAc", "COPY (SELECT 1) TO PROGRAM 'id'",
+            // A program that reads what it is sent: one that exits first (id) fails the COPY with EPIPE.
+            psql, conninfo, "-tAc", "COPY (SELECT 1) TO PROGRAM 'cat >/dev/null'",
         ]
         return try await CommandProcess(argv: argv, environment: ["PATH": "/usr/bin:/bin", "PGCONNECT_TIMEOUT": "5"]).run()
     }

@@ -348,7 +348,7 @@ struct NotifierTests {
             "notifyformats",
             jobs: """
                   broken:
-                    command: ["sh", "-c", "echo '<!channel> <http://evil|click>' >&2; exit 4"]
+                    command: ["sh", "-c", "echo '<!channel> <http://evil|click> *bold* https://evil.example' >&2; exit 4"]
                     schedule: "*/30 * * * *"
                     retries: {max: 0}
                     notify: [{slack: "\(server.baseURL)/slack"}, {email: "ops@example.com, oncall@example.com"}]
@@ -365,6 +365,11 @@ struct NotifierTests {
         #expect(blocks.count >= 3)
         let text = message.text
         #expect(text.contains("&lt;!channel&gt;") && !text.contains("<!channel>"), "a value made a mention: \(text)")
+        // The error (the command's stderr) in a code block: no formatting, no link; nothing unfurled.
+        let error = blocks.compactMap { $0["text"]?["text"]?.stringValue }.first { $0.hasPrefix("*Error*") }
+        #expect(error?.hasPrefix("*Error*\n```\n") == true && error?.hasSuffix("\n```") == true, "\(blocks)")
+        #expect(error?.contains("*bold*") == true)
+        #expect(message["unfurl_links"] == .bool(false) && message["unfurl_media"] == .bool(false))
 
         let sentry = try #require(requests.first { $0["path"] == "/api/42/envelope/" }, "\(requests)")
         #expect(sentry["sentry_error"] == nil, "\(sentry)")
