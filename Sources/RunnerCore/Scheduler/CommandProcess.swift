@@ -38,6 +38,21 @@ public struct CommandProcess: Sendable {
     }
 
     public static let tailBytes = 4096
+    /// Read beyond the tail so secrets are masked on whole text before the cut: a secret (in any
+    /// of its forms) up to this long that crosses the cut is still seen whole.
+    static let tailMargin = 4096
+
+    /// The stored tail of `bytes` (at most ``tailBytes`` + ``tailMargin`` of output): secrets
+    /// masked on the whole of it first, then the last ``tailBytes`` kept, at a character boundary.
+    static func storedTail(_ bytes: [UInt8], redactor: Redactor = .process) -> String {
+        let masked = redactor(String(decoding: bytes, as: UTF8.self))
+        guard masked.utf8.count > tailBytes else { return masked }
+        var start = masked.utf8.index(masked.utf8.endIndex, offsetBy: -tailBytes)
+        while start < masked.utf8.endIndex, start.samePosition(in: masked.unicodeScalars) == nil {
+            start = masked.utf8.index(after: start)
+        }
+        return String(masked.unicodeScalars[start...])
+    }
 
     public let argv: [String]
     public let environment: [String: String]
@@ -94,8 +109,8 @@ public struct CommandProcess: Sendable {
         let exited = status & 0x7f == 0
         return Result(
             exitCode: exited ? (status >> 8) & 0xff : nil, signal: exited ? nil : status & 0x7f,
-            stdoutTail: String(decoding: stdout.tail, as: UTF8.self),
-            stderrTail: String(decoding: stderr.tail, as: UTF8.self),
+            stdoutTail: Self.storedTail(stdout.tail),
+            stderrTail: Self.storedTail(stderr.tail),
             stdoutBytes: stdout.total, stderrBytes: stderr.total, stopped: Task.isCancelled, escapedKilled: escaped,
             outputAbandoned: abandoned)
     }
@@ -265,9 +280,8 @@ private final class OutputCollector: @unchecked Sendable {
                     if count <= 0 { break }
                     stream.total += count
                     stream.tail.append(contentsOf: buffer[0..<count])
-                    if stream.tail.count > CommandProcess.tailBytes * 2 {
-                        stream.tail.removeFirst(stream.tail.count - CommandProcess.tailBytes)
-                    }
+                    let kept = CommandProcess.tailBytes + CommandProcess.tailMargin
+                    if stream.tail.count > kept * 2 { stream.tail.removeFirst(stream.tail.count - kept) }
                     // Kept current, so a reader abandoned on an open pipe still reports.
                     lock.lock()
                     streams[index] = stream
@@ -297,8 +311,9 @@ private final class OutputCollector: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         var result = (streams[0], streams[1])
-        result.0.tail = Array(result.0.tail.suffix(CommandProcess.tailBytes))
-        result.1.tail = Array(result.1.tail.suffix(CommandProcess.tailBytes))
+        let kept = CommandProcess.tailBytes + CommandProcess.tailMargin
+        result.0.tail = Array(result.0.tail.suffix(kept))
+        result.1.tail = Array(result.1.tail.suffix(kept))
         return result
     }
 }

@@ -2,48 +2,85 @@ import Foundation
 
 /// Removes the values of secrets from text that leaves the process (logs, effects, outcomes,
 /// history): the values of environment variables named `*_KEY`, `*_TOKEN`, `*_PASSWORD`,
-/// `*_SECRET` or `*_DSN` (and `PASSWORD`, `DATABASE_URL`'s password), and any password written
-/// inside a URL (`scheme://user:password@host`).
+/// `*_SECRET`, `*_DSN`, `*_PASS`, `*_PWD`, `*_PAT`, `*_APIKEY`, `*_PASSPHRASE`, `*_CREDENTIALS`,
+/// `*_WEBHOOK_URL` (and `PASSWORD`, `TOKEN`, `SECRET`, `APIKEY`, `PGPASSWORD`), passwords in
+/// connection strings, in each of the forms they travel in (raw, URL-encoded, JSON-escaped,
+/// base64); the userinfo of every URL (`scheme://user:password@`, `https://TOKEN@host`); and the
+/// values of secret-looking query keys (`?api_key=`, `&token=`, `sig=`, …).
 public struct Redactor: Sendable {
-    static let suffixes = ["_KEY", "_TOKEN", "_PASSWORD", "_SECRET", "_DSN", "_PASS", "_PWD"]
+    static let suffixes = [
+        "_KEY", "_TOKEN", "_PASSWORD", "_SECRET", "_DSN", "_PASS", "_PWD", "_PAT", "_APIKEY", "_PASSPHRASE",
+        "_CREDENTIALS", "_WEBHOOK_URL",
+    ]
+    static let names: Set<String> = ["PASSWORD", "PGPASSWORD", "TOKEN", "SECRET", "APIKEY", "API_KEY", "GITHUB_PAT"]
+    /// Query keys whose values are secrets wherever they appear.
+    static let queryKeys = ["api_key", "apikey", "token", "key", "secret", "password", "sig", "signature", "access_token"]
     static let mask = "[redacted]"
+    /// A secret shorter than this is not one (it would mask ordinary words).
+    static let minimumLength = 4
 
-    /// Secret values, longest first (so a value containing another is masked whole).
+    /// Secret values in every form they travel in, longest first (so a value containing another
+    /// is masked whole).
     let secrets: [String]
 
-    public init(environment: [String: String]) {
+    /// Whether `name` holds a secret by its name alone.
+    public static func isSecretName(_ name: String) -> Bool {
+        let upper = name.uppercased()
+        return names.contains(upper) || suffixes.contains(where: upper.hasSuffix)
+    }
+
+    /// `also`: further names whose values are secrets (a job's own `env:`, the catalog's secrets).
+    public init(environment: [String: String], also: Set<String> = []) {
         var values: Set<String> = []
+        func add(_ secret: String) {
+            guard secret.count >= Self.minimumLength else { return }
+            values.formUnion(Self.forms(of: secret))
+        }
         for (name, value) in environment {
             let upper = name.uppercased()
-            if Self.suffixes.contains(where: upper.hasSuffix) || upper == "PASSWORD" || upper == "PGPASSWORD" {
-                // A value this short would mask ordinary words ("postgres" in every URL); such a
-                // secret is no secret.
-                if value.count >= 8 { values.insert(value) }
-            }
-            if let password = Self.urlPassword(in: value), password.count >= 8 {
-                values.insert(password)
+            if Self.isSecretName(upper) || also.contains(name) { add(value) }
+            if let password = Self.urlPassword(in: value) {
+                add(password)
                 // As libpq hands it to a command (PGPASSWORD): percent-decoded.
-                if let decoded = password.removingPercentEncoding, decoded.count >= 8 { values.insert(decoded) }
+                if let decoded = password.removingPercentEncoding { add(decoded) }
             }
             // A libpq connection string, URL or `key=value` pairs (`password=…`).
             if upper.hasSuffix("_URL") || upper.hasSuffix("DATABASE"),
-                let password = ConnectionString(value).options()?["password"], password.count >= 8
+                let password = ConnectionString(value).options()?["password"]
             {
-                values.insert(password)
+                add(password)
             }
         }
         secrets = values.sorted { $0.count > $1.count }
     }
 
-    /// The process's own environment, read once.
-    public static let process = Redactor(environment: ProcessInfo.processInfo.environment)
+    /// A secret as it appears raw, URL-encoded, JSON-escaped (with and without `\/`) and in
+    /// base64 (padded and not).
+    static func forms(of secret: String) -> Set<String> {
+        var forms: Set<String> = [secret]
+        var unreserved = CharacterSet.alphanumerics
+        unreserved.insert(charactersIn: "-._~")
+        if let encoded = secret.addingPercentEncoding(withAllowedCharacters: unreserved) { forms.insert(encoded) }
+        let json = JSONValue.string(secret).text.dropFirst().dropLast()
+        forms.insert(String(json))
+        forms.insert(json.replacingOccurrences(of: "/", with: "\\/"))
+        let base64 = Data(secret.utf8).base64EncodedString()
+        forms.insert(base64)
+        forms.insert(String(base64.prefix { $0 != "=" }))
+        return forms.filter { $0.count >= minimumLength }
+    }
+
+    /// The process's own environment, read once, with the catalog's secrets.
+    public static let process = Redactor(
+        environment: ProcessInfo.processInfo.environment,
+        also: Set(EnvironmentCatalog.all.filter(\.secret).map(\.name)))
 
     public func callAsFunction(_ text: String) -> String {
         var result = text
         for secret in secrets where result.contains(secret) {
             result = result.replacingOccurrences(of: secret, with: Self.mask)
         }
-        return Self.maskURLPasswords(result)
+        return Self.maskQueryValues(Self.maskURLPasswords(result))
     }
 
     /// Every string inside a JSON value, redacted.
@@ -67,7 +104,8 @@ public struct Redactor: Sendable {
         return password.isEmpty ? nil : String(password)
     }
 
-    /// Masks the password of every `://user:password@` in `text`.
+    /// Masks the password of every `://user:password@` in `text`, and a userinfo without one
+    /// (`https://TOKEN@host`, where the token is the credential).
     public static func maskURLPasswords(_ text: String) -> String {
         guard text.contains("://") else { return text }
         var output = ""
@@ -75,13 +113,37 @@ public struct Redactor: Sendable {
         while let scheme = rest.range(of: "://") {
             output += rest[..<scheme.upperBound]
             rest = rest[scheme.upperBound...]
-            let authority = rest.prefix { $0 != "/" && $0 != " " && $0 != "\"" && $0 != "\n" }
-            if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":"),
-                authority.index(after: colon) < at
-            {
+            let authority = rest.prefix { $0 != "/" && $0 != " " && $0 != "\"" && $0 != "\n" && $0 != "?" }
+            guard let at = authority.lastIndex(of: "@") else { continue }
+            let userinfo = authority[..<at]
+            if let colon = userinfo.firstIndex(of: ":") {
+                guard userinfo.index(after: colon) < at else { continue }
                 output += authority[...colon] + mask + authority[at...]
-                rest = rest[authority.endIndex...]
+            } else if !userinfo.isEmpty {
+                output += mask + authority[at...]
+            } else {
+                continue
             }
+            rest = rest[authority.endIndex...]
+        }
+        return output + rest
+    }
+
+    /// Masks the value of every `?KEY=` or `&KEY=` whose key is one of ``queryKeys``.
+    static func maskQueryValues(_ text: String) -> String {
+        guard text.contains("=") else { return text }
+        var output = ""
+        var rest = Substring(text)
+        while let start = rest.firstIndex(where: { $0 == "?" || $0 == "&" }) {
+            output += rest[...start]
+            rest = rest[rest.index(after: start)...]
+            let key = rest.prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+            guard rest.dropFirst(key.count).first == "=", queryKeys.contains(key.lowercased()) else { continue }
+            output += key + "="
+            rest = rest.dropFirst(key.count + 1)
+            let value = rest.prefix { !($0 == "&" || $0 == "#" || $0 == "\"" || $0 == "'" || $0.isWhitespace) }
+            if !value.isEmpty { output += mask }
+            rest = rest.dropFirst(value.count)
         }
         return output + rest
     }

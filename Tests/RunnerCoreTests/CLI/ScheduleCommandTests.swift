@@ -54,9 +54,14 @@ struct ScheduleCommandTests {
                 "a replica exited \(status.map(String.init) ?? "only when killed"): \(Self.log(log).suffix(2000))")
         }
         for (job, step) in [("even", 2.0), ("every", 1.0)] {
+            // A replica a loaded machine holds back past a slot coalesces it into its catch-up
+            // (skipped, reason coalesced): still one row per slot, never a miss or a second run.
             let rows = try await setup.connection.query(
                 """
-                SELECT extract(epoch FROM slot)::float8 AS at, status, count(*) OVER (PARTITION BY slot) AS copies
+                SELECT extract(epoch FROM slot)::float8 AS at,
+                       CASE WHEN status = 'skipped' AND outcome->>'skipped_because' LIKE 'coalesced:%'
+                            THEN 'coalesced' ELSE status END AS status,
+                       count(*) OVER (PARTITION BY slot) AS copies
                 FROM runner.runs WHERE job = $1 ORDER BY slot
                 """, [PostgresValue(job)])
             let slots = try rows.map { try $0.double("at") ?? 0 }
@@ -65,9 +70,11 @@ struct ScheduleCommandTests {
             #expect(try rows.allSatisfy { try $0.int("copies") == 1 }, "\(job): a slot ran twice")
             let gaps = zip(slots, slots.dropFirst()).filter { $1 - $0 != step }
             #expect(gaps.isEmpty, "\(job): gaps between slots \(gaps)")
+            let counts = Dictionary(grouping: statuses) { $0 }.mapValues(\.count)
             #expect(
-                statuses.allSatisfy { $0 == "succeeded" },
-                "\(job): every slot ran and succeeded: \(Dictionary(grouping: statuses) { $0 }.mapValues(\.count))")
+                statuses.allSatisfy { $0 == "succeeded" || $0 == "coalesced" }
+                    && (counts["coalesced"] ?? 0) * 5 <= statuses.count,
+                "\(job): every slot ran and succeeded (a few coalesced under load): \(counts)")
         }
         let replicasThatRan = try await setup.count("SELECT count(DISTINCT claimed_by) AS count FROM runner.runs")
         print("three replicas: runs claimed by \(replicasThatRan) of them")
