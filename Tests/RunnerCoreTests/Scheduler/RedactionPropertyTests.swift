@@ -7,24 +7,12 @@ import Testing
 /// cut, in each of the forms they travel in, under every name that holds one.
 @Suite("Redaction: the whole output before the cut, every form, every name")
 struct RedactionPropertyTests {
-    /// A seeded generator, so a failure repeats.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_@/:?&=+%\"\\ ")
 
     @Test("for random secrets in each encoding at any cut position, no stored tail holds the secret or a 6-character piece of it")
     func tailsHoldNoPiece() {
         let seed = UInt64(ProcessInfo.processInfo.environment["RUNNER_PROPERTY_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64.max)
-        var random = SplitMix(state: seed)
+        var random = SplitMix64(seed: seed)
         for round in 0..<300 {
             let length = Int.random(in: 6...40, using: &random)
             let secret = String((0..<length).map { _ in Self.alphabet.randomElement(using: &random)! })
