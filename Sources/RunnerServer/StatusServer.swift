@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import RunnerCore
@@ -16,6 +17,8 @@ public struct StatusServer: Sendable {
     let logger: Logger
     /// The loop's longest sleep: a loop that has not ticked for twice this is not alive.
     let tickInterval: Duration
+    /// Whether the database's failure to answer /health was logged (once per outage).
+    let healthLogged = Locked(false)
 
     public init(
         host: String, port: Int, scheduler: Scheduler, ledger: Ledger, metrics: SchedulerMetrics, logger: Logger,
@@ -91,7 +94,15 @@ public struct StatusServer: Sendable {
         let databaseProblem = await answered.value
         probe.cancel()
         timer.cancel()
-        if !databaseProblem.isEmpty { return (false, databaseProblem) }
+        // The detail (libpq's words, the server's address) goes to the log, once per outage;
+        // /health tells a caller only what is wrong.
+        if !databaseProblem.isEmpty {
+            if healthLogged.withLock({ let first = !$0; $0 = true; return first }) {
+                logger.error("/health: the database did not answer", metadata: ["error": "\(databaseProblem)"])
+            }
+            return (false, "the database did not answer")
+        }
+        healthLogged.withLock { $0 = false }
         guard let tick = await scheduler.lastTick else { return (false, "the scheduler has not ticked yet") }
         let since = ContinuousClock.now - tick
         guard since <= tickInterval * 2 else {
@@ -100,14 +111,26 @@ public struct StatusServer: Sendable {
         return (true, "ok")
     }
 
+    /// Sent with every answer.
+    static let securityHeaders: [(String, String)] = [
+        (
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        ),
+        ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
+    ]
+
     static func text(
         _ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8"
     )
         -> Response
     {
-        Response(
-            status: status, headers: [.contentType: contentType, .cacheControl: "no-store"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        var headers: HTTPFields = [.contentType: contentType, .cacheControl: "no-store"]
+        // The page has no scripts, forms or outside assets: nothing else may load or frame it.
+        for (name, value) in securityHeaders {
+            if let name = HTTPField.Name(name) { headers[name] = value }
+        }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 
     /// Starts serving in a service group of its own; the caller stops it once the scheduler

@@ -33,12 +33,23 @@ public struct JobTableLoader: Sendable {
                 "this is a folder, not a file", hint: "point --config or RUNNER_CONFIG at the jobs.yaml inside it")
         }
         let text: String
+        let bytes: Data
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw problem(
                 "cannot read the file: \(Self.reason(error))",
                 hint: "check that the user runner runs as may read it")
+        }
+        switch Self.utf8Text(bytes) {
+        case .success(let decoded): text = decoded
+        case .failure(let place):
+            throw JobTableError(
+                path: path,
+                diagnostics: [
+                    ConfigDiagnostic(
+                        line: place.line, column: place.column, message: "the file is not UTF-8 text: an invalid byte here")
+                ], hint: "save the job table as UTF-8")
         }
         return try load(text: text, path: path)
     }
@@ -51,6 +62,29 @@ public struct JobTableLoader: Sendable {
             throw JobTableError(path: path, diagnostics: sorted)
         }
         return JobTable(path: path, jobs: jobs, retention: reader.retention, namespace: reader.namespace)
+    }
+
+    /// Where a text's first byte that is not UTF-8 stands (1-based line and column).
+    struct NotUTF8: Error {
+        let line: Int
+        let column: Int
+    }
+
+    /// `bytes` as UTF-8 text, or where the first invalid byte is.
+    static func utf8Text(_ bytes: Data) -> Result<String, NotUTF8> {
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        var (line, column) = (1, 1)
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                if scalar == "\n" { (line, column) = (line + 1, 1) } else { column += 1 }
+            case .emptyInput:
+                return .success(String(decoding: bytes, as: UTF8.self))
+            case .error:
+                return .failure(NotUTF8(line: line, column: column))
+            }
+        }
     }
 
     private static func reason(_ error: Error) -> String {

@@ -464,4 +464,21 @@ struct JobTableTests {
     func badDurations(text: String) {
         #expect(throws: DurationParser.Failure.self) { try DurationParser.parse(text) }
     }
+
+    @Test("a job table that is not UTF-8 is refused at the line and column of its first bad byte, with what to do")
+    func notUTF8() throws {
+        let directory = try TemporaryDirectory()
+        let file = directory.url.appendingPathComponent("jobs.yaml")
+        var bytes = Data("jobs:\n  a: {command: [x], schedule: \"@daily\"}\n# caf".utf8)
+        bytes.append(contentsOf: [0xE9, 0x0A])  // Latin-1 é
+        try bytes.write(to: file)
+        do {
+            _ = try JobTableLoader(environment: [:]).load(path: file.path)
+            Issue.record("a Latin-1 file was read")
+        } catch {
+            #expect(error.diagnostics.first?.line == 3 && error.diagnostics.first?.column == 6, "\(error)")
+            #expect(error.description.contains("not UTF-8"), "\(error)")
+            #expect(error.hint == "save the job table as UTF-8")
+        }
+    }
 }
