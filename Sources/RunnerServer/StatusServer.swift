@@ -108,6 +108,9 @@ public struct StatusServer: Sendable {
         guard since <= tickInterval * 2 else {
             return (false, "the scheduler loop last ticked \(DurationParser.format(since)) ago")
         }
+        // The database answers, yet slots cannot be claimed or runs recorded (a full disk, a
+        // revoked grant): not healthy either.
+        if await scheduler.failuresInARow >= 3 { return (false, "slots are failing to be claimed or recorded") }
         return (true, "ok")
     }
 

@@ -51,13 +51,21 @@ public struct OnceRunner: Sendable {
         let database = try await executor.ledger.databaseNow()
         let halfTrip = Date().timeIntervalSince(before) / 2
         let skew = ((before.addingTimeInterval(halfTrip).timeIntervalSince(database)) * 1000).rounded()
-        if abs(skew) > 1000 + halfTrip * 1000 {
+        // Said once every ten minutes per process, not after every run of a scheduler.
+        if abs(skew) > 1000 + halfTrip * 1000, Self.skewWarned.withLock({ last in
+            guard last.map({ ContinuousClock.now - $0 > .seconds(600) }) ?? true else { return false }
+            last = .now
+            return true
+        }) {
             executor.logger.warning(
                 "this host's clock differs from the database's; slots follow the database",
                 metadata: ["clock_skew_ms": "\(Int64(skew))"])
         }
         return (database, skew)
     }
+
+    /// When this process last warned of clock skew.
+    private static let skewWarned = Locked<ContinuousClock.Instant?>(nil)
 
     /// `retry: false` runs one attempt whatever the job's `retries:` say (`runner demo`).
     /// `table`: the whole job table, whose missed slots this call looks for first (before its

@@ -90,6 +90,13 @@ public actor Scheduler {
     let events: SchedulerEvents?
     /// When the last tick began (the loop's pulse, for `/health`).
     public private(set) var lastTick: ContinuousClock.Instant?
+    /// This host's clock less the database's at the last tick, in ms: what the runs record.
+    private var skewMs: Double = 0
+    /// Slots that could not be run in a row (a claim or a run's record refused): `/health` says
+    /// so while they keep failing.
+    public private(set) var failuresInARow = 0
+    /// Runs stopped by every shutdown so far (a second signal's included).
+    public private(set) var interruptedTotal = 0
 
     /// Plans every job from `now`: the latest slot within each job's `catchup` (a catch-up of
     /// what a restart or deploy passed over), else its next fire. `definitions`: when each job's
@@ -164,9 +171,10 @@ public actor Scheduler {
     /// starts what is due, and every ``sweepInterval`` marks dead processes' runs abandoned
     /// and starts the retries they left due. Returns the plan it carried out.
     @discardableResult
-    public func tick(now: Date) async -> Plan {
+    public func tick(now: Date, skewMs: Double = 0) async -> Plan {
         guard claiming else { return Plan() }
         lastTick = .now
+        self.skewMs = skewMs
         let plan = plan(now: now)
         if !plan.passed.isEmpty { await settle(plan.passed, now: now) }
         // Replicas that tick together claim in different orders, so most of what one reaches
@@ -305,30 +313,35 @@ public actor Scheduler {
         let runner = self.runner
         let logger = self.logger
         let events = self.events
+        let skewMs = self.skewMs
         inFlight[key] = Task {
             var lost = false
+            var failed = false
             do {
-                let outcome = try await runner.runSlot(job, slot: fire.slot, now: now, trigger: fire.trigger)
+                let outcome = try await runner.runSlot(
+                    job, slot: fire.slot, now: now, skewMs: skewMs, trigger: fire.trigger)
                 events?.ran(fire, outcome: outcome)
             } catch is OnceRunner.ClaimsStopped {
                 logger.debug("not claimed: shutting down; left to another replica", metadata: ["slot": "\(fire)"])
             } catch {
                 lost = (error as? PostgresError)?.isConnectionLoss == true
+                failed = true
                 logger.error(
                     lost
                         ? "the slot could not be claimed: the database connection was lost; caught up when it is back"
                         : "the slot could not be run",
                     metadata: ["job": "\(fire.job)", "slot": "\(fire)", "error": "\(error)"])
             }
-            self.finished(key, requeue: lost ? fire : nil)
+            self.finished(key, requeue: lost ? fire : nil, failed: failed)
         }
     }
 
     /// `requeue`: a fire whose claim was lost with the connection (a database restart) is planned
     /// again as a catch-up from its slot: the next tick after the database is back runs the
     /// latest slot within catchup and records the ones before it coalesced, not missed.
-    private func finished(_ key: SlotID, requeue: Fire? = nil) {
+    private func finished(_ key: SlotID, requeue: Fire? = nil, failed: Bool = false) {
         inFlight[key] = nil
+        failuresInARow = failed ? failuresInARow + 1 : 0
         if let fire = requeue, claiming, jobs[fire.job] != nil {
             heap.insert(Entry(fire: fire.slot, job: fire.job, catchingUp: true, requeued: true))
         }
@@ -396,6 +409,7 @@ public actor Scheduler {
         timer.cancel()
         if allFinished { return 0 }
         let stopped = inFlight.count
+        interruptedTotal += stopped
         for task in inFlight.values { task.cancel() }
         await waiter.value
         return stopped

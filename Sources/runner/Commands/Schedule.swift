@@ -117,7 +117,9 @@ struct ScheduleCommand: AsyncParsableCommand {
             }
         }
         await loop.value
-        let stopped = await scheduler.shutdown(grace: grace)
+        await scheduler.shutdown(grace: grace)
+        // Both signals' stops: the second's ran in a task of its own.
+        let stopped = await scheduler.interruptedTotal
         await server?.stop()
         stop.cancel()
         reload.cancel()
@@ -130,19 +132,37 @@ struct ScheduleCommand: AsyncParsableCommand {
     }
 
     /// Tick, then sleep until the next fire (at most ``tickCap``), until cancelled. A database
-    /// that does not answer is logged and tried again next tick; the loop never ends by itself.
+    /// that does not answer is tried again every tick, logged once when it stops answering and
+    /// once when it answers again; the loop never ends by itself.
     static func loop(_ scheduler: Scheduler, ledger: Ledger, logger: Logger) async {
+        var failingSince: ContinuousClock.Instant?
         while !Task.isCancelled {
             var wait = tickCap
             do {
+                // The host's clock at the middle of the round trip against the database's: the
+                // skew this replica's runs record (a round trip's own wait is not skew).
+                let before = Date()
                 let now = try await ledger.databaseNow()
-                await scheduler.tick(now: now)
+                let halfTrip = Date().timeIntervalSince(before) / 2
+                let skewMs = (before.addingTimeInterval(halfTrip).timeIntervalSince(now) * 1000).rounded()
+                if let since = failingSince {
+                    logger.notice(
+                        "the database answers again; ticking",
+                        metadata: ["outage_ms": "\(Int64((ContinuousClock.now - since).timeInterval * 1000))"])
+                    failingSince = nil
+                }
+                await scheduler.tick(now: now, skewMs: skewMs)
                 if let next = await scheduler.nextFire {
                     let until = Duration.milliseconds(Int64((next.timeIntervalSince(now) * 1000).rounded(.up)))
                     wait = max(.milliseconds(1), min(until, tickCap))
                 }
             } catch {
-                logger.error("scheduler tick failed; trying again", metadata: ["error": "\(error)"])
+                if failingSince == nil {
+                    failingSince = .now
+                    logger.error(
+                        "scheduler tick failed; trying again every second (logged again when it recovers)",
+                        metadata: ["error": "\(error)"])
+                }
             }
             try? await Task.sleep(for: wait)
         }

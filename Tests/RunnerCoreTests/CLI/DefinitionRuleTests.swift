@@ -134,16 +134,30 @@ struct DefinitionRuleTests {
         let restricted = TestDatabase.cluster.tcpConnectionString(database: database, user: role, password: password)
         let environment = setup.environment.merging(["DATABASE_URL": restricted.raw]) { $1 }
         let log = setup.directory.url.appendingPathComponent("scheduler.log")
-        let scheduler = try RunnerProcess.launch(["schedule"], environment: environment, log: log)
+        let port = try EmbeddedPostgres.freePort()
+        let health = "http://127.0.0.1:\(port)/health"
+        let scheduler = try RunnerProcess.launch(
+            ["schedule", "--http", "127.0.0.1:\(port)"], environment: environment, log: log)
         try await withCleanup {
             let ran = try await Schedule.eventually(within: .seconds(60)) {
                 try await setup.count("SELECT count(*) FROM runner.runs WHERE job = 'second'") >= 3
             }
             try #require(ran, "the scheduler did not run: \(Schedule.log(log).suffix(1500))")
             try await setup.connection.execute("REVOKE INSERT ON runner.runs FROM \(role)")
+            let revokedClock = ContinuousClock.now
             let revoked = try await Ledger(connection: setup.connection).databaseNow()
-            try await Task.sleep(for: .seconds(30))
+            // The database answers, but no slot can be claimed: /health says so.
+            let failing = try await Schedule.eventually(within: .seconds(25)) {
+                let (status, body) = try await StatusServerTests.get(health)
+                return status == 503 && body.contains("slots are failing")
+            }
+            #expect(failing, "/health did not report the failing claims: \(Schedule.log(log).suffix(1500))")
+            try await Task.sleep(for: max(.zero, .seconds(30) - (ContinuousClock.now - revokedClock)))
             try await setup.connection.execute("GRANT INSERT ON runner.runs TO \(role)")
+            let recovered = try await Schedule.eventually(within: .seconds(25)) {
+                try await StatusServerTests.get(health).0 == 200
+            }
+            #expect(recovered, "/health stayed unhealthy after the grant")
             let granted = try await Ledger(connection: setup.connection).databaseNow()
             // Once the last refused slot is past its 1m catchup, the holes are missed slots.
             try await Task.sleep(for: .seconds(62))
