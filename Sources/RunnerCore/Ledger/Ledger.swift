@@ -282,6 +282,16 @@ public struct Ledger: Sendable {
         return Date(timeIntervalSince1970: Double(microseconds) / 1_000_000)
     }
 
+    /// The database's clock, and this host's clock against it: the host's at the middle of the
+    /// round trip less the database's, in ms (a round trip slowed by a queue of queries is
+    /// uncertainty, not skew), and that half round trip, in seconds.
+    public func clockReading() async throws -> (now: Date, skewMs: Double, halfTrip: Double) {
+        let before = Date()
+        let now = try await databaseNow()
+        let halfTrip = Date().timeIntervalSince(before) / 2
+        return (now, (before.addingTimeInterval(halfTrip).timeIntervalSince(now) * 1000).rounded(), halfTrip)
+    }
+
     /// Records that `slot` of `job` was found later than its catchup and will not run: a
     /// `missed` row under the slot's own key, once (nil when the slot already has a row).
     public func recordMissed(job: String, slot: Date, reason: String) async throws -> Int64? {

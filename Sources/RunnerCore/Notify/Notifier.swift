@@ -133,8 +133,11 @@ public struct Notifier: Sendable {
     /// named `NAMESPACE/JOB` outside the default namespace (a job name has no `/`), so two
     /// services' jobs of one name are told apart, and keys recorded before namespaces keep theirs.
     func key(job: String, event: String, about: String, channel: String) -> String {
-        "\(Self.scope):\(Self.keyPrefix(namespace: ledger.namespace))\(job)|\(event)|\(about)|\(channel)"
+        "\(keysStart)\(job)|\(event)|\(about)|\(channel)"
     }
+
+    /// What every notification key of this namespace starts with: `notify:`, then the namespace's prefix.
+    private var keysStart: String { "\(Self.scope):\(Self.keyPrefix(namespace: ledger.namespace))" }
 
     /// What a namespace's notification keys put before the job's name.
     static func keyPrefix(namespace: String) -> String {
@@ -320,7 +323,7 @@ public struct Notifier: Sendable {
         let deadline = ContinuousClock.now + .seconds(10)
         do {
             let effects = Effects(ledger: ledger)
-            let prefix = "\(Self.scope):\(Self.keyPrefix(namespace: ledger.namespace))"
+            let prefix = keysStart
             func jobName(_ effect: Effects.Effect) -> String {
                 String(effect.key.dropFirst(prefix.count).prefix { $0 != "|" })
             }
@@ -357,8 +360,7 @@ public struct Notifier: Sendable {
             return
         }
         guard !recently else { return }
-        let prefix = "\(Self.scope):\(Self.keyPrefix(namespace: ledger.namespace))"
-        let parts = effect.key.dropFirst(prefix.count).split(separator: "|", omittingEmptySubsequences: false)
+        let parts = effect.key.dropFirst(keysStart.count).split(separator: "|", omittingEmptySubsequences: false)
         guard parts.count == 4 else {
             try await effects.markFailed(effect.id, error: "the notification's key cannot be read")
             return

@@ -49,51 +49,46 @@ public enum MissedSlots {
             candidates[job.name] = slots
         }
         let existing = try await ledger.scheduledSlots(in: spans)
-        var missed: [String: [Date]] = [:]
-        var paused: [String: [Date]] = [:]
-        var coalesced: [String: [Date]] = [:]
-        var servedBy: [String: Date] = [:]
-        for job in jobs {
-            guard let slots = candidates[job.name], !slots.isEmpty, let history = histories[job.name] else { continue }
-            let taken = existing[job.name] ?? []
-            let decision = Owed.decide(
-                slots.filter { !taken.contains($0) }, job: job, history: history, now: now, catchingUp: catchingUp)
-            if !decision.missed.isEmpty { missed[job.name] = decision.missed }
-            if !decision.paused.isEmpty { paused[job.name] = decision.paused }
-            if !decision.coalesced.isEmpty, let run = decision.run {
-                coalesced[job.name] = decision.coalesced
-                servedBy[job.name] = run
-            }
+        var open: [String: [Date]] = [:]
+        for (name, slots) in candidates where !slots.isEmpty {
+            let taken = existing[name] ?? []
+            open[name] = slots.filter { !taken.contains($0) }
         }
-        if !paused.isEmpty { try await ledger.recordPaused(paused, trigger: trigger, reason: "paused") }
-        if !coalesced.isEmpty { try await ledger.recordCoalesced(coalesced, servedBy: servedBy, trigger: trigger) }
-        var written: [Ledger.WrittenSlot] = []
-        if !missed.isEmpty {
-            written = try await ledger.recordMissed(
-                missed, trigger: trigger, reason: "missed: no run started for this slot within its catchup")
-            let byName = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
-            await notifier?.recordMissed(written, jobs: byName, now: now)
-        }
+        let byName = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
+        let written = try await settle(
+            open, jobs: byName, histories: histories, ledger: ledger, notifier: notifier, now: now,
+            catchingUp: catchingUp, trigger: trigger, reason: "missed: no run started for this slot within its catchup")
         // Only once every row is written: a check that failed midway is done again from the mark.
         try await ledger.markChecked(marks)
         return written
     }
 
-    /// Passed slots per job, split into those that fell in one of the job's pauses and the rest.
-    static func separatePaused(_ slots: [String: [Date]], histories: [String: Ledger.SlotHistory]) -> (
-        missed: [String: [Date]], paused: [String: [Date]]
-    ) {
+    /// Records what ``Owed`` decides of each job's `slots` (none with a row, as far as the caller
+    /// knows; a row another process wrote meanwhile wins): paused and coalesced rows, and missed
+    /// rows, each with its pending `missed` notification. Returns the missed rows this call wrote.
+    static func settle(
+        _ slots: [String: [Date]], jobs: [String: Job], histories: [String: Ledger.SlotHistory], ledger: Ledger,
+        notifier: Notifier?, now: Date, catchingUp: Bool, trigger: RunTrigger, reason: String
+    ) async throws -> [Ledger.WrittenSlot] {
         var missed: [String: [Date]] = [:]
         var paused: [String: [Date]] = [:]
-        for (job, dates) in slots {
-            for slot in dates {
-                if histories[job]?.paused(at: slot) != nil {
-                    paused[job, default: []].append(slot)
-                } else {
-                    missed[job, default: []].append(slot)
-                }
+        var coalesced: [String: [Date]] = [:]
+        var servedBy: [String: Date] = [:]
+        for (name, dates) in slots {
+            guard let job = jobs[name], let history = histories[name] else { continue }
+            let decision = Owed.decide(dates, job: job, history: history, now: now, catchingUp: catchingUp)
+            if !decision.missed.isEmpty { missed[name] = decision.missed }
+            if !decision.paused.isEmpty { paused[name] = decision.paused }
+            if !decision.coalesced.isEmpty, let run = decision.run {
+                coalesced[name] = decision.coalesced
+                servedBy[name] = run
             }
         }
-        return (missed, paused)
+        if !paused.isEmpty { try await ledger.recordPaused(paused, trigger: trigger, reason: "paused") }
+        if !coalesced.isEmpty { try await ledger.recordCoalesced(coalesced, servedBy: servedBy, trigger: trigger) }
+        guard !missed.isEmpty else { return [] }
+        let written = try await ledger.recordMissed(missed, trigger: trigger, reason: reason)
+        await notifier?.recordMissed(written, jobs: jobs, now: now)
+        return written
     }
 }

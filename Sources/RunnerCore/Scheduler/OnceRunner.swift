@@ -45,12 +45,7 @@ public struct OnceRunner: Sendable {
     /// The instant this call works from, and how far the host's clock is from it (ms).
     func currentInstant() async throws -> (now: Date, skewMs: Double) {
         if let now { return (now(), 0) }
-        // The host's clock at the middle of the round trip against the database's; a round trip
-        // slowed by a queue of queries (a burst of claims) is uncertainty, not skew.
-        let before = Date()
-        let database = try await executor.ledger.databaseNow()
-        let halfTrip = Date().timeIntervalSince(before) / 2
-        let skew = ((before.addingTimeInterval(halfTrip).timeIntervalSince(database)) * 1000).rounded()
+        let (database, skew, halfTrip) = try await executor.ledger.clockReading()
         // Said once every ten minutes per process, not after every run of a scheduler.
         if abs(skew) > 1000 + halfTrip * 1000, Self.skewWarned.withLock({ last in
             guard last.map({ ContinuousClock.now - $0 > .seconds(600) }) ?? true else { return false }

@@ -196,28 +196,10 @@ public actor Scheduler {
         let ledger = runner.executor.ledger
         do {
             let histories = try await ledger.slotHistories(jobs: passed.keys.sorted())
-            var missed: [String: [Date]] = [:]
-            var paused: [String: [Date]] = [:]
-            var coalesced: [String: [Date]] = [:]
-            var servedBy: [String: Date] = [:]
-            for (name, slots) in passed {
-                guard let job = jobs[name], let history = histories[name] else { continue }
-                let decision = Owed.decide(slots, job: job, history: history, now: now, catchingUp: true)
-                if !decision.missed.isEmpty { missed[name] = decision.missed }
-                if !decision.paused.isEmpty { paused[name] = decision.paused }
-                if !decision.coalesced.isEmpty, let run = decision.run {
-                    coalesced[name] = decision.coalesced
-                    servedBy[name] = run
-                }
-            }
-            if !paused.isEmpty { try await ledger.recordPaused(paused, trigger: .schedule, reason: "paused") }
-            if !coalesced.isEmpty {
-                try await ledger.recordCoalesced(coalesced, servedBy: servedBy, trigger: .schedule)
-            }
-            guard !missed.isEmpty else { return }
-            let written = try await ledger.recordMissed(
-                missed, reason: "missed: the scheduler was stopped or stalled past this slot and its catchup")
-            await runner.executor.notifier.recordMissed(written, jobs: self.jobs, now: now)
+            let written = try await MissedSlots.settle(
+                passed, jobs: jobs, histories: histories, ledger: ledger, notifier: runner.executor.notifier,
+                now: now, catchingUp: true, trigger: .schedule,
+                reason: "missed: the scheduler was stopped or stalled past this slot and its catchup")
             counted(written, why: "slots missed: the scheduler passed over them past their catchup")
         } catch {
             logger.error(

@@ -139,12 +139,8 @@ struct ScheduleCommand: AsyncParsableCommand {
         while !Task.isCancelled {
             var wait = tickCap
             do {
-                // The host's clock at the middle of the round trip against the database's: the
-                // skew this replica's runs record (a round trip's own wait is not skew).
-                let before = Date()
-                let now = try await ledger.databaseNow()
-                let halfTrip = Date().timeIntervalSince(before) / 2
-                let skewMs = (before.addingTimeInterval(halfTrip).timeIntervalSince(now) * 1000).rounded()
+                // The skew this replica's runs record.
+                let (now, skewMs, _) = try await ledger.clockReading()
                 if let since = failingSince {
                     logger.notice(
                         "the database answers again; ticking",
