@@ -1,31 +1,98 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
+import NIOCore
 import RunnerCore
 import ServiceLifecycle
 
 /// `runner schedule --http HOST:PORT`: `/health`, `/metrics` (Prometheus text exposition) and
 /// `/` (the status page), served by Hummingbird; its lifecycle is a swift-service-lifecycle
 /// service group, shut down gracefully after the scheduler's own shutdown.
+///
+/// It shares nothing with the scheduler that traffic could exhaust: its queries go through
+/// connections of its own (the page's and /metrics', and /health's probe), each with a statement
+/// timeout; the page and /metrics read the ledger at most once a second whatever the request
+/// rate; connections idle (or trickling a request) for 10 s are closed; past a limit taken
+/// from the open-file limit a connection is answered 503 at once.
 public struct StatusServer: Sendable {
     public let host: String
     public let port: Int
     let scheduler: Scheduler
+    /// The page's and /metrics' reads.
     let ledger: Ledger
+    /// /health's probe, so a slow page never makes the scheduler look dead.
+    let probe: Ledger
     let metrics: SchedulerMetrics
     let logger: Logger
     /// The loop's longest sleep: a loop that has not ticked for twice this is not alive.
     let tickInterval: Duration
+    let access: Access
+    let limit: ConnectionLimit
     /// Whether the database's failure to answer /health was logged (once per outage).
     let healthLogged = Locked(false)
+    let page = Memo<String>(maxAge: .seconds(1))
+    let lastSuccess = Memo<[String: Date]>(maxAge: .seconds(1))
+    let connections = ConnectionCount()
+
+    /// A connection is closed after this long without a request part (idle, or trickling headers).
+    static let idleTimeout: TimeAmount = .seconds(10)
 
     public init(
-        host: String, port: Int, scheduler: Scheduler, ledger: Ledger, metrics: SchedulerMetrics, logger: Logger,
-        tickInterval: Duration
+        host: String, port: Int, scheduler: Scheduler, ledger: Ledger, probe: Ledger, metrics: SchedulerMetrics,
+        logger: Logger, tickInterval: Duration, access: Access = Access(), limit: ConnectionLimit
     ) {
-        (self.host, self.port, self.scheduler, self.ledger) = (host, port, scheduler, ledger)
+        (self.host, self.port, self.scheduler, self.ledger, self.probe) = (host, port, scheduler, ledger, probe)
         (self.metrics, self.logger, self.tickInterval) = (metrics, logger, tickInterval)
+        (self.access, self.limit) = (access, limit)
+    }
+
+    /// Who may read the page and /metrics: `RUNNER_HTTP_TOKEN` guards both (as a bearer token,
+    /// or as the password of basic auth, which a browser asks for); `RUNNER_METRICS_TOKEN`
+    /// guards /metrics alone instead. /health is open: it says only `ok` or a generic reason.
+    public struct Access: Sendable {
+        public var pageToken: String?
+        public var metricsToken: String?
+
+        public init(pageToken: String? = nil, metricsToken: String? = nil) {
+            self.pageToken = pageToken.flatMap { $0.isEmpty ? nil : $0 }
+            self.metricsToken = metricsToken.flatMap { $0.isEmpty ? nil : $0 }
+        }
+
+        public init(environment: [String: String]) {
+            self.init(pageToken: environment["RUNNER_HTTP_TOKEN"], metricsToken: environment["RUNNER_METRICS_TOKEN"])
+        }
+
+        var forMetrics: String? { metricsToken ?? pageToken }
+
+        /// Whether `authorization` (the header's value) carries `token`: `Bearer TOKEN`, or
+        /// `Basic` with TOKEN as the password (any user name). Compared in constant time.
+        static func allows(_ authorization: String?, token: String?) -> Bool {
+            guard let token else { return true }
+            guard let authorization else { return false }
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2 else { return false }
+            let scheme = parts[0].lowercased()
+            let credential = parts[1].trimmingCharacters(in: .whitespaces)
+            if scheme == "bearer" { return same(credential, token) }
+            guard scheme == "basic", let decoded = Data(base64Encoded: credential),
+                let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
+            else { return false }
+            return same(String(text[text.index(after: colon)...]), token)
+        }
+
+        private static func same(_ given: String, _ token: String) -> Bool {
+            let (a, b) = (Array(given.utf8), Array(token.utf8))
+            var difference = UInt8(a.count == b.count ? 0 : 1)
+            for index in 0..<b.count { difference |= (index < a.count ? a[index] : 0) ^ b[index] }
+            return difference == 0
+        }
+    }
+
+    /// Whether `host` is a loopback address (what needs no token).
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// `HOST:PORT` (`0.0.0.0:8080`, `[::1]:8080`, `:8080` for every interface).
@@ -46,27 +113,38 @@ public struct StatusServer: Sendable {
             let (healthy, reason) = await health()
             return Self.text(reason + "\n", status: healthy ? .ok : .serviceUnavailable)
         }
-        router.get("/metrics") { _, _ -> Response in
+        router.get("/metrics") { request, _ -> Response in
+            guard Access.allows(request.headers[.authorization], token: access.forMetrics) else {
+                return Self.unauthorized(scheme: "Bearer")
+            }
             let jobs = await scheduler.jobNames
             let running = await scheduler.runningByJob
-            let lastSuccess = (try? await ledger.lastSuccess(jobs: jobs)) ?? [:]
+            let ledger = self.ledger
+            let lastSuccess = (try? await self.lastSuccess.value { try await ledger.lastSuccess(jobs: jobs) }) ?? [:]
             let body = metrics.exposition(running: running, jobs: jobs, lastSuccess: lastSuccess)
             return Self.text(body, contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
-        router.get("/") { _, _ -> Response in
+        router.get("/") { request, _ -> Response in
+            guard Access.allows(request.headers[.authorization], token: access.pageToken) else {
+                return Self.unauthorized(scheme: "Basic")
+            }
             do {
-                let jobs = await scheduler.table
-                let now = try await ledger.databaseNow()
-                let recent = try await ledger.recentRuns(jobs: jobs.map(\.name))
-                let running = await scheduler.runningByJob
-                let pauses = try await ledger.activePauses(jobs: jobs.map(\.name))
-                let rows = jobs.map {
-                    StatusPage.Row(
-                        job: $0, next: $0.schedule.next(after: now), runs: recent[$0.name] ?? [],
-                        running: running[$0.name] ?? 0, pause: pauses[$0.name])
+                let (scheduler, ledger) = (self.scheduler, self.ledger)
+                let html = try await page.value {
+                    let jobs = await scheduler.table
+                    let now = try await ledger.databaseNow()
+                    // The marks and the last error: no run's output.
+                    let recent = try await ledger.recentRuns(jobs: jobs.map(\.name))
+                    let running = await scheduler.runningByJob
+                    let pauses = try await ledger.activePauses(jobs: jobs.map(\.name))
+                    let rows = jobs.map {
+                        StatusPage.Row(
+                            job: $0, next: $0.schedule.next(after: now), runs: recent[$0.name] ?? [],
+                            running: running[$0.name] ?? 0, pause: pauses[$0.name])
+                    }
+                    return StatusPage.render(rows, generatedAt: now)
                 }
-                return Self.text(
-                    StatusPage.render(rows, generatedAt: now), contentType: "text/html; charset=utf-8")
+                return Self.text(html, contentType: "text/html; charset=utf-8")
             } catch {
                 logger.error("status page: the ledger did not answer", metadata: ["error": "\(error)"])
                 return Self.text("the ledger's database did not answer\n", status: .serviceUnavailable)
@@ -79,9 +157,9 @@ public struct StatusServer: Sendable {
     func health() async -> (Bool, String) {
         // The problem, or "" when the database answered.
         let answered = FirstOf<String>()
-        let probe = Task {
+        let probe = Task { [probe = self.probe] in
             do {
-                _ = try await ledger.databaseNow()
+                _ = try await probe.databaseNow()
                 answered.settle("")
             } catch {
                 answered.settle("the database did not answer: \(error)")
@@ -123,24 +201,46 @@ public struct StatusServer: Sendable {
         ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"),
     ]
 
-    static func text(
-        _ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8"
-    )
-        -> Response
-    {
+    /// Every answer's headers: its type, no caching, and the security headers.
+    static func headers(contentType: String) -> HTTPFields {
         var headers: HTTPFields = [.contentType: contentType, .cacheControl: "no-store"]
         // The page has no scripts, forms or outside assets: nothing else may load or frame it.
         for (name, value) in securityHeaders {
             if let name = HTTPField.Name(name) { headers[name] = value }
         }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        return headers
+    }
+
+    static func text(
+        _ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8"
+    )
+        -> Response
+    {
+        Response(
+            status: status, headers: headers(contentType: contentType),
+            body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// 401, asking for `scheme` (`Basic` makes a browser ask for the token as a password).
+    static func unauthorized(scheme: String) -> Response {
+        var response = text("a token is required (RUNNER_HTTP_TOKEN)\n", status: .unauthorized)
+        response.headers[.wwwAuthenticate] = "\(scheme) realm=\"runner\", charset=\"UTF-8\""
+        return response
     }
 
     /// Starts serving in a service group of its own; the caller stops it once the scheduler
     /// has shut down.
     public func start() -> Running {
+        let (connections, soft) = (self.connections, limit.soft)
         let app = Application(
-            router: router(), configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            router: router(),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [ConnectionLimitHandler(count: connections, limit: soft)],
+                    idleTimeout: Self.idleTimeout)),
+            configuration: .init(
+                address: .hostname(host, port: port), serverName: nil,
+                availableConnectionsDelegate: MaximumAvailableConnections(limit.hard, logger: logger)),
             logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger))

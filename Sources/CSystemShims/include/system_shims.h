@@ -15,4 +15,17 @@ int runner_become_subreaper(void);
 /// (waitid with WNOWAIT); 0 when there is none, -1 when this process has no children.
 int runner_peek_exited_child(void);
 
+/// The first argument that makes the runner's binary a command supervisor (supervisor.c).
+#define RUNNER_SUPERVISOR_FLAG "--runner-supervise-v1"
+
+/// Creates the runner's liveness page (a memfd, close-on-exec, mapped shared) and beats once;
+/// returns its descriptor, -1 on failure.
+int runner_liveness_open(void);
+
+/// Writes the monotonic clock's milliseconds to the liveness page.
+void runner_liveness_beat(void);
+
+/// fcntl(fd, F_DUPFD_CLOEXEC, minimum).
+int runner_dup_above(int fd, int minimum);
+
 #endif

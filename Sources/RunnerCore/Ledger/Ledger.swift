@@ -204,12 +204,14 @@ public struct Ledger: Sendable {
 
     /// Each of `jobs`' latest `limit` runs, newest first (dry runs left out): one query, an
     /// index scan per job.
+    /// Without their output (`outcome` is nil) and with errors cut to 300 characters: what the
+    /// status page shows, read at most once a second.
     public func recentRuns(jobs: [String], limit: Int = 30) async throws -> [String: [RunRecord]] {
         let rows = try await connection.query(
             """
             SELECT r.* FROM unnest($1::text[]) AS j(name)
             CROSS JOIN LATERAL (
-                SELECT \(RunRecord.columns) FROM runner.runs
+                SELECT \(RunRecord.overviewColumns) FROM runner.runs
                 WHERE namespace = $3 AND job = j.name AND NOT dry_run
                 ORDER BY started_at DESC, id DESC LIMIT $2::integer
             ) AS r

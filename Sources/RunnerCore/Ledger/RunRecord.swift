@@ -42,6 +42,12 @@ public struct RunRecord: Sendable, Equatable {
         finished_at, duration_ms, outcome::text AS outcome, error, retry_at
         """
 
+    /// ``columns`` without the output and with the error's first 300 characters.
+    static let overviewColumns = """
+        id, namespace, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by, started_at, heartbeat_at,
+        finished_at, duration_ms, NULL::text AS outcome, left(error, 300) AS error, retry_at
+        """
+
     init(row: PostgresRow) throws {
         id = try row.int64("id") ?? 0
         namespace = try row.string("namespace", default: "")

@@ -63,16 +63,24 @@ public struct CommandProcess: Sendable {
     /// environment) and killed once the command has ended. Off for the runner's own helpers
     /// (pg_ctl starts a server that must outlive it).
     public let killsEscapedDescendants: Bool
+    /// Whether the command's process group dies with the runner: it runs under a supervisor
+    /// (the runner's own binary, see supervisor.c) that kills the group when the runner is gone,
+    /// or, with `frozenLimit`, when the runner has not been seen alive for that long (stopped
+    /// with SIGSTOP). Off for the runner's own helpers (pg_ctl's server outlives it).
+    public let diesWithRunner: Bool
+    public let frozenLimit: Duration?
     private let token = UUID().uuidString
 
     public init(
         argv: [String], environment: [String: String], killGrace: Duration = .seconds(5),
-        killsEscapedDescendants: Bool = false
+        killsEscapedDescendants: Bool = false, diesWithRunner: Bool = false, frozenLimit: Duration? = nil
     ) {
         self.argv = argv
         self.environment = environment
         self.killGrace = killGrace
         self.killsEscapedDescendants = killsEscapedDescendants
+        self.diesWithRunner = diesWithRunner
+        self.frozenLimit = frozenLimit
     }
 
     static let tokenVariable = "RUNNER_COMMAND_TOKEN"
@@ -91,6 +99,7 @@ public struct CommandProcess: Sendable {
         } onCancel: {
             Self.stop(group: child.pid, grace: killGrace, exit: exit)
         }
+        if child.lifeline >= 0 { Glibc.close(child.lifeline) }
         // The leader is gone; whatever it left in its group goes too, so the pipes close.
         var escaped = 0
         var abandoned = false
@@ -153,24 +162,53 @@ public struct CommandProcess: Sendable {
     private struct Child {
         let pid: pid_t
         let output: OutputCollector
+        /// The write end of the supervisor's lifeline: closed once the supervisor is reaped
+        /// (or by the kernel when the runner dies, which the supervisor sees).
+        let lifeline: Int32
     }
 
     private func spawn() throws -> Child {
         guard let program = argv.first else { throw SpawnError(description: "the command is empty") }
         var stdoutPipe: [Int32] = [0, 0]
         var stderrPipe: [Int32] = [0, 0]
-        guard runner_pipe_cloexec(&stdoutPipe) == 0, runner_pipe_cloexec(&stderrPipe) == 0 else {
-            throw SpawnError(description: "cannot create pipes: \(String(cString: strerror(errno)))")
+        guard runner_pipe_cloexec(&stdoutPipe) == 0 else { throw Self.pipeError() }
+        guard runner_pipe_cloexec(&stderrPipe) == 0 else {
+            Self.close(stdoutPipe)
+            throw Self.pipeError()
+        }
+        // The supervisor's pipes: the runner's end of life (only the runner holds its write end),
+        // and the command's exec failure.
+        var lifePipe: [Int32] = [-1, -1]
+        var execPipe: [Int32] = [-1, -1]
+        if diesWithRunner {
+            guard runner_pipe_cloexec(&lifePipe) == 0 else {
+                Self.close(stdoutPipe + stderrPipe)
+                throw Self.pipeError()
+            }
+            guard runner_pipe_cloexec(&execPipe) == 0 else {
+                Self.close(stdoutPipe + stderrPipe + lifePipe)
+                throw Self.pipeError()
+            }
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+        // Moved above the numbers they go to, so no dup2 overwrites a descriptor still to be moved.
+        let moved = ([stdoutPipe[1], stderrPipe[1]] + (diesWithRunner ? [lifePipe[0], execPipe[1]] : []))
+            .map { runner_dup_above($0, 10) }
+        let liveness = diesWithRunner && frozenLimit != nil ? Liveness.descriptor : -1
+        guard !moved.contains(-1) else {
+            Self.close(stdoutPipe + stderrPipe + lifePipe + execPipe + moved)
+            throw Self.pipeError()
+        }
+        for (target, descriptor) in zip(Int32(1)..., moved) {
+            posix_spawn_file_actions_adddup2(&actions, descriptor, target)
+        }
+        if liveness >= 0 { posix_spawn_file_actions_adddup2(&actions, liveness, 5) }
         // Nothing else of ours leaks into the command (or into a server it starts): a lock
         // file or a parent's pipe held open by a daemon would never be released.
-        runner_spawn_add_closefrom(&actions, 3)
+        runner_spawn_add_closefrom(&actions, diesWithRunner ? 6 : 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -186,7 +224,10 @@ public struct CommandProcess: Sendable {
         posix_spawnattr_setflags(
             &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        let cArguments = argv.map { strdup($0) } + [nil]
+        let limitMs = liveness >= 0 ? max(1, Int64((frozenLimit ?? .zero).timeInterval * 1000)) : 0
+        let spawned =
+            diesWithRunner ? ["runner-supervisor", RUNNER_SUPERVISOR_FLAG, String(limitMs)] + argv : argv
+        let cArguments = spawned.map { strdup($0) } + [nil]
         var environment = self.environment
         if killsEscapedDescendants { environment[Self.tokenVariable] = token }
         let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -196,20 +237,70 @@ public struct CommandProcess: Sendable {
         }
         let (result, pid) = ChildProcesses.shared.spawn {
             var pid: pid_t = 0
-            let result = posix_spawnp(&pid, program, &actions, &attributes, cArguments, cEnvironment)
+            let result =
+                diesWithRunner
+                ? posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, cArguments, cEnvironment)
+                : posix_spawnp(&pid, program, &actions, &attributes, cArguments, cEnvironment)
             return (result, pid)
         }
-        close(stdoutPipe[1])
-        close(stderrPipe[1])
-        guard result == 0 else {
-            close(stdoutPipe[0])
-            close(stderrPipe[0])
-            throw SpawnError(
-                description: "cannot start \"\(program)\": \(String(cString: strerror(result)))",
-                reason: String(cString: strerror(result)))
+        // Every write end of ours closed before the exec pipe is read: its end of file says the
+        // command was started.
+        Self.close([stdoutPipe[1], stderrPipe[1], lifePipe[0], execPipe[1]] + moved)
+        var failure = result
+        if result == 0, diesWithRunner {
+            // The supervisor reports the command's exec failure (an errno), or closes it on exec.
+            var error: Int32 = 0
+            var got = 0
+            while true {
+                got = withUnsafeMutableBytes(of: &error) { read(execPipe[0], $0.baseAddress, 4) }
+                if got < 0 && errno == EINTR { continue }
+                break
+            }
+            if got == 4 { failure = error }
         }
-        return Child(pid: pid, output: OutputCollector(stdout: stdoutPipe[0], stderr: stderrPipe[0]))
+        Self.close([execPipe[0]])
+        guard failure == 0 else {
+            Self.close([stdoutPipe[0], stderrPipe[0], lifePipe[1]])
+            if result == 0 {
+                // Reaped here: its exit status says no more than the errno did.
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                ChildProcesses.shared.reaped(pid)
+            }
+            throw SpawnError(
+                description: "cannot start \"\(program)\": \(String(cString: strerror(failure)))",
+                reason: String(cString: strerror(failure)))
+        }
+        return Child(
+            pid: pid, output: OutputCollector(stdout: stdoutPipe[0], stderr: stderrPipe[0]),
+            lifeline: diesWithRunner ? lifePipe[1] : -1)
     }
+
+    private static func pipeError() -> SpawnError {
+        SpawnError(description: "cannot create pipes: \(String(cString: strerror(errno)))")
+    }
+
+    private static func close(_ descriptors: [Int32]) {
+        for descriptor in descriptors where descriptor >= 0 { Glibc.close(descriptor) }
+    }
+}
+
+/// The runner's liveness page: a supervisor kills its command when the runner has not written
+/// it for the frozen limit (the runner stopped by SIGSTOP, its leases running out). Written
+/// every half second by a thread of its own, which a stopped process stops too.
+enum Liveness {
+    static let descriptor: Int32 = {
+        let descriptor = runner_liveness_open()
+        if descriptor >= 0 {
+            Thread.detachNewThread {
+                while true {
+                    runner_liveness_beat()
+                    usleep(500_000)
+                }
+            }
+        }
+        return descriptor
+    }()
 }
 
 /// Waits for a child on a thread of its own (waitpid blocks).

@@ -19,8 +19,11 @@ struct CommandWork: RunWork {
         environment["RUNNER_JOB"] = run.job.name
         // SIGKILL 2 s after SIGTERM: well inside the executor's 5 s grace, so the report (exit
         // status, output) is in the record.
+        // Its process group dies with the runner (kill -9 included) and stops when the runner is
+        // frozen past its lease's fence: a retry elsewhere never overlaps it.
         let process = CommandProcess(
-            argv: argv, environment: environment, killGrace: .seconds(2), killsEscapedDescendants: true)
+            argv: argv, environment: environment, killGrace: .seconds(2), killsEscapedDescendants: true,
+            diesWithRunner: true, frozenLimit: run.frozenLimit)
         let result: CommandProcess.Result
         do {
             result = try await process.run()

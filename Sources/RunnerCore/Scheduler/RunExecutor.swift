@@ -14,6 +14,9 @@ public struct RunExecutor: Sendable {
     public let leases: LeaseKeeper
     /// Tells the jobs' `notify:` channels (and Sentry) of failures, recoveries, misses and long runs.
     public let notifier: Notifier
+    /// How long a run may go without renewing its lease (or its runner without being seen
+    /// alive by a command's supervisor) before it steps aside.
+    let fenceAfter: Duration
 
     /// `heartbeats`: a ledger on a connection of its own for the lease renewals (a scheduler's,
     /// so they never wait behind its claims); nil: `ledger`.
@@ -31,9 +34,9 @@ public struct RunExecutor: Sendable {
         let lease = Self.lease(heartbeatInterval: heartbeatInterval)
         // The run steps aside well before another process may take its slot: the lease less a
         // heartbeat and the stop grace.
+        fenceAfter = max(heartbeatInterval, lease - heartbeatInterval - Self.stopGrace)
         leases = LeaseKeeper(
-            ledger: heartbeats ?? ledger, interval: heartbeatInterval,
-            fenceAfter: max(heartbeatInterval, lease - heartbeatInterval - Self.stopGrace), logger: logger)
+            ledger: heartbeats ?? ledger, interval: heartbeatInterval, fenceAfter: fenceAfter, logger: logger)
     }
 
     /// How long a run may go without a heartbeat before it counts as abandoned.
@@ -88,6 +91,7 @@ public struct RunExecutor: Sendable {
         logger.info("run started", metadata: ["slot": "\(Ledger.slotKey(for: slot))", "dry_run": "\(dryRun)"])
         var info = RunInfo(runID: runID, job: job, slot: slot, dryRun: dryRun, now: now)
         info.namespace = ledger.namespace
+        info.frozenLimit = fenceAfter
         let started = ContinuousClock.now
         // `running_long`: said once, while the run goes on (it is not stopped).
         let warning = job.warnAfter.flatMap { after -> Task<Void, Never>? in

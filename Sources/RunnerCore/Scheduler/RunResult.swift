@@ -48,6 +48,9 @@ public struct RunInfo: Sendable {
     public var now: Date?
     /// Why the work is being stopped, once it is; set before the work's task is cancelled.
     public var stop = StopSignal()
+    /// How long the runner may be seen frozen (SIGSTOP) before a command of this run stops
+    /// itself: the lease's fence, so it is gone before another process may take the slot.
+    public var frozenLimit: Duration?
 }
 
 /// Why a run's work is stopped: kept apart from the cancellation itself, so the work and the

@@ -35,6 +35,12 @@ public enum EnvironmentCatalog {
         .init(
             "RUNNER_HEARTBEAT_INTERVAL", "Runner",
             "How often a run renews its lease, 1s to 10m (default 5s; the lease is six of them, at least 30s)"),
+        .init(
+            "RUNNER_HTTP_TOKEN", "Runner", secret: true,
+            "runner schedule --http: the page and /metrics need it (a bearer token, or basic auth's password)"),
+        .init(
+            "RUNNER_METRICS_TOKEN", "Runner", secret: true,
+            "runner schedule --http: /metrics needs this one instead of RUNNER_HTTP_TOKEN (for Prometheus)"),
         .init("EMAIL_PROVIDER", "Email", "smtp, sendgrid or resend; unset: emails are kept as drafts (runner outbox)"),
         .init("EMAIL_MAX_CONNECTIONS", "Email", "Connections to the provider at once, 1 to 32 (default 4)"),
         .init("EMAIL_RATE_LIMIT", "Email", "Requests per second to the provider (like 2/s), or none to lift a preset"),

@@ -64,14 +64,11 @@ struct ScheduleCommand: AsyncParsableCommand {
         let scheduler = Scheduler(
             jobs: table.jobs, runner: OnceRunner(executor: executor), logger: logger, now: now,
             retention: table.retention, events: metrics, definitions: try await Self.definitions(table, ledger: ledger))
-        let server = address.map {
-            StatusServer(
-                host: $0.host, port: $0.port, scheduler: scheduler, ledger: ledger, metrics: metrics, logger: logger,
-                tickInterval: Self.tickCap
-            ).start()
-        }
+        var server: StatusServer.Running?
         if let address {
-            logger.info("serving /health, /metrics and /", metadata: ["address": "\(address.host):\(address.port)"])
+            server = try await Self.serve(
+                at: address, scheduler: scheduler, url: url, namespace: table.namespace, metrics: metrics,
+                logger: logger)
         }
         logger.info("scheduler started", metadata: ["jobs": "\(table.jobs.count)", "config": "\(table.path)"])
 
@@ -124,6 +121,39 @@ struct ScheduleCommand: AsyncParsableCommand {
         stop.cancel()
         reload.cancel()
         logger.info("scheduler stopped", metadata: ["interrupted": "\(stopped)"])
+    }
+
+    /// Starts the status server on connections of its own (the page's and /metrics', and
+    /// /health's), with statement timeouts, a connection limit from the open-file limit (raised
+    /// to its hard limit first) and the tokens of the environment.
+    static func serve(
+        at address: (host: String, port: Int), scheduler: Scheduler, url: ConnectionString, namespace: String,
+        metrics: SchedulerMetrics, logger: Logger
+    ) async throws -> StatusServer.Running {
+        func ledger(_ name: String, timeout: String) async throws -> Ledger {
+            let connection = try await PostgresConnection.connect(url, applicationName: name, cancelsWithTask: true)
+            try await connection.setSessionDefaults("SET statement_timeout = '\(timeout)'")
+            return Ledger(connection: connection, namespace: namespace)
+        }
+        let fileLimit = ConnectionLimit.raiseFileLimit()
+        let limit = ConnectionLimit(fileLimit: fileLimit)
+        let access = StatusServer.Access(environment: ProcessInfo.processInfo.environment)
+        let server = StatusServer(
+            host: address.host, port: address.port, scheduler: scheduler, ledger: try await ledger("runner-http", timeout: "5s"),
+            probe: try await ledger("runner-health", timeout: "2s"), metrics: metrics, logger: logger,
+            tickInterval: tickCap, access: access, limit: limit)
+        logger.info(
+            "serving /health, /metrics and /",
+            metadata: [
+                "address": "\(address.host):\(address.port)", "connection_limit": "\(limit.soft)",
+                "open_file_limit": "\(fileLimit)",
+            ])
+        if access.pageToken == nil, !StatusServer.isLoopback(address.host) {
+            logger.warning(
+                "the status page and /metrics are served without a token on an address other machines can reach; set RUNNER_HTTP_TOKEN (and RUNNER_METRICS_TOKEN for Prometheus), or bind to 127.0.0.1",
+                metadata: ["address": "\(address.host):\(address.port)"])
+        }
+        return server.start()
     }
 
     /// When each of the table's jobs took its present form, as registered.

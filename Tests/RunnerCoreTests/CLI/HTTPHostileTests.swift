@@ -1,0 +1,139 @@
+import Foundation
+import Testing
+
+@testable import RunnerCore
+
+/// The status server under hostile traffic (issue 26): idle and trickling connections, a flood
+/// of page reads, and callers without the token. A job never fails because of HTTP traffic.
+@Suite("runner schedule --http under attack, real processes")
+struct HTTPHostileTests {
+    typealias Schedule = ScheduleCommandTests
+
+    /// `http_flood.py` against `port`; its JSON report.
+    static func flood(port: Int, _ options: [String]) async throws -> [String: Any] {
+        let script = TestDatabase.packageRoot.appendingPathComponent("Tests/Servers/http_flood.py").path
+        let result = try await runTool(["/usr/bin/env", "python3", script, "127.0.0.1", String(port)] + options)
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        return try #require(report, "http_flood.py: \(result.stdout) \(result.stderr)")
+    }
+
+    /// Starts `runner schedule --http` on a free port; the process, the base URL and its log.
+    static func serve(_ setup: CLISetup, environment: [String: String] = [:], wrapper: [String] = []) async throws
+        -> (Process, Int, URL)
+    {
+        let port = try EmbeddedPostgres.freePort()
+        let log = setup.directory.url.appendingPathComponent("scheduler-\(port).log")
+        let process = try RunnerProcess.launch(
+            ["schedule", "--http", "127.0.0.1:\(port)"], environment: setup.environment.merging(environment) { $1 },
+            log: log, wrapper: wrapper)
+        let up = try await Schedule.eventually(within: .seconds(60)) {
+            Schedule.log(log).contains("scheduler started") && Schedule.log(log).contains("serving /health")
+        }
+        try #require(up, "\(Schedule.log(log).suffix(2000))")
+        return (process, port, log)
+    }
+
+    /// The every-second job's runs that started in [from, to): how many, and those that did not succeed.
+    static func ticks(_ setup: CLISetup, from: Date, to: Date) async throws -> (all: Int, bad: [String]) {
+        let rows = try await setup.connection.query(
+            """
+            SELECT status, coalesce(error, '') AS error FROM runner.runs
+            WHERE job = 'tick' AND slot >= $1::timestamptz AND slot < $2::timestamptz
+            """, [.timestamp(from), .timestamp(to)])
+        let bad = try rows.compactMap { row -> String? in
+            let status = try row.string("status") ?? ""
+            return status == "succeeded" || status == "running" ? nil : "\(status): \(try row.string("error") ?? "")"
+        }
+        return (rows.count, bad)
+    }
+
+    @Test(
+        "open-file limit 1024: 1,100 idle connections and a slowloris leave every run of an every-second job succeeding; /health answers; the slowloris is cut off"
+    )
+    func idleConnections() async throws {
+        let setup = try await CLISetup(
+            "httpidle", jobs: "jobs:\n  tick: {command: [\"true\"], schedule: \"* * * * * *\", retries: {max: 0}}\n")
+        let (scheduler, port, log) = try await Self.serve(setup, wrapper: ["/usr/bin/prlimit", "--nofile=1024:1024"])
+        try await withCleanup {
+            #expect(Schedule.log(log).contains("connection_limit=256"), "\(Schedule.log(log).suffix(1500))")
+            let from = Date()
+            async let report = Self.flood(port: port, ["--idle", "1100", "--slowloris", "--seconds", "25"])
+            // While the idle connections are held: /health answers, 503 while the limit is
+            // reached (at once, never a hang), then 200 once the idle ones are closed.
+            var statuses: [Int] = []
+            for _ in 0..<20 {
+                try await Task.sleep(for: .seconds(1))
+                statuses.append(try await StatusServerTests.get("http://127.0.0.1:\(port)/health").0)
+            }
+            let flood = try await report
+            let to = Date().addingTimeInterval(-2)
+            #expect(statuses.contains(200), "/health never answered 200 under the flood: \(statuses)")
+            #expect(!statuses.contains(0), "/health did not answer at all: \(statuses)")
+            #expect((flood["idle_opened"] as? Int ?? 0) >= 1000, "\(flood)")
+            // Idle connections do not stay: each was closed (or refused with 503) by the server.
+            #expect((flood["idle_closed_by_server"] as? Int ?? 0) == (flood["idle_opened"] as? Int ?? -1), "\(flood)")
+            // Connected first (under the limit): cut off by the 10 s idle timeout, headers unfinished.
+            let slowloris = flood["slowloris_closed_after"] as? Double ?? -1
+            #expect(slowloris >= 5 && slowloris < 25, "the slowloris kept its connection: \(flood)")
+            let (all, bad) = try await Self.ticks(setup, from: from, to: to)
+            #expect(all >= 15, "only \(all) runs in the window: \(Schedule.log(log).suffix(1500))")
+            #expect(bad.isEmpty, "runs failed under the flood: \(bad.prefix(5))")
+            print("idle flood: \(flood); /health \(statuses); \(all) runs, \(bad.count) not succeeded")
+        } cleanup: {
+            _ = try? await Schedule.stop(scheduler)
+        }
+    }
+
+    @Test(
+        "20 clients reading the page of 40 noisy jobs: no slot of an every-second job missed or skipped, resident set under 100 MB; the token guards the page and /metrics"
+    )
+    func pageFlood() async throws {
+        let token = "page-token-5f1d2c"
+        let noisy = (0..<40).map {
+            "  noisy\($0): {command: [sh, -c, 'head -c 8192 /dev/zero | tr \"\\\\0\" x'], schedule: \"*/5 * * * * *\"}"
+        }
+        let setup = try await CLISetup(
+            "httpflood",
+            jobs: "jobs:\n  tick: {command: [\"true\"], schedule: \"* * * * * *\", retries: {max: 0}}\n"
+                + noisy.joined(separator: "\n") + "\n")
+        let (scheduler, port, log) = try await Self.serve(setup, environment: ["RUNNER_HTTP_TOKEN": token])
+        try await withCleanup {
+            let base = "http://127.0.0.1:\(port)"
+            // Without the token: refused, and a browser is asked for it.
+            let (_, refused) = try await StatusServerTests.tool(
+                ["/usr/bin/curl", "-s", "-m", "10", "-D", "-", "-o", "/dev/null", base + "/"])
+            #expect(refused.hasPrefix("HTTP/1.1 401"), "\(refused)")
+            #expect(refused.lowercased().contains("www-authenticate: basic realm=\"runner\""), "\(refused)")
+            #expect(try await StatusServerTests.get(base + "/metrics").0 == 401)
+            let (wrong, _) = try await StatusServerTests.tool(
+                ["/usr/bin/curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                 "Authorization: Bearer \(token)x", base + "/"])
+            #expect(wrong == 0)
+            for auth in [["-H", "Authorization: Bearer \(token)"], ["-u", "anyone:\(token)"]] {
+                let (_, code) = try await StatusServerTests.tool(
+                    ["/usr/bin/curl", "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}"] + auth + [base + "/"])
+                #expect(code == "200", "\(auth[0]): \(code)")
+            }
+            #expect(try await StatusServerTests.get(base + "/health").0 == 200, "/health needs no token")
+
+            // Let the noisy jobs fill their history, then flood the page.
+            try await Task.sleep(for: .seconds(6))
+            let from = Date()
+            let flood = try await Self.flood(port: port, ["--get-clients", "20", "--token", token, "--seconds", "15"])
+            let to = Date().addingTimeInterval(-1)
+            let gets = flood["gets"] as? [String: Int] ?? [:]
+            #expect((gets["200"] ?? 0) >= 20, "\(flood)")
+            let (all, bad) = try await Self.ticks(setup, from: from, to: to)
+            #expect(all >= 10, "only \(all) runs in the window")
+            // Missed or skipped slots were each an alert before the page had its own connection.
+            #expect(bad.isEmpty, "slots not run under the page flood: \(bad.prefix(5))")
+            let status = try String(contentsOfFile: "/proc/\(scheduler.processIdentifier)/status", encoding: .utf8)
+            let rssKB = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+                .flatMap { Int($0.split(separator: " ")[1]) } ?? .max
+            #expect(rssKB < 100 * 1024, "resident set \(rssKB) kB after the flood")
+            print("page flood: \(gets); \(all) runs of tick, \(bad.count) not run; RSS \(rssKB / 1024) MB")
+        } cleanup: {
+            _ = try? await Schedule.stop(scheduler)
+        }
+    }
+}
