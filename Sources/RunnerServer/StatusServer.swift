@@ -247,6 +247,24 @@ public struct StatusServer: Sendable {
         return Running(group: group, task: Task { try await group.run() })
     }
 
+    /// While the scheduler waits for its database at start: every path answers 503 `waiting for
+    /// the database`, so a platform's health check sees it is not ready.
+    public static func waiting(host: String, port: Int, logger: Logger) -> Running {
+        let router = Router()
+        for path in ["/health", "/metrics", "/"] {
+            router.get(RouterPath(stringLiteral: path)) { _, _ -> Response in
+                text("waiting for the database\n", status: .serviceUnavailable)
+            }
+        }
+        let app = Application(
+            router: router,
+            server: .http1(configuration: .init(idleTimeout: idleTimeout)),
+            configuration: .init(address: .hostname(host, port: port), serverName: nil), logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger))
+        return Running(group: group, task: Task { try await group.run() })
+    }
+
     /// A server that `start()` started.
     public struct Running: Sendable {
         let group: ServiceGroup

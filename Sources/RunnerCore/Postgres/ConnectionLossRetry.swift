@@ -7,12 +7,22 @@ func retryingThroughConnectionLoss<T: Sendable>(
     for patience: Duration, firstDelay: Duration, maxDelay: Duration,
     onRetry: (PostgresError) -> Void = { _ in }, _ body: () async throws -> T
 ) async throws -> T {
+    try await retrying(
+        for: patience, firstDelay: firstDelay, maxDelay: maxDelay, when: \.isConnectionLoss, onRetry: onRetry, body)
+}
+
+/// Runs an idempotent statement again while it fails with an error `when` accepts, for up to
+/// `patience`, as ``retryingThroughConnectionLoss(for:firstDelay:maxDelay:onRetry:_:)`` does.
+func retrying<T: Sendable>(
+    for patience: Duration, firstDelay: Duration, maxDelay: Duration, when retryable: (PostgresError) -> Bool,
+    onRetry: (PostgresError) -> Void = { _ in }, _ body: () async throws -> T
+) async throws -> T {
     let giveUp = ContinuousClock.now + patience
     var delay = firstDelay
     while true {
         do {
             return try await body()
-        } catch let failure as PostgresError where failure.kind == .connection && ContinuousClock.now < giveUp {
+        } catch let failure as PostgresError where retryable(failure) && ContinuousClock.now < giveUp {
             onRetry(failure)
             let wait = delay
             await Task { try? await Task.sleep(for: wait) }.value

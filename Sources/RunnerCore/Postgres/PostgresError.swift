@@ -37,6 +37,22 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether a write that must land (a run's end) is worth trying again: anything the server
+    /// or an operator may mend within minutes, a lost connection or restart, contention, a full
+    /// disk or too few resources (class 53), an I/O error (58), a server that turned read-only in
+    /// a failover (25006), a revoked privilege (42501). Not the data's own faults (classes 22
+    /// and 23), a missing table or column (42), or an error of this code's own (no SQLSTATE).
+    public var mayPassForWrites: Bool {
+        switch kind {
+        case .connection: return true
+        case .decoding: return false
+        case .query:
+            guard let sqlState else { return false }
+            if sqlState == "42501" || sqlState == "25006" || sqlState == "55P03" { return true }
+            return ["08", "40", "53", "57", "58", "XX"].contains(String(sqlState.prefix(2)))
+        }
+    }
+
     /// What to do about an error that retrying will not mend, or nil for one that may pass.
     /// Only what a restart, a failover or contention causes is retried: a lost connection (class
     /// 08, or no SQLSTATE), a serialization failure or deadlock (class 40), a server shutting

@@ -136,21 +136,32 @@ public struct RunExecutor: Sendable {
         return record
     }
 
-    /// Writes the run's end, retrying while the database is unreachable (a restart): up to
+    /// Writes the run's end, retrying while the database is unreachable (a restart) or refuses it
+    /// for a while (a full disk, a revoked grant, a failover: ``PostgresError/mayPassForWrites``): up to
     /// ``finishPatience``. If it is still not written, the row stays `running` with a stale
     /// heartbeat and the next call marks it abandoned: never half-written.
     private func finishRetrying(
         runID: Int64, job: String, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?,
         metrics: [Metric], retryAfter: Duration?, logger: Logger
     ) async throws {
-        try await retryingThroughConnectionLoss(
-            for: Self.finishPatience, firstDelay: .milliseconds(250), maxDelay: .seconds(5),
-            onRetry: { logger.warning("cannot record the run's end yet; retrying", metadata: ["error": "\($0)"]) }
+        let retried = Locked(0)
+        try await retrying(
+            for: Self.finishPatience, firstDelay: .milliseconds(250), maxDelay: .seconds(5), when: \.mayPassForWrites,
+            onRetry: { error in
+                // Once per run, not once per try.
+                if retried.withLock({ $0 += 1; return $0 }) == 1 {
+                    logger.warning(
+                        "cannot record the run's end yet; retrying for up to \(DurationParser.format(Self.finishPatience))",
+                        metadata: ["error": "\(error)"])
+                }
+            }
         ) {
             try await ledger.finish(
                 runID: runID, job: job, status: status, durationMs: durationMs, outcome: outcome, error: error,
                 metrics: metrics, retryAfter: retryAfter)
         }
+        let tries = retried.withLock { $0 }
+        if tries > 0 { logger.notice("recorded the run's end after retrying", metadata: ["retries": "\(tries)"]) }
     }
 
     static let finishPatience: Duration = .seconds(120)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import RunnerCore
+import RunnerServer
 
 extension LogfmtLogHandler.Format: ExpressibleByArgument {}
 extension RunStatus: ExpressibleByArgument {}
@@ -45,6 +46,53 @@ struct DatabaseOptions: ParsableArguments {
 }
 
 extension DatabaseOptions {
+    /// Connects as ``connectReturningURL(requireSchema:)`` does, but while the server cannot be
+    /// reached (not refused: a bad password or a missing database fails at once) tries again with
+    /// backoff, from half a second up to 30 s, logging once when it starts waiting and once when
+    /// the database answers. `waiting` starts while it waits, and is stopped before returning;
+    /// `stopped` ends the wait (nil is returned).
+    func connectWaiting(
+        waiting: () -> StatusServer.Running?, stopped: @escaping @Sendable () -> Bool
+    ) async throws -> (connection: PostgresConnection, url: ConnectionString)? {
+        var delay: Duration = .milliseconds(500)
+        var since: ContinuousClock.Instant?
+        var server: StatusServer.Running?
+        while true {
+            do {
+                let connected = try await database.connectReturningURL()
+                if let since {
+                    logger.notice(
+                        "the database answers; starting",
+                        metadata: ["waited_ms": "\(Int64((ContinuousClock.now - since).timeInterval * 1000))"])
+                }
+                await server?.stop()
+                return connected
+            } catch Database.Failure.unreachable(let message) {
+                if since == nil {
+                    since = .now
+                    logger.error(
+                        "the database does not answer; waiting for it (tried again with backoff up to 30 s)",
+                        metadata: ["error": "\(message)"])
+                    server = waiting()
+                }
+            } catch let error as Database.Failure {
+                await server?.stop()
+                throw CommandError(error.description, code: .usage)
+            } catch {
+                await server?.stop()
+                throw error
+            }
+            // Slept in slices, so a stop is seen within a tenth of a second.
+            let until = ContinuousClock.now + delay
+            while ContinuousClock.now < until, !stopped() { try? await Task.sleep(for: .milliseconds(100)) }
+            if stopped() {
+                await server?.stop()
+                return nil
+            }
+            delay = min(delay * 2, .seconds(30))
+        }
+    }
+
     /// Looks for the table's missed slots as every `runner once` does, recording them and their
     /// notifications (the next `runner once` or scheduler sends those).
     func recordMissedSlots(of table: JobTable, ledger: Ledger, now: Date) async throws {

@@ -47,8 +47,26 @@ struct ScheduleCommand: AsyncParsableCommand {
         }
         let table = try config.load()
         try embedded.check()
-        let (connection, url) = try await database.connectReturningURL()
         let logger = database.logger
+        // A scheduler started before its database (a deploy, a reboot) waits for it, /health
+        // saying 503 meanwhile; SIGTERM ends the wait.
+        // One handler for the whole run (a signal source cancelled and made again can lose the
+        // signal): before the scheduler exists a signal only ends the wait.
+        let stopping = Locked(Stopping())
+        let stop = Signals {
+            let action = stopping.withLock {
+                $0.requested = true; return $0.action
+            }
+            action?()
+        }
+        defer { stop.cancel() }
+        let connected = try await database.connectWaiting(
+            waiting: { address.map { StatusServer.waiting(host: $0.host, port: $0.port, logger: logger) } },
+            stopped: { stopping.withLock { $0.requested } })
+        guard let (connection, url) = connected else {
+            logger.info("stopped while waiting for the database")
+            return
+        }
         let ledger = Ledger(connection: connection, namespace: table.namespace)
         // Lease renewals on a connection of their own: behind a burst of claims on the main one,
         // they would come late and another replica would take the runs for abandoned.
@@ -74,7 +92,7 @@ struct ScheduleCommand: AsyncParsableCommand {
 
         let loop = Task { await Self.loop(scheduler, ledger: ledger, logger: logger) }
         let signals = SignalCounter()
-        let stop = Signals {
+        let onStop: @Sendable () -> Void = {
             if signals.next() == 1 {
                 // Before anything else: no fire still queued claims its slot.
                 scheduler.stopClaiming()
@@ -86,6 +104,12 @@ struct ScheduleCommand: AsyncParsableCommand {
                 logger.warning("second signal: stopping running jobs now")
                 Task { await scheduler.shutdown(grace: .zero) }
             }
+        }
+        // A signal that came while the scheduler was being set up counts as the first.
+        if stopping.withLock({
+            $0.action = onStop; return $0.requested
+        }) {
+            onStop()
         }
         let config = self.config
         let reload = Signals([SIGHUP]) {
@@ -118,7 +142,6 @@ struct ScheduleCommand: AsyncParsableCommand {
         // Both signals' stops: the second's ran in a task of its own.
         let stopped = await scheduler.interruptedTotal
         await server?.stop()
-        stop.cancel()
         reload.cancel()
         logger.info("scheduler stopped", metadata: ["interrupted": "\(stopped)"])
     }
@@ -139,7 +162,8 @@ struct ScheduleCommand: AsyncParsableCommand {
         let limit = ConnectionLimit(fileLimit: fileLimit)
         let access = StatusServer.Access(environment: ProcessInfo.processInfo.environment)
         let server = StatusServer(
-            host: address.host, port: address.port, scheduler: scheduler, ledger: try await ledger("runner-http", timeout: "5s"),
+            host: address.host, port: address.port, scheduler: scheduler,
+            ledger: try await ledger("runner-http", timeout: "5s"),
             probe: try await ledger("runner-health", timeout: "2s"), metrics: metrics, logger: logger,
             tickInterval: tickCap, access: access, limit: limit)
         logger.info(
@@ -193,6 +217,12 @@ struct ScheduleCommand: AsyncParsableCommand {
             try? await Task.sleep(for: wait)
         }
     }
+}
+
+/// A shutdown signal's state: whether one came, and what it does once the scheduler exists.
+struct Stopping {
+    var requested = false
+    var action: (@Sendable () -> Void)?
 }
 
 /// Counts shutdown signals: the first stops claiming, the second stops running jobs.

@@ -120,18 +120,7 @@ struct DefinitionRuleTests {
                 jobs:
                   second: {command: ["true"], schedule: "* * * * * *", catchup: 1m, overlap: allow}
                 """)
-        let role = "claimer_\(UInt32.random(in: 0...UInt32.max))"
-        let password = "pw-\(UInt32.random(in: 0...UInt32.max))"
-        try await setup.connection.execute(
-            """
-            CREATE ROLE \(role) LOGIN PASSWORD '\(password)';
-            GRANT USAGE ON SCHEMA runner TO \(role);
-            GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA runner TO \(role);
-            GRANT USAGE ON ALL SEQUENCES IN SCHEMA runner TO \(role);
-            """)
-        let database = try #require(
-            try await setup.connection.query("SELECT current_database() AS name").first?.string("name"))
-        let restricted = TestDatabase.cluster.tcpConnectionString(database: database, user: role, password: password)
+        let (role, restricted) = try await setup.restrictedRole("claimer")
         let environment = setup.environment.merging(["DATABASE_URL": restricted.raw]) { $1 }
         let log = setup.directory.url.appendingPathComponent("scheduler.log")
         let port = try EmbeddedPostgres.freePort()

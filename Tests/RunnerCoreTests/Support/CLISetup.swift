@@ -41,6 +41,22 @@ final class CLISetup: Sendable {
         try await connection.execute("UPDATE runner.jobs SET defined_at = now() - interval '400 days'")
     }
 
+    /// A login role with only SELECT, INSERT, UPDATE and DELETE on the ledger's tables (what a
+    /// test revokes from and grants back), and a TCP connection string for it.
+    func restrictedRole(_ prefix: String) async throws -> (role: String, url: ConnectionString) {
+        let role = "\(prefix)_\(UInt32.random(in: 0...UInt32.max))"
+        let password = "pw-\(UInt32.random(in: 0...UInt32.max))"
+        try await connection.execute(
+            """
+            CREATE ROLE \(role) LOGIN PASSWORD '\(password)';
+            GRANT USAGE ON SCHEMA runner TO \(role);
+            GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA runner TO \(role);
+            GRANT USAGE ON ALL SEQUENCES IN SCHEMA runner TO \(role);
+            """)
+        let database = try await connection.query("SELECT current_database() AS name").first?.string("name") ?? ""
+        return (role, TestDatabase.cluster.tcpConnectionString(database: database, user: role, password: password))
+    }
+
     func count(_ sql: String) async throws -> Int {
         try await connection.query(sql).first?.int("count") ?? -1
     }
