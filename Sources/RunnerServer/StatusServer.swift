@@ -230,7 +230,7 @@ public struct StatusServer: Sendable {
 
     /// Starts serving in a service group of its own; the caller stops it once the scheduler
     /// has shut down.
-    public func start() -> Running {
+    public func start(onListening: @escaping @Sendable () -> Void = {}) -> Running {
         let (connections, soft) = (self.connections, limit.soft)
         let app = Application(
             router: router(),
@@ -241,7 +241,7 @@ public struct StatusServer: Sendable {
             configuration: .init(
                 address: .hostname(host, port: port), serverName: nil,
                 availableConnectionsDelegate: MaximumAvailableConnections(limit.hard, logger: logger)),
-            logger: logger)
+            onServerRunning: { _ in onListening() }, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger))
         return Running(group: group, task: Task { try await group.run() })
@@ -270,10 +270,23 @@ public struct StatusServer: Sendable {
         let group: ServiceGroup
         let task: Task<Void, Error>
 
-        /// Shuts the server down gracefully and waits for it to end.
+        /// Shuts the server down gracefully and waits for it to end, at most 3 s: then the
+        /// connections still open are cut.
         public func stop() async {
             await group.triggerGracefulShutdown()
-            _ = try? await task.value
+            let ended = FirstOf<Bool>()
+            let task = self.task
+            let waiting = Task {
+                _ = try? await task.value
+                ended.settle(true)
+            }
+            let timer = Task {
+                try? await Task.sleep(for: .seconds(3))
+                ended.settle(false)
+            }
+            if await !ended.value { task.cancel() }
+            timer.cancel()
+            _ = waiting
         }
     }
 }

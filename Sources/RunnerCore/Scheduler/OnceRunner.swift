@@ -148,15 +148,21 @@ public struct OnceRunner: Sendable {
         let ledger = executor.ledger
         let slotKey = Ledger.slotKey(for: slot)
         let skipIfRunning = job.overlap == .skip
+        // Checked before each statement: a fire queued behind thousands of others on a busy
+        // connection runs one statement after a shutdown's signal, not its whole claim.
         guard gate.isOpen else { throw ClaimsStopped() }
         if trigger != .backfill, let paused = try await pausedOutcome(job, slot: slot, trigger: trigger) {
             return paused
         }
+        guard gate.isOpen else { throw ClaimsStopped() }
         if job.overlap == .replace {
             // The earlier slots' live runs stop (their next heartbeat finds them interrupted).
             try await ledger.interruptLiveRuns(job: job.name, before: slot, reason: "replaced by slot \(slotKey)")
         }
-        if !skipIfRunning { try await ledger.markAbandoned(job: job.name) }
+        if !skipIfRunning {
+            try await ledger.markAbandoned(job: job.name)
+            guard gate.isOpen else { throw ClaimsStopped() }
+        }
         let claim = try await ledger.claim(
             Ledger.ClaimRequest(
                 job: job.name, slot: slot, slotKey: slotKey, trigger: trigger, claimedBy: Ledger.processIdentity,

@@ -393,7 +393,30 @@ public actor Scheduler {
         let stopped = inFlight.count
         interruptedTotal += stopped
         for task in inFlight.values { task.cancel() }
-        await waiter.value
+        // The stopped runs' reports and ends get a bounded time: a database that does not take
+        // them must not hold the exit past the platform's stop timeout. What is not written by
+        // then stays `running`, and another replica marks it abandoned (its command dies with
+        // this process: see the supervisor).
+        let written = FirstOf<Bool>()
+        let writing = Task {
+            await waiter.value
+            written.settle(true)
+        }
+        let margin = Task {
+            try? await Task.sleep(for: Self.stopMargin)
+            written.settle(false)
+        }
+        if await !written.value {
+            logger.warning(
+                "shutdown: some stopped runs could not be recorded in time; another replica marks them abandoned",
+                metadata: ["waited": "\(DurationParser.format(Self.stopMargin))"])
+        }
+        margin.cancel()
+        _ = writing
         return stopped
     }
+
+    /// How long a shutdown waits, after `--grace`, for the stopped runs to report (the work's 5 s
+    /// stop grace) and be recorded. The shipped stop timeouts are `--grace` plus 15 s.
+    public static let stopMargin: Duration = .seconds(8)
 }

@@ -100,6 +100,17 @@ struct ScheduleCommand: AsyncParsableCommand {
                     "shutdown: no new claims; waiting for running jobs",
                     metadata: ["grace": "\(DurationParser.format(grace))"])
                 loop.cancel()
+                // The stop's hard bound, whatever a tick or a write under way is waiting for:
+                // the runs left `running` are marked abandoned by another replica, and their
+                // commands die with this process (their supervisors see it go).
+                let bound = grace + Scheduler.stopMargin + .seconds(3)
+                DispatchQueue.global().asyncAfter(deadline: .now() + bound.timeInterval) {
+                    logger.warning(
+                        "shutdown: not done \(DurationParser.format(bound)) after the signal; exiting now",
+                        metadata: ["grace": "\(DurationParser.format(grace))"])
+                    fflush(nil)
+                    _exit(0)
+                }
             } else {
                 logger.warning("second signal: stopping running jobs now")
                 Task { await scheduler.shutdown(grace: .zero) }
@@ -166,18 +177,19 @@ struct ScheduleCommand: AsyncParsableCommand {
             ledger: try await ledger("runner-http", timeout: "5s"),
             probe: try await ledger("runner-health", timeout: "2s"), metrics: metrics, logger: logger,
             tickInterval: tickCap, access: access, limit: limit)
-        logger.info(
-            "serving /health, /metrics and /",
-            metadata: [
-                "address": "\(address.host):\(address.port)", "connection_limit": "\(limit.soft)",
-                "open_file_limit": "\(fileLimit)",
-            ])
         if access.pageToken == nil, !StatusServer.isLoopback(address.host) {
             logger.warning(
                 "the status page and /metrics are served without a token on an address other machines can reach; set RUNNER_HTTP_TOKEN (and RUNNER_METRICS_TOKEN for Prometheus), or bind to 127.0.0.1",
                 metadata: ["address": "\(address.host):\(address.port)"])
         }
-        return server.start()
+        return server.start {
+            logger.info(
+                "serving /health, /metrics and /",
+                metadata: [
+                    "address": "\(address.host):\(address.port)", "connection_limit": "\(limit.soft)",
+                    "open_file_limit": "\(fileLimit)",
+                ])
+        }
     }
 
     /// When each of the table's jobs took its present form, as registered.
