@@ -30,3 +30,15 @@ median_ms() {
     done
     printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] / 1000 }'
 }
+
+# The schedule delay (metric schedule_delay_ms) of the runs matching $1 (a condition on r, the
+# run): prints "count p50 p99 max" in milliseconds.
+delay_stats() {
+    "$psql_bin" "$url" -At -F ' ' -c "
+        SELECT count(*),
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value)::numeric, 1),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY m.value)::numeric, 1),
+               round(max(m.value)::numeric, 1)
+        FROM runner.metrics m JOIN runner.runs r ON r.id = m.run_id
+        WHERE m.name = 'schedule_delay_ms' AND $1"
+}

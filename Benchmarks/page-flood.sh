@@ -34,13 +34,7 @@ rss=$(awk '/VmRSS/ { print $2 }' /proc/$pid/status)
 hwm=$(awk '/VmHWM/ { print $2 }' /proc/$pid/status)
 sleep 2
 phase() {
-    "$psql_bin" "$url" -At -F ' ' -c "
-        SELECT count(*),
-               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value)::numeric, 1),
-               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY m.value)::numeric, 1),
-               round(max(m.value)::numeric, 1)
-        FROM runner.metrics m JOIN runner.runs r ON r.id = m.run_id
-        WHERE m.name = 'schedule_delay_ms' AND r.job = 'tick' AND r.slot >= '$1' AND r.slot < '$2'" |
+    delay_stats "r.job = 'tick' AND r.slot >= '$1' AND r.slot < '$2'" |
         while read -r count p50 p99 max; do
             lost=$("$psql_bin" "$url" -Atc "SELECT count(*) FROM runner.runs
                 WHERE job = 'tick' AND status IN ('missed', 'skipped') AND slot >= '$1' AND slot < '$2'")

@@ -31,13 +31,7 @@ while :; do
 done
 kill -TERM "$pid"
 wait "$pid" || true
-"$psql_bin" "$url" -At -F ' ' -c "
-    SELECT count(*),
-           round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value)::numeric, 1),
-           round(percentile_cont(0.99) WITHIN GROUP (ORDER BY m.value)::numeric, 1),
-           round(max(m.value)::numeric, 1)
-    FROM runner.metrics m JOIN runner.runs r ON r.id = m.run_id
-    WHERE m.name = 'schedule_delay_ms' AND r.trigger = 'schedule' AND r.slot > '$started'" |
+delay_stats "r.trigger = 'schedule' AND r.slot > '$started'" |
     while read -r count p50 p99 max; do
         echo "schedule delay over $count fires of a every-second job: p50 $p50 ms, p99 $p99 ms, max $max ms (goal p99 < 20, max < 100)"
     done
