@@ -11,7 +11,8 @@
 // every half second by the runner.
 //
 // Arguments: SUPERVISOR_FLAG, the frozen limit in milliseconds (0: no liveness page), the
-// command's argv. The command's environment is the supervisor's.
+// command's soft open-file limit (0: as inherited), the command's argv. The command's
+// environment is the supervisor's.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -84,7 +85,15 @@ static void supervise(int argc, char **argv) {
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        execvp(argv[3], argv + 3);
+        long files = strtol(argv[3], NULL, 10);
+        if (files > 0) {
+            struct rlimit limit;
+            if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && (rlim_t)files < limit.rlim_cur) {
+                limit.rlim_cur = (rlim_t)files;
+                setrlimit(RLIMIT_NOFILE, &limit);
+            }
+        }
+        execvp(argv[4], argv + 4);
         int error = errno;
         (void)!write(4, &error, sizeof error);
         _exit(127);
@@ -120,7 +129,7 @@ static void supervise(int argc, char **argv) {
 
 __attribute__((constructor)) static void runner_supervisor_entry(int argc, char **argv, char **envp) {
     (void)envp;
-    if (argc >= 4 && argv[1] != NULL && strcmp(argv[1], RUNNER_SUPERVISOR_FLAG) == 0) supervise(argc, argv);
+    if (argc >= 5 && argv[1] != NULL && strcmp(argv[1], RUNNER_SUPERVISOR_FLAG) == 0) supervise(argc, argv);
 }
 
 static volatile int64_t *liveness_page = NULL;

@@ -25,6 +25,9 @@ public struct ConnectionLimit: Sendable, Equatable {
     public static func raiseFileLimit() -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        // Commands keep the limit they would have had (a program that walks every descriptor
+        // or uses select() is not handed a million).
+        CommandProcess.commandFileLimit.withLock { $0 = Int(clamping: limit.rlim_cur) }
         if limit.rlim_cur < limit.rlim_max {
             var raised = limit
             raised.rlim_cur = limit.rlim_max
@@ -71,7 +74,8 @@ final class ConnectionLimitHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if refused { refuse(context) }
+        // A refused connection is closed here; the handlers after this one never see it.
+        guard !refused else { return refuse(context) }
         context.fireChannelActive()
     }
 
@@ -90,8 +94,11 @@ final class ConnectionLimitHandler: ChannelInboundHandler, RemovableChannelHandl
         head.headerFields[.contentLength] = String(body.utf8.count)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(ByteBuffer(string: body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        context.close(promise: nil)
+        // Closed once the answer is written, so the client reads it rather than a reset.
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        written.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
     }
 }
 

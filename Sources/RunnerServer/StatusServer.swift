@@ -33,6 +33,7 @@ public struct StatusServer: Sendable {
     /// Whether the database's failure to answer /health was logged (once per outage).
     let healthLogged = Locked(false)
     let page = Memo<String>(maxAge: .seconds(1))
+    let healthMemo = Memo<HealthAnswer>(maxAge: .seconds(1))
     let lastSuccess = Memo<[String: Date]>(maxAge: .seconds(1))
     let connections = ConnectionCount()
 
@@ -110,7 +111,9 @@ public struct StatusServer: Sendable {
     func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/health") { _, _ -> Response in
-            let (healthy, reason) = await health()
+            // One probe at a time, at most one a second, however many ask: a flood of /health
+            // neither queues probes on its connection nor cancels one another's.
+            let (healthy, reason) = (try? await healthMemo.value { await health() }) ?? (false, "unknown")
             return Self.text(reason + "\n", status: healthy ? .ok : .serviceUnavailable)
         }
         router.get("/metrics") { request, _ -> Response in
@@ -152,6 +155,8 @@ public struct StatusServer: Sendable {
         }
         return router
     }
+
+    typealias HealthAnswer = (healthy: Bool, reason: String)
 
     /// Healthy when the database answers within 2 s and the loop ticked within two tick intervals.
     func health() async -> (Bool, String) {

@@ -85,6 +85,10 @@ public struct CommandProcess: Sendable {
 
     static let tokenVariable = "RUNNER_COMMAND_TOKEN"
 
+    /// The soft open-file limit commands get (0: this process's): the limit this process
+    /// started with, when it raised its own for the status server.
+    package static let commandFileLimit = Locked(0)
+
     /// Orphans of our commands come back to us (not init), so they can be reaped once killed.
     private static let subreaper: Void = { _ = runner_become_subreaper() }()
 
@@ -92,7 +96,13 @@ public struct CommandProcess: Sendable {
     /// SIGKILL after `killGrace`.
     public func run() async throws -> Result {
         if killsEscapedDescendants { _ = Self.subreaper }
-        let child = try spawn()
+        // Off the cooperative pool: a supervised start waits for the supervisor and the
+        // command's exec, and with two cores a burst of starts would stall the scheduler.
+        let child: Child = try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Swift.Result<Child, any Error> { try spawn() })
+            }
+        }
         let exit = ExitWaiter(pid: child.pid)
         let status: Int32 = await withTaskCancellationHandler {
             await exit.wait()
@@ -208,7 +218,7 @@ public struct CommandProcess: Sendable {
         if liveness >= 0 { posix_spawn_file_actions_adddup2(&actions, liveness, 5) }
         // Nothing else of ours leaks into the command (or into a server it starts): a lock
         // file or a parent's pipe held open by a daemon would never be released.
-        runner_spawn_add_closefrom(&actions, diesWithRunner ? 6 : 3)
+        runner_spawn_add_closefrom(&actions, liveness >= 0 ? 6 : diesWithRunner ? 5 : 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -226,7 +236,9 @@ public struct CommandProcess: Sendable {
 
         let limitMs = liveness >= 0 ? max(1, Int64((frozenLimit ?? .zero).timeInterval * 1000)) : 0
         let spawned =
-            diesWithRunner ? ["runner-supervisor", RUNNER_SUPERVISOR_FLAG, String(limitMs)] + argv : argv
+            diesWithRunner
+            ? ["runner-supervisor", RUNNER_SUPERVISOR_FLAG, String(limitMs), String(Self.commandFileLimit.withLock { $0 })] + argv
+            : argv
         let cArguments = spawned.map { strdup($0) } + [nil]
         var environment = self.environment
         if killsEscapedDescendants { environment[Self.tokenVariable] = token }

@@ -54,9 +54,12 @@ struct ScheduleCommand: AsyncParsableCommand {
         // signal): before the scheduler exists a signal only ends the wait.
         let stopping = Locked(Stopping())
         let stop = Signals {
-            let action = stopping.withLock {
-                $0.requested = true; return $0.action
+            let (first, action) = stopping.withLock { state in
+                defer { state.requested = true }
+                return (!state.requested, state.action)
             }
+            // Armed by the first signal whatever the phase (a database wait, the set-up).
+            if first { Self.armStopBound(grace + Scheduler.stopMargin + .seconds(3), logger: logger) }
             action?()
         }
         defer { stop.cancel() }
@@ -100,17 +103,6 @@ struct ScheduleCommand: AsyncParsableCommand {
                     "shutdown: no new claims; waiting for running jobs",
                     metadata: ["grace": "\(DurationParser.format(grace))"])
                 loop.cancel()
-                // The stop's hard bound, whatever a tick or a write under way is waiting for:
-                // the runs left `running` are marked abandoned by another replica, and their
-                // commands die with this process (their supervisors see it go).
-                let bound = grace + Scheduler.stopMargin + .seconds(3)
-                DispatchQueue.global().asyncAfter(deadline: .now() + bound.timeInterval) {
-                    logger.warning(
-                        "shutdown: not done \(DurationParser.format(bound)) after the signal; exiting now",
-                        metadata: ["grace": "\(DurationParser.format(grace))"])
-                    fflush(nil)
-                    _exit(0)
-                }
             } else {
                 logger.warning("second signal: stopping running jobs now")
                 Task { await scheduler.shutdown(grace: .zero) }
@@ -189,6 +181,18 @@ struct ScheduleCommand: AsyncParsableCommand {
                     "address": "\(address.host):\(address.port)", "connection_limit": "\(limit.soft)",
                     "open_file_limit": "\(fileLimit)",
                 ])
+        }
+    }
+
+    /// The stop's hard bound, whatever a tick, a connection attempt or a write under way waits
+    /// for: the runs left `running` are marked abandoned by another replica, and their commands
+    /// die with this process (their supervisors see it go). Exit 0: the stop was asked for, and
+    /// the ledger stays consistent. A second timer exits even if writing the log line hangs.
+    static func armStopBound(_ bound: Duration, logger: Logger) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + bound.timeInterval + 1) { _exit(0) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + bound.timeInterval) {
+            logger.warning("shutdown: not done \(DurationParser.format(bound)) after the signal; exiting now")
+            _exit(0)
         }
     }
 
