@@ -38,7 +38,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Whether a write that must land (a run's end) is worth trying again: anything the server
-    /// or an operator may mend within minutes, a lost connection or restart, contention, a full
+    /// or an operator may mend within minutes: a lost connection or restart, contention, a full
     /// disk or too few resources (class 53), an I/O error (58), a server that turned read-only in
     /// a failover (25006), a revoked privilege (42501). Not the data's own faults (classes 22
     /// and 23), a missing table or column (42), or an error of this code's own (no SQLSTATE).
@@ -49,6 +49,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         case .query:
             guard let sqlState else { return false }
             if sqlState == "42501" || sqlState == "25006" || sqlState == "55P03" { return true }
+            // 57014 is a statement this process cancelled itself (a stopping run): not the server's.
+            if sqlState == "57014" { return false }
             return ["08", "40", "53", "57", "58", "XX"].contains(String(sqlState.prefix(2)))
         }
     }

@@ -21,7 +21,13 @@ struct EndWriteTests {
         let (role, restricted) = try await setup.restrictedRole("writer")
         let log = setup.directory.url.appendingPathComponent("scheduler.log")
         let scheduler = try RunnerProcess.launch(
-            ["schedule"], environment: setup.environment.merging(["DATABASE_URL": restricted.raw]) { $1 }, log: log)
+            // Renewals every second: the leases (30 s) outlast the 20 s without UPDATE by a margin
+            // a loaded machine keeps (with 5 s renewals, a lease renewed just before the revoke
+            // and just after the grant came within a few seconds of its end).
+            ["schedule"],
+            environment: setup.environment.merging([
+                "DATABASE_URL": restricted.raw, "RUNNER_HEARTBEAT_INTERVAL": "1s",
+            ]) { $1 }, log: log)
         try await withCleanup {
             let ran = try await Schedule.eventually(within: .seconds(60)) {
                 try await setup.count("SELECT count(*) FROM runner.runs WHERE status = 'succeeded'") >= 2
