@@ -2,7 +2,7 @@
 """Hostile clients for the status server: idle connections, a slowloris, and a flood of GETs.
 
 usage: http_flood.py HOST PORT [--idle N] [--slowloris] [--get-clients M] [--path P]
-                     [--token T] [--seconds S]
+                     [--token T] [--pause SECONDS] [--seconds S]
 
 Holds N idle connections (never sending a byte), one slowloris (a request line, then one
 header byte a second) and M clients each sending GET P in a loop, for S seconds; then prints
@@ -30,6 +30,7 @@ def main():
     parser.add_argument("--get-clients", type=int, default=0)
     parser.add_argument("--path", default="/")
     parser.add_argument("--token")
+    parser.add_argument("--pause", type=float, default=0)
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args()
 
@@ -104,6 +105,8 @@ def main():
                 pass
             with lock:
                 result["gets"][status] = result["gets"].get(status, 0) + 1
+            if args.pause:
+                time.sleep(args.pause)
 
     result["idle_opened"] = len(idle)
     threads = [threading.Thread(target=getter) for _ in range(args.get_clients)]

@@ -465,6 +465,9 @@ public struct Ledger: Sendable {
         runID: Int64, status: RunStatus, durationMs: Int64, outcome: JSONValue?, error: String?, metrics: [Metric],
         retryAfter: Duration?
     ) async throws {
+        // A run another process marked abandoned meanwhile (this one was frozen past its lease)
+        // keeps that status, which its retry followed, and gains `late_result`: what the work
+        // really did, seen by the runner that survived to see it.
         try await connection.query(
             """
             WITH finished AS (
@@ -473,6 +476,12 @@ public struct Ledger: Sendable {
                     outcome = $4::jsonb, error = $5, retry_at = now() + $9::interval
                 WHERE id = $1::bigint AND status = 'running'
                 RETURNING id, job, namespace
+            ), late AS (
+                UPDATE runner.runs
+                SET outcome = coalesce(outcome, '{}'::jsonb) || jsonb_build_object('late_result', jsonb_build_object(
+                        'status', $2, 'duration_ms', $3::bigint, 'outcome', $4::jsonb, 'error', $5,
+                        'recorded_at', now()))
+                WHERE id = $1::bigint AND status = 'abandoned' AND NOT coalesce(outcome ? 'late_result', false)
             )
             INSERT INTO runner.metrics (run_id, namespace, job, name, value, unit)
             SELECT f.id, f.namespace, f.job, m.name, m.value, m.unit

@@ -121,9 +121,9 @@ struct FaultTests {
         try await offPool { process.waitUntilExit() }
         let took = Self.elapsed(since: start)
         #expect(delivered >= 2)
-        // The work's 5 s stop grace bounds it; 8.2 s was seen with the whole suite beside it on a
-        // fresh CI machine, so the bound is for a hang, not a speed.
-        #expect(took < 5 + 6, "exited \(took) s after SIGTERM")
+        // The work's 5 s stop grace bounds it; 8.2 and 12.3 s were seen with the whole suite
+        // beside it, so the bound is for a hang, not a speed.
+        #expect(took < 5 + 10, "exited \(took) s after SIGTERM")
         try await Task.sleep(for: .milliseconds(500))
         let after = try smtp.messages().count
         #expect(after < 30, "\(after) of 60 were sent")
