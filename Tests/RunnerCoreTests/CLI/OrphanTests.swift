@@ -99,28 +99,26 @@ struct OrphanTests {
 
     @Test("kill -9 of the replica running a 20 s command: no stamp after the kill + 1 s; the retry never overlaps it")
     func killNine() async throws {
-        try await HeavyScenario.run {
-            let stamping = try await Stamping("orphankill")
-            try await withCleanup {
-                let (run, replica) = try await stamping.running()
-                kill(replica.processIdentifier, SIGKILL)
-                let killedAt = Self.nanoseconds(Date())
-                // Before, the command was re-parented to PID 1 and stamped on for 20 s.
-                let last = try await stamping.expectNoOverlap(with: run, within: .seconds(120))
-                #expect(
-                    last <= killedAt + 1_000_000_000,
-                    "the killed runner's command stamped \(Double(last - killedAt) / 1e9) s after the kill")
-                // Marked abandoned by the survivor once its lease is out (the retry may come first
-                // from the next slot's settling on a loaded machine).
-                let abandoned = try await Schedule.eventually(within: .seconds(60)) {
-                    try await stamping.setup.connection.query(
-                        "SELECT status FROM runner.runs WHERE id = $1", [.int64(run)]
-                    ).first?.string("status") == "abandoned"
-                }
-                #expect(abandoned)
-            } cleanup: {
-                stamping.cleanup()
+        let stamping = try await Stamping("orphankill")
+        try await withCleanup {
+            let (run, replica) = try await stamping.running()
+            kill(replica.processIdentifier, SIGKILL)
+            let killedAt = Self.nanoseconds(Date())
+            // Before, the command was re-parented to PID 1 and stamped on for 20 s.
+            let last = try await stamping.expectNoOverlap(with: run, within: .seconds(120))
+            #expect(
+                last <= killedAt + 1_000_000_000,
+                "the killed runner's command stamped \(Double(last - killedAt) / 1e9) s after the kill")
+            // Marked abandoned by the survivor once its lease is out (the retry may come first
+            // from the next slot's settling on a loaded machine).
+            let abandoned = try await Schedule.eventually(within: .seconds(60)) {
+                try await stamping.setup.connection.query(
+                    "SELECT status FROM runner.runs WHERE id = $1", [.int64(run)]
+                ).first?.string("status") == "abandoned"
             }
+            #expect(abandoned)
+        } cleanup: {
+            stamping.cleanup()
         }
     }
 
@@ -128,60 +126,56 @@ struct OrphanTests {
         "frozen past its lease after its command exited 0: the run stays abandoned (another replica retried it) and keeps the command's late result"
     )
     func frozenAfterExit() async throws {
-        try await HeavyScenario.run {
-            let stamping = try await Stamping("orphanlate", untilFile: "go")
-            try await withCleanup {
-                let (run, replica) = try await stamping.running()
-                kill(replica.processIdentifier, SIGSTOP)
-                // The command ends now, its runner frozen: inside the frozen limit (20 s), so its
-                // supervisor reports how it ended rather than kill it.
-                FileManager.default.createFile(
-                    atPath: stamping.stampFolder.url.appendingPathComponent("go").path, contents: nil)
-                let connection = stamping.setup.connection
-                func field(_ sql: String) async throws -> String? {
-                    try await connection.query(sql, [.int64(run)]).first?.string("v")
-                }
-                // The other replica abandons the run once its lease (30 s) is out.
-                let abandoned = try await Schedule.eventually(within: .seconds(90)) {
-                    try await field("SELECT status AS v FROM runner.runs WHERE id = $1") == "abandoned"
-                }
-                #expect(abandoned)
-                kill(replica.processIdentifier, SIGCONT)
-                // Before, what the command did was lost: the row said abandoned and nothing more.
-                let kept = try await Schedule.eventually(within: .seconds(30)) {
-                    try await field(
-                        "SELECT outcome->'late_result'->'outcome'->>'exit_code' AS v FROM runner.runs WHERE id = $1")
-                        == "0"
-                }
-                #expect(
-                    kept,
-                    "\(Schedule.log(stamping.logs[0]).suffix(1500)) \(Schedule.log(stamping.logs[1]).suffix(1500))")
-                #expect(try await field("SELECT status AS v FROM runner.runs WHERE id = $1") == "abandoned")
-            } cleanup: {
-                stamping.cleanup()
+        let stamping = try await Stamping("orphanlate", untilFile: "go")
+        try await withCleanup {
+            let (run, replica) = try await stamping.running()
+            kill(replica.processIdentifier, SIGSTOP)
+            // The command ends now, its runner frozen: inside the frozen limit (20 s), so its
+            // supervisor reports how it ended rather than kill it.
+            FileManager.default.createFile(
+                atPath: stamping.stampFolder.url.appendingPathComponent("go").path, contents: nil)
+            let connection = stamping.setup.connection
+            func field(_ sql: String) async throws -> String? {
+                try await connection.query(sql, [.int64(run)]).first?.string("v")
             }
+            // The other replica abandons the run once its lease (30 s) is out.
+            let abandoned = try await Schedule.eventually(within: .seconds(90)) {
+                try await field("SELECT status AS v FROM runner.runs WHERE id = $1") == "abandoned"
+            }
+            #expect(abandoned)
+            kill(replica.processIdentifier, SIGCONT)
+            // Before, what the command did was lost: the row said abandoned and nothing more.
+            let kept = try await Schedule.eventually(within: .seconds(30)) {
+                try await field(
+                    "SELECT outcome->'late_result'->'outcome'->>'exit_code' AS v FROM runner.runs WHERE id = $1")
+                    == "0"
+            }
+            #expect(
+                kept,
+                "\(Schedule.log(stamping.logs[0]).suffix(1500)) \(Schedule.log(stamping.logs[1]).suffix(1500))")
+            #expect(try await field("SELECT status AS v FROM runner.runs WHERE id = $1") == "abandoned")
+        } cleanup: {
+            stamping.cleanup()
         }
     }
 
     @Test("SIGSTOP of the replica running a 60 s command past its lease: never two copies writing at once")
     func frozen() async throws {
-        try await HeavyScenario.run {
-            // Longer than the lease: without the supervisor it stamped on beside the retry.
-            let stamping = try await Stamping("orphanstop", seconds: 60)
-            try await withCleanup {
-                let (run, replica) = try await stamping.running()
-                kill(replica.processIdentifier, SIGSTOP)
-                let stoppedAt = Self.nanoseconds(Date())
-                // The lease is 30 s; the supervisor stops the command once the runner has not been
-                // seen for the fence (20 s), before another replica may take the slot.
-                let last = try await stamping.expectNoOverlap(with: run, within: .seconds(120))
-                #expect(last < stoppedAt + 22_000_000_000)
-                kill(replica.processIdentifier, SIGCONT)
-                let status = try await Schedule.stop(replica, within: .seconds(30))
-                #expect(status == 0)
-            } cleanup: {
-                stamping.cleanup()
-            }
+        // Longer than the lease: without the supervisor it stamped on beside the retry.
+        let stamping = try await Stamping("orphanstop", seconds: 60)
+        try await withCleanup {
+            let (run, replica) = try await stamping.running()
+            kill(replica.processIdentifier, SIGSTOP)
+            let stoppedAt = Self.nanoseconds(Date())
+            // The lease is 30 s; the supervisor stops the command once the runner has not been
+            // seen for the fence (20 s), before another replica may take the slot.
+            let last = try await stamping.expectNoOverlap(with: run, within: .seconds(120))
+            #expect(last < stoppedAt + 22_000_000_000)
+            kill(replica.processIdentifier, SIGCONT)
+            let status = try await Schedule.stop(replica, within: .seconds(30))
+            #expect(status == 0)
+        } cleanup: {
+            stamping.cleanup()
         }
     }
 }

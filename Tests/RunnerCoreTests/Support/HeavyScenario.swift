@@ -2,7 +2,8 @@ import Foundation
 
 /// One heavy real-process scenario at a time (several replicas, thousands of jobs, a flood of
 /// clients): run side by side on a 2-core machine they starve each other and the rest of the
-/// suite, and every timing bound of the suite becomes a coin toss.
+/// suite, and every timing bound of the suite becomes a coin toss. Scenarios of a few processes
+/// that mostly wait (a lease running out: the orphan tests) run beside anything.
 actor HeavyScenario {
     static let shared = HeavyScenario()
     private var busy = false
