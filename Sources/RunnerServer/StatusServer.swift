@@ -279,19 +279,8 @@ public struct StatusServer: Sendable {
         /// connections still open are cut.
         public func stop() async {
             await group.triggerGracefulShutdown()
-            let ended = FirstOf<Bool>()
             let task = self.task
-            let waiting = Task {
-                _ = try? await task.value
-                ended.settle(true)
-            }
-            let timer = Task {
-                try? await Task.sleep(for: .seconds(3))
-                ended.settle(false)
-            }
-            if await !ended.value { task.cancel() }
-            timer.cancel()
-            _ = waiting
+            if await !finishes(within: .seconds(3), { _ = try? await task.value }) { task.cancel() }
         }
     }
 }

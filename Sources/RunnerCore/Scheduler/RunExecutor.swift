@@ -238,6 +238,24 @@ public struct RunExecutor: Sendable {
     }
 }
 
+/// Waits for `work` at most `limit`; whether it finished in time. The work is not cancelled: it
+/// goes on (or is given up with the process) after a `false`.
+public func finishes(within limit: Duration, _ work: @escaping @Sendable () async -> Void) async -> Bool {
+    let done = FirstOf<Bool>()
+    let working = Task {
+        await work()
+        done.settle(true)
+    }
+    let timer = Task {
+        try? await Task.sleep(for: limit)
+        done.settle(false)
+    }
+    let finished = await done.value
+    timer.cancel()
+    _ = working
+    return finished
+}
+
 /// A value settled once, by whichever of several racers comes first; awaited by one waiter.
 public final class FirstOf<Value: Sendable>: @unchecked Sendable {
     // Guarded by `lock`.

@@ -378,18 +378,10 @@ public actor Scheduler {
         pruning?.cancel()
         let tasks = Array(inFlight.values)
         guard !tasks.isEmpty else { return 0 }
-        let done = FirstOf<Bool>()
         let waiter = Task {
             for task in tasks { await task.value }
-            done.settle(true)
         }
-        let timer = Task {
-            try? await Task.sleep(for: grace)
-            done.settle(false)
-        }
-        let allFinished = await done.value
-        timer.cancel()
-        if allFinished { return 0 }
+        if await finishes(within: grace, { await waiter.value }) { return 0 }
         let stopped = inFlight.count
         interruptedTotal += stopped
         for task in inFlight.values { task.cancel() }
@@ -397,22 +389,11 @@ public actor Scheduler {
         // them must not hold the exit past the platform's stop timeout. What is not written by
         // then stays `running`, and another replica marks it abandoned (its command dies with
         // this process: see the supervisor).
-        let written = FirstOf<Bool>()
-        let writing = Task {
-            await waiter.value
-            written.settle(true)
-        }
-        let margin = Task {
-            try? await Task.sleep(for: Self.stopMargin)
-            written.settle(false)
-        }
-        if await !written.value {
+        if await !finishes(within: Self.stopMargin, { await waiter.value }) {
             logger.warning(
                 "shutdown: some stopped runs could not be recorded in time; another replica marks them abandoned",
                 metadata: ["waited": "\(DurationParser.format(Self.stopMargin))"])
         }
-        margin.cancel()
-        _ = writing
         return stopped
     }
 
