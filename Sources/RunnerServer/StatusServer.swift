@@ -233,10 +233,12 @@ public struct StatusServer: Sendable {
         return response
     }
 
-    /// Starts serving in a service group of its own; the caller stops it once the scheduler
-    /// has shut down.
-    public func start(onListening: @escaping @Sendable () -> Void = {}) -> Running {
+    /// Starts serving in a service group of its own, and returns once it listens; the caller
+    /// stops it once the scheduler has shut down. Throws ``ListenError`` when it cannot listen
+    /// (the port is taken, the address is not this host's).
+    public func start(onListening: @escaping @Sendable () -> Void = {}) async throws -> Running {
         let (connections, soft) = (self.connections, limit.soft)
+        let listening = AsyncStream<Void>.makeStream()
         let app = Application(
             router: router(),
             server: .http1(
@@ -246,15 +248,49 @@ public struct StatusServer: Sendable {
             configuration: .init(
                 address: .hostname(host, port: port), serverName: nil,
                 availableConnectionsDelegate: MaximumAvailableConnections(limit.hard, logger: logger)),
-            onServerRunning: { _ in onListening() }, logger: logger)
+            onServerRunning: { _ in
+                onListening()
+                listening.continuation.yield()
+            }, logger: logger)
+        return try await Self.running(app, host: host, port: port, listening: listening, logger: logger)
+    }
+
+    /// A server that could not listen: its address and the system's reason.
+    public struct ListenError: Error, CustomStringConvertible {
+        public let host: String
+        public let port: Int
+        public let reason: String
+        public var description: String { "cannot listen on \(host):\(port): \(reason)" }
+    }
+
+    /// Runs `app` in a service group of its own until it listens (`listening` yields) or ends.
+    private static func running(
+        _ app: some Service, host: String, port: Int,
+        listening: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation), logger: Logger
+    ) async throws -> Running {
         let group = ServiceGroup(
             configuration: .init(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger))
-        return Running(group: group, task: Task { try await group.run() })
+        let task = Task {
+            defer { listening.continuation.finish() }
+            try await group.run()
+        }
+        var iterator = listening.stream.makeAsyncIterator()
+        if await iterator.next() != nil { return Running(group: group, task: task) }
+        // It ended before listening: its error says why.
+        do {
+            try await task.value
+            throw ListenError(host: host, port: port, reason: "the server stopped before it listened")
+        } catch let error as ListenError {
+            throw error
+        } catch {
+            throw ListenError(host: host, port: port, reason: "\(error)")
+        }
     }
 
     /// While the scheduler waits for its database at start: every path answers 503 `waiting for
     /// the database`, so a platform's health check sees it is not ready.
-    public static func waiting(host: String, port: Int, logger: Logger) -> Running {
+    public static func waiting(host: String, port: Int, logger: Logger) async throws -> Running {
+        let listening = AsyncStream<Void>.makeStream()
         let router = Router()
         for path in ["/health", "/metrics", "/"] {
             router.get(RouterPath(stringLiteral: path)) { _, _ -> Response in
@@ -264,10 +300,9 @@ public struct StatusServer: Sendable {
         let app = Application(
             router: router,
             server: .http1(configuration: .init(idleTimeout: idleTimeout)),
-            configuration: .init(address: .hostname(host, port: port), serverName: nil), logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger))
-        return Running(group: group, task: Task { try await group.run() })
+            configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { _ in listening.continuation.yield() }, logger: logger)
+        return try await running(app, host: host, port: port, listening: listening, logger: logger)
     }
 
     /// A server that `start()` started.

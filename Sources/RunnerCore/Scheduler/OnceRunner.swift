@@ -147,26 +147,14 @@ public struct OnceRunner: Sendable {
     ) async throws -> Outcome {
         let ledger = executor.ledger
         let slotKey = Ledger.slotKey(for: slot)
-        let skipIfRunning = job.overlap == .skip
-        // Checked before each statement: a fire queued behind thousands of others on a busy
-        // connection runs one statement after a shutdown's signal, not its whole claim.
-        guard gate.isOpen else { throw ClaimsStopped() }
-        if trigger != .backfill, let paused = try await pausedOutcome(job, slot: slot, trigger: trigger) {
-            return paused
+        let step = try await claimRetrying(job, slot: slot, now: now) {
+            try await claimStep(job, slot: slot, slotKey: slotKey, trigger: trigger)
         }
-        guard gate.isOpen else { throw ClaimsStopped() }
-        if job.overlap == .replace {
-            // The earlier slots' live runs stop (their next heartbeat finds them interrupted).
-            try await ledger.interruptLiveRuns(job: job.name, before: slot, reason: "replaced by slot \(slotKey)")
+        let claim: Ledger.ClaimResult
+        switch step {
+        case .settled(let outcome): return outcome
+        case .claim(let result): claim = result
         }
-        if !skipIfRunning {
-            try await ledger.markAbandoned(job: job.name)
-            guard gate.isOpen else { throw ClaimsStopped() }
-        }
-        let claim = try await ledger.claim(
-            Ledger.ClaimRequest(
-                job: job.name, slot: slot, slotKey: slotKey, trigger: trigger, claimedBy: Ledger.processIdentity,
-                lease: executor.lease, skipIfRunning: skipIfRunning, gate: gate))
         let ping = job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
         switch claim {
         case .taken(let runID, .missed):
@@ -211,6 +199,13 @@ public struct OnceRunner: Sendable {
             // work may take longer than a lease, and the run must not look abandoned meanwhile.
             await executor.leases.hold(runID)
             do {
+                if job.overlap == .replace {
+                    // Once the slot is ours (a shutdown between the two leaves the earlier run
+                    // alone), the earlier slots' live runs stop: their next heartbeat finds them
+                    // interrupted.
+                    try await ledger.interruptLiveRuns(
+                        job: job.name, before: slot, reason: "replaced by slot \(slotKey)")
+                }
                 // Retries of earlier slots that never ran are overtaken by this one.
                 try await ledger.supersedeRetries(job: job.name, before: slot, maxRetries: job.retries.max)
                 // A backfill runs long-past slots on purpose: its lateness is no scheduling delay.
@@ -231,6 +226,65 @@ public struct OnceRunner: Sendable {
             await finished(ping, job: job, outcome: outcome)
             return outcome
         }
+    }
+
+    /// What the steps before a slot's work came to: an outcome already (the job is paused), or
+    /// the claim's answer.
+    private enum ClaimStep: Sendable {
+        case settled(Outcome)
+        case claim(Ledger.ClaimResult)
+    }
+
+    /// The statements up to and including the claim, each idempotent, so the whole step may be
+    /// tried again: the pause check, the abandoned mark, the claim.
+    private func claimStep(_ job: Job, slot: Date, slotKey: String, trigger: RunTrigger) async throws -> ClaimStep {
+        let ledger = executor.ledger
+        // Checked before each statement: a fire queued behind thousands of others on a busy
+        // connection runs one statement after a shutdown's signal, not its whole claim.
+        guard gate.isOpen else { throw ClaimsStopped() }
+        if trigger != .backfill, let paused = try await pausedOutcome(job, slot: slot, trigger: trigger) {
+            return .settled(paused)
+        }
+        guard gate.isOpen else { throw ClaimsStopped() }
+        let skipIfRunning = job.overlap == .skip
+        if !skipIfRunning {
+            try await ledger.markAbandoned(job: job.name)
+            guard gate.isOpen else { throw ClaimsStopped() }
+        }
+        return .claim(
+            try await ledger.claim(
+                Ledger.ClaimRequest(
+                    job: job.name, slot: slot, slotKey: slotKey, trigger: trigger, claimedBy: Ledger.processIdentity,
+                    lease: executor.lease, skipIfRunning: skipIfRunning, gate: gate)))
+    }
+
+    /// How long a claim refused by a fault that may pass (a restart, a failover, a revoked grant,
+    /// a full disk: ``PostgresError/mayPassForWrites``) is tried again: until the job's next slot
+    /// or the end of this slot's catchup, whichever comes first, counted from `now` (the
+    /// database's clock at the call). A claim that lands late runs late, once; one that never
+    /// lands leaves a hole the dead man's switch records missed. Never beside the next slot.
+    static func claimWindow(_ job: Job, slot: Date, now: Date) -> Duration {
+        var end = slot.addingTimeInterval(job.catchup.timeInterval)
+        if let next = job.schedule.next(after: slot), next < end { end = next }
+        let seconds = end.timeIntervalSince(now)
+        return seconds > 0 ? .milliseconds(Int64(seconds * 1000)) : .zero
+    }
+
+    /// Runs `step` again within ``claimWindow(_:slot:now:)`` while it fails with an error that
+    /// may pass, the gate open. The waits double from 250 ms to 2 s, so a shutdown's signal stops
+    /// the tries within 2 s. Logged at debug: the scheduler says once per outage that slots fail.
+    private func claimRetrying(
+        _ job: Job, slot: Date, now: Date, _ step: () async throws -> ClaimStep
+    ) async throws -> ClaimStep {
+        let logger = executor.logger
+        return try await retrying(
+            for: Self.claimWindow(job, slot: slot, now: now), firstDelay: .milliseconds(250), maxDelay: .seconds(2),
+            when: \.mayPassForWrites,
+            onRetry: { error in
+                logger.debug(
+                    "cannot claim the slot yet; trying again",
+                    metadata: ["job": "\(job.name)", "slot": "\(Ledger.slotKey(for: slot))", "error": "\(error)"])
+            }, step)
     }
 
     /// Called later than `catchup` after the slot it was called for. A slot that has rows

@@ -95,7 +95,8 @@ public actor Scheduler {
     /// Slots that could not be run in a row (a claim or a run's record refused): `/health` says
     /// so while they keep failing.
     public private(set) var failuresInARow = 0
-    /// Runs stopped by every shutdown so far (a second signal's included).
+    /// Runs this scheduler recorded `interrupted` (a shutdown's, a second signal's included),
+    /// each once: what the last log line says.
     public private(set) var interruptedTotal = 0
 
     /// Plans every job from `now`: the latest slot within each job's `catchup` (a catch-up of
@@ -297,34 +298,52 @@ public actor Scheduler {
         let events = self.events
         let skewMs = self.skewMs
         inFlight[key] = Task {
-            var lost = false
-            var failed = false
+            var failure: (any Error)?
+            var interrupted = false
             do {
                 let outcome = try await runner.runSlot(
                     job, slot: fire.slot, now: now, skewMs: skewMs, trigger: fire.trigger)
+                if case .ran(let record, _) = outcome, record.status == .interrupted { interrupted = true }
                 events?.ran(fire, outcome: outcome)
             } catch is OnceRunner.ClaimsStopped {
                 logger.debug("not claimed: shutting down; left to another replica", metadata: ["slot": "\(fire)"])
             } catch {
-                lost = (error as? PostgresError)?.isConnectionLoss == true
-                failed = true
-                logger.error(
-                    lost
-                        ? "the slot could not be claimed: the database connection was lost; caught up when it is back"
-                        : "the slot could not be run",
-                    metadata: ["job": "\(fire.job)", "slot": "\(fire)", "error": "\(error)"])
+                failure = error
             }
-            self.finished(key, requeue: lost ? fire : nil, failed: failed)
+            self.finished(key, fire: fire, failure: failure, interrupted: interrupted)
         }
     }
 
-    /// `requeue`: a fire whose claim was lost with the connection (a database restart) is planned
-    /// again as a catch-up from its slot: the next tick after the database is back runs the
-    /// latest slot within catchup and records the ones before it coalesced, not missed.
-    private func finished(_ key: SlotID, requeue: Fire? = nil, failed: Bool = false) {
+    /// Counts a slot's end for `/health` and the log: the first failure of an outage is logged
+    /// with its error, the others at debug, and the first slot that runs again says how many
+    /// failed (one line each way, however many jobs and seconds the outage spans).
+    /// A fire whose claim was lost with the connection (a database restart, past the claim's own
+    /// tries) is planned again as a catch-up from its slot: the next tick after the database is
+    /// back runs the latest slot within catchup and records the ones before it coalesced, not
+    /// missed. Other refusals leave a hole the dead man's switch records missed.
+    private func finished(_ key: SlotID, fire: Fire, failure: (any Error)?, interrupted: Bool = false) {
         inFlight[key] = nil
-        failuresInARow = failed ? failuresInARow + 1 : 0
-        if let fire = requeue, claiming, jobs[fire.job] != nil {
+        if interrupted { interruptedTotal += 1 }
+        guard let failure else {
+            if failuresInARow > 0 {
+                logger.notice("slots are claimed and recorded again", metadata: ["failed": "\(failuresInARow)"])
+            }
+            failuresInARow = 0
+            return
+        }
+        let lost = (failure as? PostgresError)?.isConnectionLoss == true
+        failuresInARow += 1
+        let metadata: Logger.Metadata = ["job": "\(fire.job)", "slot": "\(fire)", "error": "\(failure)"]
+        if failuresInARow == 1 {
+            logger.error(
+                lost
+                    ? "a slot could not be claimed: the database connection was lost; caught up when it is back (logged again when slots run)"
+                    : "a slot could not be claimed or recorded; a hole past its catchup is recorded missed (logged again when slots run)",
+                metadata: metadata)
+        } else {
+            logger.debug("the slot could not be run", metadata: metadata)
+        }
+        if lost, claiming, jobs[fire.job] != nil {
             heap.insert(Entry(fire: fire.slot, job: fire.job, catchingUp: true, requeued: true))
         }
     }
@@ -382,8 +401,7 @@ public actor Scheduler {
             for task in tasks { await task.value }
         }
         if await finishes(within: grace, { await waiter.value }) { return 0 }
-        let stopped = inFlight.count
-        interruptedTotal += stopped
+        let stopping = inFlight.count
         for task in inFlight.values { task.cancel() }
         // The stopped runs' reports and ends get a bounded time: a database that does not take
         // them must not hold the exit past the platform's stop timeout. What is not written by
@@ -394,7 +412,7 @@ public actor Scheduler {
                 "shutdown: some stopped runs could not be recorded in time; another replica marks them abandoned",
                 metadata: ["waited": "\(DurationParser.format(Self.stopMargin))"])
         }
-        return stopped
+        return stopping
     }
 
     /// How long a shutdown waits, after `--grace`, for the stopped runs to report (the work's 5 s

@@ -52,7 +52,7 @@ extension DatabaseOptions {
     /// the database answers. `waiting` starts while it waits, and is stopped before returning;
     /// `stopped` ends the wait (nil is returned).
     func connectWaiting(
-        waiting: () -> StatusServer.Running?, stopped: @escaping @Sendable () -> Bool
+        waiting: () async throws -> StatusServer.Running?, stopped: @escaping @Sendable () -> Bool
     ) async throws -> (connection: PostgresConnection, url: ConnectionString)? {
         var delay: Duration = .milliseconds(500)
         var since: ContinuousClock.Instant?
@@ -73,7 +73,7 @@ extension DatabaseOptions {
                     logger.error(
                         "the database does not answer; waiting for it (tried again with backoff up to 30 s)",
                         metadata: ["error": "\(message)"])
-                    server = waiting()
+                    server = try await waiting()
                 }
             } catch let error as Database.Failure {
                 await server?.stop()

@@ -64,7 +64,14 @@ struct ScheduleCommand: AsyncParsableCommand {
         }
         defer { stop.cancel() }
         let connected = try await database.connectWaiting(
-            waiting: { address.map { StatusServer.waiting(host: $0.host, port: $0.port, logger: logger) } },
+            waiting: {
+                guard let address else { return nil }
+                do {
+                    return try await StatusServer.waiting(host: address.host, port: address.port, logger: logger)
+                } catch {
+                    throw CommandError("\(error)", hint: Self.listenHint, code: .usage)
+                }
+            },
             stopped: { stopping.withLock { $0.requested } })
         guard let (connection, url) = connected else {
             logger.info("stopped while waiting for the database")
@@ -174,15 +181,30 @@ struct ScheduleCommand: AsyncParsableCommand {
                 "the status page and /metrics are served without a token on an address other machines can reach; set RUNNER_HTTP_TOKEN (and RUNNER_METRICS_TOKEN for Prometheus), or bind to 127.0.0.1",
                 metadata: ["address": "\(address.host):\(address.port)"])
         }
-        return server.start {
-            logger.info(
-                "serving /health, /metrics and /",
-                metadata: [
-                    "address": "\(address.host):\(address.port)", "connection_limit": "\(limit.soft)",
-                    "open_file_limit": "\(fileLimit)",
-                ])
+        // A port another process (or the waiting server, cut off mid-stop) still holds may be
+        // freed within seconds: tried for up to 5 s, then the scheduler stops, saying why.
+        let giveUp = ContinuousClock.now + .seconds(5)
+        while true {
+            do {
+                return try await server.start {
+                    logger.info(
+                        "serving /health, /metrics and /",
+                        metadata: [
+                            "address": "\(address.host):\(address.port)", "connection_limit": "\(limit.soft)",
+                            "open_file_limit": "\(fileLimit)",
+                        ])
+                }
+            } catch let error as StatusServer.ListenError where ContinuousClock.now < giveUp {
+                logger.debug("cannot listen yet; trying again", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(250))
+            } catch let error as StatusServer.ListenError {
+                throw CommandError("\(error)", hint: Self.listenHint, code: .usage)
+            }
         }
     }
+
+    static let listenHint =
+        "another process holds that port, or the address is not one of this host's: choose another --http"
 
     /// The stop's hard bound, whatever a tick, a connection attempt or a write under way waits
     /// for: the runs left `running` are marked abandoned by another replica, and their commands

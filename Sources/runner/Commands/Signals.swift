@@ -13,7 +13,12 @@ final class Signals: @unchecked Sendable {
         sources = numbers.map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler(handler: onSignal)
+            // Signals that come before the handler runs are merged into one event: `data` counts
+            // them, so two quick SIGINTs are still two.
+            // The cycle (source, handler) ends with `cancel()`: Dispatch releases a cancelled source's handler.
+            source.setEventHandler {
+                for _ in 0..<max(1, source.data) { onSignal() }
+            }
             source.resume()
             return source
         }

@@ -187,19 +187,24 @@ struct ScheduleCommandTests {
         #expect(try await Self.stop(scheduler, with: nil) == 0, "\(Self.log(log).suffix(2000))")
         #expect(try await setup.count("SELECT count(*) FROM runner.runs WHERE status = 'succeeded'") == 1, "it waited")
 
-        let setup2 = try await CLISetup(
-            "schedgrace",
-            jobs: """
-                jobs:
-                  nap: {command: ["sleep", "60"], schedule: "0 0 1 1 *", catchup: 400d, retries: {max: 0}}
-                """)
-        try await setup2.defineLongAgo()
-        let log2 = setup2.directory.url.appendingPathComponent("scheduler.log")
-        let impatient = try RunnerProcess.launch(
-            ["schedule", "--grace", "1s"], environment: setup2.environment, log: log2)
-        _ = try await Self.eventually(within: .seconds(30)) {
-            try await setup2.count("SELECT count(*) FROM runner.runs WHERE status = 'running'") == 1
+        /// A scheduler with `--grace GRACE` running a 60 s job's catch-up: its setup, log and process.
+        func sleeping(_ label: String, grace: String) async throws -> (CLISetup, URL, Process) {
+            let setup = try await CLISetup(
+                label,
+                jobs: """
+                    jobs:
+                      nap: {command: ["sleep", "60"], schedule: "0 0 1 1 *", catchup: 400d, retries: {max: 0}}
+                    """)
+            try await setup.defineLongAgo()
+            let log = setup.directory.url.appendingPathComponent("scheduler.log")
+            let process = try RunnerProcess.launch(["schedule", "--grace", grace], environment: setup.environment, log: log)
+            _ = try await Self.eventually(within: .seconds(30)) {
+                try await setup.count("SELECT count(*) FROM runner.runs WHERE status = 'running'") == 1
+            }
+            return (setup, log, process)
         }
+
+        let (setup2, log2, impatient) = try await sleeping("schedgrace", grace: "1s")
         let signalled = ContinuousClock.now
         #expect(try await Self.stop(impatient) == 0, "\(Self.log(log2).suffix(2000))")
         #expect(ContinuousClock.now - signalled < .seconds(20), "grace 1s, then the stop (at most 5 s more)")
@@ -207,6 +212,22 @@ struct ScheduleCommandTests {
         #expect(try row?.string("status") == "interrupted")
         let error = try row?.string("error") ?? ""
         #expect(error.contains("shutdown"), "\(error)")
+        // The last line counts what was recorded interrupted.
+        #expect(Self.log(log2).contains("interrupted=1"), "\(Self.log(log2).suffix(600))")
+
+        // A double Ctrl-C: the second SIGINT stops the running job long before a 60 s grace, and
+        // the run is counted once. (Two signals sent while the first is still pending in the
+        // kernel are one: Linux does not queue standard signals. Those Dispatch merges after
+        // delivery are counted.)
+        let (setup3, log3, twice) = try await sleeping("schedtwice", grace: "60s")
+        let doubled = ContinuousClock.now
+        kill(twice.processIdentifier, SIGINT)
+        try await Task.sleep(for: .seconds(1))
+        kill(twice.processIdentifier, SIGINT)
+        #expect(try await Self.stop(twice, with: nil) == 0, "\(Self.log(log3).suffix(2000))")
+        #expect(ContinuousClock.now - doubled < .seconds(30), "the second SIGINT was lost: it waited for the grace")
+        #expect(try await setup3.count("SELECT count(*) FROM runner.runs WHERE status = 'interrupted'") == 1)
+        #expect(Self.log(log3).contains("interrupted=1"), "\(Self.log(log3).suffix(600))")
     }
 
     @Test(

@@ -77,4 +77,15 @@ struct StartBeforeDatabaseTests {
         #expect(waiting, "\(Schedule.log(log).suffix(1500))")
         #expect(try await Schedule.stop(scheduler, within: .seconds(10)) == 0, "\(Schedule.log(log).suffix(1500))")
     }
+
+    @Test("--http on a port another process holds: exit 2 naming the address, after a few seconds' tries")
+    func portTaken() async throws {
+        let holder = try await TestHTTPServer(routes: [:])
+        let setup = try await CLISetup(
+            "porttaken", jobs: "jobs:\n  second: {command: [\"true\"], schedule: \"* * * * * *\"}\n")
+        let result = try await setup.runner("schedule", "--http", "127.0.0.1:\(holder.port)")
+        #expect(result.status == 2, "\(result.stderr.suffix(1500))")
+        #expect(result.stderr.contains("cannot listen on 127.0.0.1:\(holder.port)"), "\(result.stderr.suffix(1500))")
+        #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 0, "it ran jobs without its server")
+    }
 }

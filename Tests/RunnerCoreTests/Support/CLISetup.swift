@@ -44,17 +44,7 @@ final class CLISetup: Sendable {
     /// A login role with only SELECT, INSERT, UPDATE and DELETE on the ledger's tables (what a
     /// test revokes from and grants back), and a TCP connection string for it.
     func restrictedRole(_ prefix: String) async throws -> (role: String, url: ConnectionString) {
-        let role = "\(prefix)_\(UInt32.random(in: 0...UInt32.max))"
-        let password = "pw-\(UInt32.random(in: 0...UInt32.max))"
-        try await connection.execute(
-            """
-            CREATE ROLE \(role) LOGIN PASSWORD '\(password)';
-            GRANT USAGE ON SCHEMA runner TO \(role);
-            GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA runner TO \(role);
-            GRANT USAGE ON ALL SEQUENCES IN SCHEMA runner TO \(role);
-            """)
-        let database = try await connection.query("SELECT current_database() AS name").first?.string("name") ?? ""
-        return (role, TestDatabase.cluster.tcpConnectionString(database: database, user: role, password: password))
+        try await TestDatabase.restrictedRole(prefix, on: connection)
     }
 
     func count(_ sql: String) async throws -> Int {

@@ -59,6 +59,25 @@ enum TestDatabase {
         _ = try await Migrator(connection: connection).migrate()
         return (url, connection)
     }
+
+    /// A login role on `connection`'s database with only SELECT, INSERT, UPDATE and DELETE on the
+    /// ledger's tables (what a test revokes from and grants back), and a TCP connection string
+    /// for it.
+    static func restrictedRole(_ prefix: String, on connection: PostgresConnection) async throws -> (
+        role: String, url: ConnectionString
+    ) {
+        let role = "\(prefix)_\(UInt32.random(in: 0...UInt32.max))"
+        let password = "pw-\(UInt32.random(in: 0...UInt32.max))"
+        try await connection.execute(
+            """
+            CREATE ROLE \(role) LOGIN PASSWORD '\(password)';
+            GRANT USAGE ON SCHEMA runner TO \(role);
+            GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA runner TO \(role);
+            GRANT USAGE ON ALL SEQUENCES IN SCHEMA runner TO \(role);
+            """)
+        let database = try await connection.query("SELECT current_database() AS name").first?.string("name") ?? ""
+        return (role, cluster.tcpConnectionString(database: database, user: role, password: password))
+    }
 }
 
 struct TestDatabaseError: Error, CustomStringConvertible {
