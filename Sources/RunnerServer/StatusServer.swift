@@ -275,7 +275,17 @@ public struct StatusServer: Sendable {
             try await group.run()
         }
         var iterator = listening.stream.makeAsyncIterator()
-        if await iterator.next() != nil { return Running(group: group, task: task) }
+        // A caller cancelled meanwhile (a stop during start-up) stops the server it started.
+        let listened = await withTaskCancellationHandler {
+            await iterator.next() != nil
+        } onCancel: {
+            Task { await group.triggerGracefulShutdown() }
+        }
+        if listened, !Task.isCancelled { return Running(group: group, task: task) }
+        if Task.isCancelled {
+            await Running(group: group, task: task).stop()
+            throw CancellationError()
+        }
         // It ended before listening: its error says why.
         do {
             try await task.value

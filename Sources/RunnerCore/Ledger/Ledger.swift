@@ -25,7 +25,8 @@ public struct Ledger: Sendable {
         case skipped(runID: Int64, liveRunID: Int64)
         /// Someone already claimed this slot.
         case taken(runID: Int64, status: RunStatus)
-        /// The database's clock had passed the request's `notAfter`: nothing was written.
+        /// The database's clock had passed the request's `notAfter`, or this host's clock its `claimBy`:
+        /// nothing was written.
         case tooLate
         /// The request's gate was closed (a shutdown) when its turn came: nothing was written.
         case stopped
@@ -47,12 +48,18 @@ public struct Ledger: Sendable {
         public var notAfter: Date?
         /// Checked on the connection's thread just before the INSERT; closed: nothing is claimed.
         public var gate: ClaimGate?
+        /// Checked there too, on this host's monotonic clock: a claim that reaches the INSERT
+        /// later is ``ClaimResult/tooLate`` (a claim tried again must land within its window,
+        /// however long it waited for the connection).
+        public var claimBy: ContinuousClock.Instant?
 
         public init(
             job: String, slot: Date, slotKey: String, trigger: RunTrigger, attempt: Int = 1, dryRun: Bool = false,
-            claimedBy: String, lease: Duration, skipIfRunning: Bool, notAfter: Date? = nil, gate: ClaimGate? = nil
+            claimedBy: String, lease: Duration, skipIfRunning: Bool, notAfter: Date? = nil, gate: ClaimGate? = nil,
+            claimBy: ContinuousClock.Instant? = nil
         ) {
             self.gate = gate
+            self.claimBy = claimBy
             self.job = job
             self.slot = slot
             self.slotKey = slotKey
@@ -87,13 +94,19 @@ public struct Ledger: Sendable {
         if let existing = try await existingRun(job: request.job, slotKey: request.slotKey) {
             return .taken(runID: existing.id, status: existing.status)
         }
-        let gate = request.gate
-        if gate?.isOpen == false { return .stopped }
+        let (gate, claimBy) = (request.gate, request.claimBy)
+        /// Why the claim may not go on, checked just before its INSERT: nil, it may.
+        let refusal: @Sendable () -> ClaimResult? = {
+            if gate?.isOpen == false { return .stopped }
+            if let claimBy, ContinuousClock.now >= claimBy { return .tooLate }
+            return nil
+        }
+        if let refused = refusal() { return refused }
         guard request.skipIfRunning else {
             let parameters = claimParameters(request)
-            let inserted = try await connection.inTurn { connection -> PostgresRows? in
-                guard gate?.isOpen ?? true else { return nil }
-                return try connection.query(
+            let inserted = try await connection.inTurn { connection -> Result<PostgresRows, Refused> in
+                if let refused = refusal() { return .failure(Refused(result: refused)) }
+                return .success(try connection.query(
                 """
                 INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by,
                                          lease_seconds)
@@ -101,17 +114,21 @@ public struct Ledger: Sendable {
                 WHERE $9::timestamptz IS NULL OR clock_timestamp() < $9::timestamptz
                 ON CONFLICT (namespace, job, slot_key) DO NOTHING
                 RETURNING id
-                """, parameters)
+                """, parameters))
             }
-            guard let inserted else { return .stopped }
-            if let runID = try inserted.first?.int64("id") { return .claimed(runID: runID) }
+            let rows: PostgresRows
+            switch inserted {
+            case .failure(let refused): return refused.result
+            case .success(let inserted): rows = inserted
+            }
+            if let runID = try rows.first?.int64("id") { return .claimed(runID: runID) }
             return try await takenRun(request)
         }
         // The overlap check and the insert must not interleave with another claim of the job: a
         // transaction-level lock (safe behind PgBouncer), then a fresh snapshot in the next statement.
         let parameters = claimParameters(request)
         let claimed: ClaimResult? = try await connection.transaction { connection in
-            guard gate?.isOpen ?? true else { return .stopped }
+            if let refused = refusal() { return refused }
             try connection.query(
                 "SELECT pg_advisory_xact_lock(hashtext('runner.claim'), hashtext($2 || '/' || $1))",
                 [PostgresValue(request.job), ns])
@@ -234,6 +251,11 @@ public struct Ledger: Sendable {
 
     /// The run that won the slot, after our insert wrote nothing: none means the request's
     /// `notAfter` had passed (a conflict always leaves the winner's row).
+    /// A claim refused before its INSERT (``ClaimRequest/gate``, ``ClaimRequest/claimBy``).
+    private struct Refused: Error {
+        let result: ClaimResult
+    }
+
     private func takenRun(_ request: ClaimRequest) async throws -> ClaimResult {
         guard let existing = try await existingRun(job: request.job, slotKey: request.slotKey) else {
             if request.notAfter != nil { return .tooLate }

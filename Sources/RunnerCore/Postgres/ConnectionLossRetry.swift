@@ -24,7 +24,8 @@ func retrying<T: Sendable>(
             return try await body()
         } catch let failure as PostgresError where retryable(failure) && ContinuousClock.now < giveUp {
             onRetry(failure)
-            let wait = delay
+            // The last try comes at the end of the patience, not a wait after it.
+            let wait = min(delay, giveUp - ContinuousClock.now)
             await Task { try? await Task.sleep(for: wait) }.value
             delay = min(delay * 2, maxDelay)
         }

@@ -30,6 +30,8 @@ public struct OnceRunner: Sendable {
     public let now: (@Sendable () -> Date)?
     /// Every scheduled claim (a slot, a retry) passes it; a scheduler shutting down closes it.
     public let gate: ClaimGate
+    /// Claims refused in a row, shared by every slot this runner makes (the log and `/health`).
+    public let claimTrouble = ClaimTrouble()
 
     public init(executor: RunExecutor, now: (@Sendable () -> Date)? = nil, gate: ClaimGate = ClaimGate()) {
         self.executor = executor
@@ -147,13 +149,37 @@ public struct OnceRunner: Sendable {
     ) async throws -> Outcome {
         let ledger = executor.ledger
         let slotKey = Ledger.slotKey(for: slot)
-        let step = try await claimRetrying(job, slot: slot, now: now) {
-            try await claimStep(job, slot: slot, slotKey: slotKey, trigger: trigger)
+        // Tried again within the window (a backfill's long-past slots have none: tried once).
+        let window = trigger == .backfill ? .zero : Self.claimWindow(job, slot: slot, now: now)
+        let claimBy = ContinuousClock.now + window
+        let tries = Locked(0)
+        let step = try await retrying(
+            for: window, firstDelay: .milliseconds(250), maxDelay: .seconds(2), when: \.mayPassForWrites,
+            onRetry: { error in
+                tries.withLock { $0 += 1 }
+                claimTrouble.refused(job: job.name, slot: slotKey, error: error, logger: executor.logger)
+            }
+        ) {
+            // A try after a refusal must land within the window (a first try never runs late
+            // beside its successor, however long it queued for the connection).
+            try await claimStep(
+                job, slot: slot, slotKey: slotKey, trigger: trigger, claimBy: tries.withLock { $0 } > 0 ? claimBy : nil)
         }
-        let claim: Ledger.ClaimResult
+        claimTrouble.landed(logger: executor.logger)
+        var claim: Ledger.ClaimResult
         switch step {
         case .settled(let outcome): return outcome
         case .claim(let result): claim = result
+        }
+        if case .taken(let runID, .running) = claim, tries.withLock({ $0 }) > 0,
+            let row = try await ledger.run(id: runID), row.claimedBy == Ledger.processIdentity, row.attempt == 1
+        {
+            // A refused try's INSERT committed before its answer was lost: the row is this call's
+            // own (no other task of this process makes this slot), and nobody else will run it.
+            executor.logger.notice(
+                "the slot's claim had landed before its answer was lost; running it",
+                metadata: ["job": "\(job.name)", "run_id": "\(runID)"])
+            claim = .claimed(runID: runID)
         }
         let ping = job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
         switch claim {
@@ -183,7 +209,7 @@ public struct OnceRunner: Sendable {
             await finished(ping, job: job, outcome: outcome)
             return outcome
         case .tooLate:
-            throw PostgresError(.query, "slot \(slotKey) of \(job.name) refused a claim without a deadline")
+            throw ClaimWindowEnded(job: job.name, slot: slotKey)
         case .stopped:
             throw ClaimsStopped()
         case .skipped(let runID, let liveRunID):
@@ -199,6 +225,10 @@ public struct OnceRunner: Sendable {
             // work may take longer than a lease, and the run must not look abandoned meanwhile.
             await executor.leases.hold(runID)
             do {
+                try await retrying(
+                    for: Self.afterClaimPatience, firstDelay: .milliseconds(250), maxDelay: .seconds(2),
+                    when: \.mayPassForWrites
+                ) {
                 if job.overlap == .replace {
                     // Once the slot is ours (a shutdown between the two leaves the earlier run
                     // alone), the earlier slots' live runs stop: their next heartbeat finds them
@@ -212,7 +242,10 @@ public struct OnceRunner: Sendable {
                 try await ledger.recordMetrics(
                     [Metric("clock_skew_ms", skewMs, unit: "ms")], runID: runID, job: job.name,
                     scheduleDelay: trigger != .backfill)
+                }
             } catch {
+                // The row stays `running` without a lease: the sweep marks it abandoned, and its
+                // retry is due at once.
                 await executor.leases.release(runID)
                 throw error
             }
@@ -237,7 +270,9 @@ public struct OnceRunner: Sendable {
 
     /// The statements up to and including the claim, each idempotent, so the whole step may be
     /// tried again: the pause check, the abandoned mark, the claim.
-    private func claimStep(_ job: Job, slot: Date, slotKey: String, trigger: RunTrigger) async throws -> ClaimStep {
+    private func claimStep(
+        _ job: Job, slot: Date, slotKey: String, trigger: RunTrigger, claimBy: ContinuousClock.Instant?
+    ) async throws -> ClaimStep {
         let ledger = executor.ledger
         // Checked before each statement: a fire queued behind thousands of others on a busy
         // connection runs one statement after a shutdown's signal, not its whole claim.
@@ -255,7 +290,7 @@ public struct OnceRunner: Sendable {
             try await ledger.claim(
                 Ledger.ClaimRequest(
                     job: job.name, slot: slot, slotKey: slotKey, trigger: trigger, claimedBy: Ledger.processIdentity,
-                    lease: executor.lease, skipIfRunning: skipIfRunning, gate: gate)))
+                    lease: executor.lease, skipIfRunning: skipIfRunning, gate: gate, claimBy: claimBy)))
     }
 
     /// How long a claim refused by a fault that may pass (a restart, a failover, a revoked grant,
@@ -270,21 +305,18 @@ public struct OnceRunner: Sendable {
         return seconds > 0 ? .milliseconds(Int64(seconds * 1000)) : .zero
     }
 
-    /// Runs `step` again within ``claimWindow(_:slot:now:)`` while it fails with an error that
-    /// may pass, the gate open. The waits double from 250 ms to 2 s, so a shutdown's signal stops
-    /// the tries within 2 s. Logged at debug: the scheduler says once per outage that slots fail.
-    private func claimRetrying(
-        _ job: Job, slot: Date, now: Date, _ step: () async throws -> ClaimStep
-    ) async throws -> ClaimStep {
-        let logger = executor.logger
-        return try await retrying(
-            for: Self.claimWindow(job, slot: slot, now: now), firstDelay: .milliseconds(250), maxDelay: .seconds(2),
-            when: \.mayPassForWrites,
-            onRetry: { error in
-                logger.debug(
-                    "cannot claim the slot yet; trying again",
-                    metadata: ["job": "\(job.name)", "slot": "\(Ledger.slotKey(for: slot))", "error": "\(error)"])
-            }, step)
+    /// How long the statements right after a claim (the replaced run's stop, superseded
+    /// retries, the skew metric) are tried again before the run is left to the sweep.
+    static let afterClaimPatience: Duration = .seconds(10)
+
+    /// A claim tried again past its window (``claimWindow(_:slot:now:)``): nothing was written;
+    /// the slot is a hole the dead man's switch records missed.
+    public struct ClaimWindowEnded: Error, CustomStringConvertible {
+        public let job: String
+        public let slot: String
+        public var description: String {
+            "slot \(slot) of \(job) was not claimed before its next slot or the end of its catchup"
+        }
     }
 
     /// Called later than `catchup` after the slot it was called for. A slot that has rows

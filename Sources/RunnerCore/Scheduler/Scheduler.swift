@@ -92,11 +92,13 @@ public actor Scheduler {
     public private(set) var lastTick: ContinuousClock.Instant?
     /// This host's clock less the database's at the last tick, in ms: what the runs record.
     private var skewMs: Double = 0
-    /// Slots that could not be run in a row (a claim or a run's record refused): `/health` says
-    /// so while they keep failing.
-    public private(set) var failuresInARow = 0
-    /// Runs this scheduler recorded `interrupted` (a shutdown's, a second signal's included),
-    /// each once: what the last log line says.
+    /// Slots that could not be run in a row (a claim or a run's record refused), or claims
+    /// refused in a row while their slots are still tried: `/health` says so while they keep
+    /// failing.
+    public var failuresInARow: Int { max(slotsFailedInARow, runner.claimTrouble.inARow) }
+    private var slotsFailedInARow = 0
+    /// Runs this scheduler recorded `interrupted` once its shutdown began (a second signal's
+    /// included), each once: what the last log line says.
     public private(set) var interruptedTotal = 0
 
     /// Plans every job from `now`: the latest slot within each job's `catchup` (a catch-up of
@@ -323,21 +325,21 @@ public actor Scheduler {
     /// missed. Other refusals leave a hole the dead man's switch records missed.
     private func finished(_ key: SlotID, fire: Fire, failure: (any Error)?, interrupted: Bool = false) {
         inFlight[key] = nil
-        if interrupted { interruptedTotal += 1 }
+        if interrupted, !runner.gate.isOpen { interruptedTotal += 1 }
         guard let failure else {
-            if failuresInARow > 0 {
-                logger.notice("slots are claimed and recorded again", metadata: ["failed": "\(failuresInARow)"])
+            if slotsFailedInARow > 0 {
+                logger.notice("slots are claimed and recorded again", metadata: ["failed": "\(slotsFailedInARow)"])
             }
-            failuresInARow = 0
+            slotsFailedInARow = 0
             return
         }
         let lost = (failure as? PostgresError)?.isConnectionLoss == true
-        failuresInARow += 1
+        slotsFailedInARow += 1
         let metadata: Logger.Metadata = ["job": "\(fire.job)", "slot": "\(fire)", "error": "\(failure)"]
-        if failuresInARow == 1 {
+        if slotsFailedInARow == 1 {
             logger.error(
                 lost
-                    ? "a slot could not be claimed: the database connection was lost; caught up when it is back (logged again when slots run)"
+                    ? "a slot could not be claimed: the database connection was lost; it is recorded coalesced into the next run once the database is back (logged again when slots run)"
                     : "a slot could not be claimed or recorded; a hole past its catchup is recorded missed (logged again when slots run)",
                 metadata: metadata)
         } else {

@@ -53,12 +53,20 @@ struct Once: AsyncParsableCommand {
             let runner = OnceRunner(executor: executor)
             let (force, dryRun) = (self.force, self.dryRun)
             let task = Task { try await runner.run(job, force: force, dryRun: dryRun, table: table.jobs) }
-            // SIGTERM or SIGINT stops the run; it is recorded as interrupted, not lost.
-            let signals = Signals { task.cancel() }
+            // SIGTERM or SIGINT stops the run; it is recorded as interrupted, not lost. A claim
+            // still being tried (the database refusing it) stops too: nothing is claimed after it.
+            let signals = Signals {
+                runner.gate.close()
+                task.cancel()
+            }
             defer { signals.cancel() }
             outcome = try await task.value
         } catch let error as PostgresError {
             throw CommandError(error.message, code: error.kind == .connection ? .databaseUnreachable : .runFailed)
+        } catch is OnceRunner.ClaimsStopped {
+            throw CommandError("stopped by a signal before the slot was claimed; nothing ran", code: .runFailed)
+        } catch let error as OnceRunner.ClaimWindowEnded {
+            throw CommandError("\(error); nothing ran", code: .runFailed)
         }
         switch outcome {
         case .ran(let record, let earlier):

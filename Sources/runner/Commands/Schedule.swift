@@ -66,10 +66,8 @@ struct ScheduleCommand: AsyncParsableCommand {
         let connected = try await database.connectWaiting(
             waiting: {
                 guard let address else { return nil }
-                do {
-                    return try await StatusServer.waiting(host: address.host, port: address.port, logger: logger)
-                } catch {
-                    throw CommandError("\(error)", hint: Self.listenHint, code: .usage)
+                return try await Self.listening(logger: logger) {
+                    try await StatusServer.waiting(host: address.host, port: address.port, logger: logger)
                 }
             },
             stopped: { stopping.withLock { $0.requested } })
@@ -122,7 +120,7 @@ struct ScheduleCommand: AsyncParsableCommand {
             onStop()
         }
         let config = self.config
-        let reload = Signals([SIGHUP]) {
+        let reload = Signals([SIGHUP], counting: false) {
             Task {
                 do {
                     let table = try JobTableLoader().load(path: config.path)
@@ -181,24 +179,33 @@ struct ScheduleCommand: AsyncParsableCommand {
                 "the status page and /metrics are served without a token on an address other machines can reach; set RUNNER_HTTP_TOKEN (and RUNNER_METRICS_TOKEN for Prometheus), or bind to 127.0.0.1",
                 metadata: ["address": "\(address.host):\(address.port)"])
         }
-        // A port another process (or the waiting server, cut off mid-stop) still holds may be
-        // freed within seconds: tried for up to 5 s, then the scheduler stops, saying why.
+        return try await listening(logger: logger) {
+            try await server.start {
+                logger.info(
+                    "serving /health, /metrics and /",
+                    metadata: [
+                        "address": "\(address.host):\(address.port)", "connection_limit": "\(limit.soft)",
+                        "open_file_limit": "\(fileLimit)",
+                    ])
+            }
+        }
+    }
+
+    /// Starts a server: a port another process (or the waiting server, cut off mid-stop) still
+    /// holds may be freed within seconds, so it is tried for up to 5 s; then the scheduler stops
+    /// (exit 2), saying why.
+    static func listening(
+        logger: Logger, _ start: () async throws -> StatusServer.Running
+    ) async throws -> StatusServer.Running {
         let giveUp = ContinuousClock.now + .seconds(5)
         while true {
             do {
-                return try await server.start {
-                    logger.info(
-                        "serving /health, /metrics and /",
-                        metadata: [
-                            "address": "\(address.host):\(address.port)", "connection_limit": "\(limit.soft)",
-                            "open_file_limit": "\(fileLimit)",
-                        ])
-                }
+                return try await start()
             } catch let error as StatusServer.ListenError where ContinuousClock.now < giveUp {
                 logger.debug("cannot listen yet; trying again", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(250))
             } catch let error as StatusServer.ListenError {
-                throw CommandError("\(error)", hint: Self.listenHint, code: .usage)
+                throw CommandError("\(error)", hint: listenHint, code: .usage)
             }
         }
     }

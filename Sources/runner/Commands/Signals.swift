@@ -8,7 +8,9 @@ final class Signals: @unchecked Sendable {
     private let numbers: [Int32]
     private let sources: [DispatchSourceSignal]
 
-    init(_ numbers: [Int32] = [SIGTERM, SIGINT], onSignal: @escaping @Sendable () -> Void) {
+    /// `counting`: a handler call per signal Dispatch merged (a stop's second signal must not
+    /// be lost); otherwise one per event (two SIGHUPs merged are one reload).
+    init(_ numbers: [Int32] = [SIGTERM, SIGINT], counting: Bool = true, onSignal: @escaping @Sendable () -> Void) {
         self.numbers = numbers
         sources = numbers.map { number in
             signal(number, SIG_IGN)
@@ -17,7 +19,7 @@ final class Signals: @unchecked Sendable {
             // them, so two quick SIGINTs are still two.
             // The cycle (source, handler) ends with `cancel()`: Dispatch releases a cancelled source's handler.
             source.setEventHandler {
-                for _ in 0..<max(1, source.data) { onSignal() }
+                for _ in 0..<(counting ? max(1, source.data) : 1) { onSignal() }
             }
             source.resume()
             return source

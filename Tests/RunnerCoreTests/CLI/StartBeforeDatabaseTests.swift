@@ -83,9 +83,13 @@ struct StartBeforeDatabaseTests {
         let holder = try await TestHTTPServer(routes: [:])
         let setup = try await CLISetup(
             "porttaken", jobs: "jobs:\n  second: {command: [\"true\"], schedule: \"* * * * * *\"}\n")
-        let result = try await setup.runner("schedule", "--http", "127.0.0.1:\(holder.port)")
-        #expect(result.status == 2, "\(result.stderr.suffix(1500))")
-        #expect(result.stderr.contains("cannot listen on 127.0.0.1:\(holder.port)"), "\(result.stderr.suffix(1500))")
+        let log = setup.directory.url.appendingPathComponent("scheduler.log")
+        let scheduler = try RunnerProcess.launch(
+            ["schedule", "--http", "127.0.0.1:\(holder.port)"], environment: setup.environment, log: log)
+        // Before the change it ran on without its server: stopped here, that fails.
+        let status = try await Schedule.stop(scheduler, with: nil, within: .seconds(60))
+        #expect(status == 2, "\(Schedule.log(log).suffix(1500))")
+        #expect(Schedule.log(log).contains("cannot listen on 127.0.0.1:\(holder.port)"), "\(Schedule.log(log).suffix(1500))")
         #expect(try await setup.count("SELECT count(*) FROM runner.runs") == 0, "it ran jobs without its server")
     }
 }
