@@ -39,13 +39,27 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .target(name: "CSystemShims"),
+        // One-way: each target depends only on those above it.
+        .target(name: "RunnerSupport"),
+        .target(name: "PostgresClient", dependencies: ["CLibPQ", "RunnerSupport"]),
+        .target(name: "Cron", dependencies: ["RunnerSupport"]),
+        .target(
+            name: "Redaction",
+            dependencies: ["PostgresClient", "RunnerSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(name: "Processes", dependencies: ["CSystemShims", "Redaction", "RunnerSupport"]),
+        .target(name: "EmbeddedPostgres", dependencies: ["PostgresClient", "Processes", "RunnerSupport"]),
         .target(
             name: "RunnerCore",
             dependencies: [
-                "CLibPQ",
+                "RunnerSupport",
+                "PostgresClient",
+                "Cron",
+                "Redaction",
+                "Processes",
+                "EmbeddedPostgres",
                 "CCurl",
                 "CCrypto",
-                "CSystemShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HeapModule", package: "swift-collections"),
@@ -75,27 +89,33 @@ let package = Package(
         ),
         .target(
             name: "BenchmarkSupport",
-            dependencies: ["RunnerCore"],
+            dependencies: ["RunnerCore", "PostgresClient", "EmbeddedPostgres"],
             path: "Benchmarks/Support"
         ),
         .executableTarget(
             name: "cron-bench",
-            dependencies: ["RunnerCore"],
+            dependencies: ["Cron"],
             path: "Benchmarks/CronBench"
         ),
         .executableTarget(
             name: "ledger-bench",
-            dependencies: ["RunnerCore", "BenchmarkSupport"],
+            dependencies: ["RunnerCore", "PostgresClient", "BenchmarkSupport"],
             path: "Benchmarks/LedgerBench"
         ),
         .executableTarget(
             name: "agent-bench",
-            dependencies: ["RunnerCore", "BenchmarkSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "RunnerCore", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/AgentBench"
         ),
         .executableTarget(
             name: "delivery-bench",
-            dependencies: ["RunnerCore", "BenchmarkSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "RunnerCore", "RunnerSupport", "PostgresClient", "EmbeddedPostgres", "BenchmarkSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/DeliveryBench"
         ),
         .executableTarget(
@@ -105,12 +125,18 @@ let package = Package(
         ),
         .executableTarget(
             name: "insight-bench",
-            dependencies: ["RunnerCore", "BenchmarkSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "RunnerCore", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/InsightBench"
         ),
         .testTarget(
             name: "RunnerCoreTests",
-            dependencies: ["RunnerCore", "RunnerServer", "runner"]
+            dependencies: [
+                "RunnerSupport", "PostgresClient", "Cron", "Redaction", "Processes", "EmbeddedPostgres", "RunnerCore",
+                "RunnerServer", "runner",
+            ]
         ),
     ]
 )

@@ -2,7 +2,9 @@ import BenchmarkSupport
 import Foundation
 import Glibc
 import Logging
+import PostgresClient
 import RunnerCore
+import RunnerSupport
 
 // The ZOARK agents at scale, in draft mode (no email provider), each run in a process of its
 // own so that its peak RSS (getrusage) is its alone:

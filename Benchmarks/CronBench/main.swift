@@ -1,5 +1,5 @@
+import Cron
 import Foundation
-import RunnerCore
 
 // In-process cost of one `Schedule.next(after:)`, for common and rare expressions.
 // Run: swift run -c release cron-bench

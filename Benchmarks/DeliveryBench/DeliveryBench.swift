@@ -1,7 +1,10 @@
 import BenchmarkSupport
+import EmbeddedPostgres
 import Foundation
 import Logging
+import PostgresClient
 import RunnerCore
+import RunnerSupport
 
 // Real sends: the approval nudger over 5,000 overdue steps, every email sent to a local server,
 // with 1 and 4 connections:

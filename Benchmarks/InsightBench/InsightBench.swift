@@ -1,7 +1,9 @@
 import BenchmarkSupport
 import Foundation
 import Logging
+import PostgresClient
 import RunnerCore
+import RunnerSupport
 
 // The insight generator at scale:
 // 1. the rule pass over 100,000 deals in 50 workspaces without a model (goal: under 5 s);

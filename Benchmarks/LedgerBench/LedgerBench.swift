@@ -1,5 +1,6 @@
 import BenchmarkSupport
 import Foundation
+import PostgresClient
 import RunnerCore
 
 // Claim throughput: 8 claimers, each with its own connection, race for every one of 10,000

@@ -1,4 +1,6 @@
+import EmbeddedPostgres
 import Foundation
+import PostgresClient
 import RunnerCore
 
 /// The server a benchmark uses (a connection string given as its first argument, else the

@@ -1,7 +1,9 @@
 import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
+import Processes
 import RunnerCore
+import RunnerSupport
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,7 @@
 import Foundation
 import Prometheus
 import RunnerCore
+import RunnerSupport
 
 /// The scheduler's Prometheus instruments: what this replica did (counters, histograms), plus
 /// gauges set from the ledger at each scrape (what all replicas did).

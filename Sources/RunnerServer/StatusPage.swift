@@ -1,5 +1,7 @@
+import Cron
 import Foundation
 import RunnerCore
+import RunnerSupport
 
 /// `GET /`: every job with its schedule, zone, next fire (local and UTC), its last 30 runs as
 /// coloured marks, its failure streak, its last error, and a pause. Plain HTML and CSS, no script, no

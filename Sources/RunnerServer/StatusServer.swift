@@ -5,6 +5,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import RunnerCore
+import RunnerSupport
 import ServiceLifecycle
 
 /// `runner schedule --http HOST:PORT`: `/health`, `/metrics` (Prometheus text exposition) and

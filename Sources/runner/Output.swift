@@ -1,5 +1,6 @@
 import Foundation
 import RunnerCore
+import RunnerSupport
 
 /// Every line a person reads on standard output passes the terminal sanitiser: tables, `show`,
 /// `preview` and `outbox` text, whatever came from outside into them. (JSON output is already

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Processes
 import RunnerCore
+import RunnerSupport
 
 @main
 struct Runner: AsyncParsableCommand {

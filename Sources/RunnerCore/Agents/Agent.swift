@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import PostgresClient
+import RunnerSupport
 
 /// What an agent sees of the world: the run (job, slot, id, clock, dry run, deadline), its
 /// product's database, the ledger's effects, the outside clients built once per run, and a

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import PostgresClient
+import RunnerSupport
 
 /// The agents built so far, by the name the job table uses.
 public enum AgentRegistry {

@@ -1,4 +1,5 @@
 import Logging
+import RunnerSupport
 
 /// Rows of a product's table that a run cannot use (an infinite timestamp, a NaN amount, a
 /// value that does not decode): each is skipped, counted in the outcome (`bad_rows`, with the

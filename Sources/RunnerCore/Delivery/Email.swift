@@ -1,4 +1,5 @@
 import Foundation
+import RunnerSupport
 
 /// An email with a plain-text and an HTML body.
 public struct Email: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import RunnerSupport
 
 /// One mailbox: an addr-spec (`local@domain`) and an optional display name, made only by a
 /// parser that refuses what could smuggle a header, an SMTP command or a second recipient in.

@@ -1,4 +1,6 @@
+import EmbeddedPostgres
 import Foundation
+import RunnerSupport
 
 /// Sends emails as effects: recorded before sending, leased for each attempt, marked after.
 /// Without a mailer they are kept as drafts; in a dry run nothing is recorded or sent.

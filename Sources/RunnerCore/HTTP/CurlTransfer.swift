@@ -1,5 +1,7 @@
 import CCurl
 import Foundation
+import PostgresClient
+import RunnerSupport
 
 /// One libcurl transfer (HTTP request or SMTP submission), performed synchronously on the
 /// calling thread. Callers run it on a thread of their own (see ``CurlClient``).

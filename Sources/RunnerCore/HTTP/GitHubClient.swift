@@ -1,4 +1,5 @@
 import Foundation
+import RunnerSupport
 
 /// A user's public GitHub activity for a period, from the REST events API.
 public struct GitHubActivity: Sendable, Equatable {

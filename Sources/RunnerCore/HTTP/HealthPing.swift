@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RunnerSupport
 
 /// Healthchecks-style pings for a job's `ping_url`: `URL/start` when a run begins, `URL`
 /// when it succeeds and `URL/fail` when it fails (after its last attempt), the last two with

@@ -1,4 +1,5 @@
 import Foundation
+import RunnerSupport
 
 /// A `Retry-After` header as the delay it asks for: a number of seconds (the form APIs send),
 /// at most `limit`; nil when absent, zero or not a finite number. Never trusted whole.

@@ -1,4 +1,6 @@
+import Cron
 import Foundation
+import RunnerSupport
 
 /// One validated entry of the job table, with `defaults:` already merged in.
 public struct Job: Sendable {

@@ -1,4 +1,6 @@
+import Cron
 import Foundation
+import RunnerSupport
 import Yams
 
 /// Reads `jobs.yaml` into a validated ``JobTable``, or reports every problem with its line and column.

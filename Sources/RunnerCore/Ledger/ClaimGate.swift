@@ -1,4 +1,5 @@
 import Foundation
+import RunnerSupport
 
 /// Whether claims may still be made. A scheduler that is shutting down closes it; a claim
 /// queued behind others on the ledger's connection checks it on that connection's thread, just

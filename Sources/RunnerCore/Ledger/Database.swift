@@ -1,5 +1,8 @@
+import EmbeddedPostgres
 import Foundation
 import Logging
+import PostgresClient
+import RunnerSupport
 
 /// Opens the ledger's database: `DATABASE_URL`, or the embedded default when it is unset.
 public struct Database: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PostgresClient
 
 /// What an agent job's effect keys start with (`scope:target`): never the job's name, so a
 /// renamed job finds the emails, alerts and insights it already made.

@@ -1,4 +1,7 @@
 import Foundation
+import PostgresClient
+import Redaction
+import RunnerSupport
 
 /// The idempotency ledger for everything with an outside effect (email, insight, webhook).
 ///

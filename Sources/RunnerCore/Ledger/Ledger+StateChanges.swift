@@ -1,4 +1,5 @@
 import Foundation
+import PostgresClient
 
 /// What the ledger says about a job's state over time: its settled slots (for failed and
 /// recovered), its first and latest slots and pauses (for missed), its open pause, and its

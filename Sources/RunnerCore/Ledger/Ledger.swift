@@ -1,4 +1,7 @@
 import Foundation
+import PostgresClient
+import Redaction
+import RunnerSupport
 
 /// The `runner` schema in Postgres: claims, heartbeats, outcomes, metrics and the review queries.
 ///

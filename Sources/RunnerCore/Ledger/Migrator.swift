@@ -1,3 +1,5 @@
+import PostgresClient
+
 /// Applies the ledger's migrations under a transaction-level advisory lock, so replicas that
 /// start at once apply each migration exactly once (and it works behind PgBouncer, where
 /// session locks do not).

@@ -1,4 +1,5 @@
 import Foundation
+import PostgresClient
 
 extension Ledger {
     /// How many rows one retention pass deleted.

@@ -1,4 +1,6 @@
 import Foundation
+import PostgresClient
+import RunnerSupport
 
 public enum RunStatus: String, Sendable, CaseIterable, Codable {
     case running, succeeded, failed

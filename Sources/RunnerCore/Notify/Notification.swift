@@ -1,4 +1,6 @@
 import Foundation
+import Redaction
+import RunnerSupport
 
 /// One state change of a job, as every channel says it: built from the ledger's rows, its
 /// error and output tail already redacted and cut, so no channel can leak a secret or a flood.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RunnerSupport
 
 /// Tells people of a job's state changes (failed, recovered, missed, timed out, running long)
 /// on its `notify:` channels, and Sentry of failed runs (`SENTRY_DSN`).

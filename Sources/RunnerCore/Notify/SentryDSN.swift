@@ -1,4 +1,5 @@
 import Foundation
+import RunnerSupport
 
 /// A Sentry DSN (`https://PUBLIC_KEY@HOST[:PORT]/[PATH/]PROJECT_ID`), parsed into what an event
 /// needs: the envelope endpoint and the key for the `X-Sentry-Auth` header. Never printed.

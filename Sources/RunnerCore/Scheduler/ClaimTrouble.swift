@@ -1,4 +1,6 @@
 import Logging
+import PostgresClient
+import RunnerSupport
 
 /// Claims the database keeps refusing, across every slot of a process: the first refusal of
 /// an outage is logged with its error, the first claim that lands after it says how many tries

@@ -1,4 +1,7 @@
 import Foundation
+import Processes
+import Redaction
+import RunnerSupport
 
 /// A `command:` job: its argv, run without a shell, with the run's id and slot in the environment.
 struct CommandWork: RunWork {

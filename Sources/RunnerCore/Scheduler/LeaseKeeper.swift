@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RunnerSupport
 
 /// Renews the leases of every run in progress in this process: one statement per heartbeat
 /// interval for all of them, not one per run, so a scheduler running thousands of jobs at once

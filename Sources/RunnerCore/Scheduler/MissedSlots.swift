@@ -1,4 +1,5 @@
 import Foundation
+import RunnerSupport
 
 /// The dead man's switch: every slot of a job from its definition on gets a row, and a slot past
 /// its catchup with nothing run is recorded `missed` (``Owed`` decides each). Each job keeps a

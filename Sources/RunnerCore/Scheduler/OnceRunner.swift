@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import PostgresClient
+import RunnerSupport
 
 /// `runner once JOB`: claims the job's latest slot within its catch-up window and runs it, or
 /// does nothing if that slot is already taken. A run that fails or times out is retried per

@@ -1,6 +1,9 @@
 import Foundation
 import HeapModule
 import Logging
+import PostgresClient
+import Processes
+import RunnerSupport
 
 /// What a scheduler tells its watchers (the `/metrics` counters): called from its tasks.
 public protocol SchedulerEvents: Sendable {

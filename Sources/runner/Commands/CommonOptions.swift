@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PostgresClient
+import Redaction
 import RunnerCore
 import RunnerServer
+import RunnerSupport
 
 extension LogfmtLogHandler.Format: ExpressibleByArgument {}
 extension RunStatus: ExpressibleByArgument {}

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Redaction
 import RunnerCore
+import RunnerSupport
 
 struct Env: ParsableCommand {
     static let configuration = CommandConfiguration(

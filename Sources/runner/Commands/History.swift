@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RunnerCore
+import RunnerSupport
 
 struct History: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

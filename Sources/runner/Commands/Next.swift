@@ -1,6 +1,8 @@
 import ArgumentParser
+import Cron
 import Foundation
 import RunnerCore
+import RunnerSupport
 
 struct Next: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

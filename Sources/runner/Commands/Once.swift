@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import PostgresClient
 import RunnerCore
+import RunnerSupport
 
 struct Once: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RunnerCore
+import RunnerSupport
 
 /// Who asked (paused or resumed a job, queued an email again), for the ledger: the login and host.
 func operatorIdentity() -> String {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import PostgresClient
 import RunnerCore
 
 struct Preview: AsyncParsableCommand {

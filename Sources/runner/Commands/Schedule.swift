@@ -2,8 +2,10 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Logging
+import PostgresClient
 import RunnerCore
 import RunnerServer
+import RunnerSupport
 
 struct ScheduleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RunnerCore
+import RunnerSupport
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

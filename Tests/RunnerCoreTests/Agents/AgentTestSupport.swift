@@ -2,6 +2,7 @@ import Foundation
 import Logging
 
 @testable import RunnerCore
+@testable import PostgresClient
 
 /// A migrated database with ZOARK's tables, and contexts for running agents alone.
 struct ZoarkDatabase {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
 
 /// The insight generator's five rules at their boundaries. "N days" means N whole days plus a
 /// few hours, so the whole-day count is exactly N.

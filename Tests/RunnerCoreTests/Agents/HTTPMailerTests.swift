@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
 
 /// SendGrid and Resend against local servers that speak their documented formats.
 @Suite("SendGrid and Resend")

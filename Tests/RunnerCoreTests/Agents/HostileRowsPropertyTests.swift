@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import PostgresClient
+@testable import EmbeddedPostgres
 
 /// Random product rows, drawn from values the Prisma schemas allow and that real tables end up
 /// holding: NULLs where a column may be NULL, NaN, ±Infinity, huge and negative numbers,

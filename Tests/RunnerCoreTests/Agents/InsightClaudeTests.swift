@@ -3,6 +3,8 @@ import Logging
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import Cron
 
 /// The Claude path against a local server speaking the Messages API.
 @Suite("Insight generator with Claude")

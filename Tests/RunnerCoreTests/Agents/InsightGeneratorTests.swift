@@ -3,6 +3,7 @@ import Logging
 import Testing
 
 @testable import RunnerCore
+@testable import PostgresClient
 
 @Suite("Insight generator (rule-based)")
 struct InsightGeneratorTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import EmbeddedPostgres
 
 @Suite("Task monitor")
 struct TaskMonitorTests {

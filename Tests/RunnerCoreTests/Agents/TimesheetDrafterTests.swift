@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
 
 @Suite("Timesheet drafter")
 struct TimesheetDrafterTests {

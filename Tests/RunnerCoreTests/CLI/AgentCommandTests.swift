@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
 
 /// The ZOARK agents run by `runner once`, as platform cron would, against a real SMTP server.
 @Suite("Agents through runner once")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import PostgresClient
 
 /// The database is the clock (issue 13, rows 5-7): hosts whose clocks are off, through
 /// libfaketime (Debian's `faketime`), claim the slot the database says is current, and agents

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
 
 @Suite("runner demo, outbox and preview")
 struct DemoCommandTests {

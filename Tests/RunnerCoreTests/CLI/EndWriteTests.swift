@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import Cron
 
 /// A run's end must land (issue 26): refused for a while (a revoked grant here; a full disk or a
 /// failover alike), it is retried, and the run ends as what it was, not `abandoned`.

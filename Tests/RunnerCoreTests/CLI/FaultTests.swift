@@ -2,6 +2,11 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
+@testable import Cron
+@testable import EmbeddedPostgres
+@testable import Processes
 
 /// Issue "honest under faults": each fault an operator meets, done to `runner once` against the
 /// real servers, with the time the stop took bounded by the job's timeout plus 5 s.

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import Cron
+@testable import EmbeddedPostgres
 
 /// The status server under hostile traffic (issue 26): idle and trickling connections, a flood
 /// of page reads, and callers without the token. A job never fails because of HTTP traffic.

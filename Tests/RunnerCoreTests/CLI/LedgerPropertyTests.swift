@@ -2,6 +2,9 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
+@testable import EmbeddedPostgres
 
 /// The ledger's rules under random interleavings (issue 13): `runner once`, `--force` and
 /// `--dry-run` processes, failing commands and kill -9, over an hour of the database's clock.

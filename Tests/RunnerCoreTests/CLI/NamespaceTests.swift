@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
 
 /// One ledger, many services (issue 25): two job tables with namespaces `ops` and `sales` point
 /// at one Postgres, as small teams run a project-ops and a sales service, and neither touches

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
 
 /// Notifications, pause and missed slots through the CLI, as platform cron runs them: real
 /// processes, a real ledger, local servers that check what they receive (issue 16).

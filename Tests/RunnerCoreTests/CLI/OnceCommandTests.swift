@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
 
 /// `runner migrate`, `once`, `history` and `status`, run as processes against the test server.
 @Suite("runner once and the run history")

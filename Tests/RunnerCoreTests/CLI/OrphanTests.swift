@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import Cron
 
 /// A command's process group dies with its runner (issue 26): a replica killed with SIGKILL or
 /// frozen with SIGSTOP past its lease leaves no copy of the work running beside the retry that

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
 
 /// Retries are rows (issue 13, rows 1-2): a failed attempt records when its successor is due;
 /// whoever calls `runner once` after that claims it, under the slot's rules.

@@ -2,6 +2,9 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
+@testable import Processes
 
 /// `runner schedule` as operators run it: several replicas on one database, signals, a
 /// replica killed mid-run, a reload (issue 14).

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import PostgresClient
+@testable import Cron
 
 /// SIGTERM means stop claiming (issue 26): with thousands of fires queued behind each other, no
 /// slot is claimed after the signal; what was not claimed is left for another replica.

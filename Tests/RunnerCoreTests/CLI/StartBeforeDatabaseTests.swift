@@ -2,6 +2,9 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import PostgresClient
+@testable import Cron
+@testable import EmbeddedPostgres
 
 /// A scheduler started before its database (a deploy or a reboot in the wrong order) waits for
 /// it instead of exiting (issue 26).

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import PostgresClient
+@testable import EmbeddedPostgres
 
 /// `runner schedule --http`: what a person and a Prometheus server read from it, checked by
 /// a real headless Chromium and by promtool (issue 14).

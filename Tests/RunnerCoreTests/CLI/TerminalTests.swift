@@ -2,6 +2,9 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
+@testable import Redaction
 
 /// Text from outside reaches a terminal only through one sanitiser (issue 26): escape sequences
 /// from a command's output, a product's rows, a job table and another operator's pause reason are

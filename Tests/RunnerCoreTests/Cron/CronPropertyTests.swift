@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import Cron
+@testable import RunnerSupport
 
 /// Generated expressions and instants, checked against a brute-force scan of the calendar.
 @Suite("Cron properties")

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import Cron
 
 /// Next fire times of many expressions, checked by hand against a calendar.
 /// 2026-01-15 is a Thursday; the search starts at 2026-01-15T10:17:23Z unless a case says otherwise.

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import Cron
 
 /// Transitions of 2026: New York 03-08 (02:00→03:00) and 11-01 (02:00→01:00); London 03-29
 /// (01:00→02:00) and 10-25 (02:00→01:00); Lord Howe 10-04 (02:00→02:30) and 04-05 (02:00→01:30).

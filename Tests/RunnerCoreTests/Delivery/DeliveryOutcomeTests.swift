@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import EmbeddedPostgres
 
 /// How an attempt ends is judged by what the server may have done: not sent (transient),
 /// refused (failed), or maybe delivered (unknown, never retried by itself).

@@ -3,6 +3,8 @@ import Testing
 import Yams
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import Cron
 
 /// The deploy files at the top of the repository, tied to `jobs.yaml` and the CLI: a job added
 /// to the table and forgotten here, or a command renamed, fails this suite.

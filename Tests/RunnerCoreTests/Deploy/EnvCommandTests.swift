@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
 
 @Suite("runner env and .env.example")
 struct EnvCommandTests {

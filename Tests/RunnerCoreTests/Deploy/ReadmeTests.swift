@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import PostgresClient
 
 /// The README as an operator follows it: its quick start is what CI runs, its SQL runs on a real
 /// ledger, its deploy commands run here as written where they can, and its job-table reference

@@ -2,6 +2,10 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
+@testable import EmbeddedPostgres
+@testable import Processes
 
 /// The embedded default is private to the user who made it (issue "hostile data", rows 3 and 16).
 @Suite("The embedded cluster's privacy")

@@ -3,6 +3,7 @@ import Logging
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
 
 /// Provider and model replies are outside input: odd headers, numbers, sizes and delays.
 @Suite("Outside replies")

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
 
 @Suite("Effects ledger against a real PostgreSQL")
 struct EffectsTests {

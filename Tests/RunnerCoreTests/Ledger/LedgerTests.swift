@@ -2,6 +2,8 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
 
 @Suite("Ledger against a real PostgreSQL")
 struct LedgerTests {

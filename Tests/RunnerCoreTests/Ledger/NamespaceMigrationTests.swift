@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import PostgresClient
 
 /// Migration 12 on a ledger that version 11 wrote: everything lands in `default`, nothing is
 /// lost, and the runner carries on where it was (issue 25).

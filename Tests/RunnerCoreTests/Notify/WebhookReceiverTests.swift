@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
 
 /// A receiver of runner's webhooks, written as the README tells one to: it accepts a fresh
 /// delivery and refuses one replayed later, one with its body or timestamp changed (issue 26).

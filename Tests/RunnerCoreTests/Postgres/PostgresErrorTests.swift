@@ -1,6 +1,7 @@
 import Testing
 
 @testable import RunnerCore
+@testable import PostgresClient
 
 @Suite("Which database errors a retry can mend")
 struct PostgresErrorTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import PostgresClient
 
 @Suite("PostgreSQL values")
 struct PostgresValueTests {

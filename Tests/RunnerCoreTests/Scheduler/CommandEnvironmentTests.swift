@@ -2,6 +2,9 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
+@testable import Redaction
 
 /// What a command job's process sees of the databases: one connection's settings, whole.
 @Suite("A command job's database environment")

@@ -3,6 +3,8 @@ import Logging
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
 
 @Suite("LeaseKeeper: every lease of a process in one statement")
 struct LeaseKeeperTests {

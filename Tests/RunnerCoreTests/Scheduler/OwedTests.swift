@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
 
 /// What a job owes for a span of time, on an injected clock (issue 25): the one rule `once`, the
 /// scheduler, `status` and `missed` share.

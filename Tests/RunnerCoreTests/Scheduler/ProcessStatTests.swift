@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import Processes
 
 @Suite("/proc/PID/stat, as the orphan reaper reads it")
 struct ProcessStatTests {

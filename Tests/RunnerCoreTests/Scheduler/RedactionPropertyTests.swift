@@ -2,6 +2,9 @@ import Foundation
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import Processes
+@testable import Redaction
 
 /// Redaction that holds (issue 26): secrets are masked on the whole output before the tail is
 /// cut, in each of the forms they travel in, under every name that holds one.

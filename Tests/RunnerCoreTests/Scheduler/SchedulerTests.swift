@@ -3,6 +3,8 @@ import Logging
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import PostgresClient
 
 /// `runner schedule`'s loop with an injected clock: the test says what time it is, the
 /// scheduler never sleeps (issue 14).

@@ -1,6 +1,7 @@
 import Foundation
 
 @testable import RunnerCore
+@testable import PostgresClient
 
 /// A folder with a jobs.yaml, a migrated database, and the environment pointing at both.
 final class CLISetup: Sendable {

@@ -1,4 +1,5 @@
 @testable import RunnerCore
+@testable import PostgresClient
 
 /// Tests that are not about namespaces speak for the default one, as a table without
 /// `namespace:` does.

@@ -1,6 +1,7 @@
 import Foundation
 
 @testable import RunnerCore
+@testable import RunnerSupport
 
 /// Runs another program (curl, promtool, systemd-analyze, a validator) to its end, off the
 /// cooperative pool: its status, standard output, and standard error.

@@ -1,6 +1,8 @@
 import Testing
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import Redaction
 
 @Suite("Log lines")
 struct LogfmtLogHandlerTests {

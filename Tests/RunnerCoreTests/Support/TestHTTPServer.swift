@@ -1,6 +1,8 @@
 import Foundation
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import EmbeddedPostgres
 
 /// A local HTTP server speaking a provider's documented format (answers from `routes`), which
 /// logs every request it receives so tests can check them.

@@ -1,6 +1,8 @@
 import Foundation
 
 @testable import RunnerCore
+@testable import RunnerSupport
+@testable import EmbeddedPostgres
 
 /// A real SMTP server (aiosmtpd, from PyPI) on 127.0.0.1 for one test, storing what it accepts.
 final class TestSMTPServer: @unchecked Sendable {

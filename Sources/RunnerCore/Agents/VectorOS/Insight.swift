@@ -1,4 +1,6 @@
 import Foundation
+import PostgresClient
+import RunnerSupport
 
 /// One insight as VectorOS stores it.
 public struct Insight: Sendable, Equatable {

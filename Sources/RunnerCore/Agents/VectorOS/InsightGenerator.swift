@@ -1,4 +1,6 @@
 import Foundation
+import PostgresClient
+import RunnerSupport
 
 /// VectorOS's insight generator: every deal not won or lost, in every workspace, read in keyset
 /// pages; the five anomaly rules per deal; for each anomalous deal, insights from Claude (with

@@ -1,4 +1,5 @@
 import Foundation
+import RunnerSupport
 
 /// What the insight generator asks Claude, and how it reads the answer.
 enum InsightPrompt {

@@ -1,4 +1,6 @@
 import Foundation
+import PostgresClient
+import RunnerSupport
 
 /// ZOARK's activity feed: one `"AgentLog"` row per run, where that table exists.
 enum AgentLog {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PostgresClient
 
 /// ZOARK's approval nudger: PENDING approval steps past their deadline whose last nudge is
 /// older than `cooldown` (24 h) get an email to their assignee, urgent by days overdue.

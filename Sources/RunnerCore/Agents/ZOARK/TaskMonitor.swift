@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import PostgresClient
+import RunnerSupport
 
 /// ZOARK's task monitor: ACTIVE tasks whose `lastUpdated` is older than `stuck_after` (48 h).
 /// Alerts once per stuck episode (task id + lastUpdated), optionally again every

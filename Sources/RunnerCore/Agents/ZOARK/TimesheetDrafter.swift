@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import PostgresClient
+import RunnerSupport
 
 /// ZOARK's timesheet drafter: every user whose `"timesheetStatus"` is not 'completed' gets one
 /// reminder per ISO week, with the tasks they finished in the last 7 days (through their

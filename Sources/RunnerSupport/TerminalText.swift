@@ -33,7 +33,7 @@ public enum TerminalText {
         return String(output)
     }
 
-    static func needsEscape(_ scalar: Unicode.Scalar, keepingNewlines: Bool) -> Bool {
+    package static func needsEscape(_ scalar: Unicode.Scalar, keepingNewlines: Bool) -> Bool {
         switch scalar.value {
         case 0x0A, 0x09: return !keepingNewlines
         case 0x00...0x1F, 0x7F, 0x80...0x9F: return true

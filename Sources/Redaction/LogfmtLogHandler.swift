@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RunnerSupport
 
 /// One line per event on stderr, as logfmt (`ts=… level=info msg="run claimed" job=x run_id=5`)
 /// or JSON. Callers put job and run id in the metadata; every value passes the ``Redactor``, so a
@@ -11,8 +12,8 @@ public struct LogfmtLogHandler: LogHandler {
 
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
-    let label: String
-    let format: Format
+    package let label: String
+    package let format: Format
 
     public init(label: String, format: Format) {
         self.label = label
@@ -45,12 +46,12 @@ public struct LogfmtLogHandler: LogHandler {
 
     /// Keys whose values are counts, ids or measures: JSON numbers, so a log pipeline can sum and
     /// compare them (always numbers for these keys, never for others, so a key keeps one type).
-    static let numericKeys: Set<String> = [
+    package static let numericKeys: Set<String> = [
         "run_id", "live_run_id", "after_run_id", "effect_id", "attempt", "of", "count", "runs", "jobs", "moved",
         "deleted", "interrupted", "http_status", "exit_code", "pid", "signal",
     ]
 
-    static func jsonValue(key: String, _ value: String) -> JSONValue {
+    package static func jsonValue(key: String, _ value: String) -> JSONValue {
         let numeric = numericKeys.contains(key) || key.hasSuffix("_ms") || key.hasSuffix("_bytes")
         // Only a plain decimal (no "inf", "0x10" or "1e999" from Double's own parser) becomes a number.
         if numeric, value.wholeMatch(of: /-?[0-9]{1,15}(\.[0-9]{1,6})?/) != nil, let number = Double(value) {
@@ -59,7 +60,7 @@ public struct LogfmtLogHandler: LogHandler {
         return .string(value)
     }
 
-    static func logfmtValue(_ raw: String) -> String {
+    package static func logfmtValue(_ raw: String) -> String {
         // A command's stderr or a product row's text: no escape sequence reaches the terminal.
         let value = TerminalText.safe(raw)
         if !value.isEmpty && !value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\n" }) {
@@ -70,7 +71,7 @@ public struct LogfmtLogHandler: LogHandler {
         return "\"\(escaped)\""
     }
 
-    static func timestamp() -> String {
+    package static func timestamp() -> String {
         let now = Date()
         let millis = Int((now.timeIntervalSince1970 * 1000).truncatingRemainder(dividingBy: 1000))
         return InstantFormat.string(now, in: TimeZone(identifier: "UTC")!).replacingOccurrences(of: "+00:00", with: "")

@@ -38,7 +38,7 @@ public final class ChildProcesses: @unchecked Sendable {
     }
 
     /// Starts a child with `spawn` (returning the spawn's result and the pid) and registers it.
-    func spawn(_ spawn: () -> (result: Int32, pid: pid_t)) -> (result: Int32, pid: pid_t) {
+    package func spawn(_ spawn: () -> (result: Int32, pid: pid_t)) -> (result: Int32, pid: pid_t) {
         lock.lock()
         defer { lock.unlock() }
         let spawned = spawn()
@@ -47,7 +47,7 @@ public final class ChildProcesses: @unchecked Sendable {
     }
 
     /// A child of ours was waited for.
-    func reaped(_ pid: pid_t) {
+    package func reaped(_ pid: pid_t) {
         lock.lock()
         own.remove(pid)
         lock.unlock()
@@ -78,18 +78,18 @@ public final class ChildProcesses: @unchecked Sendable {
     }
 
     /// Processes in state Z whose parent is this process.
-    static func zombieChildren() -> [pid_t] {
+    package static func zombieChildren() -> [pid_t] {
         ProcessStat.children(of: getpid()).filter { $0.state == "Z" }.map(\.pid)
     }
 }
 
 /// The state and parent of a process, from `/proc/PID/stat`: `pid (comm) state ppid ...`, where
 /// `comm` may hold spaces and parentheses, so the fields start after its last `)`.
-struct ProcessStat {
-    let state: Character
-    let parent: pid_t
+package struct ProcessStat {
+    package let state: Character
+    package let parent: pid_t
 
-    init?(_ data: Data) {
+    package init?(_ data: Data) {
         guard let close = data.lastIndex(of: UInt8(ascii: ")")) else { return nil }
         let fields = String(decoding: data[data.index(after: close)...], as: UTF8.self).split(separator: " ")
         guard fields.count >= 2, let state = fields[0].first, let parent = pid_t(fields[1]) else { return nil }
@@ -98,7 +98,7 @@ struct ProcessStat {
     }
 
     /// The processes whose parent is `parent`, with their states, from `/proc/PID/stat`.
-    static func children(of parent: pid_t) -> [(pid: pid_t, state: Character)] {
+    package static func children(of parent: pid_t) -> [(pid: pid_t, state: Character)] {
         var children: [(pid: pid_t, state: Character)] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = pid_t(name), let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat"),

@@ -8,7 +8,7 @@ public struct PostgresRows: Sendable, Sequence {
     /// Rows changed by an INSERT, UPDATE or DELETE.
     public let affectedRows: Int
 
-    init(_ result: OpaquePointer) {
+    package init(_ result: OpaquePointer) {
         let rowCount = Int(PQntuples(result))
         let columnCount = Int(PQnfields(result))
         columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
@@ -28,7 +28,7 @@ public struct PostgresRows: Sendable, Sequence {
     }
 
     /// The rows in pages of at most `size`.
-    func pages(of size: Int) -> [PostgresRows] {
+    package func pages(of size: Int) -> [PostgresRows] {
         let size = Swift.max(1, size)
         return stride(from: 0, to: values.count, by: size).map {
             PostgresRows(
@@ -51,8 +51,8 @@ public struct PostgresRows: Sendable, Sequence {
 
 /// One row; columns are read by name and decoded from Postgres's text format.
 public struct PostgresRow: Sendable {
-    let columns: [String]
-    let values: [String?]
+    package let columns: [String]
+    package let values: [String?]
 
     private func raw(_ name: String) throws(PostgresError) -> String? {
         guard let index = columns.firstIndex(of: name) else {
@@ -114,8 +114,8 @@ public struct PostgresRow: Sendable {
 /// `[lower:upper]=` prefix when the lower bound is not 1. Elements are quoted when they hold
 /// a special character or are empty, inside quotes `\` escapes the next byte, and an unquoted
 /// NULL is a null element.
-enum PostgresArrayLiteral {
-    static func parse(_ text: String) -> [String?]? {
+package enum PostgresArrayLiteral {
+    package static func parse(_ text: String) -> [String?]? {
         let all = Array(text.utf8)
         var start = all.startIndex
         if all.first == UInt8(ascii: "[") {

@@ -5,8 +5,8 @@
 /// meanwhile; writes the caller makes per page go over another connection, so they commit as
 /// they happen and hold no lock for the length of the read.
 public struct PostgresCursor: Sendable {
-    let connection: PostgresConnection
-    let pageSize: Int
+    package let connection: PostgresConnection
+    package let pageSize: Int
 
     public init(on connection: PostgresConnection, pageSize: Int) {
         self.connection = connection

@@ -1,4 +1,5 @@
 import Foundation
+import RunnerSupport
 
 /// When a job fires: a cron expression in a time zone, or a fixed interval aligned to the Unix epoch.
 ///
@@ -90,31 +91,31 @@ public struct Schedule: Sendable, Equatable {
 }
 
 extension Date {
-    init(seconds: Int64) {
+    package init(seconds: Int64) {
         self.init(timeIntervalSince1970: TimeInterval(seconds))
     }
 }
 
 /// A time zone's UTC offsets, with the shortcut that a zone without transitions has one offset.
-struct ZoneOffsets {
-    let timeZone: TimeZone
-    let fixedOffset: Int64?
+package struct ZoneOffsets {
+    package let timeZone: TimeZone
+    package let fixedOffset: Int64?
 
-    init(_ timeZone: TimeZone) {
+    package init(_ timeZone: TimeZone) {
         self.timeZone = timeZone
         let hasTransitions = timeZone.nextDaylightSavingTimeTransition(after: Date(seconds: 0)) != nil
         fixedOffset = hasTransitions ? nil : Int64(timeZone.secondsFromGMT(for: Date(seconds: 0)))
     }
 
-    func offset(at instant: Int64) -> Int64 {
+    package func offset(at instant: Int64) -> Int64 {
         fixedOffset ?? Int64(timeZone.secondsFromGMT(for: Date(seconds: instant)))
     }
 
-    func wall(_ instant: Int64) -> Int64 { instant + offset(at: instant) }
+    package func wall(_ instant: Int64) -> Int64 { instant + offset(at: instant) }
 
     /// Every instant whose local time is `wall`: none in a spring-forward gap, two in a
     /// fall-back overlap, otherwise one. Ascending.
-    func instants(ofWall wall: Int64) -> [Int64] {
+    package func instants(ofWall wall: Int64) -> [Int64] {
         if let fixedOffset { return [wall - fixedOffset] }
         let guess = offset(at: wall)
         // Offsets in force a few hours either side: a wall time maps through one of them.
@@ -129,7 +130,7 @@ struct ZoneOffsets {
     }
 
     /// The first instant after the spring-forward gap that swallowed `wall`.
-    func endOfGap(containing wall: Int64) -> Int64 {
+    package func endOfGap(containing wall: Int64) -> Int64 {
         let guess = offset(at: wall)
         let before = offset(at: wall - guess - 6 * 3600)
         let after = offset(at: wall - guess + 6 * 3600)
@@ -145,9 +146,9 @@ struct ZoneOffsets {
 }
 
 /// A cron expression bound to a zone: the DST-aware search for the next fire.
-struct ZonedCron {
-    let expression: CronExpression
-    let zone: ZoneOffsets
+package struct ZonedCron {
+    package let expression: CronExpression
+    package let zone: ZoneOffsets
 
     /// Largest offset change that can reorder wall times and instants near `instant`.
     private func offsetSlack(around instant: Int64) -> Int64 {
@@ -165,7 +166,7 @@ struct ZonedCron {
         return [zone.endOfGap(containing: wall)]
     }
 
-    func next(after instant: Int64) -> Int64? {
+    package func next(after instant: Int64) -> Int64? {
         // A fall-back ahead of `instant` repeats wall times up to `slack` before its own.
         var cursor = zone.wall(instant) - offsetSlack(around: instant) - 1
         var best: Int64?

@@ -3,7 +3,7 @@
 /// double from `firstDelay` up to `maxDelay` and are not cut short by a cancelled task: what
 /// this records is what a stopping run must keep. Other errors, and a loss that outlasts the
 /// patience, are thrown.
-func retryingThroughConnectionLoss<T: Sendable>(
+package func retryingThroughConnectionLoss<T: Sendable>(
     for patience: Duration, firstDelay: Duration, maxDelay: Duration,
     onRetry: (PostgresError) -> Void = { _ in }, _ body: () async throws -> T
 ) async throws -> T {
@@ -13,7 +13,7 @@ func retryingThroughConnectionLoss<T: Sendable>(
 
 /// Runs an idempotent statement again while it fails with an error `when` accepts, for up to
 /// `patience`, as ``retryingThroughConnectionLoss(for:firstDelay:maxDelay:onRetry:_:)`` does.
-func retrying<T: Sendable>(
+package func retrying<T: Sendable>(
     for patience: Duration, firstDelay: Duration, maxDelay: Duration, when retryable: (PostgresError) -> Bool,
     onRetry: (PostgresError) -> Void = { _ in }, _ body: () async throws -> T
 ) async throws -> T {

@@ -1,4 +1,6 @@
 import Foundation
+import PostgresClient
+import RunnerSupport
 
 /// Removes the values of secrets from text that leaves the process (logs, effects, outcomes,
 /// history): the values of environment variables named `*_KEY`, `*_TOKEN`, `*_PASSWORD`,
@@ -8,20 +10,20 @@ import Foundation
 /// base64); the userinfo of every URL (`scheme://user:password@`, `https://TOKEN@host`); and the
 /// values of secret-looking query keys (`?api_key=`, `&token=`, `sig=`, …).
 public struct Redactor: Sendable {
-    static let suffixes = [
+    package static let suffixes = [
         "_KEY", "_TOKEN", "_PASSWORD", "_SECRET", "_DSN", "_PASS", "_PWD", "_PAT", "_APIKEY", "_PASSPHRASE",
         "_CREDENTIALS", "_WEBHOOK_URL",
     ]
-    static let names: Set<String> = ["PASSWORD", "PGPASSWORD", "TOKEN", "SECRET", "APIKEY", "API_KEY", "GITHUB_PAT"]
+    package static let names: Set<String> = ["PASSWORD", "PGPASSWORD", "TOKEN", "SECRET", "APIKEY", "API_KEY", "GITHUB_PAT"]
     /// Query keys whose values are secrets wherever they appear.
-    static let queryKeys = ["api_key", "apikey", "token", "key", "secret", "password", "sig", "signature", "access_token"]
-    static let mask = "[redacted]"
+    package static let queryKeys = ["api_key", "apikey", "token", "key", "secret", "password", "sig", "signature", "access_token"]
+    package static let mask = "[redacted]"
     /// A secret shorter than this is not one (it would mask ordinary words).
-    static let minimumLength = 4
+    package static let minimumLength = 4
 
     /// Secret values in every form they travel in, longest first (so a value containing another
     /// is masked whole).
-    let secrets: [String]
+    package let secrets: [String]
 
     /// Whether `name` holds a secret by its name alone.
     public static func isSecretName(_ name: String) -> Bool {
@@ -56,7 +58,7 @@ public struct Redactor: Sendable {
 
     /// A secret as it appears raw, URL-encoded, JSON-escaped (with and without `\/`) and in
     /// base64 (padded and not).
-    static func forms(of secret: String) -> Set<String> {
+    package static func forms(of secret: String) -> Set<String> {
         var forms: Set<String> = [secret]
         var unreserved = CharacterSet.alphanumerics
         unreserved.insert(charactersIn: "-._~")
@@ -94,7 +96,7 @@ public struct Redactor: Sendable {
     }
 
     /// `scheme://user:password@…` → the password.
-    static func urlPassword(in text: String) -> String? {
+    package static func urlPassword(in text: String) -> String? {
         guard let scheme = text.range(of: "://") else { return nil }
         let rest = text[scheme.upperBound...]
         guard let at = rest.firstIndex(of: "@") else { return nil }
@@ -130,7 +132,7 @@ public struct Redactor: Sendable {
     }
 
     /// Masks the value of every `?KEY=` or `&KEY=` whose key is one of ``queryKeys``.
-    static func maskQueryValues(_ text: String) -> String {
+    package static func maskQueryValues(_ text: String) -> String {
         guard text.contains("=") else { return text }
         var output = ""
         var rest = Substring(text)
@@ -151,8 +153,8 @@ public struct Redactor: Sendable {
 
 /// Text and JSON the ledger can always store: Postgres refuses NUL in text and jsonb, and
 /// JSON has no NaN; long values are cut at a character boundary.
-enum Storable {
-    static func text(_ text: String, limit: Int) -> String {
+package enum Storable {
+    package static func text(_ text: String, limit: Int) -> String {
         // By scalar: a NUL followed by a combining mark is one Character, which a Character
         // search would not find.
         var clean = text
@@ -179,7 +181,7 @@ enum Storable {
     }
 
     /// Strings storable and at most `stringLimit` bytes each; non-finite numbers become null.
-    static func json(_ value: JSONValue, stringLimit: Int = 16 << 10) -> JSONValue {
+    package static func json(_ value: JSONValue, stringLimit: Int = 16 << 10) -> JSONValue {
         switch value {
         case .string(let text): return .string(Storable.text(text, limit: stringLimit))
         case .number(let number): return number.isFinite ? value : .null
@@ -194,7 +196,7 @@ enum Storable {
     }
 
     /// An argv for an outcome: at most `limit` bytes in all, each argument cut to fit.
-    static func argv(_ argv: [String], limit: Int = 512) -> JSONValue {
+    package static func argv(_ argv: [String], limit: Int = 512) -> JSONValue {
         var budget = limit
         var items: [JSONValue] = []
         for argument in argv {

@@ -9,7 +9,7 @@ public struct EnvironmentVariable: Sendable, Equatable {
     public let secret: Bool
     public let help: String
 
-    init(_ name: String, _ group: String, secret: Bool = false, _ help: String) {
+    package init(_ name: String, _ group: String, secret: Bool = false, _ help: String) {
         self.name = name
         self.group = group
         self.secret = secret

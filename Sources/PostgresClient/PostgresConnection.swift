@@ -139,7 +139,7 @@ public actor PostgresConnection {
         SET extra_float_digits TO 3; SET client_encoding TO 'UTF8'
         """
 
-    static let cancelled = PostgresError(.query, "canceling statement: the run is stopping", sqlState: "57014")
+    package static let cancelled = PostgresError(.query, "canceling statement: the run is stopping", sqlState: "57014")
 
     /// Runs one statement with `$1…` parameters sent separately from the SQL text.
     @discardableResult
@@ -264,7 +264,7 @@ private final class Canceller: @unchecked Sendable {
     private let lock = NSLock()
     private var handle: OpaquePointer?
 
-    func set(_ new: OpaquePointer?) {
+    package func set(_ new: OpaquePointer?) {
         lock.withLock {
             if let handle { PQfreeCancel(handle) }
             handle = new
@@ -273,7 +273,7 @@ private final class Canceller: @unchecked Sendable {
 
     /// Sends the cancel from a thread of its own: `PQcancel` connects to the server and may
     /// wait on it, which must delay neither the cancelling task nor the cooperative pool.
-    func cancel() {
+    package func cancel() {
         Thread.detachNewThread { [self] in
             lock.withLock {
                 guard let handle else { return }

@@ -12,7 +12,7 @@ public enum DurationParser {
     /// arithmetic on it (instants, intervals, milliseconds) could overflow.
     public static let maximum: Duration = .seconds(100 * 36_525 * 864)
 
-    static let units: [(suffix: String, milliseconds: Int64)] = [
+    package static let units: [(suffix: String, milliseconds: Int64)] = [
         ("ms", 1), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000),
     ]
 

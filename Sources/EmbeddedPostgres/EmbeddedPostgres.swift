@@ -1,5 +1,8 @@
 import CLibPQ
 import Foundation
+import PostgresClient
+import Processes
+import RunnerSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -58,7 +61,7 @@ public struct EmbeddedPostgres: Sendable {
 
     /// Where the cluster's files are: `home/postgres`, or, when started as root and the
     /// `postgres` user cannot reach `home` (a home under /root, say), a folder in /var/tmp.
-    var clusterDirectory: URL {
+    package var clusterDirectory: URL {
         let pointer = home.appendingPathComponent("postgres-location")
         if let text = try? String(contentsOf: pointer, encoding: .utf8) {
             return URL(fileURLWithPath: text.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -66,16 +69,16 @@ public struct EmbeddedPostgres: Sendable {
         return home.appendingPathComponent("postgres")
     }
 
-    var dataDirectory: URL { clusterDirectory.appendingPathComponent("data") }
-    var logFile: URL { clusterDirectory.appendingPathComponent("server.log") }
+    package var dataDirectory: URL { clusterDirectory.appendingPathComponent("data") }
+    package var logFile: URL { clusterDirectory.appendingPathComponent("server.log") }
 
     /// The libpq password file (`*:*:*:runner:PASSWORD`, mode 0600).
-    var passwordFile: URL { clusterDirectory.appendingPathComponent("passfile") }
+    package var passwordFile: URL { clusterDirectory.appendingPathComponent("passfile") }
 
     /// The socket folder: `socket` beside the data, or, when that path would pass the 107-byte
     /// limit of a socket's name, a folder made fresh with an unpredictable name in /tmp, whose
     /// path `socket-location` keeps (it is checked before each start: see ``prepareSocketDirectory()``).
-    var socketDirectory: URL {
+    package var socketDirectory: URL {
         let preferred = clusterDirectory.appendingPathComponent("socket")
         if Self.fitsPreferredSocket(preferred.path) { return preferred }
         let recorded = (try? String(contentsOf: socketLocationFile, encoding: .utf8))?
@@ -87,7 +90,7 @@ public struct EmbeddedPostgres: Sendable {
 
     /// The socket's own path must fit the 107-byte limit, and pass pg_ctl's shell (it quotes
     /// `-o` options with `'`) and libpq's conninfo as it is: plain characters only.
-    static func fitsPreferredSocket(_ path: String) -> Bool {
+    package static func fitsPreferredSocket(_ path: String) -> Bool {
         path.utf8.count + 20 < 100
             && path.utf8.allSatisfy { byte in
                 (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
@@ -96,7 +99,7 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// The port in the cluster's configuration (it names the socket file too).
-    var port: Int {
+    package var port: Int {
         let conf =
             (try? String(contentsOf: dataDirectory.appendingPathComponent("postgresql.conf"), encoding: .utf8)) ?? ""
         for line in conf.split(separator: "\n").reversed() where line.hasPrefix("port = ") {
@@ -260,7 +263,7 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// `mkdtemp`: a new folder (mode 0700) whose name ends in random characters.
-    static func freshFolder(_ template: String) throws -> URL {
+    package static func freshFolder(_ template: String) throws -> URL {
         var bytes = Array(template.utf8CString)
         guard let made = bytes.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw Failure(description: "cannot make a folder like \(template): \(String(cString: strerror(errno)))")
@@ -293,7 +296,7 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// A folder, not a link, owned by `owner`, that no one else may enter.
-    static func isPrivateFolder(_ path: String, owner: uid_t) -> Bool {
+    package static func isPrivateFolder(_ path: String, owner: uid_t) -> Bool {
         var info = stat()
         guard lstat(path, &info) == 0 else { return false }
         return (info.st_mode & S_IFMT) == S_IFDIR && info.st_uid == owner && info.st_mode & 0o077 == 0
@@ -361,14 +364,14 @@ public struct EmbeddedPostgres: Sendable {
         try Self.writePrivateFile(passwordFile, "*:*:*:\(Self.role):\(password)\n")
     }
 
-    static func randomPassword() -> String {
+    package static func randomPassword() -> String {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         var generator = SystemRandomNumberGenerator()
         return String((0..<32).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
     }
 
     /// Writes a file only its owner may read (created with mode 0600, never wider for a moment).
-    static func writePrivateFile(_ url: URL, _ text: String) throws {
+    package static func writePrivateFile(_ url: URL, _ text: String) throws {
         unlink(url.path)
         let descriptor = open(url.path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else {
@@ -421,7 +424,7 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// Finds a PostgreSQL program: `RUNNER_PG_BIN`, the newest /usr/lib/postgresql/*/bin, then PATH.
-    func binary(_ name: String) throws -> String {
+    package func binary(_ name: String) throws -> String {
         var folders: [String] = []
         if let custom = ProcessInfo.processInfo.environment["RUNNER_PG_BIN"] { folders.append(custom) }
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
@@ -476,7 +479,7 @@ public struct EmbeddedPostgres: Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func shortHash(_ text: String) -> String {
+    package static func shortHash(_ text: String) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in text.utf8 {
             hash ^= UInt64(byte)
@@ -485,7 +488,7 @@ public struct EmbeddedPostgres: Sendable {
         return String(hash, radix: 16)
     }
 
-    static func percentEncode(_ text: String) -> String {
+    package static func percentEncode(_ text: String) -> String {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text

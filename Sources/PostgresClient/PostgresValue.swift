@@ -1,4 +1,5 @@
 import Foundation
+import RunnerSupport
 
 /// A query parameter, sent in Postgres's text format. SQL casts (`$1::bigint`) give it a type.
 public struct PostgresValue: Sendable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByNilLiteral
@@ -71,8 +72,8 @@ public struct PostgresValue: Sendable, ExpressibleByStringLiteral, ExpressibleBy
 }
 
 /// Reads and writes `timestamptz` text in a UTC session (`2026-11-22 04:16:14.123456+00`).
-enum PostgresTimestamp {
-    static func format(_ date: Date) -> String {
+package enum PostgresTimestamp {
+    package static func format(_ date: Date) -> String {
         let microseconds = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
         let seconds = CivilTime.floorDivide(microseconds, 1_000_000)
         let fraction = microseconds - seconds * 1_000_000
@@ -82,7 +83,7 @@ enum PostgresTimestamp {
             wall.second, fraction)
     }
 
-    static func parse(_ text: String) -> Date? {
+    package static func parse(_ text: String) -> Date? {
         // "YYYY-MM-DD HH:MM:SS[.ffffff]+00" (the session is UTC); reuse the ISO-8601 reader.
         var iso = text.replacingOccurrences(of: " ", with: "T")
         if let plus = iso.lastIndex(where: { $0 == "+" || $0 == "-" }), plus > iso.index(iso.startIndex, offsetBy: 18) {

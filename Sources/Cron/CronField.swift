@@ -1,9 +1,9 @@
 /// The set of values one cron field allows, as a bit set over `range`.
-struct CronField: Equatable, Sendable {
-    enum Kind: String, Sendable, CaseIterable {
+package struct CronField: Equatable, Sendable {
+    package enum Kind: String, Sendable, CaseIterable {
         case second, minute, hour, dayOfMonth = "day-of-month", month, dayOfWeek = "day-of-week"
 
-        var range: ClosedRange<Int> {
+        package var range: ClosedRange<Int> {
             switch self {
             case .second, .minute: return 0...59
             case .hour: return 0...23
@@ -14,7 +14,7 @@ struct CronField: Equatable, Sendable {
             }
         }
 
-        var names: [String: Int] {
+        package var names: [String: Int] {
             switch self {
             case .month:
                 return [
@@ -29,20 +29,20 @@ struct CronField: Equatable, Sendable {
         }
     }
 
-    let kind: Kind
+    package let kind: Kind
     private(set) var bits: UInt64 = 0
     /// True when the field's text starts with `*` (`*`, `*/5`): Vixie cron then treats
     /// day-of-month and day-of-week as "unrestricted" and ANDs them instead of ORing.
-    let startsWithStar: Bool
+    package let startsWithStar: Bool
 
-    init(kind: Kind, values: some Sequence<Int>, startsWithStar: Bool = false) {
+    package init(kind: Kind, values: some Sequence<Int>, startsWithStar: Bool = false) {
         self.kind = kind
         self.startsWithStar = startsWithStar
         for value in values { insert(value) }
     }
 
     /// Parses one field: `*`, `5`, `1-5`, `*/15`, `10-40/10`, `5/15`, `MON-FRI`, lists of these.
-    init(parsing text: String, kind: Kind) throws(CronError) {
+    package init(parsing text: String, kind: Kind) throws(CronError) {
         self.kind = kind
         self.startsWithStar = text.hasPrefix("*")
         guard !text.isEmpty else { throw CronError("\(kind.rawValue) field is empty") }
@@ -110,20 +110,20 @@ struct CronField: Equatable, Sendable {
         bits |= 1 << UInt64(folded)
     }
 
-    func contains(_ value: Int) -> Bool {
+    package func contains(_ value: Int) -> Bool {
         value >= 0 && value < 64 && bits & (1 << UInt64(value)) != 0
     }
 
     /// The smallest allowed value at or above `value`, or nil.
-    func next(atOrAbove value: Int) -> Int? {
+    package func next(atOrAbove value: Int) -> Int? {
         guard value < 64 else { return nil }
         let masked = bits & ~((UInt64(1) << UInt64(max(value, 0))) &- 1)
         return masked == 0 ? nil : masked.trailingZeroBitCount
     }
 
-    var first: Int? { next(atOrAbove: 0) }
-    var values: [Int] { (0..<64).filter(contains) }
-    var isFull: Bool {
+    package var first: Int? { next(atOrAbove: 0) }
+    package var values: [Int] { (0..<64).filter(contains) }
+    package var isFull: Bool {
         let upper = kind == .dayOfWeek ? 6 : kind.range.upperBound
         return (kind.range.lowerBound...upper).allSatisfy(contains)
     }

@@ -22,7 +22,7 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
 
     /// The parameters libpq reads from this string (keyword to value, only those set), in the
     /// order libpq lists its keywords; nil when it does not parse.
-    func orderedOptions() -> [(keyword: String, value: String?)]? {
+    package func orderedOptions() -> [(keyword: String, value: String?)]? {
         var errorMessage: UnsafeMutablePointer<CChar>?
         guard let options = PQconninfoParse(raw, &errorMessage) else {
             if let errorMessage { PQfreemem(errorMessage) }
@@ -38,7 +38,7 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
         return result
     }
 
-    func options() -> [String: String]? {
+    package func options() -> [String: String]? {
         orderedOptions().map { pairs in
             Dictionary(pairs.compactMap { pair in pair.value.map { (pair.keyword, $0) } }) { $1 }
         }
@@ -81,7 +81,7 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
 
     /// libpq's parse error with every quoted fragment left out: it may quote a piece of the
     /// string, and that piece may be a password.
-    static func problem(in message: String) -> String {
+    package static func problem(in message: String) -> String {
         var output = ""
         var inQuote = false
         for character in message.trimmingCharacters(in: .whitespacesAndNewlines) {

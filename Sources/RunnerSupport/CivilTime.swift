@@ -3,15 +3,15 @@
 /// time zone only enters when a wall time is turned into instants.
 ///
 /// The day conversions are Howard Hinnant's `days_from_civil` / `civil_from_days`.
-struct CivilTime: Equatable, Sendable {
-    var year: Int
-    var month: Int  // 1...12
-    var day: Int  // 1...31
-    var hour: Int
-    var minute: Int
-    var second: Int
+package struct CivilTime: Equatable, Sendable {
+    package var year: Int
+    package var month: Int  // 1...12
+    package var day: Int  // 1...31
+    package var hour: Int
+    package var minute: Int
+    package var second: Int
 
-    init(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0) {
+    package init(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0) {
         self.year = year
         self.month = month
         self.day = day
@@ -20,7 +20,7 @@ struct CivilTime: Equatable, Sendable {
         self.second = second
     }
 
-    init(wallSeconds: Int64) {
+    package init(wallSeconds: Int64) {
         let days = Self.floorDivide(wallSeconds, 86_400)
         let secondsOfDay = Int(wallSeconds - days * 86_400)
         let (y, m, d) = Self.civil(fromDays: days)
@@ -29,26 +29,26 @@ struct CivilTime: Equatable, Sendable {
             hour: secondsOfDay / 3600, minute: secondsOfDay / 60 % 60, second: secondsOfDay % 60)
     }
 
-    var wallSeconds: Int64 {
+    package var wallSeconds: Int64 {
         Self.days(year: year, month: month, day: day) * 86_400
             + Int64(hour * 3600 + minute * 60 + second)
     }
 
     /// 0 = Sunday ... 6 = Saturday.
-    var weekday: Int {
+    package var weekday: Int {
         Self.weekday(days: Self.days(year: year, month: month, day: day))
     }
 
-    static func weekday(days: Int64) -> Int {
+    package static func weekday(days: Int64) -> Int {
         // 1970-01-01 was a Thursday.
         Int(((days % 7) + 11) % 7)
     }
 
-    static func isLeapYear(_ year: Int) -> Bool {
+    package static func isLeapYear(_ year: Int) -> Bool {
         (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
     }
 
-    static func daysInMonth(year: Int, month: Int) -> Int {
+    package static func daysInMonth(year: Int, month: Int) -> Int {
         switch month {
         case 2: return isLeapYear(year) ? 29 : 28
         case 4, 6, 9, 11: return 30
@@ -56,7 +56,7 @@ struct CivilTime: Equatable, Sendable {
         }
     }
 
-    static func days(year: Int, month: Int, day: Int) -> Int64 {
+    package static func days(year: Int, month: Int, day: Int) -> Int64 {
         let y = Int64(month <= 2 ? year - 1 : year)
         let era = floorDivide(y, 400)
         let yearOfEra = y - era * 400
@@ -66,7 +66,7 @@ struct CivilTime: Equatable, Sendable {
         return era * 146_097 + dayOfEra - 719_468
     }
 
-    static func civil(fromDays days: Int64) -> (year: Int, month: Int, day: Int) {
+    package static func civil(fromDays days: Int64) -> (year: Int, month: Int, day: Int) {
         let z = days + 719_468
         let era = floorDivide(z, 146_097)
         let dayOfEra = z - era * 146_097
@@ -79,7 +79,7 @@ struct CivilTime: Equatable, Sendable {
         return (Int(year), Int(month), Int(day))
     }
 
-    static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 {
+    package static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 {
         let q = a / b
         return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
     }

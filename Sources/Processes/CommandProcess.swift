@@ -1,5 +1,7 @@
 import CSystemShims
 import Foundation
+import Redaction
+import RunnerSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -31,7 +33,7 @@ public struct CommandProcess: Sendable {
         /// The cause alone (the system's error), naming no argument.
         public var reason: String
 
-        init(description: String, reason: String? = nil) {
+        package init(description: String, reason: String? = nil) {
             self.description = description
             self.reason = reason ?? description
         }
@@ -40,11 +42,11 @@ public struct CommandProcess: Sendable {
     public static let tailBytes = 4096
     /// Read beyond the tail so secrets are masked on whole text before the cut: a secret (in any
     /// of its forms) up to this long that crosses the cut is still seen whole.
-    static let tailMargin = 4096
+    package static let tailMargin = 4096
 
     /// The stored tail of `bytes` (at most ``tailBytes`` + ``tailMargin`` of output): secrets
     /// masked on the whole of it first, then the last ``tailBytes`` kept, at a character boundary.
-    static func storedTail(_ bytes: [UInt8], redactor: Redactor = .process) -> String {
+    package static func storedTail(_ bytes: [UInt8], redactor: Redactor = .process) -> String {
         let masked = redactor(String(decoding: bytes, as: UTF8.self))
         guard masked.utf8.count > tailBytes else { return masked }
         var start = masked.utf8.index(masked.utf8.endIndex, offsetBy: -tailBytes)
@@ -83,7 +85,7 @@ public struct CommandProcess: Sendable {
         self.frozenLimit = frozenLimit
     }
 
-    static let tokenVariable = "RUNNER_COMMAND_TOKEN"
+    package static let tokenVariable = "RUNNER_COMMAND_TOKEN"
 
     /// The soft open-file limit commands get (0: this process's): the limit this process
     /// started with, when it raised its own for the status server.
@@ -135,7 +137,7 @@ public struct CommandProcess: Sendable {
     }
 
     /// ``killDescendants(token:)`` on a dispatch thread: it reads /proc and waits to reap.
-    static func killDescendantsOffPool(token: String) async -> Int {
+    package static func killDescendantsOffPool(token: String) async -> Int {
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async { continuation.resume(returning: killDescendants(token: token)) }
         }
@@ -143,7 +145,7 @@ public struct CommandProcess: Sendable {
 
     /// Kills every process whose environment carries `token` (descendants of one command,
     /// wherever they moved), reaping those that were re-parented to us; returns how many.
-    static func killDescendants(token: String) -> Int {
+    package static func killDescendants(token: String) -> Int {
         let marker = Array("\(tokenVariable)=\(token)".utf8)
         var killed: [pid_t] = []
         let me = getpid()
@@ -170,11 +172,11 @@ public struct CommandProcess: Sendable {
     }
 
     private struct Child {
-        let pid: pid_t
-        let output: OutputCollector
+        package let pid: pid_t
+        package let output: OutputCollector
         /// The write end of the supervisor's lifeline: closed once the supervisor is reaped
         /// (or by the kernel when the runner dies, which the supervisor sees).
-        let lifeline: Int32
+        package let lifeline: Int32
     }
 
     private func spawn() throws -> Child {
@@ -300,8 +302,8 @@ public struct CommandProcess: Sendable {
 /// The runner's liveness page: a supervisor kills its command when the runner has not written
 /// it for the frozen limit (the runner stopped by SIGSTOP, its leases running out). Written
 /// every half second by a thread of its own, which a stopped process stops too.
-enum Liveness {
-    static let descriptor: Int32 = {
+package enum Liveness {
+    package static let descriptor: Int32 = {
         let descriptor = runner_liveness_open()
         if descriptor >= 0 {
             Thread.detachNewThread {
@@ -323,7 +325,7 @@ private final class ExitWaiter: @unchecked Sendable {
     private var exited = false
     private var continuations: [CheckedContinuation<Int32, Never>] = []
 
-    init(pid: pid_t) {
+    package init(pid: pid_t) {
         Thread.detachNewThread { [self] in
             var status: Int32 = 0
             while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
@@ -338,13 +340,13 @@ private final class ExitWaiter: @unchecked Sendable {
         }
     }
 
-    var hasExited: Bool {
+    package var hasExited: Bool {
         lock.lock()
         defer { lock.unlock() }
         return exited
     }
 
-    func wait() async -> Int32 {
+    package func wait() async -> Int32 {
         await withCheckedContinuation { continuation in
             lock.lock()
             if exited {
@@ -361,9 +363,9 @@ private final class ExitWaiter: @unchecked Sendable {
 
 /// Drains a child's stdout and stderr on two threads, keeping the byte counts and the last 4 KiB.
 private final class OutputCollector: @unchecked Sendable {
-    struct Stream {
-        var tail: [UInt8] = []
-        var total = 0
+    package struct Stream {
+        package var tail: [UInt8] = []
+        package var total = 0
     }
 
     // Each reader thread stores its stream once, under `lock`; `finish` reads after both are done.
@@ -371,7 +373,7 @@ private final class OutputCollector: @unchecked Sendable {
     private var streams = [Stream(), Stream()]
     private let done = DispatchGroup()
 
-    init(stdout: Int32, stderr: Int32) {
+    package init(stdout: Int32, stderr: Int32) {
         for (index, descriptor) in [stdout, stderr].enumerated() {
             done.enter()
             Thread.detachNewThread { [self] in
@@ -400,7 +402,7 @@ private final class OutputCollector: @unchecked Sendable {
     }
 
     /// Waits, off the cooperative pool, for both streams to end; false if `timeout` passes first.
-    func waitForEnd(timeout: Double) async -> Bool {
+    package func waitForEnd(timeout: Double) async -> Bool {
         let done = self.done
         return await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
@@ -410,7 +412,7 @@ private final class OutputCollector: @unchecked Sendable {
     }
 
     /// What has been read so far (all of it, once both streams ended), tails cut to size.
-    func snapshot() -> (Stream, Stream) {
+    package func snapshot() -> (Stream, Stream) {
         lock.lock()
         defer { lock.unlock() }
         var result = (streams[0], streams[1])

@@ -1,21 +1,22 @@
 import Foundation
+import RunnerSupport
 
 /// A parsed cron expression: five fields, or six with a leading seconds field.
 ///
 /// It knows nothing about time zones; ``Schedule`` turns its wall-clock matches into instants.
 public struct CronExpression: Equatable, Sendable {
-    let seconds: CronField
-    let minutes: CronField
-    let hours: CronField
-    let daysOfMonth: CronField
-    let months: CronField
-    let daysOfWeek: CronField
+    package let seconds: CronField
+    package let minutes: CronField
+    package let hours: CronField
+    package let daysOfMonth: CronField
+    package let months: CronField
+    package let daysOfWeek: CronField
 
     /// True when the hour field is a wildcard or a step (`*`, `*/2`, `8-18/2`): the schedule
     /// then follows elapsed time across DST changes instead of firing once per local day.
     public let followsElapsedTime: Bool
 
-    static let macros: [String: String] = [
+    package static let macros: [String: String] = [
         "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
         "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
         "@hourly": "0 * * * *",
@@ -69,21 +70,21 @@ public struct CronExpression: Equatable, Sendable {
         daysOfMonth.startsWithStar || daysOfWeek.startsWithStar
     }
 
-    func matchesDay(year: Int, month: Int, day: Int) -> Bool {
+    package func matchesDay(year: Int, month: Int, day: Int) -> Bool {
         let domMatch = daysOfMonth.contains(day)
         let dowMatch = daysOfWeek.contains(
             CivilTime.weekday(days: CivilTime.days(year: year, month: month, day: day)))
         return usesDayOfMonthAndDayOfWeekTogether ? (domMatch && dowMatch) : (domMatch || dowMatch)
     }
 
-    func matches(_ time: CivilTime) -> Bool {
+    package func matches(_ time: CivilTime) -> Bool {
         months.contains(time.month) && matchesDay(year: time.year, month: time.month, day: time.day)
             && hours.contains(time.hour) && minutes.contains(time.minute) && seconds.contains(time.second)
     }
 
     /// The first wall time strictly after `wall` that matches, stepping by the coarsest
     /// field that fails rather than minute by minute. Nil if none within `yearLimit` years.
-    func nextWallTime(after wall: Int64, yearLimit: Int = 400) -> Int64? {
+    package func nextWallTime(after wall: Int64, yearLimit: Int = 400) -> Int64? {
         var t = CivilTime(wallSeconds: wall + 1)
         let lastYear = t.year + yearLimit
         while t.year <= lastYear {
