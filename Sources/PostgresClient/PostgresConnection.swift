@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import RunnerSupport
 
 /// One libpq connection, owned by an actor that runs on its own thread: every blocking libpq
 /// call happens there, never on Swift's cooperative pool.
@@ -259,13 +260,11 @@ private func withOptionalCStrings<R>(
 
 /// A `PGcancel` handle, replaced when the connection is (re)opened; `PQcancel` is safe to call
 /// from any thread while another thread waits on the connection.
-private final class Canceller: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var handle: OpaquePointer?
+private final class Canceller: Sendable {
+    private let handle = Locked<OpaquePointer?>(nil)
 
     package func set(_ new: OpaquePointer?) {
-        lock.withLock {
+        handle.withLock { handle in
             if let handle { PQfreeCancel(handle) }
             handle = new
         }
@@ -274,8 +273,9 @@ private final class Canceller: @unchecked Sendable {
     /// Sends the cancel from a thread of its own: `PQcancel` connects to the server and may
     /// wait on it, which must delay neither the cancelling task nor the cooperative pool.
     package func cancel() {
+        // `self` kept alive by the thread: its deinit frees the handle.
         Thread.detachNewThread { [self] in
-            lock.withLock {
+            handle.withLock { handle in
                 guard let handle else { return }
                 var buffer = [CChar](repeating: 0, count: 256)
                 _ = PQcancel(handle, &buffer, Int32(buffer.count))
@@ -284,6 +284,9 @@ private final class Canceller: @unchecked Sendable {
     }
 
     deinit {
-        if let handle { PQfreeCancel(handle) }
+        handle.withLock { handle in
+            if let handle { PQfreeCancel(handle) }
+            handle = nil
+        }
     }
 }

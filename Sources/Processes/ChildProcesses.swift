@@ -1,5 +1,6 @@
 import CSystemShims
 import Foundation
+import RunnerSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -12,45 +13,37 @@ import Foundation
 /// waits for those, so each that exits would stay a zombie for the life of the process (a
 /// scheduler that runs for months fills the process table). ``reapOrphans()`` waits for them;
 /// it never waits for a child of our own, whose exit status its ``CommandProcess`` is reading.
-public final class ChildProcesses: @unchecked Sendable {
+public final class ChildProcesses: Sendable {
     public static let shared = ChildProcesses()
 
-    /// Guards `own`; held across a spawn and its registration, and across a reaping pass, so
-    /// a pass never sees a child of ours that is not yet registered.
-    private let lock = NSLock()
-    private var own: Set<pid_t> = []
-    private var reaping = false
+    private struct State {
+        var own: Set<pid_t> = []
+        var reaping = false
+    }
+    /// Held across a spawn and its registration, and across a reaping pass, so a pass never
+    /// sees a child of ours that is not yet registered.
+    private let state = Locked(State())
 
     /// Off by default: a process that also starts children some other way (Foundation's
     /// `Process`, as the tests do) must not have their exit statuses taken. The `runner`
     /// executable, which starts every child through ``CommandProcess``, turns it on.
     public var reapsOrphans: Bool {
-        get {
-            lock.lock()
-            defer { lock.unlock() }
-            return reaping
-        }
-        set {
-            lock.lock()
-            reaping = newValue
-            lock.unlock()
-        }
+        get { state.withLock { $0.reaping } }
+        set { state.withLock { $0.reaping = newValue } }
     }
 
     /// Starts a child with `spawn` (returning the spawn's result and the pid) and registers it.
     package func spawn(_ spawn: () -> (result: Int32, pid: pid_t)) -> (result: Int32, pid: pid_t) {
-        lock.lock()
-        defer { lock.unlock() }
-        let spawned = spawn()
-        if spawned.result == 0 { own.insert(spawned.pid) }
-        return spawned
+        state.withLock { state in
+            let spawned = spawn()
+            if spawned.result == 0 { state.own.insert(spawned.pid) }
+            return spawned
+        }
     }
 
     /// A child of ours was waited for.
     package func reaped(_ pid: pid_t) {
-        lock.lock()
-        own.remove(pid)
-        lock.unlock()
+        state.withLock { _ = $0.own.remove(pid) }
     }
 
     /// Waits for every exited child that this process did not start itself; returns how many.
@@ -58,22 +51,22 @@ public final class ChildProcesses: @unchecked Sendable {
     /// whose parent is this process.
     @discardableResult
     public func reapOrphans() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        guard reaping else { return 0 }
-        var reaped = 0
-        while true {
-            let pid = runner_peek_exited_child()
-            guard pid > 0 else { return reaped }
-            guard own.contains(pid) else {
-                if waitpid(pid, nil, WNOHANG) == pid { reaped += 1 }
-                continue
+        state.withLock { state in
+            guard state.reaping else { return 0 }
+            var reaped = 0
+            while true {
+                let pid = runner_peek_exited_child()
+                guard pid > 0 else { return reaped }
+                guard state.own.contains(pid) else {
+                    if waitpid(pid, nil, WNOHANG) == pid { reaped += 1 }
+                    continue
+                }
+                // The first exited child is ours (its waiter is about to take it): look past it.
+                for zombie in Self.zombieChildren() where !state.own.contains(zombie) {
+                    if waitpid(zombie, nil, WNOHANG) == zombie { reaped += 1 }
+                }
+                return reaped
             }
-            // The first exited child is ours (its waiter is about to take it): look past it.
-            for zombie in Self.zombieChildren() where !own.contains(zombie) {
-                if waitpid(zombie, nil, WNOHANG) == zombie { reaped += 1 }
-            }
-            return reaped
         }
     }
 

@@ -318,65 +318,56 @@ package enum Liveness {
 }
 
 /// Waits for a child on a thread of its own (waitpid blocks).
-private final class ExitWaiter: @unchecked Sendable {
-    // `status` and `exited` are written once under `lock`, before `hasExited` turns true.
-    private let lock = NSLock()
-    private var status: Int32 = 0
-    private var exited = false
-    private var continuations: [CheckedContinuation<Int32, Never>] = []
+private final class ExitWaiter: Sendable {
+    private struct State {
+        /// Written once, when the child is waited for.
+        var status: Int32?
+        var continuations: [CheckedContinuation<Int32, Never>] = []
+    }
+    private let state = Locked(State())
 
     package init(pid: pid_t) {
-        Thread.detachNewThread { [self] in
+        Thread.detachNewThread { [state] in
             var status: Int32 = 0
             while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
             ChildProcesses.shared.reaped(pid)
-            lock.lock()
-            self.status = status
-            exited = true
-            let waiting = continuations
-            continuations = []
-            lock.unlock()
+            let waiting = state.withLock { state in
+                state.status = status
+                defer { state.continuations = [] }
+                return state.continuations
+            }
             waiting.forEach { $0.resume(returning: status) }
         }
     }
 
-    package var hasExited: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return exited
-    }
+    package var hasExited: Bool { state.withLock { $0.status != nil } }
 
     package func wait() async -> Int32 {
         await withCheckedContinuation { continuation in
-            lock.lock()
-            if exited {
-                let status = self.status
-                lock.unlock()
-                continuation.resume(returning: status)
-            } else {
-                continuations.append(continuation)
-                lock.unlock()
+            let exited = state.withLock { state -> Int32? in
+                if state.status == nil { state.continuations.append(continuation) }
+                return state.status
             }
+            if let exited { continuation.resume(returning: exited) }
         }
     }
 }
 
 /// Drains a child's stdout and stderr on two threads, keeping the byte counts and the last 4 KiB.
-private final class OutputCollector: @unchecked Sendable {
+private final class OutputCollector: Sendable {
     package struct Stream {
         package var tail: [UInt8] = []
         package var total = 0
     }
 
-    // Each reader thread stores its stream once, under `lock`; `finish` reads after both are done.
-    private let lock = NSLock()
-    private var streams = [Stream(), Stream()]
+    // Each reader thread keeps its stream current here; `snapshot` reads them.
+    private let streams = Locked([Stream(), Stream()])
     private let done = DispatchGroup()
 
     package init(stdout: Int32, stderr: Int32) {
         for (index, descriptor) in [stdout, stderr].enumerated() {
             done.enter()
-            Thread.detachNewThread { [self] in
+            Thread.detachNewThread { [streams, done] in
                 var buffer = [UInt8](repeating: 0, count: 16_384)
                 var stream = Stream()
                 while true {
@@ -388,14 +379,10 @@ private final class OutputCollector: @unchecked Sendable {
                     let kept = CommandProcess.tailBytes + CommandProcess.tailMargin
                     if stream.tail.count > kept * 2 { stream.tail.removeFirst(stream.tail.count - kept) }
                     // Kept current, so a reader abandoned on an open pipe still reports.
-                    lock.lock()
-                    streams[index] = stream
-                    lock.unlock()
+                    streams.withLock { $0[index] = stream }
                 }
                 close(descriptor)
-                lock.lock()
-                streams[index] = stream
-                lock.unlock()
+                streams.withLock { $0[index] = stream }
                 done.leave()
             }
         }
@@ -413,9 +400,7 @@ private final class OutputCollector: @unchecked Sendable {
 
     /// What has been read so far (all of it, once both streams ended), tails cut to size.
     package func snapshot() -> (Stream, Stream) {
-        lock.lock()
-        defer { lock.unlock() }
-        var result = (streams[0], streams[1])
+        var result = streams.withLock { ($0[0], $0[1]) }
         let kept = CommandProcess.tailBytes + CommandProcess.tailMargin
         result.0.tail = Array(result.0.tail.suffix(kept))
         result.1.tail = Array(result.1.tail.suffix(kept))

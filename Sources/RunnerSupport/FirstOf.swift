@@ -19,22 +19,23 @@ public func finishes(within limit: Duration, _ work: @escaping @Sendable () asyn
 }
 
 /// A value settled once, by whichever of several racers comes first; awaited by one waiter.
-public final class FirstOf<Value: Sendable>: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var settled: Value?
-    private var waiter: CheckedContinuation<Value, Never>?
+public final class FirstOf<Value: Sendable>: Sendable {
+    private struct State {
+        var settled: Value?
+        var waiter: CheckedContinuation<Value, Never>?
+    }
+    private let state = Locked(State())
 
     public init() {}
 
     /// True if this call settled it (no other racer came first).
     @discardableResult
     public func settle(_ value: Value) -> Bool {
-        let (won, resume): (Bool, CheckedContinuation<Value, Never>?) = lock.withLock {
-            guard settled == nil else { return (false, nil) }
-            settled = value
-            defer { waiter = nil }
-            return (true, waiter)
+        let (won, resume): (Bool, CheckedContinuation<Value, Never>?) = state.withLock { state in
+            guard state.settled == nil else { return (false, nil) }
+            state.settled = value
+            defer { state.waiter = nil }
+            return (true, state.waiter)
         }
         resume?.resume(returning: value)
         return won
@@ -43,9 +44,9 @@ public final class FirstOf<Value: Sendable>: @unchecked Sendable {
     public var value: Value {
         get async {
             await withCheckedContinuation { continuation in
-                let ready: Value? = lock.withLock {
-                    if let settled { return settled }
-                    waiter = continuation
+                let ready: Value? = state.withLock { state in
+                    if let settled = state.settled { return settled }
+                    state.waiter = continuation
                     return nil
                 }
                 if let ready { continuation.resume(returning: ready) }

@@ -303,15 +303,13 @@ extension EmailDelivery {
 }
 
 /// The ledger's id, read once per delivery and shared by its copies.
-private final class LedgerIDCache: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var id: String?
+private struct LedgerIDCache: Sendable {
+    private let id = Locked<String?>(nil)
 
     func get(_ effects: Effects) async throws -> String {
-        if let id = lock.withLock({ id }) { return id }
+        if let id = id.withLock({ $0 }) { return id }
         let fetched = try await effects.ledgerID()
-        lock.withLock { id = fetched }
+        id.withLock { $0 = fetched }
         return fetched
     }
 }

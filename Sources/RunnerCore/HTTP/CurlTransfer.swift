@@ -276,13 +276,11 @@ public actor CurlClient {
 }
 
 /// A flag set from any thread (a cancellation handler) and read by a transfer's callbacks.
-final class CancelFlag: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var value = false
+struct CancelFlag: Sendable {
+    private let value = Locked(false)
 
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }
 
 /// A fixed number of ``CurlClient``s, each keeping its own connection: up to that many

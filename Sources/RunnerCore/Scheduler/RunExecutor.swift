@@ -207,7 +207,6 @@ public struct RunExecutor: Sendable {
             if case .finished(let result) = first { return result }
             return RunResult(status: .failed)
         }
-        info.stop.set(reason)
         // Unstructured tasks: not cancelled with this (maybe cancelled) one, so the grace is
         // waited out in full, and not waited for beyond it. The timer starts before the cancel,
         // so however long cancelling takes, the grace does not grow.

@@ -47,8 +47,6 @@ public struct RunInfo: Sendable {
     public let dryRun: Bool
     /// The database's clock when the run was claimed: what the agents compare against.
     public var now: Date?
-    /// Why the work is being stopped, once it is; set before the work's task is cancelled.
-    public var stop = StopSignal()
     /// How long the runner may be seen frozen (SIGSTOP) before a command of this run stops
     /// itself: the lease's fence, so it is gone before another process may take the slot.
     public var frozenLimit: Duration?
@@ -64,19 +62,4 @@ public enum StopReason: String, Sendable {
     /// The heartbeat could not renew the run's lease: another process may claim the slot, so
     /// this one stops rather than overlap.
     case leaseLost = "lease_lost"
-}
-
-/// The stop reason of one run, written once by the executor and read by the work.
-public final class StopSignal: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var stored: StopReason?
-
-    public init() {}
-
-    public var reason: StopReason? { lock.withLock { stored } }
-
-    func set(_ reason: StopReason) {
-        lock.withLock { if stored == nil { stored = reason } }
-    }
 }

@@ -101,9 +101,10 @@ struct ScheduleCommand: AsyncParsableCommand {
         logger.info("scheduler started", metadata: ["jobs": "\(table.jobs.count)", "config": "\(table.path)"])
 
         let loop = Task { await Self.loop(scheduler, ledger: ledger, logger: logger) }
-        let signals = SignalCounter()
+        // Shutdown signals counted: the first stops claiming, the second stops running jobs.
+        let signals = Locked(0)
         let onStop: @Sendable () -> Void = {
-            if signals.next() == 1 {
+            if signals.withLock({ $0 += 1; return $0 }) == 1 {
                 // Before anything else: no fire still queued claims its slot.
                 scheduler.stopClaiming()
                 logger.info(
@@ -270,17 +271,4 @@ struct ScheduleCommand: AsyncParsableCommand {
 struct Stopping {
     var requested = false
     var action: (@Sendable () -> Void)?
-}
-
-/// Counts shutdown signals: the first stops claiming, the second stops running jobs.
-final class SignalCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-
-    func next() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        count += 1
-        return count
-    }
 }
