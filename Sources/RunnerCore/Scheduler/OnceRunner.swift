@@ -41,7 +41,8 @@ public struct OnceRunner: Sendable {
         self.gate = gate
     }
 
-    /// A slot not claimed because the gate was closed (a shutdown): left to another process.
+    /// A slot not claimed because the gate was closed (a shutdown), or its job left the table
+    /// while its claim was being tried again: left to another process, or to nobody.
     public struct ClaimsStopped: Error, CustomStringConvertible {
         public var description: String { "not claimed: this process is shutting down" }
     }
@@ -146,8 +147,11 @@ public struct OnceRunner: Sendable {
     /// Claims `slot` of `job` and runs it, under the job's overlap and retry rules: the one
     /// path of `runner once` and `runner schedule` (`trigger` says which, and whether the
     /// slot is a catch-up). `now` is the database's clock at the call.
+    /// `inTable`: whether the job is still in the scheduler's table, asked before each try of the
+    /// claim (a SIGHUP reload that removed it ends the tries: ``ClaimsStopped``).
     public func runSlot(
-        _ job: Job, slot: Date, now: Date, skewMs: Double = 0, trigger: RunTrigger, retry: Bool = true
+        _ job: Job, slot: Date, now: Date, skewMs: Double = 0, trigger: RunTrigger, retry: Bool = true,
+        inTable: @escaping @Sendable () -> Bool = { true }
     ) async throws -> Outcome {
         let ledger = executor.ledger
         let slotKey = Ledger.slotKey(for: slot)
@@ -164,7 +168,8 @@ public struct OnceRunner: Sendable {
         ) {
             // A try after a refusal must land within the window (a first try never runs late
             // beside its successor, however long it queued for the connection).
-            try await claimStep(
+            guard inTable() else { throw ClaimsStopped() }
+            return try await claimStep(
                 job, slot: slot, slotKey: slotKey, trigger: trigger, claimBy: tries.withLock { $0 } > 0 ? claimBy : nil)
         }
         claimTrouble.landed(logger: executor.logger)

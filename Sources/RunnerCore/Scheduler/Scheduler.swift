@@ -65,7 +65,12 @@ public actor Scheduler {
 
     /// The pass over pending notifications in progress, if any.
     private var resending: Task<Void, Never>?
-    private var jobs: [String: Job]
+    private var jobs: [String: Job] {
+        didSet { tableNames.withLock { $0 = Set(jobs.keys) } }
+    }
+    /// The table's job names, read by claims being tried again (a reload that removes a job
+    /// ends them).
+    private let tableNames = Locked<Set<String>>([])
     /// When each job's schedule took its present form: no slot before it is run, nor owed.
     private var definitions: [String: Date]
     private var heap = Heap<Entry>()
@@ -114,6 +119,7 @@ public actor Scheduler {
     ) {
         self.events = events
         self.jobs = Dictionary(jobs.map { ($0.name, $0) }) { first, _ in first }
+        tableNames.withLock { $0 = Set(jobs.map(\.name)) }
         self.definitions = definitions
         self.retention = retention
         self.runner = runner
@@ -302,12 +308,14 @@ public actor Scheduler {
         let logger = self.logger
         let events = self.events
         let skewMs = self.skewMs
+        let names = tableNames
         inFlight[key] = Task {
             var failure: (any Error)?
             var interrupted = false
             do {
                 let outcome = try await runner.runSlot(
-                    job, slot: fire.slot, now: now, skewMs: skewMs, trigger: fire.trigger)
+                    job, slot: fire.slot, now: now, skewMs: skewMs, trigger: fire.trigger,
+                    inTable: { names.withLock { $0.contains(fire.job) } })
                 if case .ran(let record, _) = outcome, record.status == .interrupted { interrupted = true }
                 events?.ran(fire, outcome: outcome)
             } catch is OnceRunner.ClaimsStopped {

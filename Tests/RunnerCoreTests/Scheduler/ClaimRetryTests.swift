@@ -146,4 +146,20 @@ struct ClaimRetryTests {
         #expect(record.status == .succeeded)
         #expect(try await owner.query("SELECT count(*) AS n FROM runner.runs").first?.int("n") == 1)
     }
+
+    @Test("a reload that removes the job ends its claim's tries: nothing is claimed for it once the grant is back")
+    func reloadEndsTries() async throws {
+        let (runner, owner, grant) = try await Self.refusing("claimretry_reload")
+        let job = try Self.job(catchup: "1m")
+        let scheduler = Scheduler(
+            jobs: [job], runner: runner, logger: SchedulerTests.quiet, now: Self.slot.addingTimeInterval(-1))
+        let fired = await scheduler.tick(now: Self.slot.addingTimeInterval(1))
+        #expect(fired.fires.map(\.job) == ["hourly"])
+        // Its claim is refused and tried again (for up to a minute); the job leaves the table.
+        try await Task.sleep(for: .milliseconds(300))
+        await scheduler.reload([], now: Self.slot.addingTimeInterval(2))
+        try await owner.execute(grant)
+        await scheduler.waitForRuns()
+        #expect(try await owner.query("SELECT count(*) AS n FROM runner.runs").first?.int("n") == 0)
+    }
 }
