@@ -236,19 +236,19 @@ public struct OnceRunner: Sendable {
                     for: Self.afterClaimPatience, firstDelay: .milliseconds(250), maxDelay: .seconds(2),
                     when: \.mayPassForWrites
                 ) {
-                if job.overlap == .replace {
-                    // Once the slot is ours (a shutdown between the two leaves the earlier run
-                    // alone), the earlier slots' live runs stop: their next heartbeat finds them
-                    // interrupted.
-                    try await ledger.interruptLiveRuns(
-                        job: job.name, before: slot, reason: "replaced by slot \(slotKey)")
-                }
-                // Retries of earlier slots that never ran are overtaken by this one.
-                try await ledger.supersedeRetries(job: job.name, before: slot, maxRetries: job.retries.max)
-                // A backfill runs long-past slots on purpose: its lateness is no scheduling delay.
-                try await ledger.recordMetrics(
-                    [Metric("clock_skew_ms", skewMs, unit: "ms")], runID: runID, job: job.name,
-                    scheduleDelay: trigger != .backfill)
+                    if job.overlap == .replace {
+                        // Once the slot is ours (a shutdown between the two leaves the earlier run
+                        // alone), the earlier slots' live runs stop: their next heartbeat finds them
+                        // interrupted.
+                        try await ledger.interruptLiveRuns(
+                            job: job.name, before: slot, reason: "replaced by slot \(slotKey)")
+                    }
+                    // Retries of earlier slots that never ran are overtaken by this one.
+                    try await ledger.supersedeRetries(job: job.name, before: slot, maxRetries: job.retries.max)
+                    // A backfill runs long-past slots on purpose: its lateness is no scheduling delay.
+                    try await ledger.recordMetrics(
+                        [Metric("clock_skew_ms", skewMs, unit: "ms")], runID: runID, job: job.name,
+                        scheduleDelay: trigger != .backfill)
                 }
             } catch {
                 // The row stays `running` without a lease: the sweep marks it abandoned, and its
