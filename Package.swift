@@ -50,6 +50,10 @@ let package = Package(
         .target(name: "Processes", dependencies: ["CSystemShims", "Redaction", "RunnerSupport"]),
         .target(name: "EmbeddedPostgres", dependencies: ["PostgresClient", "Processes", "RunnerSupport"]),
         .target(
+            name: "JobTable",
+            dependencies: ["Cron", "RunnerSupport", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(
             name: "RunnerCore",
             dependencies: [
                 "RunnerSupport",
@@ -58,6 +62,7 @@ let package = Package(
                 "Redaction",
                 "Processes",
                 "EmbeddedPostgres",
+                "JobTable",
                 "CCurl",
                 "CCrypto",
                 .product(name: "Logging", package: "swift-log"),
@@ -68,7 +73,7 @@ let package = Package(
         .target(
             name: "RunnerServer",
             dependencies: [
-                "RunnerCore",
+                "RunnerCore", "JobTable",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -81,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "runner",
             dependencies: [
-                "RunnerCore",
+                "RunnerCore", "JobTable",
                 "RunnerServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -89,7 +94,7 @@ let package = Package(
         ),
         .target(
             name: "BenchmarkSupport",
-            dependencies: ["RunnerCore", "PostgresClient", "EmbeddedPostgres"],
+            dependencies: ["RunnerCore", "JobTable", "PostgresClient", "EmbeddedPostgres"],
             path: "Benchmarks/Support"
         ),
         .executableTarget(
@@ -99,13 +104,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "ledger-bench",
-            dependencies: ["RunnerCore", "PostgresClient", "BenchmarkSupport"],
+            dependencies: ["RunnerCore", "JobTable", "PostgresClient", "BenchmarkSupport"],
             path: "Benchmarks/LedgerBench"
         ),
         .executableTarget(
             name: "agent-bench",
             dependencies: [
-                "RunnerCore", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
+                "RunnerCore", "JobTable", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/AgentBench"
@@ -113,20 +118,20 @@ let package = Package(
         .executableTarget(
             name: "delivery-bench",
             dependencies: [
-                "RunnerCore", "RunnerSupport", "PostgresClient", "EmbeddedPostgres", "BenchmarkSupport",
+                "RunnerCore", "JobTable", "RunnerSupport", "PostgresClient", "EmbeddedPostgres", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/DeliveryBench"
         ),
         .executableTarget(
             name: "migration-bench",
-            dependencies: ["RunnerCore", "BenchmarkSupport"],
+            dependencies: ["RunnerCore", "JobTable", "BenchmarkSupport"],
             path: "Benchmarks/MigrationBench"
         ),
         .executableTarget(
             name: "insight-bench",
             dependencies: [
-                "RunnerCore", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
+                "RunnerCore", "JobTable", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/InsightBench"
@@ -134,7 +139,8 @@ let package = Package(
         .testTarget(
             name: "RunnerCoreTests",
             dependencies: [
-                "RunnerSupport", "PostgresClient", "Cron", "Redaction", "Processes", "EmbeddedPostgres", "RunnerCore",
+                "RunnerSupport", "PostgresClient", "Cron", "Redaction", "Processes", "EmbeddedPostgres", "JobTable",
+                "RunnerCore",
                 "RunnerServer", "runner",
             ]
         ),

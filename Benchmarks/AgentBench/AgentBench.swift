@@ -1,6 +1,7 @@
 import BenchmarkSupport
 import Foundation
 import Glibc
+import JobTable
 import Logging
 import PostgresClient
 import RunnerCore

@@ -1,6 +1,7 @@
 import BenchmarkSupport
 import EmbeddedPostgres
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 import RunnerCore

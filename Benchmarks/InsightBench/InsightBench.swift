@@ -1,5 +1,6 @@
 import BenchmarkSupport
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 import RunnerCore

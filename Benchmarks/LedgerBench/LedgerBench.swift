@@ -1,5 +1,6 @@
 import BenchmarkSupport
 import Foundation
+import JobTable
 import PostgresClient
 import RunnerCore
 

@@ -1,5 +1,6 @@
 import Cron
 import Foundation
+import JobTable
 import RunnerCore
 import RunnerSupport
 

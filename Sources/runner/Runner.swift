@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobTable
 import Processes
 import RunnerCore
 import RunnerSupport
@@ -131,7 +132,7 @@ struct ConfigOptions: ParsableArguments {
     /// The validated job table; on errors prints them all and exits 2.
     func load() throws -> JobTable {
         do {
-            return try JobTableLoader().load(path: path)
+            return try JobTableLoader(agents: .standard).load(path: path)
         } catch {
             if let hint = error.hint, let problem = error.diagnostics.first {
                 printError("error: \(error.path): \(problem.message)")

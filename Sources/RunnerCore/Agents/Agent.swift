@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 import RunnerSupport
@@ -181,6 +182,8 @@ struct PhaseTimer: Sendable {
 /// after it.
 public protocol Agent: Sendable {
     associatedtype Options: AgentOptionSet
+    /// What a job table's `agent:` names it.
+    static var name: AgentName { get }
     init(options: Options)
 
     func run(_ context: AgentContext) async throws -> AgentReport
@@ -189,9 +192,15 @@ public protocol Agent: Sendable {
     /// all of them), without sending or recording anything. `user` narrows it to one user
     /// where the agent has users.
     func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email]
+
+    /// After each run that is not a dry run, on the product's database: the product's own
+    /// record of its agents' work (ZOARK's activity feed).
+    func recordActivity(_ report: AgentReport, on database: PostgresConnection) async throws
 }
 
 extension Agent {
+    public func recordActivity(_ report: AgentReport, on database: PostgresConnection) async throws {}
+
     /// Agents that send no email preview none.
     public func preview(_ context: AgentContext, user: String?, includeRecorded: Bool) async throws -> [Email] { [] }
 

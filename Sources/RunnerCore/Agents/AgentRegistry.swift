@@ -1,36 +1,50 @@
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 import RunnerSupport
 
-/// The agents built so far, by the name the job table uses.
-public enum AgentRegistry {
-    /// The agent with the options the job table gave it, over its declared defaults.
-    public static func agent(_ kind: AgentKind, options: AgentOptions = AgentOptions()) -> any Agent {
-        switch kind {
-        case .taskMonitor: return TaskMonitor(options: .init(options))
-        case .approvalNudger: return ApprovalNudger(options: .init(options))
-        case .timesheetDrafter: return TimesheetDrafter(options: .init(options))
-        case .insightGenerator: return InsightGenerator(options: .init(options))
-        }
+/// One agent as a product registers it: its name, the types of its options, and how to build it
+/// from the options a job table gave.
+public struct AgentRegistration: Sendable {
+    public let name: AgentName
+    public let optionTypes: [String: AgentOptionType]
+    private let make: @Sendable (AgentOptions) -> any Agent
+
+    public init<A: Agent>(_ agent: A.Type) {
+        name = A.name
+        optionTypes = A.Options.types
+        make = { A(options: A.Options($0)) }
     }
 
-    /// The row ZOARK's activity feed gets after each (not dry) run of the agent; nil for none.
-    static func activity(_ kind: AgentKind) -> AgentLog.Action? {
-        switch kind {
-        case .taskMonitor: return .taskStuckAlert
-        case .approvalNudger: return .approvalNudge
-        case .timesheetDrafter: return .timesheetReminder
-        case .insightGenerator: return nil
-        }
+    /// The agent with the options the job table gave it, over its declared defaults.
+    public func agent(options: AgentOptions = AgentOptions()) -> any Agent { make(options) }
+}
+
+/// The agents a runner is built with: what the job table may name, and how each is made. The
+/// engine knows agents only through it; each product lists its own (`ZOARK.agents`).
+public struct AgentRegistry: Sendable {
+    public let registrations: [AgentRegistration]
+
+    public init(_ registrations: [AgentRegistration]) {
+        self.registrations = registrations
+    }
+
+    /// What the job table loader checks `agent:` and `with:` against.
+    public var catalogue: AgentCatalogue {
+        AgentCatalogue(registrations.map { AgentCatalogue.Entry(name: $0.name, optionTypes: $0.optionTypes) })
+    }
+
+    /// The agent named so, built with `options`; nil when none is registered under that name.
+    public func agent(_ name: AgentName, options: AgentOptions = AgentOptions()) -> (any Agent)? {
+        registrations.first { $0.name == name }?.agent(options: options)
     }
 }
 
 /// An `agent:` job: opens the product's database, builds the agent's context, runs it.
 struct AgentWork: RunWork {
-    let kind: AgentKind
+    let kind: AgentName
     let agent: any Agent
-    let activity: AgentLog.Action?
     let databaseURL: ConnectionString?
     /// The ledger's database: effects are written over a connection of their own to it, never
     /// the heartbeat's.
@@ -76,10 +90,7 @@ struct AgentWork: RunWork {
                     // A job without `database:` uses the ledger's own.
                     sharesLedgerDatabase: run.job.database == nil, deadline: deadline)
                 report = try await agent.run(context)
-                if let activity, !run.dryRun {
-                    try await AgentLog.write(
-                        activity, outcome: report.outcome, failed: report.failure != nil, on: database)
-                }
+                if !run.dryRun { try await agent.recordActivity(report, on: database) }
             } catch {
                 await database.close()
                 await effects.close()
@@ -102,5 +113,17 @@ struct AgentWork: RunWork {
         } catch {
             return .failed("\(error)")
         }
+    }
+}
+
+/// A job naming an agent this runner was not built with (a job table checked against another
+/// build's catalogue): the run fails for good and says so.
+struct UnknownAgentWork: RunWork {
+    let name: AgentName
+
+    func perform(_ run: RunInfo) async -> RunResult {
+        .permanent(
+            "no agent named \"\(name)\" is built into this runner",
+            hint: "`runner check` lists the agents this runner knows; deploy the runner build the job table was written for")
     }
 }

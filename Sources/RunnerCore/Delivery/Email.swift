@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import RunnerSupport
 
 /// An email with a plain-text and an HTML body.

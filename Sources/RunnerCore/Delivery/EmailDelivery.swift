@@ -1,5 +1,6 @@
 import EmbeddedPostgres
 import Foundation
+import JobTable
 import RunnerSupport
 
 /// Sends emails as effects: recorded before sending, leased for each attempt, marked after.
@@ -16,7 +17,7 @@ public struct EmailDelivery: Sendable {
         case dryRun = "dry_run"
     }
 
-    public static let kind = "email"
+    public static let kind = EffectKind("email", recovery: .atMostOnce)
 
     let context: AgentContext
     /// Attempts within one run for transient failures, with doubling backoff.
@@ -45,7 +46,7 @@ public struct EmailDelivery: Sendable {
     public func deliver(_ email: Email, key: String) async throws -> Result {
         if context.dryRun { return .dryRun }
         let (effect, isNew) = try await context.effects.record(
-            kind: Self.kind, key: Self.recordedKey(key, scope: context.effectsScope), runID: context.runID,
+            kind: Self.kind.name, key: Self.recordedKey(key, scope: context.effectsScope), runID: context.runID,
             target: email.recipients, payload: email.json)
         guard isNew else { return .alreadyRecorded }
         return try await attempt(effect.id, email)
@@ -59,7 +60,7 @@ public struct EmailDelivery: Sendable {
         context.logger.warning(
             "email not sent: invalid recipient", metadata: ["key": "\(key)", "recipient": "\(invalid.value)"])
         let recorded = try await context.effects.recordFailed(
-            kind: Self.kind, key: Self.invalidKey(Self.recordedKey(key, scope: context.effectsScope), invalid),
+            kind: Self.kind.name, key: Self.invalidKey(Self.recordedKey(key, scope: context.effectsScope), invalid),
             runID: context.runID, target: invalid.value, error: invalid.description)
         return recorded ? .invalidRecipient : .alreadyRecorded
     }
@@ -117,7 +118,7 @@ public struct EmailDelivery: Sendable {
         var batch = Batch(items: Array(repeating: .notSent, count: items.count))
         if context.dryRun { return batch }
         let keys = items.map { Self.recordedKey(key($0), scope: context.effectsScope) }
-        let earlier = try await phases.time("lookup_ms") { try await context.effects.recorded(Self.kind, keys: keys) }
+        let earlier = try await phases.time("lookup_ms") { try await context.effects.recorded(Self.kind.name, keys: keys) }
         let unsent = items.indices.filter { index in
             guard let effect = earlier[keys[index]] else { return true }
             return effect.status == .pending && !attempted.withLock { $0.contains(effect.id) }
@@ -127,7 +128,7 @@ public struct EmailDelivery: Sendable {
         let fresh = zip(unsent, emails).filter { earlier[keys[$0.0]] == nil }
         let recorded = try await phases.time("record_ms") {
             try await context.effects.record(
-                Self.kind,
+                Self.kind.name,
                 fresh.map { Effects.Entry(key: keys[$0.0], target: $0.1.recipients, payload: $0.1.payloadText) },
                 runID: context.runID, as: context.mailer == nil ? .draft : .pending
             ).merging(earlier) { new, _ in new }

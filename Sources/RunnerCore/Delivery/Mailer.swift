@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 
 /// Why a send failed, judged by what the server may have done with it.
 public struct DeliveryError: Error, Sendable, CustomStringConvertible {

@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import JobTable
 import RunnerSupport
 
 /// SMTP through libcurl: STARTTLS on 587, TLS on 465, or plain (local relays, tests).

@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 
@@ -8,7 +9,7 @@ public enum EffectScope {
     /// The job's `effects_scope:`, else the agent and the product database's own name as the
     /// server reports it (`approval-nudger@zoark`): the same whichever host, port or URL
     /// reaches that database, and different for two products' databases.
-    public static func of(_ job: Job, kind: AgentKind, product: PostgresConnection) async throws -> String {
+    public static func of(_ job: Job, kind: AgentName, product: PostgresConnection) async throws -> String {
         if let scope = job.effectsScope { return scope }
         guard let name = try await product.query("SELECT current_database() AS name").first?.string("name") else {
             throw PostgresError(.query, "the product database did not say its name")
@@ -19,7 +20,7 @@ public enum EffectScope {
     /// The job's scope, after the keys an earlier version recorded under the job's name moved
     /// to it (``Effects/adoptLegacyKeys(job:scope:)``): what every run and preview calls first.
     public static func adopt(
-        _ job: Job, kind: AgentKind, product: PostgresConnection, effects: Effects, logger: Logger
+        _ job: Job, kind: AgentName, product: PostgresConnection, effects: Effects, logger: Logger
     ) async throws -> String {
         let scope = try await of(job, kind: kind, product: product)
         // Keys under a job's name date from before namespaces: only the default namespace has any.

@@ -13,6 +13,20 @@ import RunnerSupport
 ///
 /// This is the only code that speaks SQL to `runner.effects`: agents ask it to record keys,
 /// say which are recorded, claim, lease and mark them.
+/// A kind of effect (`runner.effects.kind`) and its ``Effects/Recovery``: declared where the
+/// effect is made (a channel, an agent), so the ledger knows no kind by name.
+public struct EffectKind: Sendable, Equatable, CustomStringConvertible {
+    public let name: String
+    public let recovery: Effects.Recovery
+
+    public init(_ name: String, recovery: Effects.Recovery) {
+        self.name = name
+        self.recovery = recovery
+    }
+
+    public var description: String { name }
+}
+
 public struct Effects: Sendable {
     /// What happens to an effect whose process died while it was in hand, declared once per kind.
     public enum Recovery: Sendable, Equatable {
@@ -27,14 +41,6 @@ public struct Effects: Sendable {
         case followsGroup
     }
 
-    /// The recovery policy of each kind of effect.
-    public static func recovery(of kind: String) -> Recovery {
-        switch kind {
-        case InsightGenerator.effectKind: return .redo(after: .seconds(600))
-        case TaskMonitor.alertKind: return .followsGroup
-        default: return .atMostOnce
-        }
-    }
 
     /// An effect's state as a run needs it to decide what to do with it.
     public struct Recorded: Sendable, Equatable {
@@ -291,10 +297,11 @@ public struct Effects: Sendable {
     /// Pending effects of a kind that a new run should finish: never attempted, or attempted
     /// and failed transiently. Effects whose attempt died mid-send are marked failed first.
     /// `after`: only those with a larger id (the next page).
-    public func pending(kind: String, keyPrefix: String = "", limit: Int = 1000, after: Int64 = 0) async throws
-        -> [Effect]
+    public func pending(kind effectKind: EffectKind, keyPrefix: String = "", limit: Int = 1000, after: Int64 = 0)
+        async throws -> [Effect]
     {
-        if Self.recovery(of: kind) == .atMostOnce {
+        let kind = effectKind.name
+        if effectKind.recovery == .atMostOnce {
             try await failUnknownOutcomes(
                 "namespace = $3 AND kind = $1 AND starts_with(key, $2)", [PostgresValue(kind), PostgresValue(keyPrefix), ns])
         }
@@ -379,8 +386,8 @@ public struct Effects: Sendable {
     /// The claims of a `.redo` kind another run holds but that may be taken over: left pending
     /// by a run that stopped, or done though the thing they made is gone. The wait keeps a run
     /// still working on them from being overtaken.
-    static func redoable(_ kind: String) -> String {
-        guard case .redo(let after) = recovery(of: kind) else { return "false" }
+    static func redoable(_ kind: EffectKind) -> String {
+        guard case .redo(let after) = kind.recovery else { return "false" }
         return """
             status IN ('pending', 'sent') AND coalesce(done_at, created_at) < now() - interval '\(after.components.seconds) seconds'
             """
@@ -389,7 +396,7 @@ public struct Effects: Sendable {
     /// Claims `keys` for this run: those newly recorded, and those of a `.redo` kind that may be
     /// taken over. One statement; keys are taken in sorted order, so concurrent runs claiming
     /// overlapping keys wait for each other instead of deadlocking.
-    public func claim(_ kind: String, keys: [String], runID: Int64?, target: String) async throws -> Set<String> {
+    public func claim(_ kind: EffectKind, keys: [String], runID: Int64?, target: String) async throws -> Set<String> {
         guard !keys.isEmpty else { return [] }
         let rows = try await connection.query(
             """
@@ -403,7 +410,7 @@ public struct Effects: Sendable {
             UNION
             SELECT key FROM runner.effects
             WHERE kind = $1 AND key = ANY($3::text[]) AND \(Self.redoable(kind))
-            """, [PostgresValue(kind), .int64(runID), .array(keys.sorted()), PostgresValue(target), ns])
+            """, [PostgresValue(kind.name), .int64(runID), .array(keys.sorted()), PostgresValue(target), ns])
         return Set(try rows.compactMap { try $0.string("key") })
     }
 
@@ -424,11 +431,11 @@ public struct Effects: Sendable {
     /// refuses the whole statement and the careful form runs instead: it skips keys another
     /// run holds and takes over those that ``Recovery/redo(after:)`` allows.
     public func claimAndWrite(
-        _ kind: String, runID: Int64, input: String, write: (_ claimedKeys: String?) -> String,
+        _ kind: EffectKind, runID: Int64, input: String, write: (_ claimedKeys: String?) -> String,
         parameters: [PostgresValue], on connection: PostgresConnection
     ) async throws -> (claimed: Int, written: Int) {
         // The namespace goes last, so the caller's parameters keep their numbers from $3.
-        let parameters = [PostgresValue(kind), .int64(runID)] + parameters + [ns]
+        let parameters = [PostgresValue(kind.name), .int64(runID)] + parameters + [ns]
         let namespaceParameter = "$\(parameters.count)"
         func claimed(careful: Bool) -> String {
             """

@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import PostgresClient
 import Redaction
 import RunnerSupport

@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import Logging
 import RunnerSupport
 
@@ -22,7 +23,7 @@ public struct Notifier: Sendable {
     /// tried in the last minute (a channel that just failed is not hit again at once).
     private let attempted = Locked([Int64: ContinuousClock.Instant]())
 
-    public static let kind = "notification"
+    public static let kind = EffectKind("notification", recovery: .atMostOnce)
     /// Every notification's key starts with this (emails' too, so the outbox shows them).
     static let scope = "notify"
     static let timeout: Duration = .seconds(5)
@@ -172,7 +173,7 @@ public struct Notifier: Sendable {
                     continue
                 }
                 let (effect, isNew) = try await Effects(ledger: ledger).record(
-                    kind: Self.kind, key: key, runID: notification.runID, target: channel.label,
+                    kind: Self.kind.name, key: key, runID: notification.runID, target: channel.label,
                     payload: notification.stored)
                 guard isNew else { continue }
                 logger.info(
@@ -205,7 +206,7 @@ public struct Notifier: Sendable {
         } else {
             // Recorded now; the next pass over pending emails sends it (or keeps it as a draft).
             _ = try await Effects(ledger: ledger).record(
-                kind: EmailDelivery.kind, key: key, runID: notification.runID, target: email.recipients,
+                kind: EmailDelivery.kind.name, key: key, runID: notification.runID, target: email.recipients,
                 payload: email.json)
         }
     }
@@ -222,7 +223,7 @@ public struct Notifier: Sendable {
         let key = self.key(job: job.name, event: "sentry", about: "run-\(runID)", channel: "sentry")
         do {
             let (effect, isNew) = try await Effects(ledger: ledger).record(
-                kind: Self.kind, key: key, runID: runID, target: "sentry", payload: notification.stored)
+                kind: Self.kind.name, key: key, runID: runID, target: "sentry", payload: notification.stored)
             if isNew, ContinuousClock.now < deadline { await attempt(effect.id, notification, channel: nil) }
         } catch {
             logger.warning("cannot record a Sentry event", metadata: ["job": "\(job.name)", "error": "\(error)"])

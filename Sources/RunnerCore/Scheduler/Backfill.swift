@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 
 /// `runner backfill JOB --from T --to T`: every slot of the range once, oldest first, through
 /// the same claim as the schedule, under the job's overlap policy. A slot that already has a

@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import RunnerSupport
 
 /// The dead man's switch: every slot of a job from its definition on gets a row, and a slot past

@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 import RunnerSupport

@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import RunnerSupport
 
 /// What a job owes for a span of its slots: the one rule that `runner once`, the scheduler (its

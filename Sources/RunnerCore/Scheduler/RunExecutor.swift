@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 import RunnerSupport
@@ -14,6 +15,8 @@ public struct RunExecutor: Sendable {
     public let databaseURL: ConnectionString?
     /// Renews the leases of all this executor's runs in progress, one statement per interval.
     public let leases: LeaseKeeper
+    /// The agents `agent:` jobs name.
+    public let agents: AgentRegistry
     /// Tells the jobs' `notify:` channels (and Sentry) of failures, recoveries, misses and long runs.
     public let notifier: Notifier
     /// How long a run may go without renewing its lease (or its runner without being seen
@@ -23,11 +26,12 @@ public struct RunExecutor: Sendable {
     /// `heartbeats`: a ledger on a connection of its own for the lease renewals (a scheduler's,
     /// so they never wait behind its claims); nil: `ledger`.
     public init(
-        ledger: Ledger, logger: Logger, heartbeatInterval: Duration = .seconds(5),
+        ledger: Ledger, agents: AgentRegistry, logger: Logger, heartbeatInterval: Duration = .seconds(5),
         environment: [String: String] = ProcessInfo.processInfo.environment, databaseURL: ConnectionString? = nil,
         heartbeats: Ledger? = nil
     ) {
         self.ledger = ledger
+        self.agents = agents
         self.logger = logger
         self.heartbeatInterval = heartbeatInterval
         self.environment = environment
@@ -53,8 +57,11 @@ public struct RunExecutor: Sendable {
                 argv: argv, written: written,
                 environment: Self.commandEnvironment(for: job, from: environment, ledger: databaseURL))
         case .agent(let kind, let options):
+            guard let agent = agents.agent(kind, options: options) else {
+                return UnknownAgentWork(name: kind)
+            }
             return AgentWork(
-                kind: kind, agent: AgentRegistry.agent(kind, options: options), activity: AgentRegistry.activity(kind),
+                kind: kind, agent: agent,
                 databaseURL: job.database.map(ConnectionString.init) ?? databaseURL, ledgerURL: databaseURL,
                 environment: environment, logger: logger)
         }

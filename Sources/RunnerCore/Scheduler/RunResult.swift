@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import RunnerSupport
 
 /// How one run ended, before it is written to the ledger.

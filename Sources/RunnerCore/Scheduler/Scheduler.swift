@@ -1,5 +1,6 @@
 import Foundation
 import HeapModule
+import JobTable
 import Logging
 import PostgresClient
 import Processes

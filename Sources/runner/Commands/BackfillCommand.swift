@@ -43,7 +43,7 @@ struct BackfillCommand: AsyncParsableCommand {
         try embedded.check()
         let (connection, url) = try await database.connectReturningURL()
         let executor = RunExecutor(
-            ledger: Ledger(connection: connection, namespace: namespace), logger: database.logger,
+            ledger: Ledger(connection: connection, namespace: namespace), agents: .standard, logger: database.logger,
             heartbeatInterval: try Once.heartbeatInterval(), databaseURL: url)
         let steps: [Backfill.Step]
         do {

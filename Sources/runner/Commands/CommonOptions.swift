@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 import Redaction

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobTable
 import RunnerCore
 
 struct Demo: AsyncParsableCommand {
@@ -30,12 +31,12 @@ struct Demo: AsyncParsableCommand {
         try await connection.execute(DemoData.vectorOS)
         let table: JobTable
         do {
-            table = try JobTableLoader().load(text: DemoData.jobs, path: "(demo jobs)")
+            table = try JobTableLoader(agents: .standard).load(text: DemoData.jobs, path: "(demo jobs)")
         } catch {
             throw CommandError(error.description)
         }
         let executor = RunExecutor(
-            ledger: Ledger(connection: connection, namespace: JobTable.defaultNamespace), logger: options.logger,
+            ledger: Ledger(connection: connection, namespace: JobTable.defaultNamespace), agents: .standard, logger: options.logger,
             heartbeatInterval: try Once.heartbeatInterval(),
             databaseURL: url)
         print("== runs ==")

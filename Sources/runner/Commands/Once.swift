@@ -48,7 +48,7 @@ struct Once: AsyncParsableCommand {
         try embedded.check()
         let (connection, url) = try await database.connectReturningURL()
         let executor = RunExecutor(
-            ledger: Ledger(connection: connection, namespace: table.namespace), logger: database.logger,
+            ledger: Ledger(connection: connection, namespace: table.namespace), agents: .standard, logger: database.logger,
             heartbeatInterval: try Self.heartbeatInterval(), databaseURL: url)
         let outcome: OnceRunner.Outcome
         do {

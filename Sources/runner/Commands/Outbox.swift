@@ -33,7 +33,7 @@ extension Outbox {
             let connection = try await database.connect()
             guard
                 let effect = try await Effects(connection: connection, namespace: try config.namespace()).requeue(
-                    id, kind: EmailDelivery.kind, by: operatorIdentity())
+                    id, kind: EmailDelivery.kind.name, by: operatorIdentity())
             else {
                 throw CommandError(
                     "email \(id) is not in the outbox as unknown or failed (runner outbox --status unknown lists them)")
@@ -64,7 +64,7 @@ extension Outbox {
 
         func run() async throws {
             let connection = try await database.connect()
-            guard let effect = try await Effects(connection: connection, namespace: try config.namespace()).effect(id: id, kind: EmailDelivery.kind) else {
+            guard let effect = try await Effects(connection: connection, namespace: try config.namespace()).effect(id: id, kind: EmailDelivery.kind.name) else {
                 throw CommandError(
                     "there is no email \(id) in the outbox\nhint: runner outbox lists them with their IDs")
             }
@@ -120,7 +120,7 @@ extension Outbox {
         func run() async throws {
             let connection = try await database.connect()
             let emails = try await Effects(connection: connection, namespace: try config.namespace()).list(
-                kind: EmailDelivery.kind, status: status, limit: limit)
+                kind: EmailDelivery.kind.name, status: status, limit: limit)
             if json {
                 print(
                     JSONValue.array(

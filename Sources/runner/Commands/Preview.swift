@@ -47,7 +47,10 @@ struct Preview: AsyncParsableCommand {
             clients: AgentClients(environment: ProcessInfo.processInfo.environment),
             now: try await Ledger(connection: ledger, namespace: namespace).databaseNow(),
             logger: database.logger, dryRun: true, databaseURL: productURL)
-        let emails = try await AgentRegistry.agent(kind, options: options).preview(
+        guard let agent = AgentRegistry.standard.agent(kind, options: options) else {
+            throw CommandError("\(job.name) names the agent \"\(kind)\", which this runner is not built with")
+        }
+        let emails = try await agent.preview(
             context, user: user, includeRecorded: all)
         guard !emails.isEmpty else {
             print("\(job.name) would send no email now")

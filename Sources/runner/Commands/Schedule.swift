@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 import RunnerCore
@@ -84,7 +85,7 @@ struct ScheduleCommand: AsyncParsableCommand {
             connection: try await PostgresConnection.connect(url, applicationName: "runner-leases"),
             namespace: table.namespace)
         let executor = RunExecutor(
-            ledger: ledger, logger: logger, heartbeatInterval: try Once.heartbeatInterval(), databaseURL: url,
+            ledger: ledger, agents: .standard, logger: logger, heartbeatInterval: try Once.heartbeatInterval(), databaseURL: url,
             heartbeats: heartbeats)
         let now = try await ledger.databaseNow()
         try await ledger.registerJobs(table.jobs, at: now, wholeTable: true)
@@ -126,7 +127,7 @@ struct ScheduleCommand: AsyncParsableCommand {
         let reload = Signals([SIGHUP], counting: false) {
             Task {
                 do {
-                    let table = try JobTableLoader().load(path: config.path)
+                    let table = try JobTableLoader(agents: .standard).load(path: config.path)
                     guard table.namespace == ledger.namespace else {
                         logger.error(
                             "reload refused: the table's namespace changed; restart the scheduler to move it",

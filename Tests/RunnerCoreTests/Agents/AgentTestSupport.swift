@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Logging
 
 @testable import RunnerCore

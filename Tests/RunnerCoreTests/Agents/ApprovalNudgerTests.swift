@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Testing
 
 @testable import RunnerCore

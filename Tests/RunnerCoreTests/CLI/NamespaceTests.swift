@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Testing
 
 @testable import RunnerCore
@@ -128,14 +129,14 @@ struct NamespaceTests {
         for bad in ["Ops", "", "a/b", String(repeating: "x", count: 65), "ops team"] {
             let text = "namespace: \"\(bad)\"\njobs:\n  a: {command: [x], schedule: \"@daily\"}\n"
             do {
-                _ = try JobTableLoader(environment: [:]).load(text: text, path: "jobs.yaml")
+                _ = try JobTableLoader(environment: [:], agents: .standard).load(text: text, path: "jobs.yaml")
                 Issue.record("namespace \(bad) was accepted")
             } catch {
                 #expect(error.diagnostics.first?.line == 1 && error.diagnostics.first?.column == 12, "\(error)")
                 #expect(error.description.contains("must be 1 to 64 characters of a-z, 0-9"), "\(error)")
             }
         }
-        let table = try JobTableLoader(environment: ["NS": "sales-eu_2"]).load(
+        let table = try JobTableLoader(environment: ["NS": "sales-eu_2"], agents: .standard).load(
             text: "namespace: \"${NS}\"\njobs:\n  a: {command: [x], schedule: \"@daily\"}\n", path: "jobs.yaml")
         #expect(table.namespace == "sales-eu_2")
     }

@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Testing
 import Yams
 
@@ -13,7 +14,7 @@ struct DeployFilesTests {
     static let root = TestDatabase.packageRoot
 
     static func jobTable() throws -> JobTable {
-        try JobTableLoader(environment: [:]).load(path: root.appendingPathComponent("jobs.yaml").path)
+        try JobTableLoader(environment: [:], agents: .standard).load(path: root.appendingPathComponent("jobs.yaml").path)
     }
 
     @Test("crontab.example: one runner once line per job, at the job's own schedule when cron can say it")

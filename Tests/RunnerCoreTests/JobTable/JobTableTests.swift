@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Testing
 
 @testable import RunnerCore
@@ -7,7 +8,7 @@ import Testing
 @Suite("Job table")
 struct JobTableTests {
     static func load(_ text: String, environment: [String: String] = [:]) throws -> JobTable {
-        try JobTableLoader(environment: environment).load(text: text, path: "jobs.yaml")
+        try JobTableLoader(environment: environment, agents: .standard).load(text: text, path: "jobs.yaml")
     }
 
     static func diagnostics(_ text: String, environment: [String: String] = [:]) -> [ConfigDiagnostic] {
@@ -25,13 +26,13 @@ struct JobTableTests {
             "../../../jobs.yaml"
         )
         .standardized.path
-        let table = try JobTableLoader(environment: [:]).load(path: path)
+        let table = try JobTableLoader(environment: [:], agents: .standard).load(path: path)
         #expect(table.jobs.map(\.name) == ["stuck-tasks", "approval-nudges", "timesheet-reminders", "deal-insights"])
         let reminders = try #require(table.job(named: "timesheet-reminders"))
         #expect(reminders.timeZone.identifier == "Europe/London")
-        #expect(reminders.action == .agent(.timesheetDrafter, AgentOptions()))
+        #expect(reminders.action == .agent(TimesheetDrafter.name, AgentOptions()))
         let stuck = try #require(table.job(named: "stuck-tasks"))
-        guard case .agent(.taskMonitor, let options) = stuck.action else {
+        guard case .agent(TaskMonitor.name, let options) = stuck.action else {
             Issue.record("stuck-tasks is not a task-monitor job")
             return
         }
@@ -143,7 +144,7 @@ struct JobTableTests {
         #expect(
             job.action
                 == .agent(
-                    .taskMonitor,
+                    TaskMonitor.name,
                     AgentOptions([
                         "alert_to": .addresses(["ops@example.com"]), "stuck_after": .duration(.seconds(259_200)),
                     ]))
@@ -474,7 +475,7 @@ struct JobTableTests {
         bytes.append(contentsOf: [0xE9, 0x0A])  // Latin-1 é
         try bytes.write(to: file)
         do {
-            _ = try JobTableLoader(environment: [:]).load(path: file.path)
+            _ = try JobTableLoader(environment: [:], agents: .standard).load(path: file.path)
             Issue.record("a Latin-1 file was read")
         } catch {
             #expect(error.diagnostics.first?.line == 3 && error.diagnostics.first?.column == 6, "\(error)")

@@ -70,7 +70,7 @@ struct EffectsTests {
         try await effects.markSent(sent.id)
         try await Task.sleep(for: .milliseconds(20))
 
-        let pending = try await effects.pending(kind: "email")
+        let pending = try await effects.pending(kind: EmailDelivery.kind)
         #expect(pending.map(\.key) == ["fresh", "transient"])
         #expect(pending.last?.lastError == "421 try again later")
         let dead = try #require(try await effects.effect(kind: "email", key: "crashed"))

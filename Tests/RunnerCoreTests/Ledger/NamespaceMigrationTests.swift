@@ -39,13 +39,13 @@ struct NamespaceMigrationTests {
         #expect(try await ledger.history(.init(limit: 10)).count == 2)
         #expect(try await ledger.activePauses(jobs: ["report"])["report"]?.reason == "upgrade")
         let pending = try await Effects(connection: connection, namespace: "default").pending(
-            kind: "notification", keyPrefix: "notify:")
+            kind: Notifier.kind, keyPrefix: "notify:")
         #expect(pending.map(\.key) == ["notify:report|failed|2026-01-01T00:00:00Z|webhook-0000"])
         #expect(try await ledger.summaries(jobs: ["report"])["report"]?.lastStatus == .succeeded)
         // Another namespace sees none of it, and may claim the same job and slot.
         let sales = Ledger(connection: connection, namespace: "sales")
         #expect(try await sales.history(.init(limit: 10)).isEmpty)
-        #expect(try await Effects(connection: connection, namespace: "sales").pending(kind: "notification").isEmpty)
+        #expect(try await Effects(connection: connection, namespace: "sales").pending(kind: Notifier.kind).isEmpty)
         let slot = Date(timeIntervalSince1970: 1_767_225_600)  // 2026-01-01T00:00:00Z
         let request = Ledger.ClaimRequest(
             job: "report", slot: slot, slotKey: Ledger.slotKey(for: slot), trigger: .once, claimedBy: "t:1",

@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Logging
 import Testing
 
@@ -98,7 +99,7 @@ struct RetentionTests {
         var retention = Retention()
         retention.runs = .seconds(400 * 86_400)
         let executor = RunExecutor(
-            ledger: Ledger(connection: connection), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+            ledger: Ledger(connection: connection), agents: .standard, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         let now = try await executor.ledger.databaseNow()
         let scheduler = Scheduler(
             jobs: [], runner: OnceRunner(executor: executor), logger: executor.logger, now: now, retention: retention)
@@ -112,7 +113,7 @@ struct RetentionTests {
 
     @Test("retention: in defaults is read, each at least a day, errors at line:col")
     func tableRetention() throws {
-        let table = try JobTableLoader(environment: [:]).load(
+        let table = try JobTableLoader(environment: [:], agents: .standard).load(
             text: """
                 defaults:
                   retention: {runs: 30d, effects: 365d}
@@ -123,13 +124,13 @@ struct RetentionTests {
         #expect(table.retention.metrics == .seconds(30 * 86_400), "the default")
         #expect(table.retention.effects == .seconds(365 * 86_400))
         #expect(throws: JobTableError.self) {
-            try JobTableLoader(environment: [:]).load(
+            try JobTableLoader(environment: [:], agents: .standard).load(
                 text:
                     "defaults:\n  retention: {runs: 12h, logs: 3d}\njobs:\n  a: {command: [\"true\"], schedule: \"@daily\"}\n",
                 path: "jobs.yaml")
         }
         do {
-            _ = try JobTableLoader(environment: [:]).load(
+            _ = try JobTableLoader(environment: [:], agents: .standard).load(
                 text:
                     "defaults:\n  retention: {runs: 12h, logs: 3d}\njobs:\n  a: {command: [\"true\"], schedule: \"@daily\"}\n",
                 path: "jobs.yaml")

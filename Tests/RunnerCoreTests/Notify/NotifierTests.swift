@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Logging
 import Testing
 
@@ -28,9 +29,9 @@ struct NotifierTests {
             folder = try TemporaryDirectory()
             let environment = ["PATH": "/usr/bin:/bin", "WEBHOOK_SECRET": NotifierTests.secret, "DIR": folder.url.path]
                 .merging(extra) { $1 }
-            table = try JobTableLoader(environment: environment).load(text: "jobs:\n" + jobs, path: "jobs.yaml")
+            table = try JobTableLoader(environment: environment, agents: .standard).load(text: "jobs:\n" + jobs, path: "jobs.yaml")
             executor = RunExecutor(
-                ledger: Ledger(connection: connection), logger: NotifierTests.quiet,
+                ledger: Ledger(connection: connection), agents: .standard, logger: NotifierTests.quiet,
                 heartbeatInterval: .seconds(1), environment: environment)
             clock = Locked(Date())
             self.connection = connection
@@ -423,7 +424,7 @@ struct NotifierTests {
         #expect(try pending.first?.string("last_error")?.contains("HTTP 503") == true)
         // Any job's next run (another process) sends what is pending.
         let next = RunExecutor(
-            ledger: Ledger(connection: setup.connection), logger: Self.quiet, heartbeatInterval: .seconds(1),
+            ledger: Ledger(connection: setup.connection), agents: .standard, logger: Self.quiet, heartbeatInterval: .seconds(1),
             environment: setup.executor.environment)
         _ = try await setup.once("fine", at: Self.at("2026-05-01T10:05:00Z"), process: next)
         let sent = try await setup.connection.query("SELECT status FROM runner.effects WHERE kind = 'notification'")
@@ -453,7 +454,7 @@ struct NotifierTests {
         let effects = Effects(ledger: ledger)
         for index in 0..<25 {
             _ = try await effects.record(
-                kind: Notifier.kind, key: "notify:elsewhere|failed|slot-\(index)|webhook-00000000", runID: nil,
+                kind: Notifier.kind.name, key: "notify:elsewhere|failed|slot-\(index)|webhook-00000000", runID: nil,
                 target: "webhook-00000000", payload: ["event": "failed"])
         }
         _ = try await setup.once("here", at: Self.at("2026-05-01T10:00:05Z"))

@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Logging
 import Testing
 
@@ -17,13 +18,13 @@ struct ClaimRetryTests {
         let (role, url) = try await TestDatabase.restrictedRole("claims", on: owner)
         try await owner.execute("REVOKE INSERT ON runner.runs FROM \(role)")
         let executor = RunExecutor(
-            ledger: Ledger(connection: try await PostgresConnection.connect(url)), logger: SchedulerTests.quiet,
+            ledger: Ledger(connection: try await PostgresConnection.connect(url)), agents: .standard, logger: SchedulerTests.quiet,
             heartbeatInterval: .seconds(1), environment: ["PATH": "/usr/bin:/bin"])
         return (OnceRunner(executor: executor), owner, "GRANT INSERT ON runner.runs TO \(role)")
     }
 
     static func job(catchup: String) throws -> Job {
-        let table = try JobTableLoader(environment: [:]).load(
+        let table = try JobTableLoader(environment: [:], agents: .standard).load(
             text: "jobs:\n  hourly: {command: [\"true\"], schedule: \"0 * * * *\", catchup: \(catchup)}\n",
             path: "jobs.yaml")
         return try #require(table.jobs.first)

@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Testing
 
 @testable import RunnerCore
@@ -13,7 +14,7 @@ struct CommandEnvironmentTests {
 
     static func job(_ extra: String) throws -> Job {
         let text = "jobs:\n  j:\n    command: [\"psql\"]\n    schedule: \"@daily\"\n" + extra
-        let table = try JobTableLoader(environment: ["REPORTS_URL": "postgres://rep:rep-pw-456@reports.internal/rep"])
+        let table = try JobTableLoader(environment: ["REPORTS_URL": "postgres://rep:rep-pw-456@reports.internal/rep"], agents: .standard)
             .load(text: text, path: "jobs.yaml")
         return try #require(table.jobs.first)
     }

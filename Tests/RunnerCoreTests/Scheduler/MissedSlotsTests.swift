@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Testing
 
 @testable import RunnerCore
@@ -15,7 +16,7 @@ struct MissedSlotsTests {
     /// A ledger with `jobs` registered as defined at 10:00, and its connection string.
     static func setup(_ label: String, jobs: String) async throws -> (Ledger, JobTable, ConnectionString) {
         let (url, connection) = try await TestDatabase.migrated(label)
-        let table = try JobTableLoader(environment: [:]).load(text: "jobs:\n" + jobs, path: "jobs.yaml")
+        let table = try JobTableLoader(environment: [:], agents: .standard).load(text: "jobs:\n" + jobs, path: "jobs.yaml")
         let ledger = Ledger(connection: connection)
         try await ledger.registerJobs(table.jobs, at: Self.at("2026-05-01T10:00:00Z"), wholeTable: true)
         return (ledger, table, url)

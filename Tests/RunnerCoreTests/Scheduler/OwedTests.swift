@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Testing
 
 @testable import RunnerCore
@@ -12,7 +13,7 @@ struct OwedTests {
 
     static func job(_ schedule: String, catchup: String = "1h") throws -> Job {
         try #require(
-            try JobTableLoader(environment: [:]).load(
+            try JobTableLoader(environment: [:], agents: .standard).load(
                 text: "jobs:\n  j: {command: [\"true\"], schedule: \"\(schedule)\", catchup: \(catchup)}\n",
                 path: "jobs.yaml"
             ).jobs.first)

@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Logging
 import Testing
 
@@ -13,7 +14,7 @@ struct RunRecordPropertyTests {
         let (_, connection) = try await TestDatabase.migrated("proprecords")
         let ledger = Ledger(connection: connection)
         let executor = RunExecutor(
-            ledger: ledger, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
+            ledger: ledger, agents: .standard, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() },
             environment: ["PATH": "/usr/bin:/bin"])
         let directory = try TemporaryDirectory()
         var random = SplitMix64(seed: 11)
@@ -25,7 +26,7 @@ struct RunRecordPropertyTests {
             try Data(outBytes).write(to: directory.url.appendingPathComponent("out\(index)"))
             try Data(errBytes).write(to: directory.url.appendingPathComponent("err\(index)"))
             let script = "cat '\(directory.url.path)/out\(index)'; cat '\(directory.url.path)/err\(index)' >&2; exit \(code)"
-            let table = try JobTableLoader(environment: [:]).load(
+            let table = try JobTableLoader(environment: [:], agents: .standard).load(
                 text: "jobs:\n  bytes: {command: [\"sh\", \"-c\", \"\(script)\"], schedule: \"@every 1h\", retries: {max: 0}}\n",
                 path: "jobs.yaml")
             let job = try #require(table.job(named: "bytes"))

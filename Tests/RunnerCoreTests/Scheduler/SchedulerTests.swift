@@ -1,4 +1,5 @@
 import Foundation
+@testable import JobTable
 import Logging
 import Testing
 
@@ -21,9 +22,9 @@ struct SchedulerTests {
         Scheduler, PostgresConnection, JobTable
     ) {
         let (_, connection) = try await TestDatabase.migrated(label)
-        let table = try JobTableLoader(environment: [:]).load(text: "jobs:\n" + jobs, path: "jobs.yaml")
+        let table = try JobTableLoader(environment: [:], agents: .standard).load(text: "jobs:\n" + jobs, path: "jobs.yaml")
         let executor = RunExecutor(
-            ledger: Ledger(connection: connection), logger: quiet, heartbeatInterval: .seconds(1),
+            ledger: Ledger(connection: connection), agents: .standard, logger: quiet, heartbeatInterval: .seconds(1),
             environment: ["PATH": "/usr/bin:/bin"])
         let scheduler = Scheduler(jobs: table.jobs, runner: OnceRunner(executor: executor), logger: quiet, now: now)
         return (scheduler, connection, table)
@@ -293,7 +294,7 @@ struct SchedulerTests {
             """
         let (scheduler, _, _) = try await Self.scheduler("reload", jobs: two, now: start)
         #expect(await scheduler.plan(now: start).fires.count == 2)
-        let table = try JobTableLoader(environment: [:]).load(text: "jobs:\n" + Self.fiveMinutes, path: "jobs.yaml")
+        let table = try JobTableLoader(environment: [:], agents: .standard).load(text: "jobs:\n" + Self.fiveMinutes, path: "jobs.yaml")
         await scheduler.reload(table.jobs, now: start.addingTimeInterval(1))
         #expect(await scheduler.plan(now: Self.at("2026-05-01T10:15:00Z")).fires.map(\.job) == ["five"])
         #expect(await scheduler.jobNames == ["five"])

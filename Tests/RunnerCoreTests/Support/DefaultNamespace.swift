@@ -1,5 +1,6 @@
 @testable import RunnerCore
 @testable import PostgresClient
+@testable import JobTable
 
 /// Tests that are not about namespaces speak for the default one, as a table without
 /// `namespace:` does.

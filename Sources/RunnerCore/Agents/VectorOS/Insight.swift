@@ -190,7 +190,7 @@ struct InsightWriter: Sendable {
 
     private func markDone(_ candidates: [InsightGenerator.Candidate]) async throws {
         try await context.effects.markDone(
-            InsightGenerator.effectKind, keys: candidates.flatMap { Array($0.keys.values) })
+            InsightGenerator.effectKind.name, keys: candidates.flatMap { Array($0.keys.values) })
     }
 
     /// One deal through the model: its insights, or the rules' when the call fails or the

@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import PostgresClient
 import RunnerSupport
 
@@ -11,7 +12,8 @@ import RunnerSupport
 /// claimed in the effects ledger first, so concurrent runs create it once; insight ids derive
 /// from that key, so finishing a crashed run's claim cannot duplicate a row either.
 public struct InsightGenerator: Agent {
-    public static let effectKind = "insight"
+    public static let name: AgentName = "insight-generator"
+    public static let effectKind = EffectKind("insight", recovery: .redo(after: .seconds(600)))
 
     struct Candidate: Sendable {
         let deal: Deal

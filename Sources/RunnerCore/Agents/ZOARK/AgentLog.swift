@@ -2,6 +2,17 @@ import Foundation
 import PostgresClient
 import RunnerSupport
 
+/// A ZOARK agent: after each run that is not a dry run, its activity feed gets a row.
+protocol ZOARKAgent: Agent {
+    static var activity: AgentLog.Action { get }
+}
+
+extension ZOARKAgent {
+    public func recordActivity(_ report: AgentReport, on database: PostgresConnection) async throws {
+        try await AgentLog.write(Self.activity, outcome: report.outcome, failed: report.failure != nil, on: database)
+    }
+}
+
 /// ZOARK's activity feed: one `"AgentLog"` row per run, where that table exists.
 enum AgentLog {
     enum Action: String {

@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 
@@ -6,7 +7,9 @@ import PostgresClient
 /// older than `cooldown` (24 h) get an email to their assignee, urgent by days overdue.
 /// `"lastNudgedAt"` is set only after a successful send, so a failed send is retried rather
 /// than silently cooled down. `escalate_to` is copied at critical urgency.
-public struct ApprovalNudger: Agent {
+public struct ApprovalNudger: ZOARKAgent {
+    public static let name: AgentName = "approval-nudger"
+    static let activity = AgentLog.Action.approvalNudge
     public enum Urgency: String, Sendable, CaseIterable {
         case low, medium, high, critical
 
@@ -156,7 +159,7 @@ public struct ApprovalNudger: Agent {
             }
             let keys = steps.map { EmailDelivery.recordedKey(Self.key($0.0), scope: context.effectsScope) }
             let recorded =
-                includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
+                includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind.name, keys: keys)
             previews += zip(steps, keys).filter { !recorded.contains($0.1) }.map {
                 Self.email(for: $0.0.0, to: $0.0.1, escalateTo: escalateTo)
             }

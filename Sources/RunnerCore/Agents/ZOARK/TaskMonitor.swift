@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 import RunnerSupport
@@ -6,8 +7,10 @@ import RunnerSupport
 /// ZOARK's task monitor: ACTIVE tasks whose `lastUpdated` is older than `stuck_after` (48 h).
 /// Alerts once per stuck episode (task id + lastUpdated), optionally again every
 /// `realert_after`, in one digest email per run to `alert_to`; without a recipient, a draft.
-public struct TaskMonitor: Agent {
-    public static let alertKind = "task-monitor.alert"
+public struct TaskMonitor: ZOARKAgent {
+    public static let name: AgentName = "task-monitor"
+    static let activity = AgentLog.Action.taskStuckAlert
+    public static let alertKind = EffectKind("task-monitor.alert", recovery: .followsGroup)
 
     struct StuckTask: Sendable, Equatable {
         let id: String
@@ -78,9 +81,9 @@ public struct TaskMonitor: Agent {
             // next run.
             var email: Email?
             let id = try await context.effects.recordGroup(
-                members: Self.alertKind,
+                members: Self.alertKind.name,
                 leader: (
-                    EmailDelivery.kind,
+                    EmailDelivery.kind.name,
                     EmailDelivery.recordedKey("digest:run-\(context.runID)", scope: context.effectsScope)
                 ),
                 target: target, runID: context.runID,
@@ -128,7 +131,7 @@ public struct TaskMonitor: Agent {
                 default: nil
                 }
             if let status {
-                try await context.effects.settleGroup(members: Self.alertKind, leaderID: digest.id, as: status)
+                try await context.effects.settleGroup(members: Self.alertKind.name, leaderID: digest.id, as: status)
             }
             if result == .sent || result == .drafted { alerted = newly }
         }
@@ -149,7 +152,7 @@ public struct TaskMonitor: Agent {
             let stuck = Self.tasks(rows, bad: &bad, logger: context.logger)
             let keys = stuck.map { Self.episodeKey($0, realertAfter: realertAfter, context: context) }
             let recorded =
-                includeRecorded ? [] : try await context.effects.recordedKeys(kind: Self.alertKind, keys: keys)
+                includeRecorded ? [] : try await context.effects.recordedKeys(kind: Self.alertKind.name, keys: keys)
             for (task, key) in zip(stuck, keys) where !recorded.contains(key) {
                 total += 1
                 if listed.count < limit { listed.append(task) }

@@ -1,4 +1,5 @@
 import Foundation
+import JobTable
 import Logging
 import PostgresClient
 import RunnerSupport
@@ -6,7 +7,9 @@ import RunnerSupport
 /// ZOARK's timesheet drafter: every user whose `"timesheetStatus"` is not 'completed' gets one
 /// reminder per ISO week, with the tasks they finished in the last 7 days (through their
 /// team-member assignments, else their projects) and their GitHub pushes of the week.
-public struct TimesheetDrafter: Agent {
+public struct TimesheetDrafter: ZOARKAgent {
+    public static let name: AgentName = "timesheet-drafter"
+    static let activity = AgentLog.Action.timesheetReminder
     struct Reminder: Sendable {
         let userID: String
         let name: String
@@ -84,7 +87,7 @@ public struct TimesheetDrafter: Agent {
             context: context)
         let keys = reminders.map { EmailDelivery.recordedKey(Self.key($0, week: week), scope: context.effectsScope) }
         let recorded =
-            includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind, keys: keys)
+            includeRecorded ? [] : try await context.effects.recordedKeys(kind: EmailDelivery.kind.name, keys: keys)
         return zip(reminders, keys).filter { !recorded.contains($0.1) }.compactMap { reminder, _ in
             guard case .success(let address) = reminder.email else { return nil }
             return Self.email(reminder, to: address, week: week)

@@ -128,24 +128,24 @@ public struct EmailAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Header values built from data: encoded words, never raw text.
-enum MIMEHeader {
+package enum MIMEHeader {
     /// An unstructured header value (a subject): as it is when it is printable ASCII without
     /// control characters, else RFC 2047 encoded words (UTF-8, base64), folded onto lines of
     /// their own so no line exceeds 78 characters. Control characters become spaces first.
-    static func unstructured(_ text: String) -> String {
+    package static func unstructured(_ text: String) -> String {
         let clean = singleLine(text)
         if clean.utf8.count <= 900, clean.utf8.allSatisfy({ (0x20..<0x7F).contains($0) }) { return clean }
         return encodedWords(clean)
     }
 
     /// One line of text for a JSON API's subject: control characters become spaces.
-    static func singleLine(_ text: String) -> String {
+    package static func singleLine(_ text: String) -> String {
         String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
     }
 
     /// A display name: a quoted string when it is plain ASCII letters, digits, spaces and
     /// `.-'`, else encoded words.
-    static func phrase(_ text: String) -> String {
+    package static func phrase(_ text: String) -> String {
         let plain = text.utf8.allSatisfy { byte in
             (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
                 || " .-'".utf8.contains(byte)
@@ -155,7 +155,7 @@ enum MIMEHeader {
 
     /// `=?UTF-8?B?…?=` words of at most 39 bytes of text each (52 of base64), never splitting a
     /// UTF-8 sequence, joined by folding whitespace.
-    static func encodedWords(_ text: String) -> String {
+    package static func encodedWords(_ text: String) -> String {
         var words: [String] = []
         var chunk: [UInt8] = []
         // By scalar: a word must hold whole UTF-8 sequences, and a scalar is at most 4 bytes

@@ -5,7 +5,7 @@ import RunnerSupport
 /// One validated entry of the job table, with `defaults:` already merged in.
 public struct Job: Sendable {
     public enum Action: Sendable, Equatable {
-        case agent(AgentKind, AgentOptions)
+        case agent(AgentName, AgentOptions)
         /// An argv run without a shell, with `${VAR}` expanded; `written` is the same argv as the
         /// job table has it (variables unexpanded), the only form that goes into history.
         case command([String], written: [String])
@@ -81,7 +81,7 @@ public struct CommandEnvironment: Sendable, Equatable {
     /// `NAME: value` pairs (`${VAR}` expanded).
     public var values: [String: String] = [:]
 
-    static let minimal: Set<String> = [
+    package static let minimal: Set<String> = [
         "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TERM", "LANG", "TZ", "DATABASE_URL",
         "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE",
         "SSL_CERT_DIR",

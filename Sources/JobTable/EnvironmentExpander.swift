@@ -1,13 +1,13 @@
 /// Expands `${VAR}` and `${VAR:-default}` from the environment; `$$` is a literal `$`.
-struct EnvironmentExpander: Sendable {
-    enum Failure: Error, Equatable {
+package struct EnvironmentExpander: Sendable {
+    package enum Failure: Error, Equatable {
         case unset(String)
         case malformed(String)
     }
 
-    let environment: [String: String]
+    package let environment: [String: String]
 
-    func expand(_ text: String) throws(Failure) -> String {
+    package func expand(_ text: String) throws(Failure) -> String {
         guard text.contains("$") else { return text }
         var result = ""
         var rest = Substring(text)

@@ -1,25 +1,44 @@
-/// The agents the runner knows, and the options each accepts under `with:`.
-public enum AgentKind: String, Sendable, CaseIterable {
-    case taskMonitor = "task-monitor"
-    case approvalNudger = "approval-nudger"
-    case timesheetDrafter = "timesheet-drafter"
-    case insightGenerator = "insight-generator"
+/// The name a job table gives an agent (`agent: task-monitor`): one that the catalogue given to
+/// the loader holds. The job table knows agents only by these names and their option types.
+public struct AgentName: RawRepresentable, Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public let rawValue: String
 
-    public enum OptionType: Sendable {
-        case duration, string, positiveInteger
-        /// Comma-separated email addresses, each parsed by ``EmailAddress``; may be empty.
-        case emailAddresses
-    }
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { rawValue = value }
 
-    /// Every key `with:` may hold for this agent, and its type: the agent's own declaration.
-    public var optionTypes: [String: OptionType] {
-        switch self {
-        case .taskMonitor: return TaskMonitor.Options.types
-        case .approvalNudger: return ApprovalNudger.Options.types
-        case .timesheetDrafter: return TimesheetDrafter.Options.types
-        case .insightGenerator: return InsightGenerator.Options.types
+    public var description: String { rawValue }
+}
+
+/// The type of one `with:` key.
+public enum AgentOptionType: Sendable {
+    case duration, string, positiveInteger
+    /// Comma-separated email addresses, each parsed by ``EmailAddress``; may be empty.
+    case emailAddresses
+}
+
+/// The agents a job table may name, in the order an error lists them, each with every key its
+/// `with:` may hold: the agents' own declarations, registered by whoever builds the runner.
+public struct AgentCatalogue: Sendable {
+    public struct Entry: Sendable {
+        public let name: AgentName
+        public let optionTypes: [String: AgentOptionType]
+
+        public init(name: AgentName, optionTypes: [String: AgentOptionType]) {
+            self.name = name
+            self.optionTypes = optionTypes
         }
     }
+
+    public let entries: [Entry]
+
+    public init(_ entries: [Entry]) { self.entries = entries }
+
+    public func optionTypes(of name: AgentName) -> [String: AgentOptionType]? {
+        entries.first { $0.name == name }?.optionTypes
+    }
+
+    public var names: [AgentName] { entries.map(\.name) }
 }
 
 /// A validated value of one agent option.
@@ -56,7 +75,7 @@ extension AgentOptionSet {
         }
     }
 
-    static var types: [String: AgentKind.OptionType] {
+    public static var types: [String: AgentOptionType] {
         Dictionary(uniqueKeysWithValues: fields.map { ($0.key, $0.type) })
     }
 }
@@ -64,8 +83,8 @@ extension AgentOptionSet {
 /// One `with:` key of an agent: its name, its type, and where its value goes.
 public struct OptionField<Options>: Sendable {
     public let key: String
-    public let type: AgentKind.OptionType
-    let apply: @Sendable (inout Options, AgentOptionValue) -> Void
+    public let type: AgentOptionType
+    package let apply: @Sendable (inout Options, AgentOptionValue) -> Void
 
     public static func duration(_ key: String, _ path: WritableKeyPath<Options, Duration> & Sendable) -> Self {
         Self(key: key, type: .duration) { options, value in

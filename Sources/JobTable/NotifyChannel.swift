@@ -55,7 +55,7 @@ public struct NotifyChannel: Sendable, Equatable {
     }
 
     /// 8 hex digits of FNV-1a: stable across processes and hosts (unlike Hasher).
-    static func digest(_ text: String) -> String {
+    package static func digest(_ text: String) -> String {
         var hash: UInt32 = 2_166_136_261
         for byte in text.utf8 {
             hash ^= UInt32(byte)

@@ -6,9 +6,12 @@ import Yams
 /// Reads `jobs.yaml` into a validated ``JobTable``, or reports every problem with its line and column.
 public struct JobTableLoader: Sendable {
     public var environment: [String: String]
+    /// The agents `agent:` may name, and the options each takes.
+    public var agents: AgentCatalogue
 
-    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment, agents: AgentCatalogue) {
         self.environment = environment
+        self.agents = agents
     }
 
     /// The file named by `--config`, else `RUNNER_CONFIG`, else `./jobs.yaml`.
@@ -57,7 +60,7 @@ public struct JobTableLoader: Sendable {
     }
 
     public func load(text: String, path: String) throws(JobTableError) -> JobTable {
-        var reader = JobTableReader(environment: EnvironmentExpander(environment: environment))
+        var reader = JobTableReader(environment: EnvironmentExpander(environment: environment), agents: agents)
         let jobs = reader.read(text)
         guard reader.diagnostics.isEmpty else {
             let sorted = reader.diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
@@ -67,13 +70,13 @@ public struct JobTableLoader: Sendable {
     }
 
     /// Where a text's first byte that is not UTF-8 stands (1-based line and column).
-    struct NotUTF8: Error {
-        let line: Int
-        let column: Int
+    package struct NotUTF8: Error {
+        package let line: Int
+        package let column: Int
     }
 
     /// `bytes` as UTF-8 text, or where the first invalid byte is.
-    static func utf8Text(_ bytes: Data) -> Result<String, NotUTF8> {
+    package static func utf8Text(_ bytes: Data) -> Result<String, NotUTF8> {
         var iterator = bytes.makeIterator()
         var decoder = UTF8()
         var (line, column) = (1, 1)
@@ -101,25 +104,27 @@ public struct JobTableLoader: Sendable {
 }
 
 /// The walk over the YAML node tree; collects diagnostics instead of stopping at the first.
-struct JobTableReader {
-    let environment: EnvironmentExpander
-    var diagnostics: [ConfigDiagnostic] = []
+package struct JobTableReader {
+    package let environment: EnvironmentExpander
+    package let agents: AgentCatalogue
+    package var diagnostics: [ConfigDiagnostic] = []
     /// Placeholder key → (original key, line of its first definition).
     private var duplicates: [String: (key: String, firstLine: Int)] = [:]
 
-    init(environment: EnvironmentExpander) {
+    package init(environment: EnvironmentExpander, agents: AgentCatalogue) {
         self.environment = environment
+        self.agents = agents
     }
 
     private struct Defaults {
-        var timeZone = TimeZone(identifier: "UTC")!
-        var timeout = Job.defaultTimeout
-        var overlap = Job.Overlap.skip
-        var catchup = Job.defaultCatchup
-        var retries = Job.Retries.standard
-        var notify: [NotifyChannel] = []
-        var repeatAfter: Duration = .seconds(24 * 3600)
-        var warnAfter: Duration?
+        package var timeZone = TimeZone(identifier: "UTC")!
+        package var timeout = Job.defaultTimeout
+        package var overlap = Job.Overlap.skip
+        package var catchup = Job.defaultCatchup
+        package var retries = Job.Retries.standard
+        package var notify: [NotifyChannel] = []
+        package var repeatAfter: Duration = .seconds(24 * 3600)
+        package var warnAfter: Duration?
     }
 
     /// `retention:` of `defaults:`, once read.
@@ -127,7 +132,7 @@ struct JobTableReader {
     /// The top-level `namespace:`, once read.
     private(set) var namespace = JobTable.defaultNamespace
 
-    mutating func read(_ original: String) -> [Job] {
+    package mutating func read(_ original: String) -> [Job] {
         let (text, starDiagnostics) = YAMLPreflight.quoteStarValues(in: original)
         diagnostics += starDiagnostics
         guard let root = compose(text) else {
@@ -196,7 +201,7 @@ struct JobTableReader {
         namespace = text
     }
 
-    static func isValidJobName(_ name: String) -> Bool {
+    package static func isValidJobName(_ name: String) -> Bool {
         guard let first = name.first, first.isASCII, first.isLetter || first.isNumber, name.count <= 64 else {
             return false
         }
@@ -309,12 +314,12 @@ struct JobTableReader {
         var action: Job.Action?
         switch (values["agent"], values["command"]) {
         case (nil, nil):
-            error(at: keyNode, "job \"\(name)\" needs either agent: (one of \(Self.agentList)) or command: [argv...]")
+            error(at: keyNode, "job \"\(name)\" needs either agent: (one of \(agentList)) or command: [argv...]")
         case (.some, .some):
             error(at: keyNodes["command"]!, "job \"\(name)\" has both agent: and command:; keep one")
         case (let agentNode?, nil):
-            if let kind = agent(agentNode, context("agent")) {
-                action = .agent(kind, options(values["with"], for: kind, job: name))
+            if let (kind, types) = agent(agentNode, context("agent")) {
+                action = .agent(kind, options(values["with"], for: kind, types: types, job: name))
             }
         case (nil, let commandNode?):
             if let with = keyNodes["with"] {
@@ -390,25 +395,26 @@ struct JobTableReader {
         return value
     }
 
-    private static var agentList: String {
-        AgentKind.allCases.map(\.rawValue).joined(separator: ", ")
+    private var agentList: String {
+        agents.names.map(\.rawValue).joined(separator: ", ")
     }
 
     // MARK: - Values
 
-    private mutating func agent(_ node: Node, _ context: String) -> AgentKind? {
+    private mutating func agent(_ node: Node, _ context: String) -> (AgentName, [String: AgentOptionType])? {
         guard let text = string(node, context) else { return nil }
-        guard let kind = AgentKind(rawValue: text) else {
-            error(at: node, "unknown agent \"\(text)\" (expected one of \(Self.agentList))")
+        guard let types = agents.optionTypes(of: AgentName(text)) else {
+            error(at: node, "unknown agent \"\(text)\" (expected one of \(agentList))")
             return nil
         }
-        return kind
+        return (AgentName(text), types)
     }
 
-    private mutating func options(_ node: Node?, for kind: AgentKind, job: String) -> AgentOptions {
+    private mutating func options(
+        _ node: Node?, for kind: AgentName, types: [String: AgentOptionType], job: String
+    ) -> AgentOptions {
         guard let node, let mapping = mappingOrEmpty(node, what: "job \"\(job)\", with:") else { return AgentOptions() }
         var options = AgentOptions()
-        let types = kind.optionTypes
         for (keyNode, value) in mapping {
             guard
                 let key = name(

@@ -4,11 +4,11 @@ import Foundation
 ///
 /// Each fix is reported as a diagnostic; the patched text is parsed only to find further errors,
 /// never to run anything.
-enum YAMLPreflight {
+package enum YAMLPreflight {
     /// Finds values such as `schedule: */5 * * * *`, which YAML reads as an alias, and
     /// `schedule: @daily`, which starts with a character YAML reserves: neither parses. Reports
     /// each one, and quotes it in the returned text.
-    static func quoteStarValues(in text: String) -> (text: String, diagnostics: [ConfigDiagnostic]) {
+    package static func quoteStarValues(in text: String) -> (text: String, diagnostics: [ConfigDiagnostic]) {
         var diagnostics: [ConfigDiagnostic] = []
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         for (index, line) in lines.enumerated() {
@@ -56,7 +56,7 @@ enum YAMLPreflight {
 
     /// Renames a repeated mapping key after `firstLine` (same indentation, same mapping) to a
     /// placeholder, so parsing can go on; returns the placeholders and where they stand.
-    static func renameDuplicates(
+    package static func renameDuplicates(
         of key: String, firstLine: Int, column: Int, in text: String, nextPlaceholder: inout Int
     ) -> (text: String, renamed: [(placeholder: String, line: Int)]) {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)

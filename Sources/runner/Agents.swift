@@ -1,0 +1,12 @@
+import JobTable
+import RunnerCore
+
+/// The agents this runner is built with: each product registers its own list; a new agent is
+/// one line there. The order is the one `runner check` names them in.
+extension AgentRegistry {
+    static let standard = AgentRegistry(ZOARK.agents + VectorOS.agents)
+}
+
+extension AgentCatalogue {
+    static let standard = AgentRegistry.standard.catalogue
+}

@@ -1,0 +1,11 @@
+@testable import JobTable
+import RunnerCore
+
+/// The agents the tests run with: the runner's own list (`Sources/runner/Agents.swift`).
+extension AgentRegistry {
+    static let standard = AgentRegistry(ZOARK.agents + VectorOS.agents)
+}
+
+extension AgentCatalogue {
+    static let standard = AgentRegistry.standard.catalogue
+}
