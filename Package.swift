@@ -54,6 +54,13 @@ let package = Package(
             dependencies: ["Cron", "RunnerSupport", .product(name: "Yams", package: "Yams")]
         ),
         .target(
+            name: "Ledger",
+            dependencies: [
+                "PostgresClient", "EmbeddedPostgres", "JobTable", "RunnerSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "RunnerCore",
             dependencies: [
                 "RunnerSupport",
@@ -63,6 +70,7 @@ let package = Package(
                 "Processes",
                 "EmbeddedPostgres",
                 "JobTable",
+                "Ledger",
                 "CCurl",
                 "CCrypto",
                 .product(name: "Logging", package: "swift-log"),
@@ -73,7 +81,7 @@ let package = Package(
         .target(
             name: "RunnerServer",
             dependencies: [
-                "RunnerCore", "JobTable",
+                "RunnerCore", "JobTable", "Ledger",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -86,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "runner",
             dependencies: [
-                "RunnerCore", "JobTable",
+                "RunnerCore", "JobTable", "Ledger",
                 "RunnerServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -94,7 +102,7 @@ let package = Package(
         ),
         .target(
             name: "BenchmarkSupport",
-            dependencies: ["RunnerCore", "JobTable", "PostgresClient", "EmbeddedPostgres"],
+            dependencies: ["RunnerCore", "JobTable", "Ledger", "PostgresClient", "EmbeddedPostgres"],
             path: "Benchmarks/Support"
         ),
         .executableTarget(
@@ -104,13 +112,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "ledger-bench",
-            dependencies: ["RunnerCore", "JobTable", "PostgresClient", "BenchmarkSupport"],
+            dependencies: ["RunnerCore", "JobTable", "Ledger", "PostgresClient", "BenchmarkSupport"],
             path: "Benchmarks/LedgerBench"
         ),
         .executableTarget(
             name: "agent-bench",
             dependencies: [
-                "RunnerCore", "JobTable", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
+                "RunnerCore", "JobTable", "Ledger", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/AgentBench"
@@ -118,20 +126,20 @@ let package = Package(
         .executableTarget(
             name: "delivery-bench",
             dependencies: [
-                "RunnerCore", "JobTable", "RunnerSupport", "PostgresClient", "EmbeddedPostgres", "BenchmarkSupport",
+                "RunnerCore", "JobTable", "Ledger", "RunnerSupport", "PostgresClient", "EmbeddedPostgres", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/DeliveryBench"
         ),
         .executableTarget(
             name: "migration-bench",
-            dependencies: ["RunnerCore", "JobTable", "BenchmarkSupport"],
+            dependencies: ["RunnerCore", "JobTable", "Ledger", "BenchmarkSupport"],
             path: "Benchmarks/MigrationBench"
         ),
         .executableTarget(
             name: "insight-bench",
             dependencies: [
-                "RunnerCore", "JobTable", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
+                "RunnerCore", "JobTable", "Ledger", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/InsightBench"
@@ -140,7 +148,7 @@ let package = Package(
             name: "RunnerCoreTests",
             dependencies: [
                 "RunnerSupport", "PostgresClient", "Cron", "Redaction", "Processes", "EmbeddedPostgres", "JobTable",
-                "RunnerCore",
+                "Ledger", "RunnerCore",
                 "RunnerServer", "runner",
             ]
         ),

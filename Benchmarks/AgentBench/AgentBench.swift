@@ -2,6 +2,7 @@ import BenchmarkSupport
 import Foundation
 import Glibc
 import JobTable
+import Ledger
 import Logging
 import PostgresClient
 import RunnerCore

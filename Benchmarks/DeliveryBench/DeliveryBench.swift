@@ -2,6 +2,7 @@ import BenchmarkSupport
 import EmbeddedPostgres
 import Foundation
 import JobTable
+import Ledger
 import Logging
 import PostgresClient
 import RunnerCore

@@ -1,6 +1,7 @@
 import BenchmarkSupport
 import Foundation
 import JobTable
+import Ledger
 import Logging
 import PostgresClient
 import RunnerCore

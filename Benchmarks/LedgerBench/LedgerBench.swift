@@ -1,6 +1,7 @@
 import BenchmarkSupport
 import Foundation
 import JobTable
+import Ledger
 import PostgresClient
 import RunnerCore
 

@@ -1,5 +1,6 @@
 import BenchmarkSupport
 import Foundation
+import Ledger
 import RunnerCore
 
 // Migration 12 (namespaces) on a large ledger: a ledger at version 11 with RUNS runs (default

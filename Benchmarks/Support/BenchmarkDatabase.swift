@@ -1,5 +1,6 @@
 import EmbeddedPostgres
 import Foundation
+import Ledger
 import PostgresClient
 import RunnerCore
 

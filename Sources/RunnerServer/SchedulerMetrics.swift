@@ -1,4 +1,5 @@
 import Foundation
+import Ledger
 import Prometheus
 import RunnerCore
 import RunnerSupport

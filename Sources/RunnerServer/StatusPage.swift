@@ -1,6 +1,7 @@
 import Cron
 import Foundation
 import JobTable
+import Ledger
 import RunnerCore
 import RunnerSupport
 

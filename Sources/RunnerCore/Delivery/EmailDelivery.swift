@@ -1,6 +1,7 @@
 import EmbeddedPostgres
 import Foundation
 import JobTable
+import Ledger
 import RunnerSupport
 
 /// Sends emails as effects: recorded before sending, leased for each attempt, marked after.

@@ -1,4 +1,5 @@
 import Foundation
+import Ledger
 import RunnerSupport
 
 /// A Sentry DSN (`https://PUBLIC_KEY@HOST[:PORT]/[PATH/]PROJECT_ID`), parsed into what an event

@@ -1,5 +1,6 @@
 import Foundation
 import JobTable
+import Ledger
 
 /// `runner backfill JOB --from T --to T`: every slot of the range once, oldest first, through
 /// the same claim as the schedule, under the job's overlap policy. A slot that already has a

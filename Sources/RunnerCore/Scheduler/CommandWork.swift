@@ -1,4 +1,5 @@
 import Foundation
+import Ledger
 import Processes
 import Redaction
 import RunnerSupport

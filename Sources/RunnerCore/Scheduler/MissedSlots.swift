@@ -1,5 +1,6 @@
 import Foundation
 import JobTable
+import Ledger
 import RunnerSupport
 
 /// The dead man's switch: every slot of a job from its definition on gets a row, and a slot past

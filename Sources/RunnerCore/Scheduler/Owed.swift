@@ -1,5 +1,6 @@
 import Foundation
 import JobTable
+import Ledger
 import RunnerSupport
 
 /// What a job owes for a span of its slots: the one rule that `runner once`, the scheduler (its

@@ -1,5 +1,6 @@
 import Foundation
 import JobTable
+import Ledger
 import RunnerSupport
 
 /// How one run ended, before it is written to the ledger.

@@ -1,6 +1,7 @@
 import Foundation
 import HeapModule
 import JobTable
+import Ledger
 import Logging
 import PostgresClient
 import Processes

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobTable
+import Ledger
 import Logging
 import PostgresClient
 import Redaction

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Ledger
 import RunnerCore
 import RunnerSupport
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import JobTable
+import Ledger
 import Logging
 import PostgresClient
 import RunnerCore

@@ -4,6 +4,7 @@ import Logging
 
 @testable import RunnerCore
 @testable import PostgresClient
+@testable import Ledger
 
 /// A migrated database with ZOARK's tables, and contexts for running agents alone.
 struct ZoarkDatabase {

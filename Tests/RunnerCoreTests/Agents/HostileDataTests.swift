@@ -4,6 +4,7 @@ import Testing
 @testable import RunnerCore
 @testable import RunnerSupport
 @testable import PostgresClient
+@testable import Ledger
 
 /// Issue "hostile and broken product data": each row of its table reproduced against the real
 /// servers (aiosmtpd, PostgreSQL with a non-UTC time zone, local HTTP servers).

@@ -5,6 +5,7 @@ import Testing
 @testable import RunnerCore
 @testable import RunnerSupport
 @testable import Cron
+@testable import Ledger
 
 /// The Claude path against a local server speaking the Messages API.
 @Suite("Insight generator with Claude")

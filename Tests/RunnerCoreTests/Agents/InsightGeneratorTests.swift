@@ -5,6 +5,7 @@ import Testing
 
 @testable import RunnerCore
 @testable import PostgresClient
+@testable import Ledger
 
 @Suite("Insight generator (rule-based)")
 struct InsightGeneratorTests {

@@ -6,6 +6,7 @@ import Testing
 @testable import PostgresClient
 @testable import Cron
 @testable import EmbeddedPostgres
+@testable import Ledger
 
 /// What a job owes, through the real binary on a real server (issue 25): nothing from before its
 /// definition, a row for every slot of a gap a stop left, holes found after failed claims, and no

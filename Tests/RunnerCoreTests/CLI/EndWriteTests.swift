@@ -3,6 +3,7 @@ import Testing
 
 @testable import RunnerCore
 @testable import Cron
+@testable import Ledger
 
 /// A run's end must land (issue 26): refused for a while (a revoked grant here; a full disk or a
 /// failover alike), it is retried, and the run ends as what it was, not `abandoned`.

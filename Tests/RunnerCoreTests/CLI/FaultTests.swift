@@ -7,6 +7,7 @@ import Testing
 @testable import Cron
 @testable import EmbeddedPostgres
 @testable import Processes
+@testable import Ledger
 
 /// Issue "honest under faults": each fault an operator meets, done to `runner once` against the
 /// real servers, with the time the stop took bounded by the job's timeout plus 5 s.

@@ -5,6 +5,7 @@ import Testing
 @testable import RunnerSupport
 @testable import PostgresClient
 @testable import EmbeddedPostgres
+@testable import Ledger
 
 /// The ledger's rules under random interleavings (issue 13): `runner once`, `--force` and
 /// `--dry-run` processes, failing commands and kill -9, over an hour of the database's clock.

@@ -4,6 +4,7 @@ import Testing
 @testable import RunnerCore
 @testable import RunnerSupport
 @testable import PostgresClient
+@testable import Ledger
 
 /// `runner migrate`, `once`, `history` and `status`, run as processes against the test server.
 @Suite("runner once and the run history")

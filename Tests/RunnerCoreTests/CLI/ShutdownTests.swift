@@ -4,6 +4,7 @@ import Testing
 @testable import RunnerCore
 @testable import PostgresClient
 @testable import Cron
+@testable import Ledger
 
 /// SIGTERM means stop claiming (issue 26): with thousands of fires queued behind each other, no
 /// slot is claimed after the signal; what was not claimed is left for another replica.

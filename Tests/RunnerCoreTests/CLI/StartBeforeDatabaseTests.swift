@@ -5,6 +5,7 @@ import Testing
 @testable import PostgresClient
 @testable import Cron
 @testable import EmbeddedPostgres
+@testable import Ledger
 
 /// A scheduler started before its database (a deploy or a reboot in the wrong order) waits for
 /// it instead of exiting (issue 26).

@@ -4,6 +4,7 @@ import Testing
 @testable import RunnerCore
 @testable import RunnerSupport
 @testable import PostgresClient
+@testable import Ledger
 
 @Suite("Effects ledger against a real PostgreSQL")
 struct EffectsTests {

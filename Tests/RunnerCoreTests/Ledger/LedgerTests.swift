@@ -4,6 +4,7 @@ import Testing
 @testable import RunnerCore
 @testable import RunnerSupport
 @testable import PostgresClient
+@testable import Ledger
 
 @Suite("Ledger against a real PostgreSQL")
 struct LedgerTests {

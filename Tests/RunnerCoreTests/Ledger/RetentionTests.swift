@@ -5,6 +5,7 @@ import Testing
 
 @testable import RunnerCore
 @testable import PostgresClient
+@testable import Ledger
 
 /// Retention (issue 14): old runs, metrics and done effects go, in batches, once an hour among
 /// all replicas; running runs, pending effects and each job's last 20 failures stay.

@@ -6,6 +6,7 @@ import Testing
 @testable import RunnerCore
 @testable import RunnerSupport
 @testable import PostgresClient
+@testable import Ledger
 
 /// A claim refused by a fault that may pass (here a revoked INSERT grant, as a full disk or a
 /// failover would refuse it) is tried again until the job's next slot or the end of its catchup,

@@ -5,6 +5,7 @@ import Testing
 @testable import RunnerCore
 @testable import RunnerSupport
 @testable import PostgresClient
+@testable import Ledger
 
 @Suite("LeaseKeeper: every lease of a process in one statement")
 struct LeaseKeeperTests {

@@ -5,6 +5,7 @@ import Testing
 @testable import RunnerCore
 @testable import RunnerSupport
 @testable import PostgresClient
+@testable import Ledger
 
 /// The missed-slot check against a real ledger on an injected clock (issue 25): holes after later
 /// runs are found, the checked-through mark keeps each check to what is new, and of several

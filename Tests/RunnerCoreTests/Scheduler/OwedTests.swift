@@ -4,6 +4,7 @@ import Testing
 
 @testable import RunnerCore
 @testable import RunnerSupport
+@testable import Ledger
 
 /// What a job owes for a span of time, on an injected clock (issue 25): the one rule `once`, the
 /// scheduler, `status` and `missed` share.

@@ -4,6 +4,7 @@ import Logging
 import Testing
 
 @testable import RunnerCore
+@testable import Ledger
 
 /// Whatever a command prints and however it exits, its run ends in a terminal status with a
 /// record the ledger can store (issue "honest under faults").

@@ -6,6 +6,7 @@ import Testing
 @testable import RunnerCore
 @testable import RunnerSupport
 @testable import PostgresClient
+@testable import Ledger
 
 /// `runner schedule`'s loop with an injected clock: the test says what time it is, the
 /// scheduler never sleeps (issue 14).

@@ -2,6 +2,7 @@ import Foundation
 
 @testable import RunnerCore
 @testable import PostgresClient
+@testable import Ledger
 
 /// A folder with a jobs.yaml, a migrated database, and the environment pointing at both.
 final class CLISetup: Sendable {

@@ -1,6 +1,7 @@
 @testable import RunnerCore
 @testable import PostgresClient
 @testable import JobTable
+@testable import Ledger
 
 /// Tests that are not about namespaces speak for the default one, as a table without
 /// `namespace:` does.

@@ -4,6 +4,7 @@ import Testing
 @testable import RunnerCore
 @testable import PostgresClient
 @testable import EmbeddedPostgres
+@testable import Ledger
 
 /// The PostgreSQL server of the test run: `DATABASE_URL` when given, else one embedded cluster
 /// (the runner's own harness) under `.build/test-postgres`, started once per test run. Its

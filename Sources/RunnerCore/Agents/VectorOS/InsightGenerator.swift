@@ -1,5 +1,6 @@
 import Foundation
 import JobTable
+import Ledger
 import PostgresClient
 import RunnerSupport
 

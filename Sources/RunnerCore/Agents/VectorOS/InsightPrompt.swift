@@ -1,4 +1,5 @@
 import Foundation
+import Ledger
 import RunnerSupport
 
 /// What the insight generator asks Claude, and how it reads the answer.

@@ -1,5 +1,6 @@
 import Foundation
 import JobTable
+import Ledger
 import Logging
 import PostgresClient
 import RunnerSupport

@@ -4,7 +4,7 @@ extension Migration {
     /// their old `job:` keys moved to their scope is recorded here: each job's first run after
     /// the upgrade moves them (only the job table knows which agent and database a name meant).
     /// And the attempts of one slot are found through (job, slot).
-    static let v0006EffectScopes = Migration(
+    package static let v0006EffectScopes = Migration(
         version: 6,
         name: "effect scopes",
         sql: """

@@ -50,7 +50,7 @@ public struct RunRecord: Sendable, Equatable {
         finished_at, duration_ms, NULL::text AS outcome, left(error, 300) AS error, retry_at
         """
 
-    init(row: PostgresRow) throws {
+    package init(row: PostgresRow) throws {
         id = try row.int64("id") ?? 0
         namespace = try row.string("namespace", default: "")
         job = try row.string("job", default: "")
@@ -75,7 +75,7 @@ public struct RunRecord: Sendable, Equatable {
         [.failed, .timedOut, .abandoned].contains(status) && attempt <= max && !isPermanentFailure
     }
 
-    /// A failure its run judged permanent (``RunResult/permanent(_:hint:)``): never retried.
+    /// A failure its run judged permanent (the work said retrying cannot help): never retried.
     public var isPermanentFailure: Bool {
         if case .object(let fields) = outcome, fields["permanent"] == .bool(true) { return true }
         return false

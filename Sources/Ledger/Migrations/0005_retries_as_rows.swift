@@ -1,7 +1,7 @@
 extension Migration {
     /// Retries are rows, not memory: a failed attempt records when its successor is due, and
     /// whoever calls `runner once` (or the scheduler) after that claims it.
-    static let v0005RetriesAsRows = Migration(
+    package static let v0005RetriesAsRows = Migration(
         version: 5,
         name: "retries as rows",
         sql: """

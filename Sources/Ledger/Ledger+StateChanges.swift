@@ -6,7 +6,7 @@ import PostgresClient
 /// last notification.
 extension Ledger {
     /// Rows of scheduled slots: not manual runs (`--force`), their retries, or dry runs.
-    static let scheduledOnly = "NOT starts_with(slot_key, 'manual:') AND NOT starts_with(slot_key, 'dry-run:')"
+    package static let scheduledOnly = "NOT starts_with(slot_key, 'manual:') AND NOT starts_with(slot_key, 'dry-run:')"
 
     /// Where `slot` stands in `job`'s run of failures, from the rows themselves (no window):
     /// failed slots are those with a failed, timed-out or abandoned attempt and no success
@@ -21,7 +21,7 @@ extension Ledger {
     }
 
     /// A failed slot's rows: a shutdown's `interrupted` is not the job's fault.
-    static let failure = "status IN ('failed', 'timed_out', 'abandoned')"
+    package static let failure = "status IN ('failed', 'timed_out', 'abandoned')"
 
     public func streak(job: String, at slot: Date) async throws -> Streak {
         let failure = Self.failure
@@ -257,26 +257,6 @@ extension Ledger {
             """, [.array(jobs), ns])
         {
             if let job = try row.string("job") { result[job] = try row.int("streak") ?? 0 }
-        }
-        return result
-    }
-
-    /// Per job: its latest notification (any channel), when and which event.
-    public func lastNotifications(jobs: [String]) async throws -> [String: (at: Date, event: String)] {
-        var result: [String: (Date, String)] = [:]
-        for row in try await connection.query(
-            """
-            SELECT DISTINCT ON (j.name) j.name, e.created_at, split_part(e.key, '|', 2) AS event
-            FROM unnest($1::text[]) AS j(name)
-            JOIN runner.effects e
-              ON e.kind IN ('notification', 'email') AND e.namespace = $2
-             AND starts_with(e.key, 'notify:' || $3 || j.name || '|')
-            ORDER BY j.name, e.created_at DESC
-            """, [.array(jobs), ns, PostgresValue(Notifier.keyPrefix(namespace: namespace))])
-        {
-            if let job = try row.string("name"), let at = try row.date("created_at") {
-                result[job] = (at, try row.string("event", default: ""))
-            }
         }
         return result
     }

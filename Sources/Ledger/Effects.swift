@@ -94,7 +94,7 @@ public struct Effects: Sendable {
             id, kind, key, run_id, status, target, payload::text AS payload, attempts, last_error, created_at, done_at
             """
 
-        init(row: PostgresRow) throws {
+        package init(row: PostgresRow) throws {
             id = try row.int64("id") ?? 0
             kind = try row.string("kind", default: "")
             key = try row.string("key", default: "")
@@ -110,7 +110,7 @@ public struct Effects: Sendable {
     }
 
     /// Never the heartbeat's: a long batch of effect writes must not delay the lease's renewal.
-    let connection: PostgresConnection
+    package let connection: PostgresConnection
     /// Whose effects these are: recorded under it, and only its pending ones are finished here.
     /// Keys stay unique per kind across namespaces (a key names the outside effect itself).
     public let namespace: String
@@ -266,7 +266,7 @@ public struct Effects: Sendable {
     }
 
     /// An effect's error as stored: redacted, storable, at most 4 KiB.
-    static func storable(_ error: String?) -> String? {
+    package static func storable(_ error: String?) -> String? {
         error.map { Storable.text(Redactor.process($0), limit: 4096) }
     }
 
@@ -292,7 +292,7 @@ public struct Effects: Sendable {
             """, [.int64(id), PostgresValue(status.rawValue), PostgresValue(error)])
     }
 
-    static let markPatience: Duration = .seconds(30)
+    package static let markPatience: Duration = .seconds(30)
 
     /// Pending effects of a kind that a new run should finish: never attempted, or attempted
     /// and failed transiently. Effects whose attempt died mid-send are marked failed first.
@@ -377,7 +377,7 @@ public struct Effects: Sendable {
         return recorded
     }
 
-    static func batches(_ count: Int, of size: Int = 2000) -> [Range<Int>] {
+    package static func batches(_ count: Int, of size: Int = 2000) -> [Range<Int>] {
         stride(from: 0, to: count, by: size).map { $0..<min($0 + size, count) }
     }
 
@@ -386,7 +386,7 @@ public struct Effects: Sendable {
     /// The claims of a `.redo` kind another run holds but that may be taken over: left pending
     /// by a run that stopped, or done though the thing they made is gone. The wait keeps a run
     /// still working on them from being overtaken.
-    static func redoable(_ kind: EffectKind) -> String {
+    package static func redoable(_ kind: EffectKind) -> String {
         guard case .redo(let after) = kind.recovery else { return "false" }
         return """
             status IN ('pending', 'sent') AND coalesce(done_at, created_at) < now() - interval '\(after.components.seconds) seconds'

@@ -2,7 +2,7 @@ extension Migration {
     /// Effects are only ever looked up by status to find the pending ones of a kind, and those
     /// are few: a partial index holds just them, where the full (status, created_at) index took
     /// an entry for every email and insight ever recorded and did not serve the lookup by kind.
-    static let v0002IndexPendingEffects = Migration(
+    package static let v0002IndexPendingEffects = Migration(
         version: 2,
         name: "index pending effects only",
         sql: """

@@ -1,6 +1,6 @@
 extension Migration {
     /// The runs, effects and metrics ledgers, and the jobs the runner has seen.
-    static let v0001CreateLedger = Migration(
+    package static let v0001CreateLedger = Migration(
         version: 1,
         name: "create ledger",
         sql: """

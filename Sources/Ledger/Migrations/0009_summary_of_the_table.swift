@@ -3,7 +3,7 @@ extension Migration {
     /// `schedule` keep equal to it), not every name that ever ran: a job removed
     /// from the table leaves the summary (its runs stay in `runner.runs`). Same columns, so
     /// `CREATE OR REPLACE` keeps the view's grants.
-    static let v0009SummaryOfTheTable = Migration(
+    package static let v0009SummaryOfTheTable = Migration(
         version: 9,
         name: "summary of the job table",
         sql: """

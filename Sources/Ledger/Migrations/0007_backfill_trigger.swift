@@ -1,7 +1,7 @@
 extension Migration {
     /// `runner backfill` runs past slots under a trigger of their own, so the history tells
     /// them from what the schedule ran on time.
-    static let v0007BackfillTrigger = Migration(
+    package static let v0007BackfillTrigger = Migration(
         version: 7,
         name: "backfill trigger",
         sql: """

@@ -20,7 +20,7 @@ public struct Ledger: Sendable {
     }
 
     /// The namespace as a statement parameter.
-    var ns: PostgresValue { PostgresValue(namespace) }
+    package var ns: PostgresValue { PostgresValue(namespace) }
 
     public enum ClaimResult: Sendable, Equatable {
         /// This process owns the slot and must run it.
@@ -257,7 +257,7 @@ public struct Ledger: Sendable {
     /// `notAfter` had passed (a conflict always leaves the winner's row).
     /// A claim refused before its INSERT (``ClaimRequest/gate``, ``ClaimRequest/claimBy``).
     private struct Refused: Error {
-        let result: ClaimResult
+        package let result: ClaimResult
     }
 
     private func takenRun(_ request: ClaimRequest) async throws -> ClaimResult {
@@ -282,7 +282,7 @@ public struct Ledger: Sendable {
     /// attempt's retry is due at once (`retry_at`), so the next slot that begins settles it if no
     /// call retries it first: a killed process's attempt is never left without a successor.
     /// `namespace`: the parameter that holds the namespace.
-    static func markAbandonedSQL(namespace: String) -> String {
+    package static func markAbandonedSQL(namespace: String) -> String {
         """
         UPDATE runner.runs
         SET status = 'abandoned',
@@ -331,6 +331,12 @@ public struct Ledger: Sendable {
         public let id: Int64
         public let job: String
         public let slot: Date
+
+        package init(id: Int64, job: String, slot: Date) {
+            self.id = id
+            self.job = job
+            self.slot = slot
+        }
     }
 
     /// Records each slot of `slots` (per job) that has no row as `missed`, in one statement

@@ -1,7 +1,7 @@
 extension Migration {
     /// When each ledger chore last ran (retention): claimed by an UPDATE, so among any number
     /// of replicas one runs it, at most once per interval.
-    static let v0008Maintenance = Migration(
+    package static let v0008Maintenance = Migration(
         version: 8,
         name: "maintenance claims",
         sql: """

@@ -10,10 +10,10 @@ public struct Migrator: Sendable {
     }
 
     /// The lock key: a fixed number ("runner" in ASCII) all runner processes agree on.
-    static let lockKey = 0x72_75_6E_6E_65_72
+    package static let lockKey = 0x72_75_6E_6E_65_72
 
-    let connection: PostgresConnection
-    let migrations: [Migration]
+    package let connection: PostgresConnection
+    package let migrations: [Migration]
 
     public init(connection: PostgresConnection, migrations: [Migration] = Migration.all) {
         self.connection = connection

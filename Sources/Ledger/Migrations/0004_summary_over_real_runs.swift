@@ -4,7 +4,7 @@ extension Migration {
     /// of their own (the last skip and why, misses in 7 days). The success rate is per slot, the
     /// last attempt deciding (`SLOT#2` retries the slot `SLOT`). And the `missed` status: a slot
     /// that `runner once` found later than its catchup.
-    static let v0004SummaryOverRealRuns = Migration(
+    package static let v0004SummaryOverRealRuns = Migration(
         version: 4,
         name: "job summary over real runs, per slot",
         sql: """

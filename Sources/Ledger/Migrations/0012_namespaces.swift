@@ -14,7 +14,7 @@ extension Migration {
     /// (the agent, the product's database, the target), so two services running one agent on one
     /// product still send each email once; `namespace` says whose run recorded it, who sends it
     /// when it is pending, and whose retention deletes it.
-    static let v0012Namespaces = Migration(
+    package static let v0012Namespaces = Migration(
         version: 12,
         name: "namespaces",
         sql: """

@@ -1,7 +1,7 @@
 extension Migration {
     /// `runner pause` and `runner resume`: each pause a row, kept after it ends, so the slots a
     /// paused job did not run are never counted as missed, however late someone looks.
-    static let v0010Pauses = Migration(
+    package static let v0010Pauses = Migration(
         version: 10,
         name: "pauses",
         sql: """

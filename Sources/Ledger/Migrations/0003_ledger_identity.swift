@@ -2,7 +2,7 @@ extension Migration {
     /// A random id per ledger, for Message-IDs and provider idempotency keys (two ledgers on one
     /// provider account must never share one), and the `unknown` effect status: an attempt that
     /// may have been performed (a timeout after the request left, or a process that died mid-send).
-    static let v0003LedgerIdentity = Migration(
+    package static let v0003LedgerIdentity = Migration(
         version: 3,
         name: "ledger identity and unknown effects",
         sql: """
