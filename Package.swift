@@ -61,6 +61,17 @@ let package = Package(
             ]
         ),
         .target(
+            name: "HTTPClients",
+            dependencies: ["CCurl", "PostgresClient", "Redaction", "RunnerSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "Outbox",
+            dependencies: [
+                "HTTPClients", "Ledger", "JobTable", "PostgresClient", "EmbeddedPostgres", "Redaction", "RunnerSupport", "CCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "RunnerCore",
             dependencies: [
                 "RunnerSupport",
@@ -71,6 +82,8 @@ let package = Package(
                 "EmbeddedPostgres",
                 "JobTable",
                 "Ledger",
+                "HTTPClients",
+                "Outbox",
                 "CCurl",
                 "CCrypto",
                 .product(name: "Logging", package: "swift-log"),
@@ -81,7 +94,7 @@ let package = Package(
         .target(
             name: "RunnerServer",
             dependencies: [
-                "RunnerCore", "JobTable", "Ledger",
+                "RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -94,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "runner",
             dependencies: [
-                "RunnerCore", "JobTable", "Ledger",
+                "RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox",
                 "RunnerServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -102,7 +115,7 @@ let package = Package(
         ),
         .target(
             name: "BenchmarkSupport",
-            dependencies: ["RunnerCore", "JobTable", "Ledger", "PostgresClient", "EmbeddedPostgres"],
+            dependencies: ["RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "PostgresClient", "EmbeddedPostgres"],
             path: "Benchmarks/Support"
         ),
         .executableTarget(
@@ -112,13 +125,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "ledger-bench",
-            dependencies: ["RunnerCore", "JobTable", "Ledger", "PostgresClient", "BenchmarkSupport"],
+            dependencies: ["RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "PostgresClient", "BenchmarkSupport"],
             path: "Benchmarks/LedgerBench"
         ),
         .executableTarget(
             name: "agent-bench",
             dependencies: [
-                "RunnerCore", "JobTable", "Ledger", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
+                "RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/AgentBench"
@@ -126,20 +139,20 @@ let package = Package(
         .executableTarget(
             name: "delivery-bench",
             dependencies: [
-                "RunnerCore", "JobTable", "Ledger", "RunnerSupport", "PostgresClient", "EmbeddedPostgres", "BenchmarkSupport",
+                "RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "RunnerSupport", "PostgresClient", "EmbeddedPostgres", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/DeliveryBench"
         ),
         .executableTarget(
             name: "migration-bench",
-            dependencies: ["RunnerCore", "JobTable", "Ledger", "BenchmarkSupport"],
+            dependencies: ["RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "BenchmarkSupport"],
             path: "Benchmarks/MigrationBench"
         ),
         .executableTarget(
             name: "insight-bench",
             dependencies: [
-                "RunnerCore", "JobTable", "Ledger", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
+                "RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/InsightBench"
@@ -148,7 +161,7 @@ let package = Package(
             name: "RunnerCoreTests",
             dependencies: [
                 "RunnerSupport", "PostgresClient", "Cron", "Redaction", "Processes", "EmbeddedPostgres", "JobTable",
-                "Ledger", "RunnerCore",
+                "Ledger", "HTTPClients", "Outbox", "RunnerCore",
                 "RunnerServer", "runner",
             ]
         ),

@@ -4,6 +4,7 @@ import Foundation
 import JobTable
 import Ledger
 import Logging
+import Outbox
 import PostgresClient
 import RunnerCore
 import RunnerSupport

@@ -2,6 +2,7 @@ import Cron
 import Foundation
 import JobTable
 import Ledger
+import Outbox
 import RunnerCore
 import RunnerSupport
 

@@ -2,6 +2,7 @@ import Foundation
 import JobTable
 import Ledger
 import Logging
+import Outbox
 import PostgresClient
 import RunnerSupport
 

@@ -1,3 +1,4 @@
+import Ledger
 import Logging
 import RunnerSupport
 
@@ -22,14 +23,5 @@ struct BadRows: Sendable {
         guard count > 0 else { return }
         report.count("bad_rows", count)
         report.note("bad_row_ids", .array(samples.map { .string($0.id) }))
-    }
-}
-
-/// Checked conversions of outside numbers: nil instead of a trap.
-enum Checked {
-    /// A whole number from a double, when it is finite and fits.
-    static func int(_ value: Double) -> Int? {
-        guard value.isFinite, abs(value) < 9.0e15 else { return nil }
-        return Int(value)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPClients
 import RunnerSupport
 
 /// The Anthropic Messages API: one request, retried on 429, 529 and 5xx with exponential

@@ -1,6 +1,7 @@
 import Foundation
 import JobTable
 import Ledger
+import Outbox
 import RunnerSupport
 
 /// The dead man's switch: every slot of a job from its definition on gets a row, and a slot past

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPClients
 import JobTable
 import Ledger
 import Logging

@@ -3,6 +3,7 @@ import Foundation
 import JobTable
 import Ledger
 import Logging
+import Outbox
 import PostgresClient
 import Redaction
 import RunnerCore

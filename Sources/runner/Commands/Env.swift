@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Outbox
 import Redaction
 import RunnerCore
 import RunnerSupport

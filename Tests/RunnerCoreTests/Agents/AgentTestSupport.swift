@@ -5,6 +5,8 @@ import Logging
 @testable import RunnerCore
 @testable import PostgresClient
 @testable import Ledger
+@testable import HTTPClients
+@testable import Outbox
 
 /// A migrated database with ZOARK's tables, and contexts for running agents alone.
 struct ZoarkDatabase {

@@ -3,6 +3,7 @@ import Testing
 
 @testable import RunnerCore
 @testable import RunnerSupport
+@testable import Outbox
 
 /// SendGrid and Resend against local servers that speak their documented formats.
 @Suite("SendGrid and Resend")

@@ -6,6 +6,7 @@ import Testing
 @testable import RunnerSupport
 @testable import Cron
 @testable import Ledger
+@testable import Outbox
 
 /// The Claude path against a local server speaking the Messages API.
 @Suite("Insight generator with Claude")

@@ -3,6 +3,7 @@ import Testing
 
 @testable import RunnerCore
 @testable import EmbeddedPostgres
+@testable import Ledger
 
 @Suite("Task monitor")
 struct TaskMonitorTests {

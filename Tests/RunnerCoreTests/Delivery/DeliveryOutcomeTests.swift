@@ -4,6 +4,8 @@ import Testing
 @testable import RunnerCore
 @testable import RunnerSupport
 @testable import EmbeddedPostgres
+@testable import HTTPClients
+@testable import Outbox
 
 /// How an attempt ends is judged by what the server may have done: not sent (transient),
 /// refused (failed), or maybe delivered (unknown, never retried by itself).
@@ -22,7 +24,7 @@ struct DeliveryOutcomeTests {
             ]) as? HTTPMailer)
         mailer.timeout = .seconds(1)
         let context = database.context(job: "j", runID: try await database.newRun("j"), mailer: mailer)
-        let delivery = EmailDelivery(context: context, attempts: 3, backoff: .milliseconds(10))
+        let delivery = EmailDelivery(context: context.outbox, attempts: 3, backoff: .milliseconds(10))
         #expect(try await delivery.deliver(Self.email, key: "late") == .unknown)
         #expect(try server.requests().count == 1)
         let effect = try #require(try await context.effects.effect(kind: "email", key: "j:late"))
@@ -43,7 +45,7 @@ struct DeliveryOutcomeTests {
             host: "127.0.0.1", port: slow.port, security: .none, username: nil, password: nil,
             from: "runner@example.com", client: CurlClient(), timeout: .seconds(1))
         let context = database.context(job: "j", runID: try await database.newRun("j"), mailer: mailer)
-        let delivery = EmailDelivery(context: context, attempts: 3, backoff: .milliseconds(10))
+        let delivery = EmailDelivery(context: context.outbox, attempts: 3, backoff: .milliseconds(10))
         #expect(try await delivery.deliver(Self.email, key: "slow") == .unknown)
         // The server did take it: it arrives once, and nothing sends it again.
         var arrived = 0
@@ -59,7 +61,7 @@ struct DeliveryOutcomeTests {
             host: "127.0.0.1", port: try EmbeddedPostgres.freePort(), security: .none, username: nil, password: nil,
             from: "runner@example.com", client: CurlClient(), timeout: .seconds(2))
         let refused = EmailDelivery(
-            context: database.context(job: "j", runID: try await database.newRun("j"), mailer: nobody),
+            context: database.context(job: "j", runID: try await database.newRun("j"), mailer: nobody).outbox,
             attempts: 1)
         #expect(try await refused.deliver(Self.email, key: "refused") == .pending)
         #expect(try await context.effects.effect(kind: "email", key: "j:refused")?.status == .pending)
@@ -258,7 +260,7 @@ struct DeliveryOutcomeTests {
         let context = database.context(job: "j", runID: try await database.newRun("j"), mailer: mailer)
         // A backoff far shorter than the server asked for: the server's wait wins.
         #expect(
-            try await EmailDelivery(context: context, backoff: .milliseconds(10)).deliver(Self.email, key: "k") == .sent
+            try await EmailDelivery(context: context.outbox, backoff: .milliseconds(10)).deliver(Self.email, key: "k") == .sent
         )
         let times = try server.requests().compactMap { request -> Double? in
             if case .number(let at)? = request["at"] { at } else { nil }
@@ -281,7 +283,7 @@ struct DeliveryOutcomeTests {
             let database = try await ZoarkDatabase(label)
             let context = database.context(
                 job: "j", runID: try await database.newRun("j"), mailer: mailer)
-            #expect(try await EmailDelivery(context: context).deliver(Self.email, key: "k") == .sent)
+            #expect(try await EmailDelivery(context: context.outbox).deliver(Self.email, key: "k") == .sent)
             let ledger = try await context.effects.ledgerID()
             #expect(ledger.count == 32)
             let effectID = try #require(try await context.effects.effect(kind: "email", key: "j:k")?.id)

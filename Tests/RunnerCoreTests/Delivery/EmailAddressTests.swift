@@ -4,6 +4,7 @@ import Testing
 
 @testable import RunnerCore
 @testable import RunnerSupport
+@testable import Outbox
 
 @Suite("Email addresses and headers")
 struct EmailAddressTests {

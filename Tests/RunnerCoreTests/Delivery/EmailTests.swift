@@ -3,6 +3,7 @@ import Testing
 
 @testable import RunnerCore
 @testable import RunnerSupport
+@testable import Outbox
 
 @Suite("Email bodies and payloads")
 struct EmailTests {

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import RunnerCore
+@testable import HTTPClients
 
 @Suite("Health pings")
 struct HealthPingTests {

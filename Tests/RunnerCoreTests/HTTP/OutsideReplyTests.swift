@@ -4,6 +4,7 @@ import Testing
 
 @testable import RunnerCore
 @testable import RunnerSupport
+@testable import HTTPClients
 
 /// Provider and model replies are outside input: odd headers, numbers, sizes and delays.
 @Suite("Outside replies")

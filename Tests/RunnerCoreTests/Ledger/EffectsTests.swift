@@ -5,6 +5,7 @@ import Testing
 @testable import RunnerSupport
 @testable import PostgresClient
 @testable import Ledger
+@testable import Outbox
 
 @Suite("Effects ledger against a real PostgreSQL")
 struct EffectsTests {

@@ -4,6 +4,7 @@ import Testing
 @testable import RunnerCore
 @testable import PostgresClient
 @testable import Ledger
+@testable import Outbox
 
 /// Migration 12 on a ledger that version 11 wrote: everything lands in `default`, nothing is
 /// lost, and the runner carries on where it was (issue 25).

@@ -7,6 +7,7 @@ import Testing
 @testable import RunnerSupport
 @testable import PostgresClient
 @testable import Ledger
+@testable import Outbox
 
 /// Notifications on state changes, in process on an injected clock, against a real ledger and
 /// local servers that check what they receive as the real receivers would (issue 16).

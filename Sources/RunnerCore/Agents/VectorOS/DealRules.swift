@@ -1,4 +1,5 @@
 import Foundation
+import RunnerSupport
 
 /// A deal as the anomaly rules see it. Every value may be missing; a missing value skips the
 /// rules that need it, never the deal or its workspace.

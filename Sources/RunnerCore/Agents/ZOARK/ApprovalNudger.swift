@@ -1,6 +1,8 @@
 import Foundation
 import JobTable
+import Ledger
 import Logging
+import Outbox
 import PostgresClient
 
 /// ZOARK's approval nudger: PENDING approval steps past their deadline whose last nudge is
@@ -77,7 +79,7 @@ public struct ApprovalNudger: ZOARKAgent {
         let (cooldown, escalateTo) = (options.cooldown, options.escalateTo)
         let clock = ContinuousClock()
         var phases = PhaseTimer()
-        let delivery = EmailDelivery(context: context)
+        let delivery = EmailDelivery(context: context.outbox)
         var overdue = 0
         var byUrgency: [Urgency: Int] = [:]
         var bad = BadRows()

@@ -2,6 +2,7 @@ import Foundation
 import JobTable
 import Ledger
 import Logging
+import Outbox
 import PostgresClient
 import RunnerSupport
 
@@ -55,7 +56,7 @@ public struct TaskMonitor: ZOARKAgent {
 
     public func run(_ context: AgentContext) async throws -> AgentReport {
         let (stuckAfter, realertAfter, recipients) = (options.stuckAfter, options.realertAfter, options.alertTo)
-        let delivery = EmailDelivery(context: recipients.isEmpty ? context.withoutMailer() : context)
+        let delivery = EmailDelivery(context: recipients.isEmpty ? context.outbox.withoutMailer() : context.outbox)
         let retried = try await delivery.finishPending()
 
         let clock = ContinuousClock()

@@ -1,6 +1,9 @@
 import Foundation
+import HTTPClients
 import JobTable
+import Ledger
 import Logging
+import Outbox
 import PostgresClient
 import RunnerSupport
 
@@ -43,7 +46,7 @@ public struct TimesheetDrafter: ZOARKAgent {
             return report.report
         }
         let week = Self.isoWeek(context.now)
-        let delivery = EmailDelivery(context: context)
+        let delivery = EmailDelivery(context: context.outbox)
         var results = try await delivery.finishPending()
         var deliverable: [(reminder: Reminder, to: EmailAddress)] = []
         for reminder in reminders {

@@ -20,10 +20,10 @@ public struct EmailDelivery: Sendable {
 
     public static let kind = EffectKind("email", recovery: .atMostOnce)
 
-    let context: AgentContext
+    package let context: OutboxContext
     /// Attempts within one run for transient failures, with doubling backoff.
-    var attempts = 3
-    var backoff: Duration = .milliseconds(500)
+    package var attempts = 3
+    package var backoff: Duration = .milliseconds(500)
 
     /// Opens after an email exhausts its retries on a transient failure: the provider is
     /// down, so the run's other emails are left pending without waiting on it again.
@@ -32,13 +32,13 @@ public struct EmailDelivery: Sendable {
     private let attempted = Locked(Set<Int64>())
     private let ledgerID = LedgerIDCache()
 
-    public init(context: AgentContext, attempts: Int = 3, backoff: Duration = .milliseconds(500)) {
+    public init(context: OutboxContext, attempts: Int = 3, backoff: Duration = .milliseconds(500)) {
         self.context = context
         self.attempts = attempts
         self.backoff = backoff
     }
 
-    /// The key an email is recorded under: `scope:key` (``AgentContext/effectsScope``).
+    /// The key an email is recorded under: `scope:key` (``OutboxContext/effectsScope``).
     public static func recordedKey(_ key: String, scope: String) -> String {
         scope + ":" + key
     }
@@ -67,7 +67,7 @@ public struct EmailDelivery: Sendable {
     }
 
     /// The key of a recorded invalid recipient: the email's key and a hash of the bad value.
-    static func invalidKey(_ key: String, _ invalid: EmailAddress.Invalid) -> String {
+    package static func invalidKey(_ key: String, _ invalid: EmailAddress.Invalid) -> String {
         key + "!invalid:" + EmbeddedPostgres.shortHash(invalid.value)
     }
 
@@ -112,7 +112,7 @@ public struct EmailDelivery: Sendable {
     /// the items with no email recorded yet, or one still pending, are handed to `render`
     /// (which returns their emails in their order). Then one statement records the new ones,
     /// and the pending ones are sent as many at a time as the mailer has connections.
-    func deliver<Item: Sendable>(
+    package func deliver<Item: Sendable>(
         _ items: [Item], key: (Item) -> String, phases: inout PhaseTimer,
         render: ([Item]) async throws -> [Email]
     ) async throws -> Batch {
@@ -308,7 +308,7 @@ extension EmailDelivery {
 private struct LedgerIDCache: Sendable {
     private let id = Locked<String?>(nil)
 
-    func get(_ effects: Effects) async throws -> String {
+    package func get(_ effects: Effects) async throws -> String {
         if let id = id.withLock({ $0 }) { return id }
         let fetched = try await effects.ledgerID()
         id.withLock { $0 = fetched }

@@ -35,7 +35,7 @@ public struct SentryDSN: Sendable, Equatable {
     }
 
     /// An envelope with one event item: a header line, the item's header, the event.
-    static func envelope(event: JSONValue, eventID: String, sentAt: Date) -> Data {
+    package static func envelope(event: JSONValue, eventID: String, sentAt: Date) -> Data {
         let payload = Data(event.text.utf8)
         let header: JSONValue = ["event_id": .string(eventID), "sent_at": .string(Ledger.slotKey(for: sentAt))]
         let item: JSONValue = [
@@ -48,5 +48,5 @@ public struct SentryDSN: Sendable, Equatable {
 /// A notification that cannot be sent as configured.
 public struct NotifyError: Error, Sendable, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    package init(_ description: String) { self.description = description }
 }

@@ -15,13 +15,18 @@ public struct GitHubClient: Sendable {
         public let description: String
         /// GitHub itself is down or unreachable (a network error or a 5xx), not this user.
         public var isOutage = false
+
+        public init(description: String, isOutage: Bool = false) {
+            self.description = description
+            self.isOutage = isOutage
+        }
     }
 
-    let baseURL: String
-    let token: String?
-    let client: CurlClient
+    package let baseURL: String
+    package let token: String?
+    package let client: CurlClient
     /// How long one call may take: a GitHub that hangs costs a run one wave of these.
-    var timeout: Duration = .seconds(5)
+    package var timeout: Duration = .seconds(5)
 
     public init(environment: [String: String], client: CurlClient = CurlClient()) {
         baseURL = environment["GITHUB_API_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://api.github.com"
@@ -37,7 +42,7 @@ public struct GitHubClient: Sendable {
 
     /// The same client on a transfer thread of its own: a client performs one call at a time,
     /// so concurrent lookups take one each.
-    func onOwnThread() -> GitHubClient {
+    package func onOwnThread() -> GitHubClient {
         var copy = GitHubClient(baseURL: baseURL, token: token, client: CurlClient())
         copy.timeout = timeout
         return copy

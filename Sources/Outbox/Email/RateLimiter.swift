@@ -2,16 +2,16 @@ import Foundation
 
 /// Spaces requests to at most `perSecond`, shared by every sender of one provider, and holds
 /// them all when the provider answers 429 with a Retry-After.
-actor RateLimiter {
+package actor RateLimiter {
     private let interval: Duration?
     private var next = ContinuousClock.now
 
-    init(perSecond: Double?) {
+    package init(perSecond: Double?) {
         interval = perSecond.flatMap { $0 > 0 && $0.isFinite ? .seconds(1 / $0) : nil }
     }
 
     /// Waits for this request's turn; throws if the task is cancelled meanwhile.
-    func wait() async throws {
+    package func wait() async throws {
         let now = ContinuousClock.now
         let slot = max(now, next)
         if let interval { next = slot + interval } else { next = max(next, now) }
@@ -19,7 +19,7 @@ actor RateLimiter {
     }
 
     /// No request starts before `wait` from now.
-    func pause(for wait: Duration) {
+    package func pause(for wait: Duration) {
         next = max(next, ContinuousClock.now + wait)
     }
 }

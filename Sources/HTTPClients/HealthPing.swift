@@ -11,9 +11,9 @@ public struct HealthPing: Sendable {
         case start, success, fail
     }
 
-    let url: String
-    let client: CurlClient
-    let logger: Logger
+    package let url: String
+    package let client: CurlClient
+    package let logger: Logger
     /// The start ping in flight: the run does not wait for it; the final ping does.
     private let started = Locked<Task<Void, Never>?>(nil)
 
@@ -24,7 +24,7 @@ public struct HealthPing: Sendable {
     }
 
     /// The address for a signal: the path gets `/start` or `/fail`, any query string stays last.
-    static func address(_ url: String, _ signal: Signal) -> String {
+    package static func address(_ url: String, _ signal: Signal) -> String {
         guard signal != .success else { return url }
         let query = url.firstIndex(of: "?").map { url[$0...] } ?? ""
         var path = url.prefix(upTo: url.firstIndex(of: "?") ?? url.endIndex)
@@ -33,7 +33,7 @@ public struct HealthPing: Sendable {
     }
 
     /// The host of the URL, for logs.
-    var host: String { URL(string: url)?.host ?? "the ping URL" }
+    package var host: String { URL(string: url)?.host ?? "the ping URL" }
 
     /// Sends the start ping without waiting for it: a slow or hanging endpoint never delays
     /// the run. The final ping waits for it first (at most its 3 s), so the server hears them

@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import HTTPClients
 import JobTable
 import RunnerSupport
 
@@ -23,11 +24,11 @@ public struct SMTPMailer: Mailer {
     public let password: String?
     public let from: EmailAddress
     /// `EMAIL_MAX_CONNECTIONS` clients, each keeping its SMTP session open across messages.
-    let clients: CurlPool
+    package let clients: CurlPool
     /// The whole submission, connect to the final reply.
-    var timeout: Duration = .seconds(30)
+    package var timeout: Duration = .seconds(30)
     /// `SMTP_CA_FILE`: the CA certificates to trust for this server instead of the system's.
-    var caFile: String?
+    package var caFile: String?
     public var provider: String { "smtp" }
 
     public init(
@@ -76,7 +77,7 @@ public struct SMTPMailer: Mailer {
     /// A refusal decides by its reply code (4xx may pass later, 5xx will not). Without one, it
     /// depends on whether the message's content had started to leave: before, nothing was
     /// delivered; after (a timeout or a reset waiting for the final reply), it may have been.
-    static func disposition(of failure: CurlTransfer.Failure) -> DeliveryError.Disposition {
+    package static func disposition(of failure: CurlTransfer.Failure) -> DeliveryError.Disposition {
         if failure.responseCode >= 500 { return .permanent }
         if failure.responseCode >= 400 { return .transient }
         return failure.requestSent ? .unknown : .transient
@@ -87,17 +88,17 @@ public struct SMTPMailer: Mailer {
 public struct HTTPMailer: Mailer {
     public let provider: String
     public let from: EmailAddress
-    let endpoint: String
-    let apiKey: String
-    let body: @Sendable (Email, EmailAddress, String) -> JSONValue
-    let clients: CurlPool
-    var timeout: Duration = .seconds(30)
+    package let endpoint: String
+    package let apiKey: String
+    package let body: @Sendable (Email, EmailAddress, String) -> JSONValue
+    package let clients: CurlPool
+    package var timeout: Duration = .seconds(30)
     /// Spaces requests to the provider's rate limit and holds them after a 429's Retry-After.
-    let limiter: RateLimiter
+    package let limiter: RateLimiter
 
     public var maxConnections: Int { clients.size }
 
-    init(
+    package init(
         provider: String, from: EmailAddress, endpoint: String, apiKey: String,
         body: @escaping @Sendable (Email, EmailAddress, String) -> JSONValue, client: CurlClient,
         maxConnections: Int = 1, ratePerSecond: Double? = nil
@@ -111,7 +112,7 @@ public struct HTTPMailer: Mailer {
         self.limiter = RateLimiter(perSecond: ratePerSecond)
     }
 
-    static func sendGrid(
+    package static func sendGrid(
         apiKey: String, from: EmailAddress, baseURL: String, client: CurlClient, maxConnections: Int = 1,
         ratePerSecond: Double? = nil
     ) -> HTTPMailer {
@@ -132,15 +133,15 @@ public struct HTTPMailer: Mailer {
             }, client: client, maxConnections: maxConnections, ratePerSecond: ratePerSecond)
     }
 
-    static func sendGridAddress(_ address: EmailAddress) -> JSONValue {
+    package static func sendGridAddress(_ address: EmailAddress) -> JSONValue {
         guard let name = address.displayName else { return ["email": .string(address.address)] }
         return ["email": .string(address.address), "name": .string(name)]
     }
 
     /// Resend's documented default limit is 2 requests per second per team.
-    static let resendRate = 2.0
+    package static let resendRate = 2.0
 
-    static func resend(
+    package static func resend(
         apiKey: String, from: EmailAddress, baseURL: String, client: CurlClient, maxConnections: Int = 1,
         ratePerSecond: Double? = resendRate
     ) -> HTTPMailer {
@@ -164,7 +165,7 @@ public struct HTTPMailer: Mailer {
     }
 
     /// Whether the provider answers a repeated idempotency key without sending again.
-    var deduplicatesRequests: Bool { provider == "resend" }
+    package var deduplicatesRequests: Bool { provider == "resend" }
 
     public func send(_ email: Email, messageID: String) async throws(DeliveryError) {
         var transfer = CurlTransfer(url: endpoint)

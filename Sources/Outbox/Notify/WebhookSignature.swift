@@ -18,7 +18,7 @@ public enum WebhookSignature {
         return hmac(signed, secret: secret)
     }
 
-    static func hmac(_ body: Data, secret: String) -> String {
+    package static func hmac(_ body: Data, secret: String) -> String {
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         let key = Array(secret.utf8)

@@ -5,41 +5,45 @@ import RunnerSupport
 
 /// One libcurl transfer (HTTP request or SMTP submission), performed synchronously on the
 /// calling thread. Callers run it on a thread of their own (see ``CurlClient``).
-struct CurlTransfer {
-    struct Response: Sendable {
-        let status: Int
-        let headers: [String: String]
-        let body: Data
+package struct CurlTransfer {
+    package struct Response: Sendable {
+        package let status: Int
+        package let headers: [String: String]
+        package let body: Data
     }
 
     /// A failure before any response: connect, TLS, timeout, cancelled.
-    struct Failure: Error, CustomStringConvertible, Sendable {
-        let code: Int
-        let message: String
+    package struct Failure: Error, CustomStringConvertible, Sendable {
+        package let code: Int
+        package let message: String
         /// The protocol response code, when the server answered (SMTP 4xx/5xx, say).
-        let responseCode: Int
+        package let responseCode: Int
         /// Whether the request (an HTTP request, or an SMTP message's content after DATA) had
         /// started to leave: after that, the server may have acted on it.
-        var requestSent = false
-        var description: String { message }
+        package var requestSent = false
+        package var description: String { message }
     }
 
-    var url: String
-    var method = "GET"
-    var headers: [String] = []
-    var body: Data?
-    var mailFrom: String?
-    var mailRecipients: [String] = []
+    package var url: String
+    package var method = "GET"
+    package var headers: [String] = []
+    package var body: Data?
+    package var mailFrom: String?
+    package var mailRecipients: [String] = []
     /// `CURLUSESSL_ALL` for STARTTLS that must succeed.
-    var requireTLS = false
-    var username: String?
-    var password: String?
+    package var requireTLS = false
+    package var username: String?
+    package var password: String?
     /// CA certificates to trust instead of the system's (a private relay's own CA).
-    var caFile: String?
-    var timeout: Duration = .seconds(30)
-    var connectTimeout: Duration = .seconds(10)
+    package var caFile: String?
+    package var timeout: Duration = .seconds(30)
+    package var connectTimeout: Duration = .seconds(10)
     /// A response body past this size aborts the transfer with a clear error.
-    var maxResponseBytes = 1 << 20
+    package var maxResponseBytes = 1 << 20
+
+    package init(url: String) {
+        self.url = url
+    }
 
     private static let globalInit: Void = {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -50,7 +54,7 @@ struct CurlTransfer {
         signal(SIGPIPE, SIG_IGN)
     }()
 
-    static func newHandle() throws(Failure) -> UnsafeMutableRawPointer {
+    package static func newHandle() throws(Failure) -> UnsafeMutableRawPointer {
         _ = Self.globalInit
         guard let handle = curl_easy_init() else {
             throw Failure(code: -1, message: "curl_easy_init failed", responseCode: 0)
@@ -59,7 +63,7 @@ struct CurlTransfer {
     }
 
     /// Performs the transfer on a handle of its own, closed after.
-    func perform(cancel: CancelFlag = CancelFlag()) throws(Failure) -> Response {
+    package func perform(cancel: CancelFlag = CancelFlag()) throws(Failure) -> Response {
         let handle = try Self.newHandle()
         defer { curl_easy_cleanup(handle) }
         return try perform(on: handle, cancel: cancel)
@@ -68,7 +72,7 @@ struct CurlTransfer {
     /// Performs the transfer on `handle`, whose open connection (and TLS session) the previous
     /// transfer to the same server left is used again: an SMTP server sees one session with
     /// several messages, an HTTP server one keep-alive connection.
-    func perform(on handle: UnsafeMutableRawPointer, cancel: CancelFlag) throws(Failure) -> Response {
+    package func perform(on handle: UnsafeMutableRawPointer, cancel: CancelFlag) throws(Failure) -> Response {
         // Forgets this transfer's options when it ends, keeping its live connections and caches:
         // the kept handle must not point at this transfer's state or error buffer once they are
         // freed (closing a kept SMTP session on cleanup calls the header callback with the reply).
@@ -144,7 +148,7 @@ struct CurlTransfer {
 }
 
 extension CurlTransfer {
-    static func milliseconds(_ duration: Duration) -> Int {
+    package static func milliseconds(_ duration: Duration) -> Int {
         let value = duration.milliseconds.rounded(.up)
         return value.isFinite ? Int(min(max(value, 1), 86_400_000)) : 86_400_000
     }
@@ -152,15 +156,15 @@ extension CurlTransfer {
 
 /// What the C callbacks read from and write to; owned by one transfer on one thread.
 private final class TransferState {
-    let upload: Data
-    let limit: Int
-    let cancel: CancelFlag
-    var uploadOffset = 0
-    var received = Data()
-    var overflowed = false
-    var headers: [String: String] = [:]
+    package let upload: Data
+    package let limit: Int
+    package let cancel: CancelFlag
+    package var uploadOffset = 0
+    package var received = Data()
+    package var overflowed = false
+    package var headers: [String: String] = [:]
 
-    init(upload: Data, limit: Int, cancel: CancelFlag) {
+    package init(upload: Data, limit: Int, cancel: CancelFlag) {
         self.upload = upload
         self.limit = limit
         self.cancel = cancel
@@ -246,7 +250,7 @@ public actor CurlClient {
     }
 
     /// Performs the transfer on this client's thread; cancelling the awaiting task aborts it.
-    nonisolated func perform(_ transfer: CurlTransfer) async throws(CurlTransfer.Failure) -> CurlTransfer.Response {
+    package nonisolated func perform(_ transfer: CurlTransfer) async throws(CurlTransfer.Failure) -> CurlTransfer.Response {
         let cancel = CancelFlag()
         let result = await withTaskCancellationHandler {
             await performNow(transfer, cancel: cancel)
@@ -276,11 +280,11 @@ public actor CurlClient {
 }
 
 /// A flag set from any thread (a cancellation handler) and read by a transfer's callbacks.
-struct CancelFlag: Sendable {
+package struct CancelFlag: Sendable {
     private let value = Locked(false)
 
-    var isSet: Bool { value.withLock { $0 } }
-    func set() { value.withLock { $0 = true } }
+    package var isSet: Bool { value.withLock { $0 } }
+    package func set() { value.withLock { $0 = true } }
 }
 
 /// A fixed number of ``CurlClient``s, each keeping its own connection: up to that many
@@ -305,7 +309,7 @@ public actor CurlPool {
     }
 
     /// Performs the transfer on a free client, waiting for one if all are busy.
-    nonisolated func perform(_ transfer: CurlTransfer) async throws(CurlTransfer.Failure) -> CurlTransfer.Response {
+    package nonisolated func perform(_ transfer: CurlTransfer) async throws(CurlTransfer.Failure) -> CurlTransfer.Response {
         let client = await take()
         let result: Result<CurlTransfer.Response, CurlTransfer.Failure>
         do throws(CurlTransfer.Failure) {

@@ -60,7 +60,7 @@ public struct Email: Sendable, Equatable {
 
     /// The RFC 5322 message: multipart/alternative, UTF-8, quoted-printable free (base64 bodies).
     /// Every header value is written from a parsed ``EmailAddress`` or encoded by ``MIMEHeader``.
-    func mime(from: EmailAddress, messageID: String, date: Date = Date()) -> Data {
+    package func mime(from: EmailAddress, messageID: String, date: Date = Date()) -> Data {
         let boundary = "runner-\(UUID().uuidString)"
         var lines = [
             "From: \(from.header)",
@@ -90,7 +90,7 @@ public struct Email: Sendable, Equatable {
         return Data(lines.joined(separator: "\r\n").utf8)
     }
 
-    static func base64Lines(_ text: String) -> String {
+    package static func base64Lines(_ text: String) -> String {
         let encoded = Data(text.utf8).base64EncodedString()
         var lines: [Substring] = []
         var index = encoded.startIndex
@@ -102,7 +102,7 @@ public struct Email: Sendable, Equatable {
         return lines.joined(separator: "\r\n")
     }
 
-    static func rfc2822(_ date: Date) -> String {
+    package static func rfc2822(_ date: Date) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")

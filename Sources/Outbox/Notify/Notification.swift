@@ -52,7 +52,7 @@ public struct Notification: Sendable, Equatable {
     }
 
     /// The same notification with `secrets` (the job's channel URLs) masked in its error and output.
-    func masking(_ secrets: [String]) -> Notification {
+    package func masking(_ secrets: [String]) -> Notification {
         var copy = self
         for secret in secrets where secret.count >= 8 {
             copy.error = copy.error?.replacingOccurrences(of: secret, with: Redactor.mask)
@@ -62,14 +62,14 @@ public struct Notification: Sendable, Equatable {
     }
 
     /// A run's output as a notification carries it: stderr after stdout, from its outcome.
-    static func output(of outcome: JSONValue?) -> String? {
+    package static func output(of outcome: JSONValue?) -> String? {
         let parts = ["stdout_tail", "stderr_tail"].compactMap { outcome?[$0]?.stringValue }
             .map { $0.trimmingCharacters(in: .newlines) }.filter { !$0.isEmpty }
         return parts.isEmpty ? nil : parts.joined(separator: "\n")
     }
 
     /// The last `bytes` bytes of `text`, cut at a character boundary.
-    static func tail(_ text: String, bytes: Int) -> String {
+    package static func tail(_ text: String, bytes: Int) -> String {
         let utf8 = Array(text.utf8)
         guard utf8.count > bytes else { return text }
         var start = utf8.count - bytes
@@ -77,7 +77,7 @@ public struct Notification: Sendable, Equatable {
         return String(decoding: utf8[start...], as: UTF8.self)
     }
 
-    static func cut(_ text: String, to bytes: Int) -> String {
+    package static func cut(_ text: String, to bytes: Int) -> String {
         guard text.utf8.count > bytes else { return text }
         var end = bytes
         let utf8 = Array(text.utf8)
@@ -102,7 +102,7 @@ public struct Notification: Sendable, Equatable {
     }
 
     /// The fields every channel carries, in order, as (name, value) for text renderings.
-    var facts: [(String, String)] {
+    package var facts: [(String, String)] {
         var facts: [(String, String)] = [("Job", job), ("Event", event.rawValue), ("Slot", Ledger.slotKey(for: slot))]
         facts.append(("Status", status))
         if let runID { facts.append(("Run", String(runID))) }
@@ -199,7 +199,7 @@ public struct Notification: Sendable, Equatable {
     }
 
     /// A Sentry event (Sentry's event payload), grouped per job by its fingerprint.
-    func sentryEvent(eventID: String) -> JSONValue {
+    package func sentryEvent(eventID: String) -> JSONValue {
         var context: [String: JSONValue] = [
             "job": .string(job), "slot": .string(Ledger.slotKey(for: slot)), "status": .string(status),
         ]
@@ -221,7 +221,7 @@ public struct Notification: Sendable, Equatable {
     }
 
     /// What the ledger keeps of it (the payload of its effect), and reads back for a retry.
-    var stored: JSONValue {
+    package var stored: JSONValue {
         var fields = webhookBody
         if case .object(var object) = fields {
             object["at_epoch"] = .number(at.timeIntervalSince1970)
@@ -232,7 +232,7 @@ public struct Notification: Sendable, Equatable {
     }
 
     /// A stored notification read back; nil when it is not one.
-    init?(stored value: JSONValue) {
+    package init?(stored value: JSONValue) {
         guard let job = value["job"]?.stringValue,
             let event = value["event"].flatMap({ $0.stringValue })
                 .flatMap(NotifyEvent.init(rawValue:)),

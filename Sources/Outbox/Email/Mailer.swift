@@ -1,4 +1,5 @@
 import Foundation
+import HTTPClients
 import JobTable
 
 /// Why a send failed, judged by what the server may have done with it.

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPClients
 import JobTable
 import Ledger
 import Logging
@@ -14,24 +15,24 @@ import RunnerSupport
 /// pending for the next run to send; a notification never fails a run, and no attempt waits
 /// more than a few seconds.
 public struct Notifier: Sendable {
-    let ledger: Ledger
-    let logger: Logger
-    let sentry: SentryDSN?
-    let webhookSecret: String?
-    let statusPage: String?
-    let mailer: Mailer?
-    let client: CurlClient
+    package let ledger: Ledger
+    package let logger: Logger
+    package let sentry: SentryDSN?
+    package let webhookSecret: String?
+    package let statusPage: String?
+    package let mailer: Mailer?
+    package let client: CurlClient
     /// When this process last attempted each notification: a pass over pending ones leaves those
     /// tried in the last minute (a channel that just failed is not hit again at once).
     private let attempted = Locked([Int64: ContinuousClock.Instant]())
 
     public static let kind = EffectKind("notification", recovery: .atMostOnce)
     /// Every notification's key starts with this (emails' too, so the outbox shows them).
-    static let scope = "notify"
-    static let timeout: Duration = .seconds(5)
+    package static let scope = "notify"
+    package static let timeout: Duration = .seconds(5)
     /// A notification not sent after this many attempts (a channel refusing with 429 or 5xx for
     /// good) is marked failed, so it never holds the pending queue.
-    static let maxAttempts = 10
+    package static let maxAttempts = 10
 
     public init(ledger: Ledger, environment: [String: String], logger: Logger) {
         self.ledger = ledger
@@ -52,7 +53,7 @@ public struct Notifier: Sendable {
     }
 
     /// Whether `job` has anyone to tell of anything.
-    func listens(_ job: Job) -> Bool { !job.notify.isEmpty || sentry != nil }
+    package func listens(_ job: Job) -> Bool { !job.notify.isEmpty || sentry != nil }
 
     // MARK: - Events
 
@@ -105,7 +106,7 @@ public struct Notifier: Sendable {
     }
 
     /// A failure for notifications: a shutdown's `interrupted` is not the job's fault.
-    static func isFailure(_ status: RunStatus) -> Bool { [.failed, .timedOut, .abandoned].contains(status) }
+    package static func isFailure(_ status: RunStatus) -> Bool { [.failed, .timedOut, .abandoned].contains(status) }
 
     /// Records `missed`, once per slot, on the channels that want it: `slots` are the rows this
     /// process wrote (so among any number of processes, one records each). Nothing is sent
@@ -136,7 +137,7 @@ public struct Notifier: Sendable {
     /// The key of one notification on one channel: `notify:JOB|EVENT|ABOUT|CHANNEL`, the job
     /// named `NAMESPACE/JOB` outside the default namespace (a job name has no `/`), so two
     /// services' jobs of one name are told apart, and keys recorded before namespaces keep theirs.
-    func key(job: String, event: String, about: String, channel: String) -> String {
+    package func key(job: String, event: String, about: String, channel: String) -> String {
         "\(keysStart)\(job)|\(event)|\(about)|\(channel)"
     }
 
@@ -144,7 +145,7 @@ public struct Notifier: Sendable {
     private var keysStart: String { "\(Self.scope):\(Self.keyPrefix(namespace: ledger.namespace))" }
 
     /// What a namespace's notification keys put before the job's name.
-    static func keyPrefix(namespace: String) -> String {
+    package static func keyPrefix(namespace: String) -> String {
         namespace == JobTable.defaultNamespace ? "" : "\(namespace)/"
     }
 
@@ -152,7 +153,7 @@ public struct Notifier: Sendable {
     /// `failed` that was a timeout goes as `failed` to channels that do not hear `timed_out`),
     /// and sends those this call recorded, until `deadline` (nil: records only). A channel's
     /// earlier record, of any status, is left alone.
-    func send(
+    package func send(
         _ original: Notification, as event: NotifyEvent, on job: Job, about: String, keyEvent: NotifyEvent? = nil,
         deadline: ContinuousClock.Instant?
     ) async {
@@ -202,7 +203,7 @@ public struct Notifier: Sendable {
         let email = notification.email(to: recipients)
         if send {
             let delivery = EmailDelivery(
-                context: emailContext(runID: notification.runID, job: notification.job), attempts: 1)
+                context: emailContext(runID: notification.runID), attempts: 1)
             // The delivery adds the scope; the key here already carries it.
             _ = try await delivery.deliver(email, key: String(key.dropFirst(Self.scope.count + 1)))
         } else {
@@ -213,11 +214,10 @@ public struct Notifier: Sendable {
         }
     }
 
-    private func emailContext(runID: Int64?, job: String) -> AgentContext {
-        AgentContext(
-            runID: runID ?? 0, job: job, effectsScope: Self.scope, database: ledger.connection,
-            effects: Effects(ledger: ledger), clients: AgentClients(mailer: mailer), now: Date(),
-            logger: logger, dryRun: false)
+    private func emailContext(runID: Int64?) -> OutboxContext {
+        OutboxContext(
+            runID: runID ?? 0, effectsScope: Self.scope, effects: Effects(ledger: ledger), mailer: mailer, logger: logger,
+            dryRun: false)
     }
 
     private func sendSentry(_ notification: Notification, job: Job, deadline: ContinuousClock.Instant) async {
@@ -234,7 +234,7 @@ public struct Notifier: Sendable {
 
     /// One attempt of a recorded notification, leased so no other process attempts it at the
     /// same time. `channel` nil: Sentry.
-    func attempt(_ id: Int64, _ notification: Notification, channel: NotifyChannel.Target?) async {
+    package func attempt(_ id: Int64, _ notification: Notification, channel: NotifyChannel.Target?) async {
         let effects = Effects(ledger: ledger)
         attempted.withLock { $0[id] = .now }
         if case .webhook = channel, webhookSecret == nil {
@@ -344,7 +344,7 @@ public struct Notifier: Sendable {
                 }
             }
             // Emails have a pass of their own, whatever the other channels took.
-            _ = try await EmailDelivery(context: emailContext(runID: nil, job: ""), attempts: 1).finishPending()
+            _ = try await EmailDelivery(context: emailContext(runID: nil), attempts: 1).finishPending()
         } catch {
             logger.warning("cannot finish pending notifications", metadata: ["error": "\(error)"])
         }
