@@ -6,7 +6,6 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "runner", targets: ["runner"]),
-        .library(name: "RunnerCore", targets: ["RunnerCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -72,29 +71,37 @@ let package = Package(
             ]
         ),
         .target(
-            name: "RunnerCore",
+            name: "Engine",
             dependencies: [
-                "RunnerSupport",
-                "PostgresClient",
-                "Cron",
-                "Redaction",
-                "Processes",
-                "EmbeddedPostgres",
-                "JobTable",
-                "Ledger",
-                "HTTPClients",
-                "Outbox",
-                "CCurl",
-                "CCrypto",
+                "RunnerSupport", "PostgresClient", "Cron", "Redaction", "Processes", "EmbeddedPostgres", "JobTable",
+                "Ledger", "HTTPClients", "Outbox",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
+        // The products' agents: each registers its own through the engine's Agent protocol.
         .target(
-            name: "RunnerServer",
+            name: "ZOARK",
             dependencies: [
-                "RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox",
+                "Engine", "JobTable", "Ledger", "Outbox", "HTTPClients", "PostgresClient", "RunnerSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Agents/ZOARK"
+        ),
+        .target(
+            name: "VectorOS",
+            dependencies: [
+                "Engine", "JobTable", "Ledger", "Outbox", "HTTPClients", "PostgresClient", "RunnerSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Agents/VectorOS"
+        ),
+        // The demo's job table and sample data of both products.
+        .target(name: "Demo"),
+        .target(
+            name: "StatusServer",
+            dependencies: [
+                "Engine", "JobTable", "Ledger", "HTTPClients", "Outbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -107,15 +114,15 @@ let package = Package(
         .executableTarget(
             name: "runner",
             dependencies: [
-                "RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox",
-                "RunnerServer",
+                "Engine", "ZOARK", "VectorOS", "Demo", "JobTable", "Ledger", "HTTPClients", "Outbox",
+                "StatusServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "BenchmarkSupport",
-            dependencies: ["RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "PostgresClient", "EmbeddedPostgres"],
+            dependencies: ["Engine", "ZOARK", "VectorOS", "Demo", "JobTable", "Ledger", "HTTPClients", "Outbox", "PostgresClient", "EmbeddedPostgres"],
             path: "Benchmarks/Support"
         ),
         .executableTarget(
@@ -125,13 +132,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "ledger-bench",
-            dependencies: ["RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "PostgresClient", "BenchmarkSupport"],
+            dependencies: ["Engine", "ZOARK", "VectorOS", "Demo", "JobTable", "Ledger", "HTTPClients", "Outbox", "PostgresClient", "BenchmarkSupport"],
             path: "Benchmarks/LedgerBench"
         ),
         .executableTarget(
             name: "agent-bench",
             dependencies: [
-                "RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
+                "Engine", "ZOARK", "VectorOS", "Demo", "JobTable", "Ledger", "HTTPClients", "Outbox", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/AgentBench"
@@ -139,20 +146,20 @@ let package = Package(
         .executableTarget(
             name: "delivery-bench",
             dependencies: [
-                "RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "RunnerSupport", "PostgresClient", "EmbeddedPostgres", "BenchmarkSupport",
+                "Engine", "ZOARK", "VectorOS", "Demo", "JobTable", "Ledger", "HTTPClients", "Outbox", "RunnerSupport", "PostgresClient", "EmbeddedPostgres", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/DeliveryBench"
         ),
         .executableTarget(
             name: "migration-bench",
-            dependencies: ["RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "BenchmarkSupport"],
+            dependencies: ["Engine", "ZOARK", "VectorOS", "Demo", "JobTable", "Ledger", "HTTPClients", "Outbox", "BenchmarkSupport"],
             path: "Benchmarks/MigrationBench"
         ),
         .executableTarget(
             name: "insight-bench",
             dependencies: [
-                "RunnerCore", "JobTable", "Ledger", "HTTPClients", "Outbox", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
+                "Engine", "ZOARK", "VectorOS", "Demo", "JobTable", "Ledger", "HTTPClients", "Outbox", "RunnerSupport", "PostgresClient", "BenchmarkSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/InsightBench"
@@ -161,8 +168,8 @@ let package = Package(
             name: "RunnerCoreTests",
             dependencies: [
                 "RunnerSupport", "PostgresClient", "Cron", "Redaction", "Processes", "EmbeddedPostgres", "JobTable",
-                "Ledger", "HTTPClients", "Outbox", "RunnerCore",
-                "RunnerServer", "runner",
+                "Ledger", "HTTPClients", "Outbox", "Engine", "ZOARK", "VectorOS", "Demo",
+                "StatusServer", "runner",
             ]
         ),
     ]

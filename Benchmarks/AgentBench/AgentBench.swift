@@ -5,8 +5,9 @@ import JobTable
 import Ledger
 import Logging
 import PostgresClient
-import RunnerCore
+import Engine
 import RunnerSupport
+import ZOARK
 
 // The ZOARK agents at scale, in draft mode (no email provider), each run in a process of its
 // own so that its peak RSS (getrusage) is its alone:
@@ -172,7 +173,7 @@ struct AgentBench {
 
     /// The child: one run of the agent, then its wall time and getrusage's peak RSS.
     static func child(agent name: String, url: ConnectionString) async throws {
-        let agent: any RunnerCore.Agent = name == "task-monitor" ? TaskMonitor() : ApprovalNudger()
+        let agent: any Engine.Agent = name == "task-monitor" ? TaskMonitor() : ApprovalNudger()
         let connection = try await PostgresConnection.connect(url)
         let effects = try await PostgresConnection.connect(url)
         let runID =

@@ -6,8 +6,9 @@ import Ledger
 import Logging
 import Outbox
 import PostgresClient
-import RunnerCore
+import Engine
 import RunnerSupport
+import ZOARK
 
 // Real sends: the approval nudger over 5,000 overdue steps, every email sent to a local server,
 // with 1 and 4 connections:

@@ -4,8 +4,9 @@ import JobTable
 import Ledger
 import Logging
 import PostgresClient
-import RunnerCore
+import Engine
 import RunnerSupport
+import VectorOS
 
 // The insight generator at scale:
 // 1. the rule pass over 100,000 deals in 50 workspaces without a model (goal: under 5 s);

@@ -3,7 +3,7 @@ import Foundation
 import JobTable
 import Ledger
 import PostgresClient
-import RunnerCore
+import Engine
 
 // Claim throughput: 8 claimers, each with its own connection, race for every one of 10,000
 // slots of one job, as 8 scheduler replicas would; the winner of a slot marks its run finished.

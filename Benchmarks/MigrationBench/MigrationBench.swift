@@ -1,7 +1,7 @@
 import BenchmarkSupport
 import Foundation
 import Ledger
-import RunnerCore
+import Engine
 
 // Migration 12 (namespaces) on a large ledger: a ledger at version 11 with RUNS runs (default
 // 1,000,000 over 50 jobs), a metric per run and an effect per ten runs is brought to the latest

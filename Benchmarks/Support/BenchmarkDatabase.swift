@@ -2,7 +2,7 @@ import EmbeddedPostgres
 import Foundation
 import Ledger
 import PostgresClient
-import RunnerCore
+import Engine
 
 /// The server a benchmark uses (a connection string given as its first argument, else the
 /// embedded PostgreSQL of RUNNER_HOME or ./.runner) and the throwaway databases it makes there.

@@ -1,5 +1,7 @@
 import JobTable
-import RunnerCore
+import Engine
+import VectorOS
+import ZOARK
 
 /// The agents this runner is built with: each product registers its own list; a new agent is
 /// one line there. The order is the one `runner check` names them in.

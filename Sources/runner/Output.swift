@@ -1,5 +1,5 @@
 import Foundation
-import RunnerCore
+import Engine
 import RunnerSupport
 
 /// Every line a person reads on standard output passes the terminal sanitiser: tables, `show`,

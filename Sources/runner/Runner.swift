@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import JobTable
 import Processes
-import RunnerCore
+import Engine
 import RunnerSupport
 
 @main

@@ -1,5 +1,5 @@
 import ArgumentParser
-import RunnerCore
+import Engine
 
 struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -6,8 +6,8 @@ import Logging
 import Outbox
 import PostgresClient
 import Redaction
-import RunnerCore
-import RunnerServer
+import Engine
+import StatusServer
 import RunnerSupport
 
 extension LogfmtLogHandler.Format: ExpressibleByArgument {}

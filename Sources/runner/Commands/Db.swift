@@ -1,7 +1,7 @@
 import ArgumentParser
 import EmbeddedPostgres
 import Foundation
-import RunnerCore
+import Engine
 
 struct Db: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

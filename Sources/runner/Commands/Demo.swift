@@ -1,8 +1,11 @@
 import ArgumentParser
+import Demo
 import Foundation
 import JobTable
 import Ledger
-import RunnerCore
+import Engine
+import VectorOS
+import ZOARK
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Outbox
 import Redaction
-import RunnerCore
+import Engine
 import RunnerSupport
 
 struct Env: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ledger
-import RunnerCore
+import Engine
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

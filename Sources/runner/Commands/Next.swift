@@ -1,7 +1,7 @@
 import ArgumentParser
 import Cron
 import Foundation
-import RunnerCore
+import Engine
 import RunnerSupport
 
 struct Next: AsyncParsableCommand {

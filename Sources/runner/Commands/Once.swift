@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Ledger
 import PostgresClient
-import RunnerCore
+import Engine
 import RunnerSupport
 
 struct Once: AsyncParsableCommand {

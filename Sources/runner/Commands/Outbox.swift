@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Ledger
 import Outbox
-import RunnerCore
+import Engine
 import RunnerSupport
 
 extension Effects.Status: ExpressibleByArgument {}

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ledger
-import RunnerCore
+import Engine
 import RunnerSupport
 
 /// Who asked (paused or resumed a job, queued an email again), for the ledger: the login and host.

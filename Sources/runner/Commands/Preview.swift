@@ -3,7 +3,7 @@ import Foundation
 import Ledger
 import Logging
 import PostgresClient
-import RunnerCore
+import Engine
 
 struct Preview: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,8 +5,8 @@ import JobTable
 import Ledger
 import Logging
 import PostgresClient
-import RunnerCore
-import RunnerServer
+import Engine
+import StatusServer
 import RunnerSupport
 
 struct ScheduleCommand: AsyncParsableCommand {

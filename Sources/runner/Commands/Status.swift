@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ledger
-import RunnerCore
+import Engine
 import RunnerSupport
 
 struct Status: AsyncParsableCommand {

@@ -2,11 +2,12 @@ import Foundation
 @testable import JobTable
 import Logging
 
-@testable import RunnerCore
+@testable import Engine
 @testable import PostgresClient
 @testable import Ledger
 @testable import HTTPClients
 @testable import Outbox
+@testable import ZOARK
 
 /// A migrated database with ZOARK's tables, and contexts for running agents alone.
 struct ZoarkDatabase {

@@ -2,8 +2,9 @@ import Foundation
 @testable import JobTable
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import EmbeddedPostgres
+@testable import ZOARK
 
 @Suite("Approval nudger")
 struct ApprovalNudgerTests {

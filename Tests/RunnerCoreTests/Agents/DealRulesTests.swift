@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
+@testable import VectorOS
 
 /// The insight generator's five rules at their boundaries. "N days" means N whole days plus a
 /// few hours, so the whole-day count is exactly N.

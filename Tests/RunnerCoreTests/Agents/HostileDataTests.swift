@@ -1,10 +1,12 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 @testable import PostgresClient
 @testable import Ledger
+@testable import ZOARK
+@testable import VectorOS
 
 /// Issue "hostile and broken product data": each row of its table reproduced against the real
 /// servers (aiosmtpd, PostgreSQL with a non-UTC time zone, local HTTP servers).

@@ -1,9 +1,11 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import PostgresClient
 @testable import EmbeddedPostgres
+@testable import ZOARK
+@testable import VectorOS
 
 /// Random product rows, drawn from values the Prisma schemas allow and that real tables end up
 /// holding: NULLs where a column may be NULL, NaN, ±Infinity, huge and negative numbers,

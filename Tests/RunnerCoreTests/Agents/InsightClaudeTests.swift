@@ -2,11 +2,12 @@ import Foundation
 import Logging
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 @testable import Cron
 @testable import Ledger
 @testable import Outbox
+@testable import VectorOS
 
 /// The Claude path against a local server speaking the Messages API.
 @Suite("Insight generator with Claude")

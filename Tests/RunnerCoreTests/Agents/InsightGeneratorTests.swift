@@ -3,9 +3,10 @@ import Foundation
 import Logging
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import PostgresClient
 @testable import Ledger
+@testable import VectorOS
 
 @Suite("Insight generator (rule-based)")
 struct InsightGeneratorTests {

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import EmbeddedPostgres
 @testable import Ledger
+@testable import ZOARK
 
 @Suite("Task monitor")
 struct TaskMonitorTests {

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
+@testable import ZOARK
 
 @Suite("Timesheet drafter")
 struct TimesheetDrafterTests {

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
+@testable import ZOARK
 
 /// The ZOARK agents run by `runner once`, as platform cron would, against a real SMTP server.
 @Suite("Agents through runner once")

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import PostgresClient
+@testable import ZOARK
 
 /// The database is the clock (issue 13, rows 5-7): hosts whose clocks are off, through
 /// libfaketime (Debian's `faketime`), claim the slot the database says is current, and agents

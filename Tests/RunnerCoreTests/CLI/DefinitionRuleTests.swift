@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 @testable import PostgresClient
 @testable import Cron

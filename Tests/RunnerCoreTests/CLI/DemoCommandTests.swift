@@ -1,9 +1,10 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 @testable import PostgresClient
+@testable import Demo
 
 @Suite("runner demo, outbox and preview")
 struct DemoCommandTests {

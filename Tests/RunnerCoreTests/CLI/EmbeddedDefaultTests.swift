@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import PostgresClient
 
 /// With no DATABASE_URL the runner starts its own PostgreSQL under RUNNER_HOME.

@@ -1,13 +1,14 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 @testable import PostgresClient
 @testable import Cron
 @testable import EmbeddedPostgres
 @testable import Processes
 @testable import Ledger
+@testable import ZOARK
 
 /// Issue "honest under faults": each fault an operator meets, done to `runner once` against the
 /// real servers, with the time the stop took bounded by the job's timeout plus 5 s.

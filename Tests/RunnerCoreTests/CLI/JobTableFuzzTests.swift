@@ -2,7 +2,7 @@ import Foundation
 @testable import JobTable
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 
 /// Mangled job tables through `check`, `once` and `status`: no crash, exit 0, 1 or 2 only.
 @Suite("Job table fuzz through the CLI")

@@ -2,7 +2,7 @@ import Foundation
 @testable import JobTable
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 
 /// One ledger, many services (issue 25): two job tables with namespaces `ops` and `sales` point

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 
 /// Notifications, pause and missed slots through the CLI, as platform cron runs them: real

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import Cron
 
 /// A command's process group dies with its runner (issue 26): a replica killed with SIGKILL or

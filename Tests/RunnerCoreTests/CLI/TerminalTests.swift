@@ -1,10 +1,12 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 @testable import PostgresClient
 @testable import Redaction
+@testable import ZOARK
+@testable import Demo
 
 /// Text from outside reaches a terminal only through one sanitiser (issue 26): escape sequences
 /// from a command's output, a product's rows, a job table and another operator's pause reason are

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 import Yams
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 @testable import Cron
 

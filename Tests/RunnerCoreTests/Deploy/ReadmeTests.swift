@@ -1,8 +1,11 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import PostgresClient
+@testable import ZOARK
+@testable import VectorOS
+@testable import Demo
 
 /// The README as an operator follows it: its quick start is what CI runs, its SQL runs on a real
 /// ledger, its deploy commands run here as written where they can, and its job-table reference

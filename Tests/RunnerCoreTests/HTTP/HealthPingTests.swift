@@ -1,6 +1,6 @@
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import HTTPClients
 
 @Suite("Health pings")

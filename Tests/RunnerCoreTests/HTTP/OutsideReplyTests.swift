@@ -2,9 +2,11 @@ import Foundation
 import Logging
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 @testable import HTTPClients
+@testable import ZOARK
+@testable import VectorOS
 
 /// Provider and model replies are outside input: odd headers, numbers, sizes and delays.
 @Suite("Outside replies")

@@ -2,8 +2,9 @@ import Foundation
 @testable import JobTable
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
+@testable import ZOARK
 
 @Suite("Job table")
 struct JobTableTests {

@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import PostgresClient
 @testable import Ledger
 

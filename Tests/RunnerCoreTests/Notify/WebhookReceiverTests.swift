@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 
 /// A receiver of runner's webhooks, written as the README tells one to: it accepts a fresh

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import PostgresClient
 
 @Suite("Which database errors a retry can mend")

@@ -2,7 +2,7 @@ import Foundation
 @testable import JobTable
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 @testable import PostgresClient
 @testable import Ledger

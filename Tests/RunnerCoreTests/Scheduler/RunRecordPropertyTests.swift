@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import Testing
 
-@testable import RunnerCore
+@testable import Engine
 @testable import Ledger
 
 /// Whatever a command prints and however it exits, its run ends in a terminal status with a

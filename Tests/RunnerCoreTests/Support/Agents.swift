@@ -1,5 +1,7 @@
 @testable import JobTable
-import RunnerCore
+import Engine
+@testable import ZOARK
+@testable import VectorOS
 
 /// The agents the tests run with: the runner's own list (`Sources/runner/Agents.swift`).
 extension AgentRegistry {

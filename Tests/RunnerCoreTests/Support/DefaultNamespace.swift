@@ -1,4 +1,4 @@
-@testable import RunnerCore
+@testable import Engine
 @testable import PostgresClient
 @testable import JobTable
 @testable import Ledger

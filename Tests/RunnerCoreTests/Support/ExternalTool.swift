@@ -1,6 +1,6 @@
 import Foundation
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 
 /// Runs another program (curl, promtool, systemd-analyze, a validator) to its end, off the

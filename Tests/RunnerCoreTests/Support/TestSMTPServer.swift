@@ -1,6 +1,6 @@
 import Foundation
 
-@testable import RunnerCore
+@testable import Engine
 @testable import RunnerSupport
 @testable import EmbeddedPostgres
 
