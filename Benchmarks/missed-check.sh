@@ -35,10 +35,10 @@ query_ms=$("$psql_bin" "$url" -At <<SQL | awk '/Execution Time/ { print $3 }'
 EXPLAIN (ANALYZE)
 SELECT j.name,
        (SELECT slot FROM runner.runs WHERE namespace = 'default' AND job = j.name
-          AND NOT starts_with(slot_key, 'manual:') AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot LIMIT 1)
+          AND origin = 'schedule' ORDER BY slot LIMIT 1)
           AS first_slot,
        (SELECT slot FROM runner.runs WHERE namespace = 'default' AND job = j.name
-          AND NOT starts_with(slot_key, 'manual:') AND NOT starts_with(slot_key, 'dry-run:') ORDER BY slot DESC LIMIT 1)
+          AND origin = 'schedule' ORDER BY slot DESC LIMIT 1)
           AS last_slot,
        (SELECT defined_at FROM runner.jobs WHERE namespace = 'default' AND name = j.name) AS defined_at,
        (SELECT checked_through FROM runner.jobs WHERE namespace = 'default' AND name = j.name) AS checked_through,

@@ -99,7 +99,8 @@ public struct Effects: Sendable {
             kind = try row.string("kind", default: "")
             key = try row.string("key", default: "")
             runID = try row.int64("run_id")
-            status = Status(rawValue: try row.string("status", default: "")) ?? .pending
+            let id = self.id
+            status = try row.known("status", as: Status.self, row: "effect \(id)")
             target = try row.string("target")
             payload = try row.string("payload").flatMap(JSONValue.parse) ?? .null
             attempts = try row.int("attempts") ?? 0
@@ -336,9 +337,9 @@ public struct Effects: Sendable {
                 ) e
                 """, [PostgresValue(kind), .array(Array(keys[batch]))])
             for row in rows {
+                let id = try row.int64("id") ?? 0
                 found[try row.string("key", default: "")] = Recorded(
-                    id: try row.int64("id") ?? 0,
-                    status: Status(rawValue: try row.string("status", default: "")) ?? .failed, isNew: false,
+                    id: id, status: try row.known("status", as: Status.self, row: "effect \(id)"), isNew: false,
                     doneAt: try row.double("done_at").map(Date.init(timeIntervalSince1970:)))
             }
         }

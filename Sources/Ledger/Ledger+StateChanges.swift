@@ -6,7 +6,7 @@ import PostgresClient
 /// last notification.
 extension Ledger {
     /// Rows of scheduled slots: not manual runs (`--force`), their retries, or dry runs.
-    package static let scheduledOnly = "NOT starts_with(slot_key, 'manual:') AND NOT starts_with(slot_key, 'dry-run:')"
+    package static let scheduledOnly = "origin = 'schedule'"
 
     /// Where `slot` stands in `job`'s run of failures, from the rows themselves (no window):
     /// failed slots are those with a failed, timed-out or abandoned attempt and no success
@@ -132,7 +132,7 @@ extension Ledger {
             FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS s(job, after, through)
             JOIN runner.runs r
               ON r.namespace = $4 AND r.job = s.job AND r.slot > s.after AND r.slot <= s.through
-             AND \(Self.scheduledOnly.replacingOccurrences(of: "slot_key", with: "r.slot_key"))
+             AND r.\(Self.scheduledOnly)
             """,
             [.array(spans.map(\.job)), .timestamps(spans.map(\.after)), .timestamps(spans.map(\.through)), ns])
         {

@@ -41,8 +41,9 @@ public struct Ledger: Sendable {
         public var slot: Date
         public var slotKey: String
         public var trigger: RunTrigger
+        /// A slot's, a manual run's or a dry run's chain of attempts.
+        public var origin: RunOrigin
         public var attempt: Int = 1
-        public var dryRun: Bool = false
         public var claimedBy: String
         public var lease: Duration
         public var skipIfRunning: Bool
@@ -58,8 +59,8 @@ public struct Ledger: Sendable {
         public var claimBy: ContinuousClock.Instant?
 
         public init(
-            job: String, slot: Date, slotKey: String, trigger: RunTrigger, attempt: Int = 1, dryRun: Bool = false,
-            claimedBy: String, lease: Duration, skipIfRunning: Bool, notAfter: Date? = nil, gate: ClaimGate? = nil,
+            job: String, slot: Date, slotKey: String, trigger: RunTrigger, origin: RunOrigin = .schedule,
+            attempt: Int = 1, claimedBy: String, lease: Duration, skipIfRunning: Bool, notAfter: Date? = nil, gate: ClaimGate? = nil,
             claimBy: ContinuousClock.Instant? = nil
         ) {
             self.gate = gate
@@ -68,8 +69,8 @@ public struct Ledger: Sendable {
             self.slot = slot
             self.slotKey = slotKey
             self.trigger = trigger
+            self.origin = origin
             self.attempt = attempt
-            self.dryRun = dryRun
             self.claimedBy = claimedBy
             self.lease = lease
             self.skipIfRunning = skipIfRunning
@@ -113,8 +114,8 @@ public struct Ledger: Sendable {
                 return .success(try connection.query(
                 """
                 INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by,
-                                         lease_seconds)
-                SELECT $10, $1, $2::timestamptz, $3, $4, $5::integer, 'running', $6::boolean, $7, $8::integer
+                                         lease_seconds, origin)
+                SELECT $10, $1, $2::timestamptz, $3, $4, $5::integer, 'running', $6::boolean, $7, $8::integer, $11
                 WHERE $9::timestamptz IS NULL OR clock_timestamp() < $9::timestamptz
                 ON CONFLICT (namespace, job, slot_key) DO NOTHING
                 RETURNING id
@@ -140,16 +141,15 @@ public struct Ledger: Sendable {
                 """
                 WITH abandoned AS (\(Self.markAbandonedSQL(namespace: "$10"))),
                 live AS (
-                    -- Only scheduled work holds the job: a dry or manual run (or a manual run's
+                    -- Only a slot's runs hold the job: a dry or manual run (or a manual run's
                     -- retry) never makes a slot skip.
                     SELECT id FROM runner.runs
-                    WHERE namespace = $10 AND job = $1 AND status = 'running' AND NOT dry_run AND trigger <> 'manual'
-                      AND NOT starts_with(slot_key, 'manual:')
+                    WHERE namespace = $10 AND job = $1 AND status = 'running' AND origin = 'schedule'
                       AND heartbeat_at >= now() - make_interval(secs => lease_seconds)
                     ORDER BY id LIMIT 1
                 )
                 INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by,
-                                         lease_seconds, finished_at, duration_ms, outcome)
+                                         lease_seconds, finished_at, duration_ms, outcome, origin)
                 SELECT $10, $1, $2::timestamptz, $3, $4, $5::integer,
                        CASE WHEN live.id IS NULL THEN 'running' ELSE 'skipped' END,
                        $6::boolean, $7, $8::integer,
@@ -157,7 +157,8 @@ public struct Ledger: Sendable {
                        CASE WHEN live.id IS NULL THEN NULL ELSE 0 END,
                        CASE WHEN live.id IS NULL THEN NULL
                             ELSE jsonb_build_object('skipped_because', format('run %s is still running', live.id))
-                       END
+                       END,
+                       $11
                 FROM (SELECT 1) AS one LEFT JOIN live ON true
                 WHERE $9::timestamptz IS NULL OR clock_timestamp() < $9::timestamptz
                 ON CONFLICT (namespace, job, slot_key) DO NOTHING
@@ -173,17 +174,21 @@ public struct Ledger: Sendable {
         return try await takenRun(request)
     }
 
-    /// The latest attempt of a slot (its key, or `KEY#n` for retries): found through the
-    /// (job, slot) index, whatever the database's collation does to prefix matches.
-    public func latestAttempt(job: String, slot: Date, slotKey: String) async throws -> RunRecord? {
+    /// The latest attempt of a chain: the job's runs of `slot` with `origin`, found through the
+    /// (job, slot) index. (A manual run's slot is the instant it was started.)
+    public func latestAttempt(job: String, slot: Date, origin: RunOrigin = .schedule) async throws -> RunRecord? {
         try await connection.query(
             """
             SELECT \(RunRecord.columns) FROM runner.runs
-            WHERE namespace = $4 AND job = $1 AND slot = $3::timestamptz
-              AND (slot_key = $2 OR starts_with(slot_key, $2 || '#'))
+            WHERE namespace = $4 AND job = $1 AND slot = $2::timestamptz AND origin = $3
             ORDER BY attempt DESC, id DESC LIMIT 1
-            """, [PostgresValue(job), PostgresValue(slotKey), .timestamp(slot), ns]
+            """, [PostgresValue(job), .timestamp(slot), PostgresValue(origin.rawValue), ns]
         ).first.map(RunRecord.init(row:))
+    }
+
+    /// The key of attempt `attempt` of the chain whose first attempt is keyed `key`.
+    public static func attemptKey(_ key: String, attempt: Int) -> String {
+        attempt <= 1 ? key : "\(key)#\(attempt)"
     }
 
     /// The latest attempt of each of `slots` of `job` that has one, by slot key: one query
@@ -192,8 +197,7 @@ public struct Ledger: Sendable {
         let rows = try await connection.query(
             """
             SELECT DISTINCT ON (slot) \(RunRecord.columns) FROM runner.runs
-            WHERE namespace = $3 AND job = $1 AND slot = ANY($2::timestamptz[]) AND NOT starts_with(slot_key, 'manual:')
-              AND NOT starts_with(slot_key, 'dry-run:')
+            WHERE namespace = $3 AND job = $1 AND slot = ANY($2::timestamptz[]) AND origin = 'schedule'
             ORDER BY slot, attempt DESC, id DESC
             """, [PostgresValue(job), .timestamps(slots), ns])
         var latest: [String: RunRecord] = [:]
@@ -250,7 +254,7 @@ public struct Ledger: Sendable {
             "SELECT id, status FROM runner.runs WHERE namespace = $3 AND job = $1 AND slot_key = $2",
             [PostgresValue(job), PostgresValue(slotKey), ns])
         guard let row = rows.first, let id = try row.int64("id") else { return nil }
-        return (id, RunStatus(rawValue: try row.string("status") ?? "") ?? .running)
+        return (id, try row.known("status", as: RunStatus.self, row: "run \(id)"))
     }
 
     /// The run that won the slot, after our insert wrote nothing: none means the request's
@@ -271,9 +275,9 @@ public struct Ledger: Sendable {
     private func claimParameters(_ request: ClaimRequest) -> [PostgresValue] {
         [
             PostgresValue(request.job), .timestamp(request.slot), PostgresValue(request.slotKey),
-            PostgresValue(request.trigger.rawValue), .int(request.attempt), .bool(request.dryRun),
+            PostgresValue(request.trigger.rawValue), .int(request.attempt), .bool(request.origin == .dryRun),
             PostgresValue(request.claimedBy), .int(Int(max(1, request.lease.components.seconds))),
-            .timestamp(request.notAfter), ns,
+            .timestamp(request.notAfter), ns, PostgresValue(request.origin.rawValue),
         ]
     }
 
@@ -287,7 +291,7 @@ public struct Ledger: Sendable {
         UPDATE runner.runs
         SET status = 'abandoned',
             finished_at = now(),
-            retry_at = CASE WHEN dry_run OR starts_with(slot_key, 'manual:') THEN NULL ELSE now() END,
+            retry_at = CASE WHEN origin = 'schedule' THEN now() END,
             duration_ms = (extract(epoch FROM heartbeat_at - started_at) * 1000)::bigint,
             error = format('abandoned: no heartbeat from %s since %s (lease %s s); the process is gone',
                            claimed_by, to_char(heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
@@ -413,11 +417,11 @@ public struct Ledger: Sendable {
             """
             SELECT r.job, r.slot FROM runner.runs r
             WHERE r.retry_at IS NOT NULL AND r.retry_at <= now() AND r.namespace = $2 AND r.job = ANY($1::text[])
-              AND NOT starts_with(r.slot_key, 'manual:')
+              AND r.origin = 'schedule'
               AND NOT EXISTS (
                   SELECT 1 FROM runner.runs s
-                  WHERE s.namespace = r.namespace AND s.job = r.job
-                    AND s.slot_key = split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1))
+                  WHERE s.namespace = r.namespace AND s.job = r.job AND s.slot = r.slot AND s.origin = 'schedule'
+                    AND s.attempt = r.attempt + 1)
             """, [.array(jobs), ns]
         ).compactMap { row in
             guard let job = try row.string("job"), let slot = try row.date("slot") else { return nil }
@@ -441,8 +445,7 @@ public struct Ledger: Sendable {
             UPDATE runner.runs
             SET status = 'interrupted', finished_at = now(),
                 duration_ms = (extract(epoch FROM now() - started_at) * 1000)::bigint, error = $3
-            WHERE namespace = $4 AND job = $1 AND status = 'running' AND slot < $2::timestamptz AND NOT dry_run
-              AND NOT starts_with(slot_key, 'manual:')
+            WHERE namespace = $4 AND job = $1 AND status = 'running' AND slot < $2::timestamptz AND origin = 'schedule'
             RETURNING id
             """, [PostgresValue(job), .timestamp(slot), PostgresValue(reason), ns]
         ).compactMap { try $0.int64("id") }
@@ -538,7 +541,7 @@ public struct Ledger: Sendable {
             WITH settled AS (
                 UPDATE runner.runs SET retry_at = NULL
                 WHERE namespace = $6 AND job = $1 AND retry_at IS NOT NULL AND slot < $2::timestamptz
-                RETURNING job, slot, slot_key, attempt, status
+                RETURNING job, slot, slot_key, attempt, status, origin
             )
             INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by,
                                      lease_seconds, finished_at, duration_ms, outcome)
@@ -547,11 +550,11 @@ public struct Ledger: Sendable {
                    jsonb_build_object('skipped_because', 'superseded: slot ' || $4 || ' began before this retry ran')
             FROM settled r
             WHERE r.status IN ('failed', 'timed_out', 'abandoned') AND r.attempt <= $5::integer
-              AND NOT starts_with(r.slot_key, 'manual:') AND NOT starts_with(r.slot_key, 'dry-run:')
+              AND r.origin = 'schedule'
               AND NOT EXISTS (
                   SELECT 1 FROM runner.runs s
-                  WHERE s.namespace = $6 AND s.job = r.job
-                    AND s.slot_key = split_part(r.slot_key, '#', 1) || '#' || (r.attempt + 1))
+                  WHERE s.namespace = $6 AND s.job = r.job AND s.slot = r.slot AND s.origin = 'schedule'
+                    AND s.attempt = r.attempt + 1)
             ON CONFLICT (namespace, job, slot_key) DO NOTHING
             RETURNING id
             """,
@@ -565,21 +568,21 @@ public struct Ledger: Sendable {
     /// Records attempt `attempt` of a slot as skipped without running it (its slot was
     /// superseded by the next, or lies past catchup); nil when that attempt already has a row.
     @discardableResult
-    public func recordSkippedAttempt(job: String, slot: Date, slotKey: String, attempt: Int, reason: String)
-        async throws -> Int64?
-    {
+    public func recordSkippedAttempt(
+        job: String, slot: Date, slotKey: String, origin: RunOrigin = .schedule, attempt: Int, reason: String
+    ) async throws -> Int64? {
         try await connection.query(
             """
             INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by,
-                                     lease_seconds, finished_at, duration_ms, outcome)
+                                     lease_seconds, finished_at, duration_ms, outcome, origin)
             VALUES ($7, $1, $2::timestamptz, $3, 'retry', $4::integer, 'skipped', $5, 1, now(), 0,
-                    jsonb_build_object('skipped_because', $6::text))
+                    jsonb_build_object('skipped_because', $6::text), $8)
             ON CONFLICT (namespace, job, slot_key) DO NOTHING
             RETURNING id
             """,
             [
                 PostgresValue(job), .timestamp(slot), PostgresValue(slotKey), .int(attempt),
-                PostgresValue(Self.processIdentity), PostgresValue(reason), ns,
+                PostgresValue(Self.processIdentity), PostgresValue(reason), ns, PostgresValue(origin.rawValue),
             ]
         ).first?.int64("id")
     }

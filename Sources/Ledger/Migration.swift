@@ -15,6 +15,7 @@ public struct Migration: Sendable {
         .v0010Pauses,
         .v0011JobDefinitionTime,
         .v0012Namespaces,
+        .v0013RunOrigin,
     ]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }

@@ -152,8 +152,7 @@ extension AgentContext {
             var settings = "SET idle_in_transaction_session_timeout = 0"
             if let deadline {
                 // The backstop if a cancel is lost, as on the agent's own connection.
-                let left = max(Int64((deadline - .now).milliseconds) + 2000, 1000)
-                settings += "; SET statement_timeout = \(min(left, Int64(Int32.max)))"
+                settings += "; SET statement_timeout = \(RunBudget.statementTimeoutMs(until: deadline))"
             }
             try await reader.setSessionDefaults(settings)
             try await PostgresCursor(on: reader, pageSize: size).forEachPage(sql, parameters, body)

@@ -56,16 +56,13 @@ package struct AgentWork: RunWork {
 
     package func perform(_ run: RunInfo) async -> RunResult {
         do {
-            let deadline = ContinuousClock.now + run.job.timeout
+            let deadline = run.budget.deadline
             let mailer = try MailerConfiguration.mailer(environment: environment)
             guard let databaseURL else { return .failed("no database to run the agent against") }
             // A connection of its own: the agent's long queries never delay the ledger's heartbeats.
             let database = try await PostgresConnection.connect(databaseURL, cancelsWithTask: true)
-            // The backstop if a cancel is lost: no statement outlives the run's timeout by more than
-            // the stop grace. A little longer than the timeout, so the deadline (a clean timed_out)
-            // comes first.
-            // int4 milliseconds at most (24.8 days); 0 (none) beyond, the deadline still applies.
-            let budget = min(Int64(run.job.timeout.milliseconds) + 2000, Int64(Int32.max))
+            // The backstop if a cancel is lost (``RunBudget/statementBackstop``).
+            let budget = RunBudget.statementTimeoutMs(until: deadline)
             try await database.setSessionDefaults("SET statement_timeout = \(budget); SET lock_timeout = \(budget)")
             guard let ledgerURL else { return .failed("no ledger database to record the agent's effects in") }
             let effects: PostgresConnection

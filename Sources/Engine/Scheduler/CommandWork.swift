@@ -26,8 +26,8 @@ package struct CommandWork: RunWork {
         // Its process group dies with the runner (kill -9 included) and stops when the runner is
         // frozen past its lease's fence: a retry elsewhere never overlaps it.
         let process = CommandProcess(
-            argv: argv, environment: environment, killGrace: .seconds(2), killsEscapedDescendants: true,
-            diesWithRunner: true, frozenLimit: run.frozenLimit)
+            argv: argv, environment: environment, killGrace: RunBudget.killGrace, killsEscapedDescendants: true,
+            diesWithRunner: true, frozenLimit: run.budget.fenceAfter)
         let result: CommandProcess.Result
         do {
             result = try await process.run()

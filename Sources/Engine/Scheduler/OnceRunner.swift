@@ -121,11 +121,13 @@ public struct OnceRunner: Sendable {
         let ledger = executor.ledger
         if force || dryRun {
             // A manual or dry run gets a key of its own and never uses up a cron slot.
+            // The key only needs to be unique; what the run is, is its origin.
+            let origin: RunOrigin = dryRun ? .dryRun : .manual
             let slotKey = "\(dryRun ? "dry-run" : "manual"):\(UUID().uuidString.lowercased())"
             try await ledger.markAbandoned(job: job.name)
             let claim = try await ledger.claim(
                 Ledger.ClaimRequest(
-                    job: job.name, slot: now, slotKey: slotKey, trigger: .manual, dryRun: dryRun,
+                    job: job.name, slot: now, slotKey: slotKey, trigger: .manual, origin: origin,
                     claimedBy: Ledger.processIdentity, lease: executor.lease, skipIfRunning: false))
             guard case .claimed(let runID) = claim else {
                 throw PostgresError(.query, "the manual run's own key \(slotKey) was taken")
@@ -200,7 +202,7 @@ public struct OnceRunner: Sendable {
             // The slot ran, or runs. Its latest attempt says what is left: a run whose process is
             // gone (a stale heartbeat) is marked abandoned, and an abandoned attempt, or a failed
             // one whose retry is due (its process may be long gone), is retried by this call.
-            guard var latest = try await ledger.latestAttempt(job: job.name, slot: slot, slotKey: slotKey) else {
+            guard var latest = try await ledger.latestAttempt(job: job.name, slot: slot) else {
                 throw PostgresError(.query, "slot \(slotKey) of \(job.name) is taken but has no attempt")
             }
             if latest.status == .running, try await ledger.markAbandoned(job: job.name) > 0,
@@ -263,7 +265,7 @@ public struct OnceRunner: Sendable {
             let outcome = try await Self.flushingPing(ping) {
                 let first = try await executor.execute(
                     runID: runID, job: job, slot: slot, dryRun: false, now: now,
-                    retryAfter: retry ? Self.retryDelay(after: 1, job: job) : nil)
+                    retryAfter: retry ? RetryPolicy(job: job, slot: slot, origin: .schedule).retryAfter(attempt: 1) : nil)
                 return retry ? try await retried(first, job: job, slot: slot, slotKey: slotKey) : .ran(first)
             }
             await finished(ping, job: job, outcome: outcome)
@@ -342,7 +344,7 @@ public struct OnceRunner: Sendable {
         try await ledger.markAbandoned(job: job.name)
         // The passed slot began, whether it ran or not: earlier slots' retries are overtaken.
         try await ledger.supersedeRetries(job: job.name, before: passed, maxRetries: job.retries.max)
-        if let latest = try await ledger.latestAttempt(job: job.name, slot: passed, slotKey: slotKey) {
+        if let latest = try await ledger.latestAttempt(job: job.name, slot: passed) {
             if latest.status == .missed {
                 // Recorded by this call's own check, or earlier by another.
                 let mine = found.first { $0.job == job.name && $0.slot == passed }?.id
@@ -350,8 +352,8 @@ public struct OnceRunner: Sendable {
             }
             if latest.retryAt != nil || latest.status == .abandoned, latest.allowsRetry(max: job.retries.max),
                 let id = try await ledger.recordSkippedAttempt(
-                    job: job.name, slot: passed, slotKey: "\(slotKey)#\(latest.attempt + 1)",
-                    attempt: latest.attempt + 1, reason: Self.pastCatchup(job)),
+                    job: job.name, slot: passed, slotKey: Ledger.attemptKey(slotKey, attempt: latest.attempt + 1),
+                    attempt: latest.attempt + 1, reason: RetryPolicy.pastCatchup(job.catchup)),
                 let skipped = try await ledger.run(id: id)
             {
                 return .alreadyClaimed(skipped)
@@ -367,7 +369,7 @@ public struct OnceRunner: Sendable {
             job: job.name, slot: passed,
             reason: "missed: runner once was called \(late) after the slot, later than its catchup "
                 + "(\(DurationParser.format(job.catchup)))")
-        if runID == nil, let latest = try await ledger.latestAttempt(job: job.name, slot: passed, slotKey: slotKey),
+        if runID == nil, let latest = try await ledger.latestAttempt(job: job.name, slot: passed),
             latest.status != .missed
         {
             // Claimed by a call that was in time, between our look and our write.
@@ -414,8 +416,7 @@ public struct OnceRunner: Sendable {
         if last.retryAt != nil, last.allowsRetry(max: job.retries.max) {
             // A retry is still due, unless this call gave it up (recorded skipped: past the next
             // slot or catchup): then this attempt was the slot's last.
-            let base = String(last.slotKey.prefix { $0 != "#" })
-            let latest = try? await executor.ledger.latestAttempt(job: job.name, slot: last.slot, slotKey: base)
+            let latest = try? await executor.ledger.latestAttempt(job: job.name, slot: last.slot, origin: last.origin)
             guard latest?.status == .skipped else { return }
         }
         let now = (try? await currentInstant().now) ?? Date()
@@ -431,16 +432,6 @@ public struct OnceRunner: Sendable {
         // Its own task: after SIGTERM this task is cancelled, and the last ping must still go.
         let event: HealthPing.Signal = last.status == .succeeded ? .success : .fail
         await Task { await ping.send(event, summary: summary) }.value
-    }
-
-    /// Why a retry did not run because its slot lies more than `catchup` back.
-    private static func pastCatchup(_ job: Job) -> String {
-        "past catchup (\(DurationParser.format(job.catchup))) after its slot"
-    }
-
-    /// The wait before the attempt after `attempt`, when `retries:` allow one.
-    package static func retryDelay(after attempt: Int, job: Job) -> Duration? {
-        attempt <= job.retries.max ? job.retries.delay(beforeAttempt: attempt + 1) : nil
     }
 
     /// Retries a failed, timed-out or abandoned run up to `retries.max` times.
@@ -464,60 +455,55 @@ public struct OnceRunner: Sendable {
         _ first: RunRecord, job: Job, slot: Date, slotKey: String, ranFirst: Bool = true, ping: HealthPing? = nil
     ) async throws -> Outcome {
         let ledger = executor.ledger
-        let manual = slotKey.hasPrefix("manual:")
-        // An attempt starts before the next slot and within catchup, or not at all.
-        let nextSlot = manual ? nil : job.schedule.next(after: slot)
-        let catchupEnd = manual ? nil : slot.addingTimeInterval(job.catchup.timeInterval)
-        let deadline = [nextSlot, catchupEnd].compactMap { $0 }.min()
-        func whyNot(at instant: Date) -> String {
-            if let nextSlot, instant >= nextSlot {
-                return "superseded: slot \(Ledger.slotKey(for: nextSlot)) began before this retry ran"
-            }
-            return Self.pastCatchup(job)
-        }
+        let origin = first.origin
+        let policy = RetryPolicy(job: job, slot: slot, origin: origin)
         var earlier: [RunRecord] = []
         var last = first
         var latest = first
-        while last.allowsRetry(max: job.retries.max) {
-            let attempt = last.attempt + 1
-            let key = "\(slotKey)#\(attempt)"
+        attempts: while true {
             let now = try await currentInstant().now
-            // An abandoned attempt's retry is due from when it was found abandoned.
-            let due =
-                manual ? Self.retryDelay(after: last.attempt, job: job).map { now + $0.timeInterval } : last.retryAt
-            if let due, let deadline, due >= deadline {
+            let attempt: Int
+            switch policy.next(after: last, now: now) {
+            case .none:
+                break attempts
+            case .skip(let skipped, let reason):
                 try await ledger.recordSkippedAttempt(
-                    job: job.name, slot: slot, slotKey: key, attempt: attempt, reason: whyNot(at: due))
-                break
+                    job: job.name, slot: slot, slotKey: Ledger.attemptKey(slotKey, attempt: skipped), origin: origin,
+                    attempt: skipped, reason: reason)
+                break attempts
+            case .attempt(let next, let due):
+                attempt = next
+                if let due, due > now {
+                    let wait = Duration.milliseconds(Int64((due.timeIntervalSince(now) * 1000).rounded()))
+                    executor.logger.warning(
+                        "run \(last.status.rawValue); retrying",
+                        metadata: [
+                            "job": "\(job.name)", "run_id": "\(last.id)", "attempt": "\(attempt)",
+                            "of": "\(job.retries.max + 1)", "in": "\(DurationParser.format(wait))",
+                        ])
+                    do { try await Task.sleep(for: wait) } catch { break attempts }
+                }
             }
-            if let due, due > now {
-                let wait = Duration.milliseconds(Int64((due.timeIntervalSince(now) * 1000).rounded()))
-                executor.logger.warning(
-                    "run \(last.status.rawValue); retrying",
-                    metadata: [
-                        "job": "\(job.name)", "run_id": "\(last.id)", "attempt": "\(attempt)",
-                        "of": "\(job.retries.max + 1)", "in": "\(DurationParser.format(wait))",
-                    ])
-                do { try await Task.sleep(for: wait) } catch { break }
-            }
+            let key = Ledger.attemptKey(slotKey, attempt: attempt)
             let claim = try await ledger.claim(
                 Ledger.ClaimRequest(
-                    job: job.name, slot: slot, slotKey: key, trigger: .retry, attempt: attempt,
+                    job: job.name, slot: slot, slotKey: key, trigger: .retry, origin: origin, attempt: attempt,
                     claimedBy: Ledger.processIdentity, lease: executor.lease,
-                    skipIfRunning: job.overlap == .skip && !manual, notAfter: deadline, gate: gate))
+                    skipIfRunning: job.overlap == .skip && !policy.manual, notAfter: policy.deadline, gate: gate))
             switch claim {
             case .claimed(let runID):
                 if !ranFirst, earlier.isEmpty { ping?.start() }
                 earlier.append(last)
                 last = try await executor.execute(
                     runID: runID, job: job, slot: slot, dryRun: false, now: try await currentInstant().now,
-                    retryAfter: manual ? nil : Self.retryDelay(after: attempt, job: job))
+                    retryAfter: policy.recordedRetryAfter(attempt: attempt))
                 latest = last
                 continue
             case .tooLate:
                 let at = try await currentInstant().now
                 if let id = try await ledger.recordSkippedAttempt(
-                    job: job.name, slot: slot, slotKey: key, attempt: attempt, reason: whyNot(at: at)),
+                    job: job.name, slot: slot, slotKey: key, origin: origin, attempt: attempt,
+                    reason: policy.whyNot(at: at)),
                     let skipped = try await ledger.run(id: id)
                 {
                     latest = skipped
@@ -530,7 +516,7 @@ public struct OnceRunner: Sendable {
                 break
             case .taken:
                 // Another process made this attempt.
-                if let current = try await ledger.latestAttempt(job: job.name, slot: slot, slotKey: slotKey) {
+                if let current = try await ledger.latestAttempt(job: job.name, slot: slot, origin: origin) {
                     latest = current
                 }
             }

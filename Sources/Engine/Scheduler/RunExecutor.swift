@@ -39,18 +39,13 @@ public struct RunExecutor: Sendable {
         self.environment = environment
         self.databaseURL = databaseURL
         notifier = Notifier(ledger: ledger, environment: environment, logger: logger)
-        let lease = Self.lease(heartbeatInterval: heartbeatInterval)
-        // The run steps aside well before another process may take its slot: the lease less a
-        // heartbeat and the stop grace.
-        fenceAfter = max(heartbeatInterval, lease - heartbeatInterval - Self.stopGrace)
+        fenceAfter = RunBudget.fence(heartbeatInterval: heartbeatInterval)
         leases = LeaseKeeper(
             ledger: heartbeats ?? ledger, interval: heartbeatInterval, fenceAfter: fenceAfter, logger: logger)
     }
 
     /// How long a run may go without a heartbeat before it counts as abandoned.
-    public var lease: Duration { Self.lease(heartbeatInterval: heartbeatInterval) }
-
-    package static func lease(heartbeatInterval: Duration) -> Duration { max(.seconds(30), heartbeatInterval * 6) }
+    public var lease: Duration { RunBudget.lease(heartbeatInterval: heartbeatInterval) }
 
     package func work(for job: Job) -> RunWork {
         switch job.action {
@@ -100,10 +95,11 @@ public struct RunExecutor: Sendable {
         logger[metadataKey: "job"] = "\(job.name)"
         logger[metadataKey: "run_id"] = "\(runID)"
         logger.info("run started", metadata: ["slot": "\(Ledger.slotKey(for: slot))", "dry_run": "\(dryRun)"])
-        var info = RunInfo(runID: runID, job: job, slot: slot, dryRun: dryRun, now: now)
-        info.namespace = ledger.namespace
-        info.frozenLimit = fenceAfter
         let started = ContinuousClock.now
+        var info = RunInfo(
+            runID: runID, job: job, slot: slot, dryRun: dryRun, now: now,
+            budget: RunBudget(timeout: job.timeout, started: started, heartbeatInterval: heartbeatInterval))
+        info.namespace = ledger.namespace
         // `running_long`: said once, while the run goes on (it is not stopped).
         let warning = job.warnAfter.flatMap { after -> Task<Void, Never>? in
             guard !dryRun, job.notify.contains(where: { $0.events.contains(.runningLong) }) else { return nil }
@@ -117,7 +113,7 @@ public struct RunExecutor: Sendable {
                 }.value
             }
         }
-        let result = await runWithTimeout(work(for: job), info, timeout: job.timeout)
+        let result = await runWithTimeout(work(for: job), info)
         warning?.cancel()
         // The lease is renewed until the end is written: a stopped run's grace and a finish that
         // waits for the database must not look abandoned to another process.
@@ -177,9 +173,6 @@ public struct RunExecutor: Sendable {
 
     package static let finishPatience: Duration = .seconds(120)
 
-    /// How long stopped work may take to report what it did before the run is recorded without it.
-    package static let stopGrace: Duration = .seconds(5)
-
     /// How the race between the work, its deadline, its lease and the caller ended.
     private enum Race: Sendable {
         case finished(RunResult)
@@ -188,9 +181,10 @@ public struct RunExecutor: Sendable {
 
     /// Runs the work in a task of its own and stops it, with a reason, at the first of: the
     /// deadline, the caller's cancellation (SIGTERM, SIGINT), or a lease the heartbeat could
-    /// not renew. Stopped work has ``stopGrace`` to report; after that the run is recorded
-    /// without its report, so a stop is never longer than that.
-    private func runWithTimeout(_ work: RunWork, _ info: RunInfo, timeout: Duration) async -> RunResult {
+    /// not renew. Stopped work has ``RunBudget/reportGrace`` to report; after that the run is
+    /// recorded without its report, so a stop is never longer than that.
+    private func runWithTimeout(_ work: RunWork, _ info: RunInfo) async -> RunResult {
+        let budget = info.budget
         let workTask = Task { await work.perform(info) }
         // The first of four events decides; none of them waits for another (a task group would
         // wait for the work at its end, however long the work ignores being stopped).
@@ -202,7 +196,7 @@ public struct RunExecutor: Sendable {
         let watchers = [
             Task { _ = race.settle(.finished(await workTask.value)) },
             Task {
-                guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                guard (try? await Task.sleep(until: budget.deadline, clock: .continuous)) != nil else { return }
                 _ = race.settle(.stopped(.deadline))
             },
         ]
@@ -221,7 +215,7 @@ public struct RunExecutor: Sendable {
         // so however long cancelling takes, the grace does not grow.
         let grace = FirstOf<RunResult?>()
         let timer = Task {
-            try? await Task.sleep(for: Self.stopGrace)
+            try? await Task.sleep(for: RunBudget.reportGrace)
             grace.settle(nil)
         }
         workTask.cancel()
@@ -234,13 +228,13 @@ public struct RunExecutor: Sendable {
         let what = if case .command = info.job.action { "; the command's process group was stopped" } else { "" }
         let why: String
         switch reason {
-        case .deadline: why = "timed out after \(DurationParser.format(timeout))"
+        case .deadline: why = "timed out after \(DurationParser.format(budget.timeout))"
         case .shutdown: why = "interrupted by shutdown"
         case .leaseLost: why = "stopped: its lease could not be renewed, so another process may run the slot"
         }
         let late =
             reported == nil
-            ? "; the work did not stop within \(DurationParser.format(Self.stopGrace)), recorded without its report"
+            ? "; the work did not stop within \(DurationParser.format(RunBudget.reportGrace)), recorded without its report"
             : ""
         stopped.error = why + what + late + (stopped.error.map { " (\($0))" } ?? "")
         if reported == nil { stopped.outcome = ["stop": .string(reason.rawValue), "report": "none in time"] }

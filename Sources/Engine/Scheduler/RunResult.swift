@@ -49,9 +49,8 @@ public struct RunInfo: Sendable {
     public let dryRun: Bool
     /// The database's clock when the run was claimed: what the agents compare against.
     public var now: Date?
-    /// How long the runner may be seen frozen (SIGSTOP) before a command of this run stops
-    /// itself: the lease's fence, so it is gone before another process may take the slot.
-    public var frozenLimit: Duration?
+    /// Its deadline, grace and lease fence.
+    public let budget: RunBudget
 }
 
 /// Why a run's work is stopped: kept apart from the cancellation itself, so the work and the

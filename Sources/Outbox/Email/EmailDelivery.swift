@@ -215,8 +215,8 @@ public struct EmailDelivery: Sendable {
         // Read before any lease: a lease taken and then abandoned on this lookup's failure
         // would make an unsent email look as if it had died mid-send.
         let messageID = "effect-\(id).\(try await ledgerID.get(effects))@\(mailer.from.domain)"
-        var delay = backoff
-        for attempt in 1...max(1, attempts) {
+        let machine = EffectStateMachine(attempts: attempts, backoff: backoff)
+        for attempt in 1...machine.attempts {
             // A stopping run starts no new send: the email stays pending for the next run.
             if Task.isCancelled { return .pending }
             // The wait for its turn comes before the lease, so the lease cannot run out in it.
@@ -233,39 +233,31 @@ public struct EmailDelivery: Sendable {
             } catch {
                 failure = error
             }
-            guard let error = failure else {
-                try await effects.markSent(id)
-                return .sent
+            if let error = failure {
+                context.logger.warning(
+                    "email not sent",
+                    metadata: [
+                        "effect_id": "\(id)", "attempt": "\(attempt)", "disposition": "\(error.disposition.rawValue)",
+                        "error": "\(error.message)",
+                    ])
             }
-            context.logger.warning(
-                "email not sent",
-                metadata: [
-                    "effect_id": "\(id)", "attempt": "\(attempt)", "disposition": "\(error.disposition.rawValue)",
-                    "error": "\(error.message)",
-                ])
-            switch error.disposition {
-            case .permanent:
-                try await effects.markFailed(id, error: error.message)
-                return .failed
-            case .unknown:
-                try await effects.markUnknown(
-                    id, error: "outcome unknown: \(error.message); not repeated, to avoid a duplicate")
-                return .unknown
-            case .transient:
-                break
-            }
-            try await effects.markRetryable(id, error: error.message)
-            if attempt < attempts {
-                // At least as long as the provider asked; never past the run's deadline.
-                let wait = max(delay, error.retryAfter ?? .zero)
-                if let deadline = context.deadline, ContinuousClock.now + wait > deadline { break }
+            // At least as long as the provider asked; never past the run's deadline.
+            let step = machine.step(after: attempt, failure, timeLeft: context.deadline.map { $0 - .now })
+            try await machine.record(step, id: id, in: effects)
+            switch step {
+            case .sent: return .sent
+            case .failed: return .failed
+            case .unknown: return .unknown
+            case .pending: break
+            case .again(_, let wait):
                 do {
                     try await Task.sleep(for: wait)
                 } catch {
                     return .pending
                 }
-                delay *= 2
+                continue
             }
+            break
         }
         circuitOpen.withLock { $0 = true }
         return .pending

@@ -64,7 +64,7 @@ public struct Notifier: Sendable {
     /// first slot, which every process reads alike from the rows. Sends stop at `deadline`; what
     /// is left stays pending for the next run.
     public func afterRun(_ record: RunRecord, job: Job, now: Date) async {
-        guard listens(job), !record.dryRun, !record.slotKey.hasPrefix("manual:") else { return }
+        guard listens(job), record.origin == .schedule else { return }
         let deadline = ContinuousClock.now + Self.timeout
         do {
             let streak = try await ledger.streak(job: job.name, at: record.slot)
@@ -289,24 +289,26 @@ public struct Notifier: Sendable {
             } catch {
                 result = .failure(error)
             }
+            let failure: DeliveryError?
             switch result {
             case .success(let response):
                 switch response.status {
-                case 200..<300: try await effects.markSent(id)
+                case 200..<300: failure = nil
                 case 429, 500...:
-                    try await effects.markRetryable(id, error: "HTTP \(response.status); tried again by the next run")
-                default: try await effects.markFailed(id, error: "refused: HTTP \(response.status)")
+                    failure = DeliveryError(.transient, "HTTP \(response.status); tried again by the next run")
+                default: failure = DeliveryError(.permanent, "refused: HTTP \(response.status)")
                 }
             case .failure(let error):
                 logger.warning(
                     "notification not sent", metadata: ["job": "\(notification.job)", "error": "\(error.message)"])
-                if error.requestSent {
-                    try await effects.markUnknown(
-                        id, error: "outcome unknown: \(error.message); not repeated, to avoid a duplicate")
-                } else {
-                    try await effects.markRetryable(id, error: "\(error.message); tried again by the next run")
-                }
+                failure =
+                    error.requestSent
+                    ? DeliveryError(.unknown, error.message)
+                    : DeliveryError(.transient, "\(error.message); tried again by the next run")
             }
+            // One attempt per call: what is still pending waits for the next run's pass.
+            let machine = EffectStateMachine(attempts: 1)
+            try await machine.record(machine.step(after: 1, failure), id: id, in: effects)
         } catch {
             logger.warning("cannot record a notification's outcome", metadata: ["error": "\(error)"])
         }

@@ -501,9 +501,15 @@ struct FaultTests {
             jobs: "jobs:\n  job: {command: [\"true\"], schedule: \"0 0 1 1 *\", catchup: 400d, overlap: skip}\n")
         try await setup.connection.query(
             """
-            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, dry_run, claimed_by, lease_seconds)
-            VALUES ('default', 'job', now(), 'other:' || gen_random_uuid(), $1, 'running', $2::boolean, 'elsewhere:1', 30)
-            """, [PostgresValue(trigger), PostgresValue(dryRun)])
+            INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, status, dry_run, claimed_by, lease_seconds,
+                                     origin)
+            VALUES ('default', 'job', now(), 'other:' || gen_random_uuid(), $1, 'running', $2::boolean, 'elsewhere:1', 30,
+                    $3)
+            """,
+            [
+                PostgresValue(trigger), PostgresValue(dryRun),
+                PostgresValue(trigger == "once" ? "schedule" : dryRun == "true" ? "dry_run" : "manual"),
+            ])
         let result = try await setup.runner("once", "job")
         #expect(result.status == 0, "\(result.stderr)")
         let status = try await setup.connection.query(

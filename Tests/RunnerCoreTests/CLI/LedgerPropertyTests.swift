@@ -164,7 +164,7 @@ struct LedgerPropertyTests {
             let live = try await connection.query(
                 """
                 SELECT count(*) AS count, string_agg(slot_key, ' ') AS keys FROM runner.runs
-                WHERE status = 'running' AND NOT dry_run AND NOT starts_with(slot_key, 'manual:')
+                WHERE status = 'running' AND origin = 'schedule'
                 """
             ).first
             if let count = try live?.int("count"), count > 1 {
@@ -292,7 +292,7 @@ struct LedgerPropertyTests {
 
     static let rowsSQL = """
         SELECT id, slot, slot_key, split_part(slot_key, '#', 1) AS base, attempt, status, dry_run, claimed_by,
-               starts_with(slot_key, 'manual:') OR starts_with(slot_key, 'dry-run:') AS unscheduled,
+               origin <> 'schedule' AS unscheduled,
                duration_ms, started_at, finished_at, retry_at, outcome->>'skipped_because' AS why,
                slot < (SELECT max(slot) FROM runner.runs WHERE trigger = 'once') AS earlier
         FROM runner.runs WHERE job = 'flaky' ORDER BY id

@@ -135,17 +135,17 @@ struct RetryRowTests {
     /// Inserts attempt `attempt` of this year's slot of `job`.
     static func insertAttempt(
         _ setup: CLISetup, job: String, attempt: Int, status: String, retryDue: String? = nil,
-        heartbeat: String = "now() - interval '50 s'", key: String? = nil
+        heartbeat: String = "now() - interval '50 s'", key: String? = nil, origin: String = "schedule"
     ) async throws {
         let slotKey = key.map { "'\($0)'" } ?? (attempt == 1 ? yearKey : "\(yearKey) || '#\(attempt)'")
         let finished = status == "running" ? "NULL" : "now() - interval '50 s'"
         try await setup.connection.execute(
             """
             INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds,
-                                     started_at, heartbeat_at, finished_at, duration_ms, retry_at)
+                                     started_at, heartbeat_at, finished_at, duration_ms, retry_at, origin)
             VALUES ('default', '\(job)', \(yearSlot), \(slotKey), \(attempt == 1 ? "'once'" : "'retry'"), \(attempt), '\(status)',
                     'gone:1', 30, now() - interval '1 minute', \(heartbeat), \(finished),
-                    \(status == "running" ? "NULL" : "10000"), \(retryDue ?? "NULL"))
+                    \(status == "running" ? "NULL" : "10000"), \(retryDue ?? "NULL"), '\(origin)')
             """)
     }
 
@@ -186,7 +186,7 @@ struct RetryRowTests {
         let setup = try await CLISetup(
             "manualretry", jobs: "jobs:\n  job:\n    \(Self.yearly)\n    overlap: skip\n")
         try await Self.insertAttempt(
-            setup, job: "job", attempt: 2, status: "running", heartbeat: "now()", key: "manual:abc#2")
+            setup, job: "job", attempt: 2, status: "running", heartbeat: "now()", key: "manual:abc#2", origin: "manual")
         let result = try await setup.runner("once", "job")
         #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
         #expect(result.stdout.contains("succeeded"), "\(result.stdout)")
@@ -201,7 +201,7 @@ struct RetryRowTests {
         #expect(manual.status == 1)
         #expect(
             try await setup.count(
-                "SELECT count(*) FROM runner.runs WHERE starts_with(slot_key, 'manual:') AND status = 'failed'") == 2)
+                "SELECT count(*) FROM runner.runs WHERE origin = 'manual' AND status = 'failed'") == 2)
         #expect(try await setup.count("SELECT count(*) FROM runner.runs WHERE retry_at IS NOT NULL") == 0)
     }
 

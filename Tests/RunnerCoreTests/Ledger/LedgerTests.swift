@@ -200,7 +200,7 @@ struct LedgerTests {
             inTime.notAfter = now.addingTimeInterval(3600)
             if case .claimed = try await ledger.claim(inTime) {} else { Issue.record("in time was not claimed") }
             // Taken stays taken whatever the deadline says.
-            let claimed = try #require(try await ledger.latestAttempt(job: late.job, slot: slot, slotKey: "k"))
+            let claimed = try #require(try await ledger.latestAttempt(job: late.job, slot: slot))
             #expect(try await ledger.claim(late) == .taken(runID: claimed.id, status: .running))
         }
     }
