@@ -493,8 +493,7 @@ public struct Effects: Sendable {
         members kind: String, leader: (kind: String, key: String), target: String, runID: Int64,
         lockTimeout: Duration? = nil, pages: (_ claim: ([String]) async throws -> Set<String>) async throws -> String?
     ) async throws -> Int64? {
-        try await connection.execute("BEGIN")
-        do {
+        try await connection.transaction { () async throws -> Int64? in
             if let lockTimeout {
                 try await connection.execute("SET LOCAL lock_timeout = \(max(1, Int64(lockTimeout.milliseconds)))")
             }
@@ -527,18 +526,12 @@ public struct Effects: Sendable {
                     [PostgresValue(kind), .int64(runID), PostgresValue(target), .array(keys), .int64(leaderID), ns])
                 return Set(try rows.compactMap { try $0.string("key") })
             }
-            guard let payload else {
-                try await connection.execute("ROLLBACK")
-                return nil
-            }
+            // No payload: nothing is recorded (the transaction is rolled back).
+            guard let payload else { return nil }
             try await connection.query(
                 "UPDATE runner.effects SET payload = $2::jsonb WHERE id = $1::bigint",
                 [.int64(leaderID), PostgresValue(payload)])
-            try await connection.execute("COMMIT")
             return leaderID
-        } catch {
-            _ = try? await connection.execute("ROLLBACK")
-            throw error
         }
     }
 

@@ -207,6 +207,30 @@ public actor PostgresConnection {
     public func transaction<T: Sendable>(
         _ body: @Sendable (isolated PostgresConnection) throws -> T
     ) throws -> T {
+        try transactionBlock(body)
+    }
+
+    /// Runs `body` in one transaction when its statements await other work between them (pages
+    /// read elsewhere): committed when it returns a value, rolled back when it returns nil or
+    /// throws. Nothing else may use the connection meanwhile: its statements would join it.
+    public nonisolated func transaction<T: Sendable>(awaiting body: () async throws -> T?) async throws -> T? {
+        try await execute("BEGIN")
+        do {
+            guard let value = try await body() else {
+                try await execute("ROLLBACK")
+                return nil
+            }
+            try await execute("COMMIT")
+            return value
+        } catch {
+            _ = try? await execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    private func transactionBlock<T: Sendable>(
+        _ body: @Sendable (isolated PostgresConnection) throws -> T
+    ) throws -> T {
         try execute("BEGIN")
         do {
             let value = try body(self)
