@@ -146,7 +146,7 @@ public struct Effects: Sendable {
             ])
         if let row = inserted.first { return (try Effect(row: row), true) }
         guard let existing = try await effect(kind: kind, key: key) else {
-            throw PostgresError(.query, "effect \(kind)/\(key) conflicted but cannot be read")
+            throw LedgerError("effect \(kind)/\(key) conflicted but cannot be read")
         }
         return (existing, false)
     }
@@ -254,7 +254,7 @@ public struct Effects: Sendable {
     /// one provider account never reuse each other's.
     public func ledgerID() async throws -> String {
         guard let id = try await connection.query("SELECT id FROM runner.ledger").first?.string("id") else {
-            throw PostgresError(.query, "runner.ledger has no id: run runner migrate")
+            throw LedgerError("runner.ledger has no id: run runner migrate")
         }
         return id
     }
@@ -506,7 +506,7 @@ public struct Effects: Sendable {
                     """,
                     [PostgresValue(leader.kind), PostgresValue(leader.key), .int64(runID), PostgresValue(target), ns]
                 ).first?.int64("id")
-            else { throw PostgresError(.query, "the digest effect was not recorded") }
+            else { throw LedgerError("the digest effect was not recorded") }
             let payload = try await pages { keys in
                 guard !keys.isEmpty else { return [] }
                 let rows = try await connection.query(

@@ -187,7 +187,7 @@ extension Ledger {
                 """, parameters)
         }
         guard let row = rows.first, let pause = try Self.pause(row) else {
-            throw PostgresError(.query, "the pause of \(job) was not recorded")
+            throw LedgerError("the pause of \(job) was not recorded")
         }
         return pause
     }

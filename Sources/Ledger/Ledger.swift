@@ -267,7 +267,7 @@ public struct Ledger: Sendable {
     private func takenRun(_ request: ClaimRequest) async throws -> ClaimResult {
         guard let existing = try await existingRun(job: request.job, slotKey: request.slotKey) else {
             if request.notAfter != nil { return .tooLate }
-            throw PostgresError(.query, "slot \(request.slotKey) of \(request.job) conflicted but cannot be read")
+            throw LedgerError("slot \(request.slotKey) of \(request.job) conflicted but cannot be read")
         }
         return .taken(runID: existing.id, status: existing.status)
     }
@@ -310,7 +310,7 @@ public struct Ledger: Sendable {
             let microseconds = try await connection.query(
                 "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS us"
             ).first?.int64("us")
-        else { throw PostgresError(.query, "the database did not say what time it is") }
+        else { throw LedgerError("the database did not say what time it is") }
         return Date(timeIntervalSince1970: Double(microseconds) / 1_000_000)
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobTable
+import Ledger
 import Processes
 import Engine
 import RunnerSupport
@@ -42,6 +43,10 @@ struct Runner: AsyncParsableCommand {
         } catch let error as CommandError {
             printError("error: \(error.message)")
             Foundation.exit(error.code.rawValue)
+        } catch let error as LedgerError {
+            // A ledger row this runner cannot read, or a ledger that contradicts itself.
+            printError("error: \(error)")
+            Foundation.exit(ExitCode.runFailed.rawValue)
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {

@@ -130,7 +130,7 @@ public struct OnceRunner: Sendable {
                     job: job.name, slot: now, slotKey: slotKey, trigger: .manual, origin: origin,
                     claimedBy: Ledger.processIdentity, lease: executor.lease, skipIfRunning: false))
             guard case .claimed(let runID) = claim else {
-                throw PostgresError(.query, "the manual run's own key \(slotKey) was taken")
+                throw LedgerError("the manual run's own key \(slotKey) was taken")
             }
             try await ledger.recordMetrics([Metric("clock_skew_ms", skewMs, unit: "ms")], runID: runID, job: job.name)
             let ping = dryRun ? nil : job.pingURL.map { HealthPing(url: $0, logger: executor.logger) }
@@ -203,7 +203,7 @@ public struct OnceRunner: Sendable {
             // gone (a stale heartbeat) is marked abandoned, and an abandoned attempt, or a failed
             // one whose retry is due (its process may be long gone), is retried by this call.
             guard var latest = try await ledger.latestAttempt(job: job.name, slot: slot) else {
-                throw PostgresError(.query, "slot \(slotKey) of \(job.name) is taken but has no attempt")
+                throw LedgerError("slot \(slotKey) of \(job.name) is taken but has no attempt")
             }
             if latest.status == .running, try await ledger.markAbandoned(job: job.name) > 0,
                 let reread = try await ledger.run(id: latest.id)

@@ -138,7 +138,7 @@ public struct RunExecutor: Sendable {
                 "error": "\(result.error ?? "")",
             ])
         guard let record = try await ledger.run(id: runID) else {
-            throw PostgresError(.query, "run \(runID) disappeared from runner.runs")
+            throw LedgerError("run \(runID) disappeared from runner.runs")
         }
         return record
     }
