@@ -74,7 +74,9 @@ extension OnceRunner {
         var earlier: [RunRecord] = []
         var last = first
         var latest = first
-        attempts: while true {
+        // The database's clock is read only when a successor may follow: a run that ends the
+        // slot (every success) costs no statement more, and cannot fail after its end is written.
+        attempts: while last.allowsRetry(max: job.retries.max) {
             let now = try await currentInstant().now
             let attempt: Int
             switch policy.next(after: last, now: now) {

@@ -250,15 +250,15 @@ struct LedgerTests {
         try await connection.execute(
             """
             INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, dry_run, claimed_by, lease_seconds,
-                                     started_at, finished_at, duration_ms, outcome)
+                                     started_at, finished_at, duration_ms, outcome, origin)
             VALUES
-              ('default', 'sum', now(), 'A', 'once', 1, 'failed', false, 'h:1', 30, now() - interval '60 s', now() - interval '59 s', 100, NULL),
-              ('default', 'sum', now(), 'A#2', 'retry', 2, 'succeeded', false, 'h:1', 30, now() - interval '50 s', now() - interval '49 s', 200, NULL),
-              ('default', 'sum', now(), 'B', 'once', 1, 'failed', false, 'h:1', 30, now() - interval '40 s', now() - interval '39 s', 300, NULL),
-              ('default', 'sum', now(), 'dry-run:x', 'manual', 1, 'succeeded', true, 'h:1', 30, now() - interval '30 s', now() - interval '29 s', 5, NULL),
+              ('default', 'sum', now(), 'A', 'once', 1, 'failed', false, 'h:1', 30, now() - interval '60 s', now() - interval '59 s', 100, NULL, 'schedule'),
+              ('default', 'sum', now(), 'A#2', 'retry', 2, 'succeeded', false, 'h:1', 30, now() - interval '50 s', now() - interval '49 s', 200, NULL, 'schedule'),
+              ('default', 'sum', now(), 'B', 'once', 1, 'failed', false, 'h:1', 30, now() - interval '40 s', now() - interval '39 s', 300, NULL, 'schedule'),
+              ('default', 'sum', now(), 'dry-run:x', 'manual', 1, 'succeeded', true, 'h:1', 30, now() - interval '30 s', now() - interval '29 s', 5, NULL, 'dry_run'),
               ('default', 'sum', now(), 'C', 'once', 1, 'skipped', false, 'h:1', 30, now() - interval '20 s', now() - interval '20 s', 0,
-               '{"skipped_because": "run 3 is still running"}'),
-              ('default', 'sum', now() - interval '2 hours', 'D', 'once', 1, 'missed', false, 'h:1', 1, now() - interval '10 s', now() - interval '10 s', 0, NULL)
+               '{"skipped_because": "run 3 is still running"}', 'schedule'),
+              ('default', 'sum', now() - interval '2 hours', 'D', 'once', 1, 'missed', false, 'h:1', 1, now() - interval '10 s', now() - interval '10 s', 0, NULL, 'schedule')
             """)
         let summary = try #require(try await ledger.summaries(jobs: ["sum"])["sum"])
         // Per slot, the last attempt decides: A succeeded, B failed.

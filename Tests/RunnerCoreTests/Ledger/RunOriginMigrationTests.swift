@@ -71,6 +71,16 @@ struct RunOriginMigrationTests {
         #expect(try await ledger.interruptLiveRuns(job: "report", before: slot2.addingTimeInterval(1), reason: "r") == [
             runID
         ])
+        // A runner of version 12 still connected writes a manual retry without an origin: refused,
+        // never taken for a slot's run.
+        let refused = await #expect(throws: PostgresError.self) {
+            try await connection.execute(
+                """
+                INSERT INTO runner.runs (namespace, job, slot, slot_key, trigger, attempt, status, claimed_by, lease_seconds)
+                VALUES ('default', 'report', '2026-01-01T00:00:05Z', 'manual:8d0c#3', 'retry', 3, 'running', 'h:2', 30)
+                """)
+        }
+        #expect(refused?.sqlState == "23514")
         // A row that names an origin this runner does not know is an error, never a default.
         try await connection.execute("ALTER TABLE runner.runs DROP CONSTRAINT runs_origin_check")
         try await connection.execute("UPDATE runner.runs SET origin = 'event' WHERE slot_key = 'dry-run:77aa'")
