@@ -164,12 +164,47 @@ let package = Package(
             ],
             path: "Benchmarks/InsightBench"
         ),
-        .testTarget(
-            name: "RunnerCoreTests",
+        // What the tests share: the test cluster, the local SMTP and HTTP servers, the runner
+        // process, seeds. Plain imports (package access), so a release build of every target works.
+        .target(
+            name: "TestSupport",
             dependencies: [
-                "RunnerSupport", "PostgresClient", "Cron", "Redaction", "Processes", "EmbeddedPostgres", "JobTable",
-                "Ledger", "HTTPClients", "Outbox", "Engine", "ZOARK", "VectorOS", "Demo",
-                "StatusServer", "runner",
+                "RunnerSupport", "PostgresClient", "Redaction", "EmbeddedPostgres", "JobTable", "Ledger", "HTTPClients",
+                "Outbox", "Engine", "ZOARK", "VectorOS", .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TestSupport"
+        ),
+        // One test target per part; each depends on what it tests and on TestSupport.
+        .testTarget(name: "PostgresTests", dependencies: ["TestSupport", "PostgresClient", "EmbeddedPostgres", "Redaction", "Processes", "RunnerSupport", "Engine"]),
+        .testTarget(name: "CronTests", dependencies: ["TestSupport", "Cron", "RunnerSupport", "Engine"]),
+        .testTarget(name: "JobTableTests", dependencies: ["TestSupport", "JobTable", "Cron", "RunnerSupport", "Engine", "ZOARK"]),
+        .testTarget(name: "LedgerTests", dependencies: ["TestSupport", "Ledger", "JobTable", "PostgresClient", "RunnerSupport", "Engine", "Outbox"]),
+        .testTarget(
+            name: "OutboxTests",
+            dependencies: [
+                "TestSupport", "Outbox", "HTTPClients", "Ledger", "JobTable", "PostgresClient", "EmbeddedPostgres",
+                "RunnerSupport", "Engine", "ZOARK", "VectorOS",
+            ]
+        ),
+        .testTarget(
+            name: "EngineTests",
+            dependencies: [
+                "TestSupport", "Engine", "Ledger", "JobTable", "PostgresClient", "Processes", "Redaction", "RunnerSupport",
+            ]
+        ),
+        .testTarget(
+            name: "AgentsTests",
+            dependencies: [
+                "TestSupport", "ZOARK", "VectorOS", "Engine", "Outbox", "HTTPClients", "Ledger", "JobTable", "Cron",
+                "PostgresClient", "EmbeddedPostgres", "RunnerSupport",
+            ]
+        ),
+        .testTarget(
+            name: "CommandLineTests",
+            dependencies: [
+                "TestSupport", "runner", "Engine", "ZOARK", "VectorOS", "Demo", "Ledger", "JobTable", "Cron",
+                "PostgresClient", "EmbeddedPostgres", "Processes", "Redaction", "RunnerSupport",
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
     ]
