@@ -237,48 +237,28 @@ public struct Notifier: Sendable {
     package func attempt(_ id: Int64, _ notification: Notification, channel: NotifyChannel.Target?) async {
         let effects = Effects(ledger: ledger)
         attempted.withLock { $0[id] = .now }
-        if case .webhook = channel, webhookSecret == nil {
-            // Never unsigned: it waits, pending, until WEBHOOK_SECRET is set (runner env says so).
-            logger.error(
-                "webhook notification not sent: WEBHOOK_SECRET is not set (runner env lists what is missing)",
-                metadata: ["job": "\(notification.job)"])
-            return
+        let http: (any HTTPChannel)?
+        switch channel {
+        case .slack(let url): http = SlackChannel(url: url)
+        case .webhook(let url):
+            guard let webhookSecret else {
+                // Never unsigned: it waits, pending, until WEBHOOK_SECRET is set (runner env says so).
+                logger.error(
+                    "webhook notification not sent: WEBHOOK_SECRET is not set (runner env lists what is missing)",
+                    metadata: ["job": "\(notification.job)"])
+                return
+            }
+            http = WebhookChannel(url: url, secret: webhookSecret)
+        case .email: return
+        case nil: http = sentry.map(SentryChannel.init(dsn:))
         }
         do {
             guard try await effects.lease(id, runID: notification.runID, for: .seconds(60)) else { return }
-            var transfer: CurlTransfer
-            switch channel {
-            case .slack(let url):
-                transfer = CurlTransfer(url: url)
-                transfer.body = Data(notification.slackBody.text.utf8)
-                transfer.headers = ["Content-Type: application/json"]
-            case .webhook(let url):
-                transfer = CurlTransfer(url: url)
-                let body = Data(notification.webhookBody.text.utf8)
-                transfer.body = body
-                // The event is in the signed body; the header is a convenience for routing.
-                let timestamp = Int64(Date().timeIntervalSince1970)
-                transfer.headers = [
-                    "Content-Type: application/json", "X-Runner-Event: \(notification.event.rawValue)",
-                    "\(WebhookSignature.timestampHeader): \(timestamp)",
-                    "\(WebhookSignature.header): "
-                        + WebhookSignature.sign(body, secret: webhookSecret ?? "", timestamp: timestamp),
-                ]
-            case .email:
+            guard let http else {
+                try await effects.markFailed(id, error: "SENTRY_DSN is no longer set")
                 return
-            case nil:
-                guard let sentry else {
-                    try await effects.markFailed(id, error: "SENTRY_DSN is no longer set")
-                    return
-                }
-                let eventID = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-                transfer = CurlTransfer(url: sentry.envelopeURL)
-                transfer.body = SentryDSN.envelope(
-                    event: notification.sentryEvent(eventID: eventID), eventID: eventID, sentAt: Date())
-                transfer.headers = [
-                    "Content-Type: application/x-sentry-envelope", "X-Sentry-Auth: \(sentry.authHeader)",
-                ]
             }
+            var transfer = http.request(for: notification, at: Date())
             transfer.method = "POST"
             transfer.timeout = Self.timeout
             transfer.connectTimeout = .seconds(3)
