@@ -260,4 +260,27 @@ extension Ledger {
         }
         return result
     }
+
+    /// Per job: the latest of its effects of `kinds` keyed `keyPrefix JOB|EVENT|…`, when it was
+    /// recorded and its EVENT (the notifier's keys: ``lastNotifications(jobs:)`` in Outbox).
+    package func latestKeyedEffects(jobs: [String], kinds: [String], keyPrefix: String) async throws
+        -> [String: (at: Date, event: String)]
+    {
+        var result: [String: (Date, String)] = [:]
+        for row in try await connection.query(
+            """
+            SELECT DISTINCT ON (j.name) j.name, e.created_at, split_part(e.key, '|', 2) AS event
+            FROM unnest($1::text[]) AS j(name)
+            JOIN runner.effects e
+              ON e.kind = ANY($4::text[]) AND e.namespace = $2
+             AND starts_with(e.key, $3 || j.name || '|')
+            ORDER BY j.name, e.created_at DESC
+            """, [.array(jobs), ns, PostgresValue(keyPrefix), .array(kinds)])
+        {
+            if let job = try row.string("name"), let at = try row.date("created_at") {
+                result[job] = (at, try row.string("event", default: ""))
+            }
+        }
+        return result
+    }
 }

@@ -41,6 +41,18 @@ struct NotifyCommandTests {
         #expect(hooks.first?["signature_ok"] == .bool(true))
         #expect(requests.filter { $0["path"] == "/api/7/envelope/" }.count == 1)
         #expect(try await setup.count("SELECT count(*) FROM runner.effects WHERE kind = 'notification'") == 2)
+        // runner status says what the job's channels last heard (the ledger's latest notify: key).
+        let json = try await setup.runner("status", "--json")
+        let broken = JSONValue.parse(json.stdout).flatMap { value -> JSONValue? in
+            guard case .array(let items) = value else { return nil }
+            return items.first { $0["job"] == "broken" }
+        }
+        // Two were recorded (the webhook's failed, then Sentry's event): the later one.
+        let latest = try await setup.connection.query(
+            "SELECT split_part(key, '|', 2) AS event FROM runner.effects WHERE kind = 'notification' ORDER BY created_at DESC LIMIT 1"
+        ).first?.string("event")
+        #expect(latest == "sentry")
+        #expect(broken?["last_notification"]?["event"] == .string(latest ?? ""), "\(json.stdout)")
     }
 
     @Test("a secret in the environment and in the command's output reaches no channel")

@@ -391,21 +391,8 @@ public struct Notifier: Sendable {
 extension Ledger {
     /// Per job: its latest notification (any channel), when and which event.
     public func lastNotifications(jobs: [String]) async throws -> [String: (at: Date, event: String)] {
-        var result: [String: (Date, String)] = [:]
-        for row in try await connection.query(
-            """
-            SELECT DISTINCT ON (j.name) j.name, e.created_at, split_part(e.key, '|', 2) AS event
-            FROM unnest($1::text[]) AS j(name)
-            JOIN runner.effects e
-              ON e.kind IN ('notification', 'email') AND e.namespace = $2
-             AND starts_with(e.key, 'notify:' || $3 || j.name || '|')
-            ORDER BY j.name, e.created_at DESC
-            """, [.array(jobs), ns, PostgresValue(Notifier.keyPrefix(namespace: namespace))])
-        {
-            if let job = try row.string("name"), let at = try row.date("created_at") {
-                result[job] = (at, try row.string("event", default: ""))
-            }
-        }
-        return result
+        try await latestKeyedEffects(
+            jobs: jobs, kinds: [Notifier.kind.name, EmailDelivery.kind.name],
+            keyPrefix: "\(Notifier.scope):\(Notifier.keyPrefix(namespace: namespace))")
     }
 }
