@@ -96,6 +96,12 @@ let package = Package(
             ],
             path: "Sources/Agents/VectorOS"
         ),
+        // Every product's agents together: what the command line and the tests run with.
+        .target(
+            name: "StandardAgents",
+            dependencies: ["ZOARK", "VectorOS", "Engine", "JobTable"],
+            path: "Sources/Agents/Standard"
+        ),
         // The demo's job table and sample data of both products.
         .target(name: "Demo"),
         .target(
@@ -114,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "runner",
             dependencies: [
-                "Engine", "ZOARK", "VectorOS", "Demo", "JobTable", "Ledger", "HTTPClients", "Outbox",
+                "Engine", "ZOARK", "VectorOS", "StandardAgents", "Demo", "JobTable", "Ledger", "HTTPClients", "Outbox",
                 "StatusServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -170,26 +176,26 @@ let package = Package(
             name: "TestSupport",
             dependencies: [
                 "RunnerSupport", "PostgresClient", "Redaction", "EmbeddedPostgres", "JobTable", "Ledger", "HTTPClients",
-                "Outbox", "Engine", "ZOARK", "VectorOS", .product(name: "Logging", package: "swift-log"),
+                "Outbox", "Engine", "ZOARK", "VectorOS", "StandardAgents", .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TestSupport"
         ),
         // One test target per part; each depends on what it tests and on TestSupport.
         .testTarget(name: "PostgresTests", dependencies: ["TestSupport", "PostgresClient", "EmbeddedPostgres", "Redaction", "Processes", "RunnerSupport", "Engine"]),
         .testTarget(name: "CronTests", dependencies: ["TestSupport", "Cron", "RunnerSupport", "Engine"]),
-        .testTarget(name: "JobTableTests", dependencies: ["TestSupport", "JobTable", "Cron", "RunnerSupport", "Engine", "ZOARK"]),
-        .testTarget(name: "LedgerTests", dependencies: ["TestSupport", "Ledger", "JobTable", "PostgresClient", "RunnerSupport", "Engine", "Outbox"]),
+        .testTarget(name: "JobTableTests", dependencies: ["TestSupport", "StandardAgents", "JobTable", "Cron", "RunnerSupport", "Engine", "ZOARK"]),
+        .testTarget(name: "LedgerTests", dependencies: ["TestSupport", "StandardAgents", "Ledger", "JobTable", "PostgresClient", "RunnerSupport", "Engine", "Outbox"]),
         .testTarget(
             name: "OutboxTests",
             dependencies: [
-                "TestSupport", "Outbox", "HTTPClients", "Ledger", "JobTable", "PostgresClient", "EmbeddedPostgres",
+                "TestSupport", "StandardAgents", "Outbox", "HTTPClients", "Ledger", "JobTable", "PostgresClient", "EmbeddedPostgres",
                 "RunnerSupport", "Engine", "ZOARK", "VectorOS",
             ]
         ),
         .testTarget(
             name: "EngineTests",
             dependencies: [
-                "TestSupport", "Engine", "Ledger", "JobTable", "PostgresClient", "Processes", "Redaction", "RunnerSupport",
+                "TestSupport", "StandardAgents", "Engine", "Ledger", "JobTable", "PostgresClient", "Processes", "Redaction", "RunnerSupport",
             ]
         ),
         .testTarget(
@@ -202,7 +208,7 @@ let package = Package(
         .testTarget(
             name: "CommandLineTests",
             dependencies: [
-                "TestSupport", "runner", "Engine", "ZOARK", "VectorOS", "Demo", "Ledger", "JobTable", "Cron",
+                "TestSupport", "StandardAgents", "runner", "Engine", "ZOARK", "VectorOS", "Demo", "Ledger", "JobTable", "Cron",
                 "PostgresClient", "EmbeddedPostgres", "Processes", "Redaction", "RunnerSupport",
                 .product(name: "Yams", package: "Yams"),
             ]

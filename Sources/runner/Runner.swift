@@ -5,6 +5,7 @@ import Ledger
 import Processes
 import Engine
 import RunnerSupport
+import StandardAgents
 
 @main
 struct Runner: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import JobTable
+import StandardAgents
 import Testing
 
 @testable import Engine

@@ -1,4 +1,5 @@
 import Foundation
+import StandardAgents
 import Testing
 
 @testable import Engine

@@ -1,6 +1,7 @@
 import Foundation
 @testable import JobTable
 import Logging
+import StandardAgents
 import Testing
 
 @testable import Engine

@@ -4,6 +4,7 @@ import Ledger
 import PostgresClient
 import Engine
 import RunnerSupport
+import StandardAgents
 
 struct BackfillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,6 +4,7 @@ import Foundation
 import JobTable
 import Ledger
 import Engine
+import StandardAgents
 import VectorOS
 import ZOARK
 

@@ -4,6 +4,7 @@ import Ledger
 import Logging
 import PostgresClient
 import Engine
+import StandardAgents
 
 struct Preview: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

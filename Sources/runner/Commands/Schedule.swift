@@ -6,6 +6,7 @@ import Ledger
 import Logging
 import PostgresClient
 import Engine
+import StandardAgents
 import StatusServer
 import RunnerSupport
 
