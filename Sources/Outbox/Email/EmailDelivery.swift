@@ -216,7 +216,7 @@ public struct EmailDelivery: Sendable {
         // would make an unsent email look as if it had died mid-send.
         let messageID = "effect-\(id).\(try await ledgerID.get(effects))@\(mailer.from.domain)"
         let machine = EffectStateMachine(attempts: attempts, backoff: backoff)
-        for attempt in 1...machine.attempts {
+        sending: for attempt in 1...machine.attempts {
             // A stopping run starts no new send: the email stays pending for the next run.
             if Task.isCancelled { return .pending }
             // The wait for its turn comes before the lease, so the lease cannot run out in it.
@@ -248,16 +248,14 @@ public struct EmailDelivery: Sendable {
             case .sent: return .sent
             case .failed: return .failed
             case .unknown: return .unknown
-            case .pending: break
+            case .pending: break sending
             case .again(_, let wait):
                 do {
                     try await Task.sleep(for: wait)
                 } catch {
                     return .pending
                 }
-                continue
             }
-            break
         }
         circuitOpen.withLock { $0 = true }
         return .pending
